@@ -1,0 +1,86 @@
+"""The one terminal layer: semantic verbs for people on stderr, machine output on stdout.
+
+Rich is imported only when something is drawn. Colour and live displays are off when stderr
+is not a terminal or NO_COLOR is set."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from functools import cached_property
+from typing import Any
+
+from airpods.errors import AirpodsError
+
+
+class Terminal:
+    def __init__(self, *, stderr: Any = None, stdout: Any = None):
+        self._err = stderr or sys.stderr
+        self._out = stdout or sys.stdout
+
+    @property
+    def interactive(self) -> bool:
+        return bool(getattr(self._err, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR") \
+            and os.environ.get("TERM") != "dumb"
+
+    @cached_property
+    def console(self) -> Any:
+        from rich.console import Console
+
+        return Console(file=self._err, no_color=not self.interactive, highlight=False,
+                       force_terminal=self.interactive or None, soft_wrap=True,
+                       width=None if self.interactive else 120)
+
+    @cached_property
+    def out_console(self) -> Any:
+        from rich.console import Console
+
+        tty = bool(getattr(self._out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+        return Console(file=self._out, no_color=not tty, highlight=False, soft_wrap=True,
+                       width=None if tty else 160)
+
+    def _say(self, style: str, prefix: str, message: str) -> None:
+        from rich.markup import escape
+
+        self.console.print(f"[{style}]{prefix}[/{style}]{escape(message)}")
+
+    def info(self, message: str) -> None:
+        self._say("cyan", "", message)
+
+    def success(self, message: str) -> None:
+        self._say("green", "✓ ", message)
+
+    def warning(self, message: str) -> None:
+        self._say("bold yellow", "warning: ", message)
+
+    def error(self, message: str) -> None:
+        self._say("bold red", "error: ", message)
+
+    def detail(self, message: str) -> None:
+        self._say("dim", "  ", message)
+
+    def failure(self, exc: AirpodsError) -> None:
+        self.error(exc.message)
+        for line in exc.details:
+            self.detail(line)
+        if exc.hint:
+            self._say("yellow", "hint: ", exc.hint)
+
+    def print_json(self, data: Any) -> None:
+        self._out.write(json.dumps(data, indent=2, default=str) + "\n")
+        self._out.flush()
+
+    def print(self, text: str = "") -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+        from rich.table import Table
+
+        table = Table(title=title, box=None, header_style="bold", pad_edge=False)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        self.out_console.print(table)

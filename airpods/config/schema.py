@@ -1,0 +1,229 @@
+"""The configuration schema (pydantic v2). Unknown keys are errors; values are validated, not
+just annotated. Cross-service checks live in `crosscheck.py`."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Kind = Literal["generic", "llamacpp", "ollama", "open-webui"]
+Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
+ArgScalar = str | int | float | bool
+ArgValue = ArgScalar | list[str | int | float]
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be lower-case letters, digits, '.', '_' or '-' "
+            "and start with a letter or digit"
+        )
+    return value
+
+
+def check_image_ref(ref: str) -> str:
+    """An image reference must name its registry: Podman's short-name resolution is ambiguous."""
+    if not ref or any(c.isspace() for c in ref):
+        raise ValueError(f"image {ref!r} is not a valid image reference")
+    first = ref.split("/", 1)[0]
+    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
+        raise ValueError(
+            f"image {ref!r} has no registry; write it in full, e.g. 'docker.io/library/{ref}' "
+            "or 'ghcr.io/org/name:tag'"
+        )
+    return ref
+
+
+class PortMapping(Strict):
+    host: Port | None = None
+    container: Port
+    host_ip: str = "127.0.0.1"
+
+    @field_validator("host_ip")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        import ipaddress
+
+        try:
+            ipaddress.ip_address(v)
+        except ValueError as exc:
+            raise ValueError(f"host_ip {v!r} is not an IP address (e.g. '127.0.0.1')") from exc
+        return v
+
+
+class VolumeMount(Strict):
+    source: str
+    target: str
+    mode: Literal["ro", "rw"] = "rw"
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v.startswith("/"):
+            return v  # a host path (bind mount)
+        return _check_name(v, "volume name")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"target {v!r} must be an absolute path inside the container")
+        return v
+
+
+class GpuPolicy(Strict):
+    enabled: bool = True
+    force_cpu: bool = False
+
+
+class Health(Strict):
+    path: str | None = "/"
+    expected_status: tuple[int, int] = (200, 299)
+    timeout: float = Field(default=120.0, gt=0, le=86400)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"health path {v!r} must start with '/'")
+        return v
+
+    @field_validator("expected_status")
+    @classmethod
+    def _status(cls, v: tuple[int, int]) -> tuple[int, int]:
+        lo, hi = v
+        if not (100 <= lo <= hi <= 599):
+            raise ValueError(f"expected_status {list(v)} must be [lo, hi] with 100 <= lo <= hi <= 599")
+        return v
+
+
+class Resources(Strict):
+    memory: str | None = None
+    cpus: float | None = Field(default=None, gt=0)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not _MEMORY.match(v):
+            raise ValueError(f"memory {v!r} must look like '512m' or '8g'")
+        return v
+
+
+class Images(Strict):
+    cpu: str | None = None
+    cuda: str | None = None
+    rocm: str | None = None
+    vulkan: str | None = None
+
+    @field_validator("cpu", "cuda", "rocm", "vulkan")
+    @classmethod
+    def _ref(cls, v: str | None) -> str | None:
+        return None if v is None else check_image_ref(v)
+
+
+class Service(Strict):
+    enabled: bool = True
+    kind: Kind = "generic"
+    image: str | None = None
+    images: Images | None = None
+    pod: str | None = None
+    container: str | None = None
+    network_aliases: list[str] | None = None
+    ports: list[PortMapping] = []
+    volumes: list[VolumeMount] = []
+    gpu: GpuPolicy = GpuPolicy()
+    health: Health = Health()
+    env: dict[str, str] = {}
+    resources: Resources = Resources()
+    command_args: dict[str, ArgValue] = {}
+    args: list[str] = []
+    entrypoint_override: list[str] | str | None = None
+    default_model: str | None = None
+    api_key: str | None = None
+    depends_on: list[str] = []
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        return None if v is None else check_image_ref(v)
+
+    @field_validator("pod", "container")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return None if v is None else _check_name(v, "name")
+
+    @field_validator("network_aliases")
+    @classmethod
+    def _aliases(cls, v: list[str] | None) -> list[str] | None:
+        for alias in v or []:
+            _check_name(alias, "network alias")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+                raise ValueError(f"env name {key!r} is not a valid environment variable name")
+        return v
+
+    @field_validator("command_args")
+    @classmethod
+    def _args(cls, v: dict[str, ArgValue]) -> dict[str, ArgValue]:
+        for key in v:
+            if not re.match(r"^-{0,2}[A-Za-z0-9][A-Za-z0-9_-]*$", key):
+                raise ValueError(f"command_args key {key!r} is not a valid flag name")
+        return v
+
+    @model_validator(mode="after")
+    def _has_image(self) -> Service:
+        if self.image is None and (self.images is None or not any(self.images.model_dump().values())):
+            raise ValueError("set 'image' or at least one of 'images.cpu/cuda/rocm/vulkan'")
+        if self.image is not None and self.images is not None:
+            raise ValueError("set either 'image' or 'images', not both")
+        if self.kind == "llamacpp" and not self.default_model:
+            raise ValueError("a llamacpp service needs 'default_model' (a GGUF file in the model volume)")
+        return self
+
+
+class Runtime(Strict):
+    network: str = "airpods"
+    restart_policy: Literal["no", "always", "on-failure", "unless-stopped"] = "unless-stopped"
+    start_timeout: float | None = Field(default=None, gt=0)
+    stop_timeout: int = Field(default=10, ge=0, le=3600)
+    models_volume: str = "airpods_llamacpp_models"
+    llamacpp_base_port: Port = 8080
+    socket: str | None = None
+
+    @field_validator("network", "models_volume")
+    @classmethod
+    def _n(cls, v: str) -> str:
+        return _check_name(v, "name")
+
+
+class GlobalGpu(Strict):
+    force_cpu: bool = False
+    variant: Variant | None = None
+
+
+class Config(Strict):
+    runtime: Runtime = Runtime()
+    gpu: GlobalGpu = GlobalGpu()
+    services: dict[str, Service] = {}
+
+    @field_validator("services")
+    @classmethod
+    def _service_names(cls, v: dict[str, Service]) -> dict[str, Service]:
+        for name in v:
+            _check_name(name, "service name")
+        return v

@@ -1,0 +1,16 @@
+"""Where airpods keeps its own files (never the current directory)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "airpods"
+
+
+def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    return data_dir(environ) / "secrets"

@@ -1,0 +1,212 @@
+"""Config → ServiceSpecs (pure, given the GPU probe results and a secret store)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from airpods.errors import ConfigError
+from airpods.plan import gpu as gpu_mod
+from airpods.plan.argv import coerce_rendered, render_args
+from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
+from airpods.secrets import SecretStore
+
+BACKEND_KINDS = ("llamacpp", "ollama")
+SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
+LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
+                   "ubatch_size", "n_predict")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the environment and command line say about GPUs."""
+
+    env_variant: str | None = None  # AIRPODS_GPU
+    force_cpu_flag: bool = False  # start --cpu
+
+
+@dataclass
+class _Facts:
+    name: str
+    svc: Any
+    pod: str
+    container: str
+    aliases: list[str]
+    ports: list[PortSpec]
+    choice: gpu_mod.GpuChoice
+    image: str
+    api_key: str | None
+
+    def node(self, sections: Any) -> dict[str, Any]:
+        base = (f"http://{self.aliases[0]}:{self.ports[0].container}" if self.ports else None)
+        url = f"{base}/v1" if base and self.svc.kind == "llamacpp" else base
+        return {
+            "name": self.name, "kind": self.svc.kind, "enabled": self.svc.enabled,
+            "pod": self.pod, "container": self.container, "aliases": self.aliases,
+            "network_aliases": self.aliases, "image": self.image, "variant": self.choice.variant,
+            "ports": [{"host": p.host, "container": p.container, "host_ip": p.host_ip} for p in self.ports],
+            "default_model": self.svc.default_model, "api_key": self.api_key or "",
+            "url": url, "env": sections.section(self.name, "env"),
+            "command_args": sections.section(self.name, "command_args"),
+        }
+
+
+def _images(svc: Any) -> dict[str, str]:
+    if svc.image:
+        return {"cpu": svc.image}
+    return {k: v for k, v in svc.images.model_dump().items() if v}
+
+
+def _assign_ports(config: Any) -> dict[str, list[PortSpec]]:
+    """Explicit host ports as given; a llama.cpp port without one gets the lowest free port from
+    runtime.llamacpp_base_port, in config order; other services default to the container port."""
+    taken = {p.host for s in config.services.values() if s.enabled for p in s.ports if p.host}
+    out: dict[str, list[PortSpec]] = {}
+    next_port = config.runtime.llamacpp_base_port
+    ordered = sorted(config.services.items(), key=lambda kv: not kv[1].enabled)
+    for name, svc in ordered:
+        specs = []
+        for port in svc.ports:
+            host = port.host
+            if host is None and svc.kind == "llamacpp":
+                while next_port in taken:
+                    next_port += 1
+                host = next_port
+                taken.add(host)
+            elif host is None:
+                host = port.container
+            specs.append(PortSpec(host=host, container=port.container, host_ip=port.host_ip))
+        out[name] = specs
+    return out
+
+
+def _choice(name: str, svc: Any, config: Any, results: tuple, ov: Overrides) -> gpu_mod.GpuChoice:
+    available = set(_images(svc))
+    cpu_only = None
+    if ov.force_cpu_flag:
+        cpu_only = "--cpu given"
+    elif config.gpu.force_cpu:
+        cpu_only = "gpu.force_cpu = true"
+    elif not svc.gpu.enabled:
+        cpu_only = f"services.{name}.gpu.enabled = false"
+    elif svc.gpu.force_cpu:
+        cpu_only = f"services.{name}.gpu.force_cpu = true"
+    forced, by = (ov.env_variant, "AIRPODS_GPU") if ov.env_variant else (config.gpu.variant, "gpu.variant")
+    if forced and not cpu_only and forced not in available:
+        if forced != "cpu":
+            return gpu_mod.GpuChoice("cpu", reason=f"{by}={forced} but no images.{forced}", warnings=(
+                f"{by}={forced}, but service '{name}' has no images.{forced}; running on CPU",))
+        forced = None
+        cpu_only = f"{by}=cpu"
+    return gpu_mod.choose(results, available, forced=forced, forced_by=by, cpu_only=cpu_only)
+
+
+def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) -> dict[str, _Facts]:
+    ports = _assign_ports(config)
+    facts = {}
+    for name, svc in config.services.items():
+        choice = _choice(name, svc, config, results, ov)
+        images = _images(svc)
+        image = images.get(choice.variant) or images.get("cpu") or next(iter(images.values()))
+        api_key = None
+        if svc.kind == "llamacpp":
+            raw = "auto" if svc.api_key is None else svc.api_key
+            api_key = secrets.get(f"{name}-api-key") if raw == "auto" else (raw or None)
+        elif svc.api_key:
+            api_key = secrets.get(f"{name}-api-key") if svc.api_key == "auto" else svc.api_key
+        facts[name] = _Facts(name, svc, svc.pod or name, svc.container or f"{name}-0",
+                             list(svc.network_aliases or [name]), ports[name], choice, image, api_key)
+    return facts
+
+
+def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
+    """What Open WebUI is wired to: every enabled llama.cpp /v1 and the first Ollama."""
+    openai, ollama = [], []
+    for f in facts.values():
+        if not f.svc.enabled or not f.ports:
+            continue
+        base = f"http://{f.aliases[0]}:{f.ports[0].container}"
+        if f.svc.kind == "llamacpp":
+            openai.append({"name": f.name, "url": f"{base}/v1", "api_key": f.api_key or "none"})
+        elif f.svc.kind == "ollama":
+            ollama.append({"name": f.name, "url": base})
+    return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "",
+            "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
+
+
+def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) -> dict[str, ServiceSpec]:
+    from airpods.config.templating import Renderer, is_template
+
+    facts = facts_for(config, results, ov, secrets)
+    raw = {n: {"command_args": f.svc.command_args, "env": f.svc.env, "args": f.svc.args,
+               "entrypoint_override": f.svc.entrypoint_override} for n, f in facts.items()}
+    wiring = backends(facts)
+    renderer = Renderer(raw, {}, {})
+    nodes = {n: f.node(renderer) for n, f in facts.items()}
+    renderer.context = {"services": nodes, "runtime": config.runtime.model_dump(),
+                        "backends": wiring, "secret": secrets.get}
+    renderer.per_service = {
+        n: {"service": nodes[n], "default_model": f.svc.default_model or "",
+            "gpu": {"variant": f.choice.variant, "accelerated": f.choice.accelerated,
+                    "devices": list(f.choice.devices)}}
+        for n, f in facts.items()}
+    rendered = renderer.render_all()
+    problems: list[str] = []
+    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template) for n, f in facts.items()}
+    if problems:
+        raise ConfigError("the configuration is invalid", problems,
+                          hint="fix the keys listed, then run `airpods config validate`")
+    return specs
+
+
+def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
+          is_template: Any) -> ServiceSpec:
+    svc, name = f.svc, f.name
+    args = {k: coerce_rendered(v, is_template(svc.command_args.get(k)))
+            for k, v in rendered.get("command_args", {}).items()}
+    env = {k: str(v) for k, v in rendered.get("env", {}).items()}
+    volumes = [VolumeSpec(v.source, v.target, v.mode) for v in svc.volumes]
+    depends = list(svc.depends_on)
+    secret_env = {k for k in env if SECRET_ENV.search(k)}
+    wired: tuple[str, ...] = ()
+    if svc.kind == "llamacpp":
+        prefix = f"services.{name}.command_args"
+        if "api_key" in args or "api-key" in args or "--api-key" in args:
+            problems.append(f"{prefix}.api_key: set services.{name}.api_key instead; a key in argv "
+                            "is visible to every process on the host")
+        if f.ports:
+            args.setdefault("host", "0.0.0.0")
+            args.setdefault("port", f.ports[0].container)
+            if str(args["port"]) != str(f.ports[0].container):
+                problems.append(f"{prefix}.port: {args['port']} differs from "
+                                f"services.{name}.ports[0].container ({f.ports[0].container})")
+        for key in LLAMA_INT_FLAGS:
+            value = args.get(key)
+            if value not in (None, False) and not re.fullmatch(r"-?[0-9]+", str(value).strip()):
+                problems.append(f"{prefix}.{key}: must be a whole number (got {value!r})")
+        if not any(v.target == "/models" for v in volumes):
+            volumes.append(VolumeSpec(config.runtime.models_volume, "/models", "ro"))
+        if f.api_key:
+            env["LLAMA_API_KEY"] = f.api_key
+            secret_env.add("LLAMA_API_KEY")
+    if svc.kind == "open-webui":
+        wired = tuple(wiring["names"])
+        depends += [b for b in wiring["names"] if b not in depends and b != name]
+    entry = rendered.get("entrypoint_override")
+    entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
+    timeout = svc.health.timeout
+    if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
+        timeout = config.runtime.start_timeout
+    return ServiceSpec(
+        name=name, kind=svc.kind, image=f.image, variant=f.choice.variant, pod=f.pod,
+        container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
+        ports=tuple(f.ports), volumes=tuple(volumes), env=env, devices=f.choice.devices,
+        security_opt=f.choice.security_opt, entrypoint=entrypoint,
+        command=tuple(render_args(args) + [str(a) for a in rendered.get("args", [])]),
+        health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout),
+        memory=svc.resources.memory, cpus=svc.resources.cpus,
+        restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
+        depends_on=tuple(depends), default_model=svc.default_model,
+        secret_env=frozenset(secret_env), wired_to=wired,
+    )

@@ -1,0 +1,132 @@
+"""ServiceSpec: everything a start creates for one service, resolved and pure data."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+LABEL_SERVICE = "io.airpods.service"
+LABEL_HASH = "io.airpods.spec-hash"
+LABEL_MANAGED = "io.airpods.managed"
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    host: int
+    container: int
+    host_ip: str = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    source: str
+    target: str
+    mode: str = "rw"
+
+    @property
+    def is_named(self) -> bool:
+        return not self.source.startswith("/")
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    path: str | None
+    expected_status: tuple[int, int]
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    kind: str
+    image: str
+    variant: str
+    pod: str
+    container: str
+    network: str
+    aliases: tuple[str, ...]
+    ports: tuple[PortSpec, ...]
+    volumes: tuple[VolumeSpec, ...]
+    env: dict[str, str]
+    devices: tuple[str, ...]
+    security_opt: tuple[str, ...]
+    entrypoint: tuple[str, ...] | None
+    command: tuple[str, ...]
+    health: HealthSpec
+    memory: str | None = None
+    cpus: float | None = None
+    restart_policy: str = "unless-stopped"
+    stop_timeout: int = 10
+    depends_on: tuple[str, ...] = ()
+    default_model: str | None = None
+    secret_env: frozenset[str] = frozenset()
+    wired_to: tuple[str, ...] = field(default=())
+
+    @property
+    def url(self) -> str | None:
+        """The base URL on the host (first published port)."""
+        if not self.ports:
+            return None
+        port = self.ports[0]
+        host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
+        host = f"[{host}]" if ":" in host else host
+        base = f"http://{host}:{port.host}"
+        return f"{base}/v1" if self.kind == "llamacpp" else base
+
+    @property
+    def health_url(self) -> str | None:
+        if not self.ports or self.health.path is None:
+            return None
+        port = self.ports[0]
+        host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{port.host}{self.health.path}"
+
+    @property
+    def spec_hash(self) -> str:
+        """A hash of what the container is made from; a change means recreate."""
+        data = asdict(self)
+        data.pop("depends_on")
+        data.pop("wired_to")
+        data["secret_env"] = sorted(self.secret_env)
+        blob = json.dumps(data, sort_keys=True, default=list).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_MANAGED: "true", LABEL_SERVICE: self.name, LABEL_HASH: self.spec_hash}
+
+    def public_env(self, show_secrets: bool = False) -> dict[str, str]:
+        if show_secrets:
+            return dict(self.env)
+        return {k: ("********" if k in self.secret_env and v else v) for k, v in self.env.items()}
+
+    def to_json(self, show_secrets: bool = False) -> dict:
+        """The `config render --json` contract."""
+        return {
+            "service": self.name,
+            "kind": self.kind,
+            "image": self.image,
+            "variant": self.variant,
+            "pod": self.pod,
+            "container": self.container,
+            "network": self.network,
+            "aliases": list(self.aliases),
+            "ports": [asdict(p) for p in self.ports],
+            "volumes": [asdict(v) for v in self.volumes],
+            "env": self.public_env(show_secrets),
+            "devices": list(self.devices),
+            "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
+            "command": list(self.command),
+            "health": {"path": self.health.path, "expected_status": list(self.health.expected_status),
+                       "timeout": self.health.timeout, "url": self.health_url},
+            "url": self.url,
+            "security_opt": list(self.security_opt),
+            "resources": {"memory": self.memory, "cpus": self.cpus},
+            "restart_policy": self.restart_policy,
+            "depends_on": list(self.depends_on),
+            "default_model": self.default_model,
+            "wired_to": list(self.wired_to),
+            "spec_hash": self.spec_hash,
+        }
