@@ -22,17 +22,20 @@ fi
 if ! podman image exists "$BASE"; then
   command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
   root="$(mktemp -d)"
-  trap 'rm -rf "$root" "$root.tar"' EXIT
+  trap 'rm -rf "$root" "$root.tar" "$root.log"' EXIT
   log "debootstrap bookworm (minbase + python3) into $root"
-  mirror="$(sed -n 's/^deb \(http[^ ]*\) bookworm main.*/\1/p' /etc/apt/sources.list 2>/dev/null | head -n1)"
-  if [ -z "$mirror" ]; then
-    mirror="$(sed -n 's/^URIs: *\(http[^ ]*\).*/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)"
+  # The machine's own Debian mirror (one-line or deb822 format), else debootstrap's default.
+  mirror="$( { sed -n 's/^deb \(http[^ ]*\) bookworm main.*/\1/p' /etc/apt/sources.list;
+              sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources; } \
+            2>/dev/null | head -n1 || true)"
+  if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm \
+      "$root" ${mirror:+"$mirror"} >"$root.log" 2>&1; then
+    tail -n 20 "$root.log" >&2; log "debootstrap failed"; exit 1
   fi
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm "$root" ${mirror:+"$mirror"} >/dev/null
   rm -rf "$root"/var/cache/apt/archives/*.deb
   tar -C "$root" -cf "$root.tar" .
   podman import --quiet "$root.tar" "$BASE" >/dev/null
-  rm -rf "$root" "$root.tar"
+  rm -rf "$root" "$root.tar" "$root.log"
   trap - EXIT
 fi
 

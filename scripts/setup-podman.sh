@@ -21,8 +21,9 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # 1. Packages: podman, an OCI runtime, netavark + aardvark-dns (DNS for network aliases),
-#    catatonit (Podman builds its pod infra image from it locally, no registry needed).
-pkgs=(podman runc netavark aardvark-dns catatonit uidmap slirp4netns)
+#    catatonit (Podman builds its pod infra image from it locally, no registry needed),
+#    iptables (netavark programs port forwarding with it; without it: "netavark: No such file").
+pkgs=(podman runc netavark aardvark-dns catatonit iptables uidmap slirp4netns)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

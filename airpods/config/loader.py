@@ -65,7 +65,13 @@ def read_toml(path: Path) -> Source:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML", [f"{path}: {exc}"],
+        import re
+
+        msg = str(exc)
+        at = re.search(r"\(at line (\d+), column (\d+)\)", msg)
+        where = f"{path}:{at.group(1)}:{at.group(2)}" if at else str(path)
+        msg = msg[: at.start()].strip() if at else msg
+        raise ConfigError(f"{path} is not valid TOML", [f"{where}: {msg}"],
                           hint="fix the syntax at the line shown") from exc
     return Source(path, text, data)
 

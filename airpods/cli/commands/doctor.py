@@ -1,0 +1,79 @@
+"""`airpods doctor`: what airpods sees on this machine, and what to fix."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import click
+
+from airpods.cli.application import Application
+from airpods.errors import AirpodsError
+
+pass_app = click.make_pass_decorator(Application)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_app
+def doctor(app: Application, as_json: bool) -> None:
+    """Check Podman, the API socket, the network backend and GPU detection.
+
+    Shows every GPU probe with its reason, and the image each service would use here.
+    Exits 1 when Podman cannot be used.
+    """
+    from airpods.plan.gpu import ProbeEnv, detect
+
+    t = app.terminal
+    report: dict = {"podman": None, "socket": None, "network_backend": None, "probes": [], "services": {}}
+    ok = True
+    podman = shutil.which("podman", path=app.environ.get("PATH"))
+    report["podman"] = podman
+    problem = None
+    try:
+        runtime = app.runtime
+        report["socket"] = {"url": runtime.url, "from": runtime.origin, "version": runtime.ping()}
+    except AirpodsError as exc:
+        ok = False
+        problem = exc
+    if podman:
+        out = subprocess.run([podman, "info", "--format", "{{.Host.NetworkBackend}}"],  # noqa: S603
+                             capture_output=True, text=True, timeout=30, check=False)
+        report["network_backend"] = out.stdout.strip() or None
+    for r in detect(ProbeEnv.from_environ(app.environ)):
+        report["probes"].append({"probe": r.probe, "variant": r.variant, "reason": r.reason,
+                                 "devices": list(r.devices), "warning": r.warning})
+    try:
+        specs = app.specs(create_secrets=False)
+        report["services"] = {n: {"enabled": app.config.services[n].enabled, "variant": s.variant,
+                                  "image": s.image, "devices": list(s.devices)} for n, s in specs.items()}
+    except AirpodsError as exc:
+        report["config_error"] = exc.message
+        ok = False
+    if as_json:
+        t.print_json(report)
+    else:
+        t.print(f"podman:          {podman or 'not found'}")
+        sock = report["socket"]
+        t.print("api socket:      " + (f"{sock['url']} ({sock['from']}), Podman {sock['version']}" if sock
+                                       else f"unusable: {problem.message if problem else '?'}"))
+        backend = report["network_backend"]
+        t.print(f"network backend: {backend or 'unknown'}" + (
+            "  (CNI: network aliases need netavark + aardvark-dns)" if backend == "cni" else ""))
+        t.print("gpu probes:")
+        for p in report["probes"]:
+            mark = "✓" if p["variant"] else "-"
+            t.print(f"  {mark} {p['probe']:<7} {p['reason']}")
+        t.print("services (image this machine would use):")
+        for name, s in report["services"].items():
+            state = "" if s["enabled"] else "  (disabled)"
+            t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
+        for p in report["probes"]:
+            if p["warning"]:
+                t.warning(p["warning"])
+        if "config_error" in report:
+            t.error(f"config: {report['config_error']} (run `airpods config validate`)")
+    if problem is not None:
+        raise problem
+    if not ok:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,45 @@
+"""`airpods logs`."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from airpods.cli.application import Application
+from airpods.errors import UsageError
+
+pass_app = click.make_pass_decorator(Application)
+
+
+@click.command()
+@click.argument("service")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new lines until Ctrl-C.")
+@click.option("-n", "--tail", "lines", type=click.IntRange(min=0), default=100, show_default=True,
+              help="How many of the last lines to show (0: all).")
+@pass_app
+def logs(app: Application, service: str, follow: bool, lines: int) -> None:
+    """Print the last lines of SERVICE's container log (stdout and stderr), or follow it.
+
+    \b
+    Examples:
+      airpods logs llamacpp -n 50
+      airpods logs -f open-webui
+    """
+    specs = app.specs(create_secrets=False)
+    app.select(specs, (service,))
+    spec = specs[service]
+    runtime = app.runtime
+    if runtime.inspect(spec.container) is None:
+        raise UsageError(f"service '{service}' has no container (it was never started or was removed)",
+                         hint=f"start it: airpods start {service}")
+    out = sys.stdout
+    try:
+        for line in runtime.logs(spec.container, tail=lines or None, follow=follow):
+            out.write(line + "\n")
+            if follow:
+                out.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        out.flush()

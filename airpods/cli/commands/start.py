@@ -1,0 +1,97 @@
+"""`airpods start`."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application
+
+pass_app = click.make_pass_decorator(Application)
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@click.option("--pre-fetch", is_flag=True, help="Only pull the images (for this machine's GPU) and start nothing.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Health wait per service (default: services.<name>.health.timeout).")
+@click.option("--no-wait", is_flag=True, help="Start and return without waiting for health.")
+@click.option("--cpu", is_flag=True, help="Use CPU images and no GPU devices, whatever is detected.")
+@pass_app
+def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout: float | None,
+          no_wait: bool, cpu: bool) -> None:
+    """Start SERVICES (default: every enabled service) and wait until they are healthy.
+
+    \b
+    Dependencies start first; independent services start in parallel. For each service airpods
+    ensures the network, volumes and a pod with its aliases and ports (127.0.0.1 unless
+    configured), creates the container, and watches it: connection refused (starting) ->
+    HTTP 503 (loading) -> healthy. A container that exits fails the start at once with its log.
+    Unchanged and running: nothing is touched. Changed config: the container is recreated
+    (volumes are kept).
+
+    \b
+    Examples:
+      airpods start llamacpp
+      airpods start --pre-fetch          # pull images with progress, start nothing
+      airpods start open-webui --timeout 600
+    """
+    from airpods.cli.live import LiveReporter
+
+    specs = app.specs(force_cpu=cpu)
+    selected = app.select(specs, services)
+    t = app.terminal
+    if not selected:
+        t.warning("no service is enabled; name one (airpods start llamacpp) or enable it in the config")
+        return
+    _gpu_warnings(app, specs, selected)
+    runtime = app.runtime
+    if pre_fetch:
+        _pre_fetch(app, runtime, [specs[n] for n in selected])
+        return
+    from airpods.orchestrate.start import start as start_services
+
+    with LiveReporter(t) as reporter:
+        outcomes = start_services(runtime, specs, selected, reporter, network=app.config.runtime.network,
+                                  models_volume=app.config.runtime.models_volume, timeout=timeout,
+                                  wait=not no_wait)
+    rows = [[o.service, o.health or o.state, o.url or "-",
+             "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
+    t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
+    for o in outcomes:
+        spec = specs[o.service]
+        if spec.kind == "llamacpp" and "LLAMA_API_KEY" in spec.env:
+            t.info(f"{o.service}: API key in {app.secrets().path(o.service + '-api-key')}")
+
+
+def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:
+    from airpods.plan.gpu import ProbeEnv, detect
+
+    seen = set()
+    if app.config.gpu.force_cpu:
+        return
+    for result in detect(ProbeEnv.from_environ(app.environ)):
+        if result.warning and result.warning not in seen:
+            seen.add(result.warning)
+            app.terminal.warning(result.warning)
+
+
+def _pre_fetch(app: Application, runtime: object, specs: list) -> None:
+    from airpods.cli.live import LiveReporter
+    from airpods.errors import RuntimeFailure
+    from airpods.orchestrate.pull import pull_all
+
+    t = app.terminal
+    present = [s for s in specs if runtime.image_exists(s.image)]  # type: ignore[attr-defined]
+    for s in present:
+        t.success(f"{s.name}: {s.image} already present")
+    missing = [s for s in specs if s not in present]
+    if not missing:
+        return
+    with LiveReporter(t) as reporter:
+        failures = pull_all(runtime, missing, reporter)
+    for s in missing:
+        if not any(s.image in f for f in failures):
+            t.success(f"{s.name}: pulled {s.image} ({s.variant})")
+    if failures:
+        raise RuntimeFailure(f"{len(failures)} image(s) could not be pulled", details=failures,
+                             hint="check the registry is reachable (or proxy settings), then run again")

@@ -1,0 +1,54 @@
+"""`airpods status`."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application
+
+pass_app = click.make_pass_decorator(Application)
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+@click.command()
+@click.argument("services", nargs=-1)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON list (keys: service, state, health, url, image, pod, container, model).")
+@pass_app
+def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
+    """Show state, health, URL, image, uptime and served model of SERVICES.
+
+    Default: every enabled service, plus disabled ones that still have a container.
+    States: running, stopped, exited (crashed), absent. Health: healthy, starting, unhealthy,
+    unknown (not running).
+    """
+    from airpods.orchestrate.status import status as get_status
+
+    specs = app.specs(create_secrets=False)
+    names = app.select(specs, services)
+    runtime = app.runtime
+    if not services:
+        managed = {c.labels.get("io.airpods.service") for c in runtime.list_managed()}
+        names += [n for n in specs if n in managed and n not in names]
+    rows = get_status(runtime, [specs[n] for n in names])
+    if as_json:
+        app.terminal.print_json([r.to_json() for r in rows])
+        return
+    table = []
+    for r in rows:
+        state = r.state + (f" ({r.exit_code})" if r.state == "exited" else "")
+        extra = r.model or (("-> " + ", ".join(r.wired_to)) if r.wired_to else "")
+        if r.outdated and r.state == "running":
+            extra += " [config changed: airpods start recreates it]"
+        table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), extra or "-", r.image])
+    app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "MODEL / WIRED TO", "IMAGE"], table)

@@ -1,0 +1,71 @@
+"""Checks made before anything is created: busy host ports, missing models."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import UsageError
+from airpods.plan.spec import ServiceSpec
+
+
+def port_free(host_ip: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host_ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host_ip, port))
+        return True
+    except OSError as exc:
+        return exc.errno not in (errno.EADDRINUSE, errno.EACCES)
+    finally:
+        sock.close()
+
+
+def check_ports(specs: list[ServiceSpec]) -> None:
+    busy = [(s, p) for s in specs for p in s.ports if not port_free(p.host_ip, p.host)]
+    if busy:
+        lines = [f"services.{s.name}: host port {p.host_ip}:{p.host} is already in use" for s, p in busy]
+        first = busy[0]
+        raise UsageError(
+            f"port {first[1].host} for service '{first[0].name}' is busy; nothing was created",
+            hint=f"stop what holds it (ss -ltnp 'sport = :{first[1].host}'), or publish the service "
+                 f"on another port: [services.{first[0].name}] ports = [{{ host = <free port>, "
+                 f"container = {first[1].container} }}]",
+            details=lines)
+
+
+def model_in_volume(spec: ServiceSpec) -> str | None:
+    """The file (relative to the model volume) that --model points at, if it is in /models."""
+    cmd = list(spec.command)
+    for i, item in enumerate(cmd[:-1]):
+        if item in ("--model", "-m") and cmd[i + 1].startswith("/models/"):
+            return cmd[i + 1][len("/models/"):]
+    return None
+
+
+def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> list[str]:
+    """Exit 2 when a llama.cpp service's model is not in the volume. Returns warnings."""
+    warnings = []
+    for spec in specs:
+        wanted = model_in_volume(spec) if spec.kind == "llamacpp" else None
+        if not wanted:
+            continue
+        volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
+        path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
+        if path is None and runtime.volume_exists(volume):
+            warnings.append(f"cannot look inside volume {volume} (not local); not checking {wanted}")
+            continue
+        if path is not None and (Path(path) / wanted).is_file():
+            continue
+        have = sorted(p.name for p in Path(path).glob("*.gguf")) if path else []
+        listing = ", ".join(have) if have else "none"
+        raise UsageError(
+            f"service '{spec.name}': model {wanted} is not in the model volume {volume}; nothing was created",
+            details=[f"models in {volume}: {listing}"],
+            hint=(f"import it: airpods models import /path/to/{wanted}   or download it: "
+                  f"airpods models pull <org>/<repo>/{wanted}   or set services.{spec.name}.default_model"
+                  + (f" to one of: {listing}" if have else "")))
+    return warnings

@@ -1,0 +1,184 @@
+"""Start: plan (noop/create/start/recreate) → preflight → converge → wait for health."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from airpods.errors import AirpodsError, RuntimeFailure, StartFailure
+from airpods.health.probe import HealthResult, probe
+from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
+from airpods.orchestrate.events import Reporter
+from airpods.orchestrate.preflight import check_models, check_ports
+from airpods.plan.order import closure, waves
+from airpods.plan.spec import LABEL_HASH, ServiceSpec
+from airpods.runtime.port import ContainerState
+
+LOG_TAIL = 20
+
+
+@dataclass(frozen=True)
+class Action:
+    service: str
+    kind: str  # create | recreate | start | noop
+    reason: str
+    running: bool = False  # its container is running now (so its ports are its own)
+
+
+@dataclass
+class Outcome:
+    service: str
+    action: str
+    state: str
+    url: str | None
+    seconds: float | None = None  # time to healthy
+    health: str = ""
+
+
+def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: bool) -> Action:
+    if state is None:
+        return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""))
+    if state.labels.get(LABEL_HASH) != spec.spec_hash:
+        return Action(spec.name, "recreate", "configuration changed", state.running)
+    if state.running:
+        return Action(spec.name, "noop", "already running")
+    return Action(spec.name, "start", f"container is {state.status}")
+
+
+def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str]) -> list[Action]:
+    return [plan_action(specs[n], runtime.inspect(specs[n].container), runtime.pod_exists(specs[n].pod))
+            for n in names]
+
+
+def start_order(specs: dict[str, ServiceSpec], selected: list[str]) -> list[list[str]]:
+    deps = {n: [d for d in s.depends_on if d in specs] for n, s in specs.items()}
+    return waves(closure(selected, deps), deps)
+
+
+def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) -> None:
+    from airpods.orchestrate.pull import pull_all
+
+    missing = [s for s in specs if not runtime.image_exists(s.image)]
+    if missing:
+        failures = pull_all(runtime, missing, reporter)
+        if failures:
+            raise RuntimeFailure("could not get the images to start", hint=(
+                "check the registry is reachable, or build/load the image locally and point "
+                "services.<name>.images.<variant> at it"), details=failures)
+
+
+def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
+    if action.kind == "noop":
+        return
+    if action.kind == "start":
+        runtime.start_container(spec.container)
+        return
+    runtime.remove_pod(spec.pod)  # recreate, or a pod left without its container; volumes stay
+    for volume in spec.volumes:
+        if volume.is_named:
+            runtime.ensure_volume(volume.source)
+    runtime.create_pod(spec)
+    runtime.create_container(spec)
+    runtime.start_container(spec.container)
+
+
+def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:
+    try:
+        return [line for line in runtime.logs(container, tail=n) if line.strip()][-n:]
+    except AirpodsError:
+        return []
+
+
+def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
+                 started: float) -> float:
+    """Poll health over HTTP and the container's state together; a crash fails at once."""
+    initial = runtime.inspect(spec.container)
+    restarts = initial.restart_count if initial else 0
+
+    def check() -> Done[float] | Pending:
+        state = runtime.inspect(spec.container)
+        if state is None or not state.running or state.restart_count > restarts:
+            code = state.exit_code if state else None
+            raise StartFailure(
+                f"service '{spec.name}' exited during startup (exit code {code})",
+                details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
+                hint=f"see the full log: airpods logs {spec.name}")
+        if spec.health_url is None:
+            return Done(time.monotonic() - started)
+        result: HealthResult = probe(spec.health_url, spec.health.expected_status, timeout=1.0)
+        if result.healthy:
+            return Done(time.monotonic() - started)
+        text = result.describe()
+        reporter.stage(spec.name, text, time.monotonic() - started)
+        return Pending(text)
+
+    try:
+        return wait_for(check, timeout=timeout)
+    except WaitTimeout as exc:
+        raise StartFailure(
+            f"service '{spec.name}' was not healthy after {timeout:g}s (last: {exc.last.detail})",
+            details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
+            hint=(f"it keeps running: watch `airpods logs -f {spec.name}`, give it longer with "
+                  f"--timeout or services.{spec.name}.health.timeout, or `airpods stop {spec.name}`")
+        ) from exc
+
+
+def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
+              timeout: float | None, wait: bool) -> Outcome:
+    started = time.monotonic()
+    reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
+                               "create": "creating pod", "recreate": "recreating (config changed)"}
+                   [action.kind], 0.0)
+    converge(runtime, spec, action)
+    if not wait:
+        return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
+    try:
+        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started)
+    except StartFailure:
+        state = runtime.inspect(spec.container)
+        if state is not None and (not state.running or state.restart_count):
+            runtime.stop_pod(spec.pod, 2)  # do not leave a crash loop behind
+        raise
+    if action.kind == "noop":
+        reporter.stage(spec.name, "already running, healthy", seconds)
+        return Outcome(spec.name, action.kind, "running", spec.url, None, "healthy (already running)")
+    reporter.stage(spec.name, "healthy", seconds)
+    return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
+
+
+def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
+          network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
+          ) -> list[Outcome]:
+    order = start_order(specs, selected)
+    names = [n for wave in order for n in wave]
+    extra = [n for n in names if n not in selected]
+    if extra:
+        reporter.info(f"also starting dependencies: {', '.join(extra)}")
+    actions = {a.service: a for a in plan(runtime, specs, names)}
+    todo = [specs[n] for n in names if actions[n].kind != "noop"]
+    # Preflight: nothing is created unless every check passes.
+    check_ports([specs[a.service] for a in actions.values() if a.kind != "noop" and not a.running])
+    for message in check_models(todo, runtime, models_volume):
+        reporter.warning(message)
+    ensure_images(runtime, todo, reporter)
+    runtime.ensure_network(network)
+    outcomes: list[Outcome] = []
+    for wave in order:
+        with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
+            futures = {n: pool.submit(start_one, runtime, specs[n], actions[n], reporter,
+                                      timeout=timeout, wait=wait) for n in wave}
+            errors = []
+            for name, future in futures.items():
+                try:
+                    outcomes.append(future.result())
+                except AirpodsError as exc:
+                    errors.append(exc)
+                    reporter.stage(name, "failed", 0.0)
+        if errors:
+            if len(errors) == 1:
+                raise errors[0]
+            raise StartFailure(f"{len(errors)} services failed to start",
+                               details=[line for e in errors for line in [e.message, *e.details]])
+    return outcomes

@@ -1,0 +1,63 @@
+"""Status: container state from Podman, health and model id over HTTP, probed concurrently."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from airpods.health.probe import probe, served_model
+from airpods.plan.spec import ServiceSpec
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    state: str  # running | stopped | exited | absent
+    health: str  # healthy | starting | unhealthy | unknown
+    url: str | None
+    image: str
+    pod: str
+    container: str
+    model: str | None = None
+    uptime: float | None = None
+    exit_code: int | None = None
+    kind: str = ""
+    wired_to: list[str] = field(default_factory=list)
+    outdated: bool = False  # running with an older config (start recreates it)
+
+    def to_json(self) -> dict:
+        return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
+                "image": self.image, "pod": self.pod, "container": self.container, "model": self.model,
+                "kind": self.kind, "uptime_seconds": None if self.uptime is None else round(self.uptime, 1),
+                "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated}
+
+
+def _one(runtime: Any, spec: ServiceSpec) -> ServiceStatus:
+    state = runtime.inspect(spec.container)
+    out = ServiceStatus(spec.name, "absent", "unknown", spec.url, spec.image, spec.pod, spec.container,
+                        kind=spec.kind, wired_to=list(spec.wired_to))
+    if state is None:
+        return out
+    out.state = state.state
+    out.image = state.image or spec.image
+    out.exit_code = state.exit_code if not state.running else None
+    out.outdated = state.labels.get("io.airpods.spec-hash") != spec.spec_hash
+    if not state.running:
+        return out
+    out.uptime = time.time() - state.started_at if state.started_at else None
+    if spec.health_url:
+        result = probe(spec.health_url, spec.health.expected_status, timeout=1.0)
+        out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(
+            result.stage, "unhealthy")
+    if spec.kind == "llamacpp" and spec.url and out.health == "healthy":
+        out.model = served_model(spec.url)
+    return out
+
+
+def status(runtime: Any, specs: list[ServiceSpec]) -> list[ServiceStatus]:
+    if not specs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
+        return list(pool.map(lambda s: _one(runtime, s), specs))

@@ -1,0 +1,102 @@
+"""Find the Podman API socket (or start a private one) and build the adapter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import RuntimeUnavailable
+
+INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
+                "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
+
+
+def _unix_path(url: str) -> str | None:
+    if url.startswith("unix://"):
+        return url[len("unix://"):]
+    if url.startswith("/"):
+        return url
+    return None
+
+
+def answers(path: str) -> bool:
+    """An AF_UNIX connect check: a stale socket file does not count."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.close()
+
+
+def candidates(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """(url, where it came from), in the order they are tried."""
+    out = []
+    if os.geteuid() == 0:
+        out.append(("unix:///run/podman/podman.sock", "root socket"))
+    runtime_dir = environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        out.append((f"unix://{runtime_dir}/podman/podman.sock", "user socket"))
+    return out
+
+
+def start_private_service(podman: str) -> str:
+    """`podman system service --time=5` on a private socket; it exits by itself when idle and
+    the containers it started keep running."""
+    directory = Path(tempfile.mkdtemp(prefix="airpods-podman-"))
+    path = directory / "podman.sock"
+    subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [podman, "system", "service", "--time=5", f"unix://{path}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 5.0
+    delay = 0.005
+    while time.monotonic() < deadline:
+        if path.exists() and answers(str(path)):
+            return f"unix://{path}"
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    raise RuntimeUnavailable("started `podman system service` but its socket never answered",
+                             hint="run `podman system service --time=0` by hand to see why")
+
+
+def resolve_url(url: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
+    """An explicit URL (--url, runtime.socket, CONTAINER_HOST) must answer; the standard
+    sockets are tried in turn; else a private service is started."""
+    explicit = (url, "--url/runtime.socket") if url else (
+        (environ["CONTAINER_HOST"], "CONTAINER_HOST") if environ.get("CONTAINER_HOST") else None)
+    if explicit:
+        where, origin = explicit
+        path = _unix_path(where)
+        if path is not None and not answers(path):
+            raise RuntimeUnavailable(f"nothing answers on the Podman socket {where} (from {origin})",
+                                     hint=f"start it: podman system service --time=0 {where}  "
+                                          f"(or unset {origin.split('/')[0]} to use the default socket)")
+        return where, origin
+    for candidate, origin in candidates(environ):
+        path = _unix_path(candidate)
+        if path is None or answers(path):
+            return candidate, origin
+    podman = shutil.which("podman", path=environ.get("PATH"))
+    if not podman:
+        raise RuntimeUnavailable("Podman is not installed (no `podman` on PATH and no API socket)",
+                                 hint=INSTALL_HINT)
+    return start_private_service(podman), "private podman system service"
+
+
+def connect(url: str | None = None, environ: Mapping[str, str] | None = None) -> Any:
+    from airpods.runtime.podman_adapter import PodmanRuntime
+
+    resolved, origin = resolve_url(url, os.environ if environ is None else environ)
+    return PodmanRuntime(resolved, origin)

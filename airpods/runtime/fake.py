@@ -1,0 +1,119 @@
+"""An in-memory ContainerRuntime for unit tests: a dict of objects; tests assert its state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+
+from airpods.errors import RuntimeFailure
+from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
+from airpods.runtime.port import ContainerState, PullProgress
+
+
+@dataclass
+class FakePod:
+    name: str
+    spec: ServiceSpec
+    running: bool = False
+
+
+@dataclass
+class FakeRuntime:
+    images: set[str] = field(default_factory=set)
+    networks: set[str] = field(default_factory=set)
+    volumes: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    pods: dict[str, FakePod] = field(default_factory=dict)
+    containers: dict[str, ContainerState] = field(default_factory=dict)
+    specs: dict[str, ServiceSpec] = field(default_factory=dict)
+    log_lines: dict[str, list[str]] = field(default_factory=dict)
+    unreachable: set[str] = field(default_factory=set)  # images whose pull fails
+    exit_on_start: dict[str, int] = field(default_factory=dict)  # container -> exit code
+    version: str = "4.3.1-fake"
+
+    def ping(self) -> str:
+        return self.version
+
+    def ensure_network(self, name: str) -> bool:
+        created = name not in self.networks
+        self.networks.add(name)
+        return created
+
+    def ensure_volume(self, name: str) -> bool:
+        created = name not in self.volumes
+        self.volumes.setdefault(name, {})
+        return created
+
+    def volume_exists(self, name: str) -> bool:
+        return name in self.volumes
+
+    def volume_path(self, name: str) -> str | None:
+        return None
+
+    def image_exists(self, ref: str) -> bool:
+        return ref in self.images
+
+    def pull(self, ref: str) -> Iterator[PullProgress]:
+        if ref in self.unreachable:
+            raise RuntimeFailure(f"pulling {ref} failed: registry unreachable")
+        yield PullProgress(ref, "Downloading", "layer1", 50, 100)
+        yield PullProgress(ref, "Download complete", "layer1", 100, 100)
+        self.images.add(ref)
+
+    def pod_exists(self, name: str) -> bool:
+        return name in self.pods
+
+    def create_pod(self, spec: ServiceSpec) -> None:
+        if spec.pod in self.pods:
+            raise RuntimeFailure(f"pod {spec.pod} already exists")
+        if spec.network not in self.networks:
+            raise RuntimeFailure(f"network {spec.network} does not exist")
+        self.pods[spec.pod] = FakePod(spec.pod, spec)
+
+    def remove_pod(self, name: str) -> None:
+        self.pods.pop(name, None)
+        for cname in [c for c, s in self.containers.items() if s.pod == name]:
+            self.containers.pop(cname)
+            self.specs.pop(cname, None)
+
+    def stop_pod(self, name: str, timeout: int) -> None:
+        if name in self.pods:
+            self.pods[name].running = False
+        for cname, state in self.containers.items():
+            if state.pod == name and state.running:
+                self.containers[cname] = replace(state, status="exited", exit_code=0)
+
+    def create_container(self, spec: ServiceSpec) -> None:
+        if spec.container in self.containers:
+            raise RuntimeFailure(f"container {spec.container} already exists")
+        if spec.image not in self.images:
+            raise RuntimeFailure(f"image {spec.image} not found")
+        for vol in spec.volumes:
+            if vol.is_named:
+                self.volumes.setdefault(vol.source, {})
+        self.containers[spec.container] = ContainerState(
+            spec.container, "created", image=spec.image, labels=dict(spec.labels), pod=spec.pod)
+        self.specs[spec.container] = spec
+
+    def start_container(self, name: str) -> None:
+        state = self.containers[name]
+        if name in self.exit_on_start:
+            self.containers[name] = replace(state, status="exited", exit_code=self.exit_on_start[name])
+            return
+        self.containers[name] = replace(state, status="running", exit_code=None, started_at=time.time())
+        if state.pod in self.pods:
+            self.pods[state.pod].running = True
+
+    def remove_container(self, name: str) -> None:
+        self.containers.pop(name, None)
+        self.specs.pop(name, None)
+
+    def inspect(self, name: str) -> ContainerState | None:
+        return self.containers.get(name)
+
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        lines = self.log_lines.get(name, [])
+        yield from (lines[-tail:] if tail else lines)
+
+    def list_managed(self) -> list[ContainerState]:
+        return [s for s in self.containers.values() if s.labels.get(LABEL_MANAGED) == "true"]

@@ -1,0 +1,250 @@
+"""The podman-py adapter: the only module that imports `podman`.
+
+It hides podman-py's pitfalls (see docs/plans/runtime.md): explicit base_url, named volumes via
+`volumes=`, ports and aliases on the pod, pull errors that come only in the stream, error codes
+that need the message too, stop timeouts set at create time."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from podman import PodmanClient
+from podman.errors import APIError, NotFound, PodmanError
+
+from airpods.errors import RuntimeFailure, RuntimeUnavailable
+from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
+from airpods.runtime.connect import INSTALL_HINT
+from airpods.runtime.port import ContainerState, PullProgress
+
+
+def _message(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip()
+
+
+def _is_not_found(exc: Exception) -> bool:
+    if isinstance(exc, NotFound):
+        return True
+    msg = _message(exc).lower()
+    return "no such" in msg or "not found" in msg
+
+
+def _epoch(value: Any) -> float | None:
+    if not value or str(value).startswith("0001-01-01"):
+        return None
+    text = str(value)
+    # Podman gives nanoseconds and a zone: 2026-11-22T08:00:00.123456789Z / +00:00
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):] or "+00:00"
+        text = f"{head}.{digits[:6]}{'+00:00' if zone == 'Z' else zone}"
+    elif text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+class PodmanRuntime:
+    def __init__(self, url: str, origin: str = ""):
+        self.url = url
+        self.origin = origin
+        self.client = PodmanClient(base_url=url, timeout=60)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except APIError as exc:
+            msg = _message(exc)
+            if "operation failed" in msg.lower() or "connection" in msg.lower():
+                raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {msg}",
+                                         hint=INSTALL_HINT) from exc
+            raise RuntimeFailure(f"{what}: {msg}") from exc
+        except PodmanError as exc:
+            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {_message(exc)}",
+                                     hint=INSTALL_HINT) from exc
+        except OSError as exc:  # requests' ConnectionError is an OSError
+            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
+                                     hint=INSTALL_HINT) from exc
+
+    def ping(self) -> str:
+        info = self._call("podman version", self.client.version)
+        return str(info.get("Version", "?"))
+
+    # networks and volumes -------------------------------------------------------------------
+    def ensure_network(self, name: str) -> bool:
+        if self._call("check network", self.client.networks.exists, name):
+            return False
+        try:
+            self.client.networks.create(name, dns_enabled=True, labels={LABEL_MANAGED: "true"})
+        except APIError as exc:
+            if "exists" in _message(exc):
+                return False
+            raise RuntimeFailure(f"create network {name}: {_message(exc)}") from exc
+        return True
+
+    def volume_exists(self, name: str) -> bool:
+        return bool(self._call("check volume", self.client.volumes.exists, name))
+
+    def ensure_volume(self, name: str) -> bool:
+        if self.volume_exists(name):
+            return False
+        try:
+            self.client.volumes.create(name, labels={LABEL_MANAGED: "true"})
+        except APIError as exc:
+            if "exists" in _message(exc):
+                return False
+            raise RuntimeFailure(f"create volume {name}: {_message(exc)}") from exc
+        return True
+
+    def volume_path(self, name: str) -> str | None:
+        try:
+            vol = self.client.volumes.get(name)
+        except (APIError, NotFound) as exc:
+            if _is_not_found(exc):
+                return None
+            raise RuntimeFailure(f"inspect volume {name}: {_message(exc)}") from exc
+        return vol.attrs.get("Mountpoint")
+
+    # images ---------------------------------------------------------------------------------
+    def image_exists(self, ref: str) -> bool:
+        return bool(self._call("check image", self.client.images.exists, ref))
+
+    def pull(self, ref: str) -> Iterator[PullProgress]:
+        """Stream progress; podman-py reports a failed pull only as an 'error' line."""
+        stream = self._call(f"pull {ref}", self.client.images.pull, ref, stream=True, decode=True)
+        try:
+            for item in stream:
+                if not isinstance(item, dict):
+                    continue
+                if item.get("error") or item.get("errorDetail"):
+                    detail = item.get("error") or item.get("errorDetail", {}).get("message")
+                    raise RuntimeFailure(f"pulling {ref} failed: {str(detail).strip()}")
+                detail = item.get("progressDetail") or {}
+                yield PullProgress(ref, str(item.get("status") or item.get("stream") or "").strip(),
+                                   item.get("id"), detail.get("current"), detail.get("total"))
+        except APIError as exc:
+            raise RuntimeFailure(f"pulling {ref} failed: {_message(exc)}") from exc
+        except OSError as exc:
+            raise RuntimeFailure(f"pulling {ref} failed: {exc}") from exc
+        if not self.image_exists(ref):
+            raise RuntimeFailure(f"pulling {ref} failed: the image is not present after the pull")
+
+    # pods and containers ----------------------------------------------------------------------
+    def pod_exists(self, name: str) -> bool:
+        return bool(self._call("check pod", self.client.pods.exists, name))
+
+    def create_pod(self, spec: ServiceSpec) -> None:
+        ports = [{"host_ip": p.host_ip, "host_port": p.host, "container_port": p.container,
+                  "protocol": "tcp"} for p in spec.ports]
+        self._call(f"create pod {spec.pod}", self.client.pods.create, spec.pod,
+                   portmappings=ports, networks={spec.network: {"aliases": list(spec.aliases)}},
+                   labels=dict(spec.labels))
+
+    def remove_pod(self, name: str) -> None:
+        try:
+            self.client.pods.remove(name, force=True)
+        except (APIError, NotFound) as exc:
+            if not _is_not_found(exc):
+                raise RuntimeFailure(f"remove pod {name}: {_message(exc)}") from exc
+
+    def stop_pod(self, name: str, timeout: int) -> None:
+        try:
+            self.client.pods.get(name).stop(timeout=timeout)
+        except (APIError, NotFound) as exc:
+            if not _is_not_found(exc):
+                raise RuntimeFailure(f"stop pod {name}: {_message(exc)}") from exc
+
+    def create_container(self, spec: ServiceSpec) -> None:
+        kwargs: dict[str, Any] = {
+            "name": spec.container,
+            "pod": spec.pod,
+            "command": list(spec.command),
+            "environment": dict(spec.env),
+            "labels": dict(spec.labels),
+            "volumes": {v.source: {"bind": v.target, "mode": v.mode} for v in spec.volumes},
+            "restart_policy": {"Name": spec.restart_policy},
+            "stop_timeout": int(spec.stop_timeout),
+        }
+        if spec.entrypoint is not None:
+            kwargs["entrypoint"] = list(spec.entrypoint)
+        if spec.devices:
+            kwargs["devices"] = list(spec.devices)
+        if spec.security_opt:
+            kwargs["security_opt"] = list(spec.security_opt)
+        if spec.memory:
+            kwargs["mem_limit"] = spec.memory
+        if spec.cpus:
+            kwargs["cpu_period"] = 100_000
+            kwargs["cpu_quota"] = int(spec.cpus * 100_000)
+        self._call(f"create container {spec.container} from {spec.image}",
+                   self.client.containers.create, spec.image, **kwargs)
+
+    def _container(self, name: str) -> Any:
+        try:
+            return self.client.containers.get(name)
+        except (APIError, NotFound) as exc:
+            if _is_not_found(exc):
+                return None
+            raise RuntimeFailure(f"inspect container {name}: {_message(exc)}") from exc
+        except OSError as exc:
+            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
+                                     hint=INSTALL_HINT) from exc
+
+    def start_container(self, name: str) -> None:
+        container = self._container(name)
+        if container is None:
+            raise RuntimeFailure(f"container {name} does not exist")
+        self._call(f"start container {name}", container.start)
+
+    def remove_container(self, name: str) -> None:
+        container = self._container(name)
+        if container is not None:
+            self._call(f"remove container {name}", container.remove, force=True)
+
+    def inspect(self, name: str) -> ContainerState | None:
+        container = self._container(name)
+        if container is None:
+            return None
+        return self._state(container.attrs)
+
+    @staticmethod
+    def _state(attrs: dict) -> ContainerState:
+        state = attrs.get("State") or {}
+        config = attrs.get("Config") or {}
+        name = str(attrs.get("Name") or (attrs.get("Names") or ["?"])[0]).lstrip("/")
+        status = state.get("Status") if isinstance(state, dict) else str(state)
+        exit_code = state.get("ExitCode") if isinstance(state, dict) else attrs.get("ExitCode")
+        started = state.get("StartedAt") if isinstance(state, dict) else attrs.get("StartedAt")
+        labels = config.get("Labels") or attrs.get("Labels") or {}
+        return ContainerState(name=name, status=str(status or "unknown"), exit_code=exit_code,
+                              image=str(attrs.get("ImageName") or config.get("Image") or attrs.get("Image") or ""),
+                              labels=dict(labels), started_at=_epoch(started) if not isinstance(started, int)
+                              else float(started), pod=attrs.get("PodName") or None,
+                              restart_count=int(attrs.get("RestartCount") or 0))
+
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+        container = self._container(name)
+        if container is None:
+            raise RuntimeFailure(f"container {name} does not exist")
+        stream = self._call(f"logs of {name}", container.logs, stream=True, follow=follow,
+                            tail=tail if tail is not None else "all", stdout=True, stderr=True)
+        pending = ""
+        with contextlib.suppress(APIError, OSError):
+            for chunk in stream:
+                text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
+                pending += text
+                *lines, pending = pending.split("\n")
+                yield from lines
+        if pending:
+            yield pending
+
+    def list_managed(self) -> list[ContainerState]:
+        items = self._call("list containers", self.client.containers.list, all=True,
+                           filters={"label": [f"{LABEL_MANAGED}=true"]})
+        return [self._state(c.attrs) for c in items]

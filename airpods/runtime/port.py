@@ -1,0 +1,68 @@
+"""The runtime port: the narrow set of verbs airpods needs from a container engine, and the
+typed state it returns. The podman-py adapter and the in-memory fake both implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from airpods.plan.spec import ServiceSpec
+
+# Exit codes that mean "stopped on purpose" (0, SIGTERM, SIGKILL after the stop timeout).
+STOP_EXIT_CODES = (0, 143, 137)
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    name: str
+    status: str  # podman's raw status: created, running, exited, stopped, paused, ...
+    exit_code: int | None = None
+    image: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    started_at: float | None = None  # epoch seconds
+    pod: str | None = None
+    restart_count: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def state(self) -> str:
+        """running | stopped | exited (crashed: a non-zero exit that was not a stop)."""
+        if self.running:
+            return "running"
+        if self.status == "exited" and self.exit_code not in (None, *STOP_EXIT_CODES):
+            return "exited"
+        return "stopped"
+
+
+@dataclass(frozen=True)
+class PullProgress:
+    image: str
+    status: str
+    layer: str | None = None
+    current: int | None = None
+    total: int | None = None
+    error: str | None = None
+
+
+class ContainerRuntime(Protocol):
+    def ping(self) -> str: ...  # engine version
+    def ensure_network(self, name: str) -> bool: ...  # True when created
+    def ensure_volume(self, name: str) -> bool: ...
+    def volume_exists(self, name: str) -> bool: ...
+    def volume_path(self, name: str) -> str | None: ...  # host mountpoint, when local
+    def image_exists(self, ref: str) -> bool: ...
+    def pull(self, ref: str) -> Iterator[PullProgress]: ...  # raises RuntimeFailure on error
+    def pod_exists(self, name: str) -> bool: ...
+    def create_pod(self, spec: ServiceSpec) -> None: ...
+    def remove_pod(self, name: str) -> None: ...  # with its containers; never volumes
+    def stop_pod(self, name: str, timeout: int) -> None: ...
+    def create_container(self, spec: ServiceSpec) -> None: ...
+    def start_container(self, name: str) -> None: ...
+    def remove_container(self, name: str) -> None: ...
+    def inspect(self, name: str) -> ContainerState | None: ...
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]: ...
+    def list_managed(self) -> list[ContainerState]: ...

@@ -1,0 +1,180 @@
+"""start/stop planning and convergence against the in-memory runtime: assert resulting state."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.server
+import socket
+import threading
+
+import pytest
+
+from airpods.errors import RuntimeFailure, StartFailure, UsageError
+from airpods.orchestrate.events import Silent
+from airpods.orchestrate.start import start
+from airpods.orchestrate.stop import stop
+from airpods.plan.spec import LABEL_HASH, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
+from airpods.runtime.fake import FakeRuntime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def spec(name: str, **kw) -> ServiceSpec:
+    base = dict(name=name, kind="generic", image=f"localhost/test/{name}:1", variant="cpu", pod=name,
+                container=f"{name}-0", network="airpods", aliases=(name,),
+                ports=(PortSpec(free_port(), 8080),), volumes=(VolumeSpec(f"{name}_data", "/data"),),
+                env={}, devices=(), security_opt=(), entrypoint=None, command=(),
+                health=HealthSpec(None, (200, 299), 5.0))
+    base.update(kw)
+    return ServiceSpec(**base)
+
+
+def run(rt, specs, names, **kw):
+    return start(rt, {s.name: s for s in specs}, names, Silent(), network="airpods",
+                 models_volume="airpods_llamacpp_models", **kw)
+
+
+@pytest.fixture
+def rt():
+    return FakeRuntime(images={f"localhost/test/{n}:1" for n in ("a", "b", "c")})
+
+
+def test_start_creates_network_volume_pod_and_running_container(rt):
+    a = spec("a")
+    outcomes = run(rt, [a], ["a"])
+    assert "airpods" in rt.networks and "a_data" in rt.volumes
+    assert rt.pods["a"].spec.ports == a.ports
+    assert rt.containers["a-0"].running and rt.containers["a-0"].labels[LABEL_HASH] == a.spec_hash
+    assert [o.action for o in outcomes] == ["create"]
+
+
+def test_unchanged_running_spec_is_a_noop(rt):
+    a = spec("a")
+    run(rt, [a], ["a"])
+    before = rt.containers["a-0"]
+    outcomes = run(rt, [a], ["a"])
+    assert outcomes[0].action == "noop" and rt.containers["a-0"] is before
+
+
+def test_changed_spec_recreates_and_keeps_volumes(rt):
+    a = spec("a")
+    run(rt, [a], ["a"])
+    rt.volumes["a_data"]["model.gguf"] = b"weights"
+    changed = dataclasses.replace(a, env={"NEW": "1"})
+    outcomes = run(rt, [changed], ["a"])
+    assert outcomes[0].action == "recreate"
+    assert rt.containers["a-0"].labels[LABEL_HASH] == changed.spec_hash
+    assert rt.volumes["a_data"] == {"model.gguf": b"weights"}
+
+
+def test_stopped_container_is_started_not_recreated(rt):
+    a = spec("a")
+    run(rt, [a], ["a"])
+    stop(rt, {"a": a}, ["a"], timeout=1, remove=False)
+    assert not rt.containers["a-0"].running
+    outcomes = run(rt, [a], ["a"])
+    assert outcomes[0].action == "start" and rt.containers["a-0"].running
+
+
+def test_dependencies_start_first_and_are_included(rt):
+    a, b = spec("a"), spec("b", depends_on=("a",))
+    run(rt, [a, b], ["b"])
+    assert rt.containers["a-0"].running and rt.containers["b-0"].running
+
+
+def test_busy_port_fails_before_anything_is_created(rt):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        a = spec("a", ports=(PortSpec(holder.getsockname()[1], 8080),))
+        with pytest.raises(UsageError) as err:
+            run(rt, [a], ["a"])
+        assert str(holder.getsockname()[1]) in err.value.message and "'a'" in err.value.message
+        assert err.value.exit_code == 2
+        assert rt.pods == {} and rt.containers == {} and rt.networks == set() and rt.volumes == {}
+    finally:
+        holder.close()
+
+
+def test_missing_model_fails_with_exit_2_and_lists_models(rt):
+    llama = spec("a", kind="llamacpp", command=("--model", "/models/missing.gguf"),
+                 volumes=(VolumeSpec("airpods_llamacpp_models", "/models", "ro"),))
+    with pytest.raises(UsageError) as err:
+        run(rt, [llama], ["a"])
+    assert "missing.gguf" in err.value.message and "airpods models import" in err.value.hint
+    assert rt.pods == {} and rt.containers == {}
+
+
+def test_container_exiting_during_startup_fails_fast(rt):
+    a = spec("a", health=HealthSpec("/health", (200, 299), 30.0))
+    rt.exit_on_start["a-0"] = 3
+    rt.log_lines["a-0"] = ["booting", "fatal: no config"]
+    with pytest.raises(StartFailure) as err:
+        run(rt, [a], ["a"])
+    assert "exit code 3" in err.value.message and "fatal: no config" in err.value.details
+
+
+def test_missing_image_is_pulled_and_unreachable_fails(rt):
+    a = spec("a", image="docker.io/library/thing:1")
+    run(rt, [a], ["a"])
+    assert "docker.io/library/thing:1" in rt.images
+    b = spec("b", image="quay.io/nope/nothing:1")
+    rt.unreachable.add("quay.io/nope/nothing:1")
+    with pytest.raises(RuntimeFailure):
+        run(rt, [b], ["b"])
+    assert "b" not in rt.pods
+
+
+def test_stop_keeps_volumes_and_remove_removes_pods_only(rt):
+    a = spec("a")
+    run(rt, [a], ["a"])
+    results = stop(rt, {"a": a}, ["a"], timeout=1, remove=True)
+    assert results[0].result == "removed"
+    assert rt.pods == {} and rt.containers == {} and "a_data" in rt.volumes
+    assert stop(rt, {"a": a}, ["a"], timeout=1, remove=False)[0].result == "absent"
+
+
+class _Stages(http.server.BaseHTTPRequestHandler):
+    calls = 0
+
+    def do_GET(self):  # noqa: N802
+        type(self).calls += 1
+        self.send_response(503 if type(self).calls < 3 else 200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_health_wait_reports_loading_then_healthy(rt):
+    import time
+
+    from airpods.orchestrate.start import wait_healthy
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Stages)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        a = spec("a", ports=(PortSpec(server.server_address[1], 8080),),
+                 health=HealthSpec("/health", (200, 299), 10.0))
+        rt.ensure_network("airpods")
+        rt.create_pod(a)
+        rt.create_container(a)
+        rt.start_container("a-0")
+        reporter = Silent()
+        seconds = wait_healthy(rt, a, reporter, 10.0, time.monotonic())
+        assert [s for _, s in reporter.stages] == ["loading (HTTP 503)", "loading (HTTP 503)"]
+        assert _Stages.calls == 3 and seconds < 2.0
+    finally:
+        server.shutdown()
+
+
+def test_health_timeout_fails(rt):
+    a = spec("a", health=HealthSpec("/health", (200, 299), 0.3))
+    with pytest.raises(StartFailure) as err:
+        run(rt, [a], ["a"])
+    assert "not healthy after 0.3s" in err.value.message
