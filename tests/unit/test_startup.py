@@ -7,8 +7,15 @@ HEAVY = ("podman", "jinja2", "pydantic", "requests", "rich")
 
 
 def loaded_after(args: list[str]) -> set[str]:
-    code = ("import sys\nfrom airpods.cli.main import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print(','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)" % args)
+    code = "\n".join([
+        "import sys",
+        "from airpods.cli.main import main",
+        "try:",
+        f"    main({args!r})",
+        "except SystemExit:",
+        "    pass",
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)",
+    ])
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return set(out.stderr.strip().splitlines()[-1].split(","))
 
@@ -27,5 +34,5 @@ def test_subcommand_help_imports_no_heavy_modules():
 
 
 def test_unknown_command_suggests_and_exits_2():
-    out = subprocess.run([sys.executable, "-m", "airpods", "strat"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "airpods", "strat"], capture_output=True, text=True, check=False)
     assert out.returncode == 2 and "Did you mean 'start'" in out.stderr and "Traceback" not in out.stderr
