@@ -5,9 +5,11 @@ is not a terminal or NO_COLOR is set."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from functools import cached_property
 from typing import Any
 
@@ -66,6 +68,26 @@ class Terminal:
             self.detail(line)
         if exc.hint:
             self._say("yellow", "hint: ", exc.hint)
+
+    @contextlib.contextmanager
+    def bytes_progress(self, description: str) -> Iterator[Callable[[int, int | None], None]]:
+        """A byte progress bar (interactive terminals only); yields an update(done, total) callback."""
+        if not self.interactive:
+            yield lambda done, total: None
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                      TimeRemainingColumn(), console=self.console, transient=True) as bar:
+            task = bar.add_task(description, total=None)
+            yield lambda done, total: bar.update(task, completed=done, total=total)
 
     def print_json(self, data: Any) -> None:
         self._out.write(json.dumps(data, indent=2, default=str) + "\n")

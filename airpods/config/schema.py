@@ -204,6 +204,7 @@ class Runtime(Strict):
     models_volume: str = "airpods_llamacpp_models"
     llamacpp_base_port: Port = 8080
     socket: str | None = None
+    labels: dict[str, str] = {}  # extra labels on everything airpods creates
 
     @field_validator("network", "models_volume")
     @classmethod

@@ -57,10 +57,12 @@ def probe(url: str, expected: tuple[int, int] = (200, 299), *, timeout: float = 
     return HealthResult("unhealthy", status, body[:120].decode("utf-8", "replace").strip())
 
 
-def served_model(base_url: str, *, timeout: float = 1.0) -> str | None:
-    """The model id an OpenAI-compatible server reports at /v1/models (open without a key)."""
+def served_model(base_url: str, *, api_key: str | None = None, timeout: float = 1.0) -> str | None:
+    """The model id an OpenAI-compatible server reports at /v1/models (llama-server wants the
+    API key there when one is set)."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
     try:
-        status, body = http_get(base_url.rstrip("/") + "/models", timeout=timeout)
+        status, body = http_get(base_url.rstrip("/") + "/models", timeout=timeout, headers=headers)
         if status != 200:
             return None
         data = json.loads(body)

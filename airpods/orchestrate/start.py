@@ -78,7 +78,7 @@ def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     runtime.remove_pod(spec.pod)  # recreate, or a pod left without its container; volumes stay
     for volume in spec.volumes:
         if volume.is_named:
-            runtime.ensure_volume(volume.source)
+            runtime.ensure_volume(volume.source, spec.resource_labels)
     runtime.create_pod(spec)
     runtime.create_container(spec)
     runtime.start_container(spec.container)
@@ -163,7 +163,7 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
     for message in check_models(todo, runtime, models_volume):
         reporter.warning(message)
     ensure_images(runtime, todo, reporter)
-    runtime.ensure_network(network)
+    runtime.ensure_network(network, todo[0].resource_labels if todo else None)
     outcomes: list[Outcome] = []
     for wave in order:
         with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:

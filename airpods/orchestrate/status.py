@@ -52,7 +52,7 @@ def _one(runtime: Any, spec: ServiceSpec) -> ServiceStatus:
         out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(
             result.stage, "unhealthy")
     if spec.kind == "llamacpp" and spec.url and out.health == "healthy":
-        out.model = served_model(spec.url)
+        out.model = served_model(spec.url, api_key=spec.env.get("LLAMA_API_KEY"))
     return out
 
 

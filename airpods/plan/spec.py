@@ -62,6 +62,7 @@ class ServiceSpec:
     default_model: str | None = None
     secret_env: frozenset[str] = frozenset()
     wired_to: tuple[str, ...] = field(default=())
+    extra_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def url(self) -> str | None:
@@ -95,7 +96,13 @@ class ServiceSpec:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {LABEL_MANAGED: "true", LABEL_SERVICE: self.name, LABEL_HASH: self.spec_hash}
+        return {**dict(self.extra_labels), LABEL_MANAGED: "true", LABEL_SERVICE: self.name,
+                LABEL_HASH: self.spec_hash}
+
+    @property
+    def resource_labels(self) -> dict[str, str]:
+        """Labels for the shared things a service needs (network, volumes)."""
+        return {**dict(self.extra_labels), LABEL_MANAGED: "true"}
 
     def public_env(self, show_secrets: bool = False) -> dict[str, str]:
         if show_secrets:

@@ -34,12 +34,12 @@ class FakeRuntime:
     def ping(self) -> str:
         return self.version
 
-    def ensure_network(self, name: str) -> bool:
+    def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
         created = name not in self.networks
         self.networks.add(name)
         return created
 
-    def ensure_volume(self, name: str) -> bool:
+    def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
         created = name not in self.volumes
         self.volumes.setdefault(name, {})
         return created

@@ -77,11 +77,11 @@ class PodmanRuntime:
         return str(info.get("Version", "?"))
 
     # networks and volumes -------------------------------------------------------------------
-    def ensure_network(self, name: str) -> bool:
+    def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
         if self._call("check network", self.client.networks.exists, name):
             return False
         try:
-            self.client.networks.create(name, dns_enabled=True, labels={LABEL_MANAGED: "true"})
+            self.client.networks.create(name, dns_enabled=True, labels=labels or {LABEL_MANAGED: "true"})
         except APIError as exc:
             if "exists" in _message(exc):
                 return False
@@ -91,11 +91,11 @@ class PodmanRuntime:
     def volume_exists(self, name: str) -> bool:
         return bool(self._call("check volume", self.client.volumes.exists, name))
 
-    def ensure_volume(self, name: str) -> bool:
+    def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
         if self.volume_exists(name):
             return False
         try:
-            self.client.volumes.create(name, labels={LABEL_MANAGED: "true"})
+            self.client.volumes.create(name, labels=labels or {LABEL_MANAGED: "true"})
         except APIError as exc:
             if "exists" in _message(exc):
                 return False

@@ -1,0 +1,138 @@
+"""The llama.cpp model volume: import, list, remove GGUF files, with a sha256 manifest.
+
+Files are written through the volume's mountpoint on this host (Podman's local volume driver),
+as `.<name>.part` first and renamed when complete, so a container never sees half a model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import RuntimeFailure, UsageError
+from airpods.models.gguf import GGUFError, is_gguf, read_info
+
+MANIFEST = ".airpods-models.json"
+CHUNK = 4 << 20
+Progress = Callable[[int, int | None], None]
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    file: str
+    size: int
+    architecture: str | None
+    quantization: str | None
+    sha256: str | None
+    source: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.file, "size": self.size, "architecture": self.architecture,
+                "quantization": self.quantization, "sha256": self.sha256, "source": self.source}
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise UsageError(f"model name {name!r} must be a plain file name ending in .gguf "
+                         "(letters, digits, '.', '_', '+', '-')")
+    return name
+
+
+class ModelStore:
+    def __init__(self, runtime: Any, volume: str):
+        self.runtime = runtime
+        self.volume = volume
+
+    def root(self, *, create: bool) -> Path | None:
+        if not self.runtime.volume_exists(self.volume):
+            if not create:
+                return None
+            self.runtime.ensure_volume(self.volume)
+        path = self.runtime.volume_path(self.volume)
+        if not path or not Path(path).is_dir():
+            raise RuntimeFailure(f"the model volume {self.volume} is not on this machine's disk",
+                                 hint="run airpods on the machine that runs Podman (local volumes only)")
+        return Path(path)
+
+    # manifest -----------------------------------------------------------------------------
+    def _manifest(self, root: Path) -> dict[str, dict[str, Any]]:
+        try:
+            return json.loads((root / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _record(self, root: Path, name: str, **fields: Any) -> None:
+        data = self._manifest(root)
+        data[name] = {**fields, "recorded_at": int(time.time())}
+        tmp = root / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(root / MANIFEST)
+
+    # operations ---------------------------------------------------------------------------
+    def import_file(self, src: Path, name: str | None = None, progress: Progress | None = None,
+                    *, force: bool = False) -> ModelEntry:
+        if not src.is_file():
+            raise UsageError(f"{src} is not a file")
+        if not is_gguf(src):
+            raise UsageError(f"{src} is not a GGUF model (its first bytes are not 'GGUF')",
+                             hint="llama.cpp loads .gguf files; convert other formats with llama.cpp's "
+                                  "convert_hf_to_gguf.py")
+        name = check_name(name or src.name)
+        root = self.root(create=True)
+        assert root is not None
+        dest = root / name
+        if dest.exists() and not force:
+            raise UsageError(f"{name} is already in the model volume {self.volume}",
+                             hint="use --force to replace it, or --name to import under another name")
+        total = src.stat().st_size
+        part = root / f".{name}.part"
+        digest = hashlib.sha256()
+        done = 0
+        with open(src, "rb") as fin, open(part, "wb") as fout:
+            while chunk := fin.read(CHUNK):
+                fout.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        os.chmod(part, 0o644)
+        part.replace(dest)
+        sha = digest.hexdigest()
+        self._record(root, name, sha256=sha, size=total, source=str(src.resolve()))
+        return self.entry(root, name)
+
+    def entry(self, root: Path, name: str) -> ModelEntry:
+        path = root / name
+        try:
+            info = read_info(path)
+            arch, quant = info.architecture, info.quantization
+        except (GGUFError, OSError):
+            arch = quant = None
+        meta = self._manifest(root).get(name, {})
+        return ModelEntry(name, path.stat().st_size, arch, quant, meta.get("sha256"), meta.get("source"))
+
+    def list(self) -> list[ModelEntry]:
+        root = self.root(create=False)
+        if root is None:
+            return []
+        return [self.entry(root, p.name) for p in sorted(root.glob("*.gguf")) if p.is_file()]
+
+    def remove(self, name: str) -> None:
+        root = self.root(create=False)
+        if root is None or not (root / name).is_file():
+            have = ", ".join(e.file for e in self.list()) or "none"
+            raise UsageError(f"{name} is not in the model volume {self.volume} (models: {have})")
+        (root / name).unlink()
+        data = self._manifest(root)
+        if data.pop(name, None) is not None:
+            (root / MANIFEST).write_text(json.dumps(data, indent=1, sort_keys=True))
+
+    def record_download(self, root: Path, name: str, sha256: str, size: int, source: str) -> None:
+        self._record(root, name, sha256=sha256, size=size, source=source)

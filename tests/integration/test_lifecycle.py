@@ -1,0 +1,165 @@
+"""The lifecycle against real Podman with a tiny busybox image (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.podman_env import BUSYBOX_IMAGE, podman
+
+pytestmark = pytest.mark.podman
+
+WEB = """
+[services.{name}]
+image = "{image}"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = [{{ source = "{volume}", target = "/data" }}]
+health = {{ path = "/health", timeout = {timeout} }}
+entrypoint_override = ["/bin/sh", "-c"]
+args = ["{script}"]
+env = {{ GREETING = "{greeting}" }}
+"""
+SERVE = "trap 'exit 0' TERM; echo started $GREETING; httpd -f -v -p 8080 -h /www & wait"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(prun, write_config, *, name="web", script=SERVE, timeout=20, greeting="hello", port=None):
+    service = prun.name(name)
+    port = port or free_port()
+    text = prun.header() + WEB.format(name=service, image=BUSYBOX_IMAGE, port=port, volume=f"{service}_data",
+                                      timeout=timeout, script=script, greeting=greeting)
+    return write_config(text), service, port
+
+
+def container_id(name: str) -> str:
+    return podman("inspect", "--format", "{{.Id}}", f"{name}-0").stdout.strip()
+
+
+def test_start_status_alias_logs_and_volume_survives(prun, cli, write_config):
+    path, svc, port = config(prun, write_config)
+    result = cli("--config", path, "start", svc)
+    assert result.code == 0, result.text
+    assert "healthy" in result.text and f"http://127.0.0.1:{port}" in result.out
+
+    # The network alias resolves from a second container on the same network.
+    probe = podman("run", "--rm", "--network", prun.network, BUSYBOX_IMAGE, "wget", "-qO-",
+                   f"http://{svc}:8080/health")
+    assert probe.stdout.strip() == "ok"
+
+    # Published on 127.0.0.1 only.
+    ports = podman("pod", "inspect", svc, "--format", "{{json .InfraConfig.PortBindings}}").stdout
+    assert '"HostIp":"127.0.0.1"' in ports.replace(" ", "")
+
+    status = cli("--config", path, "status", svc, "--json")
+    assert status.code == 0, status.text
+    [row] = json.loads(status.out)
+    assert {k: row[k] for k in ("service", "state", "health", "pod", "container")} == {
+        "service": svc, "state": "running", "health": "healthy", "pod": svc, "container": f"{svc}-0"}
+    assert row["url"] == f"http://127.0.0.1:{port}" and row["image"] == BUSYBOX_IMAGE and "model" in row
+
+    logs = cli("--config", path, "logs", svc, "-n", "20")
+    assert logs.code == 0 and "started hello" in logs.out
+
+    podman("exec", f"{svc}-0", "sh", "-c", "echo persisted > /data/file")
+    stopped = cli("--config", path, "stop", svc, "--remove")
+    assert stopped.code == 0, stopped.text
+    assert podman("pod", "exists", svc, check=False).returncode == 1
+    assert podman("volume", "exists", f"{svc}_data", check=False).returncode == 0
+    assert cli("--config", path, "status", svc, "--json").out.count('"absent"') == 1
+
+    assert cli("--config", path, "start", svc).code == 0
+    assert podman("exec", f"{svc}-0", "cat", "/data/file").stdout.strip() == "persisted"
+
+
+def test_unchanged_spec_is_noop_and_changed_spec_recreates(prun, cli, write_config):
+    path, svc, port = config(prun, write_config)
+    assert cli("--config", path, "start", svc).code == 0
+    first = container_id(svc)
+    again = cli("--config", path, "start", svc)
+    assert again.code == 0 and "already running" in again.text
+    assert container_id(svc) == first
+
+    path2, _, _ = config(prun, write_config, greeting="changed", port=port)
+    changed = cli("--config", path2, "start", svc)
+    assert changed.code == 0, changed.text
+    assert "recreat" in changed.text
+    assert container_id(svc) != first
+    assert "started changed" in cli("--config", path2, "logs", svc).out
+
+    stopped = cli("--config", path2, "stop", svc)
+    assert stopped.code == 0 and podman("inspect", "--format", "{{.State.Status}}", f"{svc}-0").stdout.strip() in (
+        "exited", "stopped")
+    restarted = cli("--config", path2, "start", svc)
+    assert restarted.code == 0 and container_id(svc) != first
+
+
+def test_container_exiting_during_startup_fails_fast_with_its_log(prun, cli, write_config):
+    path, svc, _ = config(prun, write_config, script="echo about to fail on purpose; exit 3", timeout=60)
+    began = time.monotonic()
+    result = cli("--config", path, "start", svc)
+    elapsed = time.monotonic() - began
+    assert result.code == 1, result.text
+    assert elapsed < 10, f"took {elapsed:.1f}s; a crash must not wait for the 60 s timeout"
+    assert "exit code 3" in result.err and "about to fail on purpose" in result.err
+    assert "Traceback" not in result.text
+
+
+def test_health_timeout_exits_1_with_log_tail(prun, cli, write_config):
+    script = "trap 'exit 0' TERM; echo never serving; sleep 3600 & wait"
+    path, svc, _ = config(prun, write_config, script=script, timeout=1.5)
+    began = time.monotonic()
+    result = cli("--config", path, "start", svc)
+    assert result.code == 1, result.text
+    assert 1.4 < time.monotonic() - began < 15
+    assert "not healthy after 1.5s" in result.err and "never serving" in result.err
+    overridden = cli("--config", path, "start", svc, "--timeout", "0.5")
+    assert overridden.code == 1 and "not healthy after 0.5s" in overridden.err
+
+
+def test_busy_port_exits_2_and_creates_nothing(prun, cli, write_config):
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        port = holder.getsockname()[1]
+        path, svc, _ = config(prun, write_config, port=port)
+        result = cli("--config", path, "start", svc)
+        assert result.code == 2, result.text
+        assert str(port) in result.err and svc in result.err
+    finally:
+        holder.close()
+    assert podman("pod", "exists", svc, check=False).returncode == 1
+    assert podman("volume", "exists", f"{svc}_data", check=False).returncode == 1
+    assert podman("network", "exists", prun.network, check=False).returncode == 1
+
+
+def test_pre_fetch_reports_present_and_fails_fast_on_unreachable_registry(prun, cli, write_config):
+    path, svc, _ = config(prun, write_config)
+    present = cli("--config", path, "start", "--pre-fetch", svc)
+    assert present.code == 0 and "already present" in present.err
+    assert podman("pod", "exists", svc, check=False).returncode == 1  # started nothing
+
+    bad = prun.name("unreachable")
+    text = Path(path).read_text() + f'\n[services.{bad}]\nimage = "quay.io/airpods-test/does-not-exist:1"\n'
+    path2 = write_config(text)
+    began = time.monotonic()
+    result = cli("--config", path2, "start", "--pre-fetch", bad)
+    assert result.code == 1, result.text
+    assert time.monotonic() - began < 20
+    assert "quay.io/airpods-test/does-not-exist:1" in result.err
+    assert podman("pod", "exists", bad, check=False).returncode == 1
+
+
+def test_unknown_service_is_a_usage_error(prun, cli, write_config):
+    path, svc, _ = config(prun, write_config)
+    result = cli("--config", path, "start", "nope")
+    assert result.code == 2 and "unknown service 'nope'" in result.err

@@ -1,0 +1,139 @@
+"""`airpods models` against a real Podman volume; `pull` against a local server with the hub's URL
+layout and headers (the hub itself is unreachable here)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.podman_env import podman
+
+pytestmark = pytest.mark.podman
+
+
+def fake_gguf(path: Path, size: int = 300_000) -> bytes:
+    """A small well-formed GGUF header (architecture + file type) followed by filler."""
+    import struct
+
+    def s(text: str) -> bytes:
+        return struct.pack("<Q", len(text)) + text.encode()
+
+    kv = (s("general.architecture") + struct.pack("<I", 8) + s("qwen2")
+          + s("general.file_type") + struct.pack("<I", 4) + struct.pack("<I", 15))
+    data = b"GGUF" + struct.pack("<I", 3) + struct.pack("<Q", 0) + struct.pack("<Q", 2) + kv
+    data += bytes(range(256)) * ((size - len(data)) // 256 + 1)
+    path.write_bytes(data[:size])
+    return data[:size]
+
+
+class Hub(http.server.BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+    served = 0
+    lie_about_sha = False
+
+    def _lookup(self) -> bytes | None:
+        return self.files.get(self.path)
+
+    def do_HEAD(self):  # noqa: N802
+        data = self._lookup()
+        if data is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        sha = "0" * 64 if self.lie_about_sha else hashlib.sha256(data).hexdigest()
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Size", str(len(data)))
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        data = self._lookup()
+        if data is None:
+            self.send_response(404)
+            self.end_headers()
+            return
+        start = 0
+        if self.headers.get("Range", "").startswith("bytes="):
+            start = int(self.headers["Range"][6:].split("-")[0])
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        self.wfile.write(data[start:])
+        type(self).served += len(data) - start
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    Hub.files, Hub.served, Hub.lie_about_sha = {}, 0, False
+    yield Hub
+    server.shutdown()
+
+
+def volume_dir(name: str) -> Path:
+    return Path(podman("volume", "inspect", name, "--format", "{{.Mountpoint}}").stdout.strip())
+
+
+def test_import_list_rm(prun, cli, write_config, tmp_path):
+    path = write_config(prun.header())
+    model = tmp_path / "tiny-q4.gguf"
+    fake_gguf(model)
+    assert cli("--config", path, "models", "import", str(model)).code == 0
+    [entry] = json.loads(cli("--config", path, "models", "list", "--json").out)
+    assert entry == {"file": "tiny-q4.gguf", "size": 300_000, "architecture": "qwen2", "quantization": "Q4_K_M",
+                     "sha256": hashlib.sha256(model.read_bytes()).hexdigest(), "source": str(model)}
+    again = cli("--config", path, "models", "import", str(model))
+    assert again.code == 2 and "already in the model volume" in again.err
+    not_gguf = tmp_path / "notes.gguf"
+    not_gguf.write_text("hello")
+    assert cli("--config", path, "models", "import", str(not_gguf)).code == 2
+    refused = cli("--config", path, "models", "rm", "tiny-q4.gguf")  # no TTY, no --yes
+    assert refused.code == 2 and (volume_dir(prun.models_volume) / "tiny-q4.gguf").exists()
+    assert cli("--config", path, "models", "rm", "tiny-q4.gguf", "--yes").code == 0
+    assert json.loads(cli("--config", path, "models", "list", "--json").out) == []
+    assert podman("volume", "exists", prun.models_volume, check=False).returncode == 0
+
+
+def test_pull_resumes_and_verifies_sha256(prun, cli, write_config, tmp_path, hub):
+    path = write_config(prun.header())
+    data = fake_gguf(tmp_path / "src.gguf", size=2_000_000)
+    hub.files["/org/repo-GGUF/resolve/main/small-Q4_K_M.gguf"] = data
+    # A previous, interrupted download left the first 700 kB behind.
+    assert cli("--config", path, "models", "list").code == 0
+    podman("volume", "create", prun.models_volume, check=False)
+    (volume_dir(prun.models_volume) / ".small-Q4_K_M.gguf.part").write_bytes(data[:700_000])
+
+    result = cli("--config", path, "models", "pull", "org/repo-GGUF/small-Q4_K_M.gguf")
+    assert result.code == 0, result.text
+    assert hub.served == 2_000_000 - 700_000  # only the rest was downloaded
+    pulled = volume_dir(prun.models_volume) / "small-Q4_K_M.gguf"
+    assert pulled.read_bytes() == data
+    [entry] = json.loads(cli("--config", path, "models", "list", "--json").out)
+    assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["quantization"] == "Q4_K_M"
+
+
+def test_pull_rejects_bad_sha_and_bad_refs(prun, cli, write_config, tmp_path, hub):
+    path = write_config(prun.header())
+    hub.files["/org/repo/resolve/main/x.gguf"] = fake_gguf(tmp_path / "x.gguf")
+    hub.lie_about_sha = True
+    result = cli("--config", path, "models", "pull", "org/repo/x.gguf")
+    assert result.code == 1 and "sha256 mismatch" in result.err
+    assert not list(volume_dir(prun.models_volume).glob("*x.gguf*"))
+    missing = cli("--config", path, "models", "pull", "org/repo/missing.gguf")
+    assert missing.code == 2 and "not found" in missing.err
+    bad = cli("--config", path, "models", "pull", "just-a-name.gguf")
+    assert bad.code == 2 and "org/repo/file.gguf" in bad.err

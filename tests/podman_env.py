@@ -1,0 +1,112 @@
+"""Shared helpers for tests that use a real Podman: availability (fail in CI, skip elsewhere),
+unique names per run, clean-up by label, tiny local images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+BUSYBOX_IMAGE = "localhost/airpods-test/busybox:latest"
+LLAMA_IMAGE = "localhost/airpods-test/llama.cpp:server"
+OPENWEBUI_IMAGE = "localhost/airpods-test/open-webui:0.12.4"
+TEST_LABEL = "io.airpods.test"
+
+
+def need(condition: bool, why: str, fix: str) -> None:
+    """Fail (with CI set) or skip (elsewhere) when a real component is missing."""
+    if condition:
+        return
+    message = f"{why}; {fix}"
+    if os.environ.get("CI"):
+        pytest.fail(f"CI requires it: {message}", pytrace=False)
+    pytest.skip(message)
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def require_podman() -> None:
+    from airpods.errors import AirpodsError
+    from airpods.runtime.connect import resolve_url
+
+    need(shutil.which("podman") is not None, "Podman is not installed", "run scripts/setup-podman.sh")
+    try:
+        resolve_url(None, os.environ)
+    except AirpodsError as exc:
+        need(False, f"the Podman API is not usable ({exc.message})", "run scripts/setup-podman.sh")
+
+
+def image_exists(ref: str) -> bool:
+    return podman("image", "exists", ref, check=False).returncode == 0
+
+
+def build_busybox_image() -> str:
+    if image_exists(BUSYBOX_IMAGE):
+        return BUSYBOX_IMAGE
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    need(Path(busybox).exists(), "busybox-static is not installed", "apt-get install busybox-static")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "root"
+        for d in ("bin", "www", "tmp", "data"):
+            (root / d).mkdir(parents=True)
+        shutil.copy(busybox, root / "bin" / "busybox")
+        for applet in ("sh", "httpd", "echo", "sleep", "cat", "wget", "nslookup", "ls", "touch", "mkdir"):
+            (root / "bin" / applet).symlink_to("busybox")
+        (root / "www" / "health").write_text("ok\n")
+        (root / "www" / "api").mkdir()
+        (root / "www" / "api" / "version").write_text('{"version":"0.0.0-standin"}\n')
+        (root / "www" / "api" / "tags").write_text(
+            '{"models":[{"name":"standin-llama:latest","model":"standin-llama:latest","size":1,'
+            '"digest":"0","modified_at":"2026-01-01T00:00:00Z","details":{}}]}\n')
+        tar = Path(tmp) / "root.tar"
+        subprocess.run(["tar", "-C", str(root), "-cf", str(tar), "."], check=True)
+        podman("import", "--quiet", "--change", 'CMD ["/bin/sh"]', str(tar), BUSYBOX_IMAGE)
+    return BUSYBOX_IMAGE
+
+
+class PodmanRun:
+    """A unique id for one test's resources, and clean-up of everything labelled with it."""
+
+    def __init__(self) -> None:
+        self.id = uuid.uuid4().hex[:8]
+        self.network = f"airpods-t{self.id}"
+        self.models_volume = f"airpods_t{self.id}_models"
+
+    def name(self, base: str) -> str:
+        return f"{base}-{self.id}"
+
+    def header(self) -> str:
+        """Config lines every test config starts with: its own network, labels, model volume;
+        the default services off."""
+        return f"""
+[runtime]
+network = "{self.network}"
+models_volume = "{self.models_volume}"
+stop_timeout = 3
+labels = {{ "{TEST_LABEL}" = "{self.id}" }}
+
+[services.llamacpp]
+enabled = false
+[services.open-webui]
+enabled = false
+"""
+
+    def cleanup(self) -> None:
+        label = f"label={TEST_LABEL}={self.id}"
+        pods = podman("pod", "ps", "-q", "--filter", label, check=False).stdout.split()
+        if pods:
+            podman("pod", "rm", "-f", "-t", "0", *pods, check=False)
+        ctrs = podman("ps", "-aq", "--filter", label, check=False).stdout.split()
+        if ctrs:
+            podman("rm", "-f", "-t", "0", *ctrs, check=False)
+        vols = podman("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
+        if vols:
+            podman("volume", "rm", "-f", *vols, check=False)
+        podman("network", "rm", "-f", self.network, check=False)
