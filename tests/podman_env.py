@@ -107,6 +107,8 @@ enabled = false
         if ctrs:
             podman("rm", "-f", "-t", "0", *ctrs, check=False)
         vols = podman("volume", "ls", "-q", "--filter", label, check=False).stdout.split()
+        if podman("volume", "exists", self.models_volume, check=False).returncode == 0:
+            vols.append(self.models_volume)
         if vols:
             podman("volume", "rm", "-f", *vols, check=False)
         podman("network", "rm", "-f", self.network, check=False)

@@ -46,15 +46,16 @@ def check_name(name: str) -> str:
 
 
 class ModelStore:
-    def __init__(self, runtime: Any, volume: str):
+    def __init__(self, runtime: Any, volume: str, labels: dict[str, str] | None = None):
         self.runtime = runtime
         self.volume = volume
+        self.labels = labels  # stamped on the volume when airpods creates it
 
     def root(self, *, create: bool) -> Path | None:
         if not self.runtime.volume_exists(self.volume):
             if not create:
                 return None
-            self.runtime.ensure_volume(self.volume)
+            self.runtime.ensure_volume(self.volume, self.labels)
         path = self.runtime.volume_path(self.volume)
         if not path or not Path(path).is_dir():
             raise RuntimeFailure(f"the model volume {self.volume} is not on this machine's disk",

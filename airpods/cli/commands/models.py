@@ -26,7 +26,8 @@ def _store(app: Application, service: str | None):
         if spec.kind != "llamacpp":
             raise UsageError(f"service '{service}' is a {spec.kind} service, not llama.cpp")
         volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
-    return ModelStore(app.runtime, volume)
+    labels = {**app.config.runtime.labels, "io.airpods.managed": "true"}
+    return ModelStore(app.runtime, volume, labels)
 
 
 def _size(n: int) -> str:

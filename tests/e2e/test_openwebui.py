@@ -1,0 +1,163 @@
+"""A real Open WebUI (pip-installed from PyPI into a local image) wired by airpods to real
+llama-server instances and an Ollama stand-in."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, image_exists, need, podman
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
+MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+PYTHON_IMAGE = "localhost/airpods-test/debian-python:bookworm"
+
+# Answers what Open WebUI asks an Ollama server for: version, tags (models), ps.
+OLLAMA_STANDIN = r"""
+import http.server, json
+ANSWERS = {
+    "/": "Ollama is running",
+    "/api/version": {"version": "0.5.0"},
+    "/api/tags": {"models": [{"name": "standin-llama:latest", "model": "standin-llama:latest",
+                              "modified_at": "2026-01-01T00:00:00Z", "size": 1, "digest": "0",
+                              "details": {"family": "llama"}}]},
+    "/api/ps": {"models": []},
+}
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ANSWERS.get(self.path.split("?")[0])
+        self.send_response(200 if body is not None else 404)
+        text = body if isinstance(body, str) else json.dumps(body)
+        self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
+        self.end_headers()
+        self.wfile.write(text.encode())
+    def log_message(self, *a):
+        print("ollama-standin", self.path, flush=True)
+print("ollama stand-in listening", flush=True)
+http.server.ThreadingHTTPServer(("0.0.0.0", 11434), H).serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def images(llama_image):
+    need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
+    need(image_exists(PYTHON_IMAGE), f"{PYTHON_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
+
+
+def layout(prun, webui_port: int) -> str:
+    rid = prun.id
+    return prun.header().replace("[services.llamacpp]\nenabled = false\n", "").replace(
+        "[services.open-webui]\nenabled = false\n", "") + f"""
+[services.llamacpp]
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+pod = "llamacpp-{rid}"
+container = "llamacpp-{rid}-0"
+ports = [{{ host = {free_port()}, container = 8080 }}]
+[services.llamacpp.command_args]
+alias = "fast-chat"
+ctx_size = 2048
+
+[services.llamacpp-long]
+enabled = true
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+pod = "llamacpp-long-{rid}"
+container = "llamacpp-long-{rid}-0"
+network_aliases = ["llamacpp-long"]
+ports = [{{ host = {free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{MODEL}"
+[services.llamacpp-long.command_args]
+model = "/models/{{{{ default_model }}}}"
+alias = "long-ctx"
+ctx_size = 4096
+
+[services.ollama]
+enabled = true
+images = {{ cpu = "{PYTHON_IMAGE}" }}
+pod = "ollama-{rid}"
+container = "ollama-{rid}-0"
+ports = [{{ host = {free_port()}, container = 11434 }}]
+volumes = [{{ source = "ollama_{rid}_data", target = "/root/.ollama" }}]
+entrypoint_override = ["python3", "-u", "-c"]
+args = [{json.dumps(OLLAMA_STANDIN)}]
+
+[services.open-webui]
+image = "{OPENWEBUI_IMAGE}"
+pod = "open-webui-{rid}"
+container = "open-webui-{rid}-0"
+ports = [{{ host = {webui_port}, container = 8080 }}]
+volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
+health = {{ path = "/health", timeout = 240 }}
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+RAG_EMBEDDING_ENGINE = "openai"
+WEBUI_AUTH = "false"
+"""
+
+
+def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
+                                 method="POST" if body is not None else "GET",
+                                 headers={"Content-Type": "application/json",
+                                          **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())
+
+
+def webui_models(base: str) -> tuple[str, set[str]]:
+    token = call(f"{base}/api/v1/auths/signin", body={"email": "", "password": ""})["token"]
+    return token, {m["id"] for m in call(f"{base}/api/models", token)["data"]}
+
+
+def test_open_webui_wired_to_every_backend(prun, images, cli, write_config, smollm2):
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    path = write_config(layout(prun, port))
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+
+    started = cli("--config", path, "start", "open-webui")
+    assert started.code == 0, started.text
+    assert "also starting dependencies" in started.err
+    token, models = webui_models(base)
+    assert {"fast-chat", "long-ctx", "standin-llama:latest"} <= models, models
+
+    answer = call(f"{base}/api/chat/completions", token, {
+        "model": "fast-chat", "stream": False, "max_tokens": 16, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hello."}]})
+    assert answer["choices"][0]["message"]["content"].strip()
+    assert "llama" in json.dumps(answer).lower() or answer.get("model") == "fast-chat"
+
+    [row] = json.loads(cli("--config", path, "status", "open-webui", "--json").out)
+    assert row["health"] == "healthy" and row["url"] == base
+    assert row["wired_to"] == ["llamacpp", "llamacpp-long", "ollama"]
+
+    # Disable one instance: the restart recreates Open WebUI with the new wiring, and the env wins
+    # over what Open WebUI stored in its database on the first start.
+    text = Path(path).read_text()
+    path2 = write_config(text.replace("[services.llamacpp-long]\nenabled = true",
+                                      "[services.llamacpp-long]\nenabled = false"))
+    restarted = cli("--config", path2, "start", "open-webui")
+    assert restarted.code == 0, restarted.text
+    assert "recreat" in restarted.err
+    _, models = webui_models(base)
+    assert "fast-chat" in models and "standin-llama:latest" in models and "long-ctx" not in models, models
+
+    # Stop honours depends_on: Open WebUI goes before its backends.
+    stopped = cli("--config", path2, "stop", "open-webui", "llamacpp", "ollama")
+    assert stopped.code == 0, stopped.text
+    lines = [line for line in stopped.err.splitlines() if ": stopped" in line]
+    assert lines[0].startswith("✓ open-webui"), lines
+    assert podman("volume", "exists", f"webui_{prun.id}_data", check=False).returncode == 0
