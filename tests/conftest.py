@@ -18,6 +18,10 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for key in list(os.environ):
         if key.startswith("AIRPODS_") and key != "AIRPODS_BUILD_CACHE":
             monkeypatch.delenv(key)
+    # Built images' inputs (llama-server binary, test model) stay in the real cache.
+    real_cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    monkeypatch.setenv("AIRPODS_BUILD_CACHE", os.environ.get("AIRPODS_BUILD_CACHE") or f"{real_cache}/airpods")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setenv("NO_COLOR", "1")

@@ -17,6 +17,7 @@ class Application:
         self.debug = debug
         self.environ = dict(os.environ if environ is None else environ)
         self.terminal = Terminal()
+        self.runtime_settings: dict[str, Any] = {}  # config.runtime, filled in by specs()
 
     @cached_property
     def loaded(self) -> Any:
@@ -46,27 +47,53 @@ class Application:
                              hint="unset it to detect the GPU, or set e.g. AIRPODS_GPU=cpu")
         return value or None
 
+    @property
+    def config_forces_cpu(self) -> bool:
+        """gpu.force_cpu from the raw config (validation happens where it is needed)."""
+        raw = self.loaded.data.get("gpu")
+        return isinstance(raw, dict) and raw.get("force_cpu") is True
+
     def secrets(self, *, create: bool = True) -> Any:
         from airpods.paths import secrets_dir
         from airpods.secrets import SecretStore
 
         return SecretStore(secrets_dir(self.environ), create=create)
 
-    def specs(self, *, force_cpu: bool = False, create_secrets: bool = True) -> dict[str, Any]:
+    def specs(self, *, force_cpu: bool = False, create_secrets: bool = True,
+              use_cache: bool = True) -> dict[str, Any]:
+        """Resolved ServiceSpecs; from the spec cache when nothing they depend on changed."""
+        import json
+
+        from airpods.paths import secrets_dir
+        from airpods.plan import cache
+        from airpods.plan.spec import from_record, to_record
+
+        results = () if force_cpu or self.config_forces_cpu else self.probe_results
+        override = self.gpu_override()
+        texts = [s.text for s in self.loaded.sources]
+        path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
+        if use_cache:
+            hit = cache.load(path, cache.key(texts, override, force_cpu, results, secrets))
+            if hit is not None:
+                self.runtime_settings = hit["runtime"]
+                return {name: from_record(record) for name, record in hit["specs"].items()}
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
-        needs_probe = not force_cpu and not config.gpu.force_cpu
-        results = self.probe_results if needs_probe else ()
-        ov = Overrides(env_variant=self.gpu_override(), force_cpu_flag=force_cpu)
-        return resolve(config, results, ov, self.secrets(create=create_secrets))
+        specs = resolve(config, results, Overrides(env_variant=override, force_cpu_flag=force_cpu),
+                        self.secrets(create=create_secrets))
+        self.runtime_settings = config.runtime.model_dump()
+        payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
+        if "<generated-on-first-start>" not in json.dumps(payload):  # only fully resolved specs
+            cache.save(path, cache.key(texts, override, force_cpu, results, secrets), payload)
+        return specs
 
     def select(self, specs: dict[str, Any], names: tuple[str, ...], *, enabled_only: bool = True) -> list[str]:
         """Service names from the command line, checked; none given = all enabled services."""
         from airpods.errors import UsageError
 
         if not names:
-            return [n for n, s in self.config.services.items() if s.enabled or not enabled_only]
+            return [n for n, s in specs.items() if s.enabled or not enabled_only]
         unknown = [n for n in names if n not in specs]
         if unknown:
             import difflib
@@ -81,4 +108,6 @@ class Application:
     def runtime(self) -> Any:
         from airpods.runtime.connect import connect
 
-        return connect(url=self.url or self.config.runtime.socket, environ=self.environ)
+        settings = self.runtime_settings or self.loaded.data.get("runtime") or {}
+        socket = settings.get("socket") if isinstance(settings, dict) else None
+        return connect(url=self.url or (socket if isinstance(socket, str) else None), environ=self.environ)

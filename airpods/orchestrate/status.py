@@ -9,6 +9,7 @@ from typing import Any
 
 from airpods.health.probe import probe, served_model
 from airpods.plan.spec import ServiceSpec
+from airpods.runtime.port import ContainerState
 
 
 @dataclass
@@ -34,8 +35,7 @@ class ServiceStatus:
                 "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated}
 
 
-def _one(runtime: Any, spec: ServiceSpec) -> ServiceStatus:
-    state = runtime.inspect(spec.container)
+def _one(spec: ServiceSpec, state: ContainerState | None) -> ServiceStatus:
     out = ServiceStatus(spec.name, "absent", "unknown", spec.url, spec.image, spec.pod, spec.container,
                         kind=spec.kind, wired_to=list(spec.wired_to))
     if state is None:
@@ -56,8 +56,11 @@ def _one(runtime: Any, spec: ServiceSpec) -> ServiceStatus:
     return out
 
 
-def status(runtime: Any, specs: list[ServiceSpec]) -> list[ServiceStatus]:
+def status(runtime: Any, specs: list[ServiceSpec], managed: list[ContainerState] | None = None,
+           ) -> list[ServiceStatus]:
+    """One list call for every container's state, then the HTTP probes in parallel."""
     if not specs:
         return []
+    states = {s.name: s for s in (runtime.list_managed() if managed is None else managed)}
     with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-        return list(pool.map(lambda s: _one(runtime, s), specs))
+        return list(pool.map(lambda s: _one(s, states.get(s.container)), specs))

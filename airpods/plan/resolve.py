@@ -209,5 +209,5 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
         depends_on=tuple(depends), default_model=svc.default_model,
         secret_env=frozenset(secret_env), wired_to=wired,
-        extra_labels=tuple(sorted(config.runtime.labels.items())),
+        extra_labels=tuple(sorted(config.runtime.labels.items())), enabled=svc.enabled,
     )

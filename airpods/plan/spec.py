@@ -63,6 +63,7 @@ class ServiceSpec:
     secret_env: frozenset[str] = frozenset()
     wired_to: tuple[str, ...] = field(default=())
     extra_labels: tuple[tuple[str, str], ...] = ()
+    enabled: bool = True
 
     @property
     def url(self) -> str | None:
@@ -88,8 +89,8 @@ class ServiceSpec:
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate."""
         data = asdict(self)
-        data.pop("depends_on")
-        data.pop("wired_to")
+        for key in ("depends_on", "wired_to", "enabled"):  # not part of the container
+            data.pop(key)
         data["secret_env"] = sorted(self.secret_env)
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -137,3 +138,25 @@ class ServiceSpec:
             "wired_to": list(self.wired_to),
             "spec_hash": self.spec_hash,
         }
+
+
+def to_record(spec: ServiceSpec) -> dict:
+    """Everything, unmasked, for the spec cache (see plan/cache.py)."""
+    data = asdict(spec)
+    data["secret_env"] = sorted(spec.secret_env)
+    return data
+
+
+def from_record(data: dict) -> ServiceSpec:
+    d = dict(data)
+    d["ports"] = tuple(PortSpec(**p) for p in d["ports"])
+    d["volumes"] = tuple(VolumeSpec(**v) for v in d["volumes"])
+    h = d["health"]
+    d["health"] = HealthSpec(h["path"], tuple(h["expected_status"]), h["timeout"])
+    d["secret_env"] = frozenset(d["secret_env"])
+    d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
+    if d["entrypoint"] is not None:
+        d["entrypoint"] = tuple(d["entrypoint"])
+    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to"):
+        d[key] = tuple(d[key])
+    return ServiceSpec(**d)

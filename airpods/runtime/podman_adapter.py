@@ -1,23 +1,31 @@
-"""The podman-py adapter: the only module that imports `podman`.
+"""The podman-py adapter: the only module that imports `podman` or talks to Podman's API.
 
 It hides podman-py's pitfalls (see docs/plans/runtime.md): explicit base_url, named volumes via
 `volumes=`, ports and aliases on the pod, pull errors that come only in the stream, error codes
-that need the message too, stop timeouts set at create time."""
+that need the message too, stop timeouts set at create time.
+
+Importing podman-py costs ~0.15-0.25 s (mostly `requests`), so read-only verbs (inspect, list,
+exists, version) go through a small stdlib client on the same unix socket, and podman-py is
+imported only when something is created, changed, pulled or streamed."""
 
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
+import socket
 from collections.abc import Iterator
 from datetime import datetime
+from functools import cached_property
 from typing import Any
-
-from podman import PodmanClient
-from podman.errors import APIError, NotFound, PodmanError
+from urllib.parse import quote, urlencode
 
 from airpods.errors import RuntimeFailure, RuntimeUnavailable
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.runtime.connect import INSTALL_HINT
 from airpods.runtime.port import ContainerState, PullProgress
+
+API = "/v4.0.0/libpod"
 
 
 def _message(exc: Exception) -> str:
@@ -26,10 +34,23 @@ def _message(exc: Exception) -> str:
 
 
 def _is_not_found(exc: Exception) -> bool:
+    from podman.errors import NotFound
+
     if isinstance(exc, NotFound):
         return True
     msg = _message(exc).lower()
     return "no such" in msg or "not found" in msg
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
 
 
 def _epoch(value: Any) -> float | None:
@@ -54,9 +75,40 @@ class PodmanRuntime:
     def __init__(self, url: str, origin: str = ""):
         self.url = url
         self.origin = origin
-        self.client = PodmanClient(base_url=url, timeout=60)
+        self.socket_path = url[len("unix://"):] if url.startswith("unix://") else None
+
+    @cached_property
+    def client(self) -> Any:
+        from podman import PodmanClient
+
+        return PodmanClient(base_url=self.url, timeout=60)
+
+    def _get(self, path: str, **query: Any) -> tuple[int, Any]:
+        """A read-only GET on the libpod API: (status, decoded JSON or None)."""
+        if self.socket_path is None:  # tcp:// or ssh://: let podman-py handle the transport
+            response = self._call(f"GET {path}", self.client.api.get, path, params=query or None)
+            return response.status_code, (response.json() if response.content else None)
+        conn = _UnixHTTPConnection(self.socket_path)
+        try:
+            conn.request("GET", API + path + (f"?{urlencode(query)}" if query else ""))
+            response = conn.getresponse()
+            body = response.read()
+        except OSError as exc:
+            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
+                                     hint=INSTALL_HINT) from exc
+        finally:
+            conn.close()
+        data = json.loads(body) if body.strip() else None
+        if response.status >= 500:
+            raise RuntimeFailure(f"GET {path}: {(data or {}).get('message', response.status)}")
+        return response.status, data
+
+    def _exists(self, kind: str, name: str) -> bool:
+        return self._get(f"/{kind}/{quote(name, safe='')}/exists")[0] == 204
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        from podman.errors import APIError, PodmanError
+
         try:
             return fn(*args, **kwargs)
         except APIError as exc:
@@ -73,12 +125,14 @@ class PodmanRuntime:
                                      hint=INSTALL_HINT) from exc
 
     def ping(self) -> str:
-        info = self._call("podman version", self.client.version)
-        return str(info.get("Version", "?"))
+        _, info = self._get("/version")
+        return str((info or {}).get("Version", "?"))
 
     # networks and volumes -------------------------------------------------------------------
     def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        if self._call("check network", self.client.networks.exists, name):
+        from podman.errors import APIError
+
+        if self._exists("networks", name):
             return False
         try:
             self.client.networks.create(name, dns_enabled=True, labels=labels or {LABEL_MANAGED: "true"})
@@ -89,9 +143,11 @@ class PodmanRuntime:
         return True
 
     def volume_exists(self, name: str) -> bool:
-        return bool(self._call("check volume", self.client.volumes.exists, name))
+        return self._exists("volumes", name)
 
     def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        from podman.errors import APIError
+
         if self.volume_exists(name):
             return False
         try:
@@ -103,20 +159,17 @@ class PodmanRuntime:
         return True
 
     def volume_path(self, name: str) -> str | None:
-        try:
-            vol = self.client.volumes.get(name)
-        except (APIError, NotFound) as exc:
-            if _is_not_found(exc):
-                return None
-            raise RuntimeFailure(f"inspect volume {name}: {_message(exc)}") from exc
-        return vol.attrs.get("Mountpoint")
+        status, data = self._get(f"/volumes/{quote(name, safe='')}/json")
+        return (data or {}).get("Mountpoint") if status == 200 else None
 
     # images ---------------------------------------------------------------------------------
     def image_exists(self, ref: str) -> bool:
-        return bool(self._call("check image", self.client.images.exists, ref))
+        return self._exists("images", ref)
 
     def pull(self, ref: str) -> Iterator[PullProgress]:
         """Stream progress; podman-py reports a failed pull only as an 'error' line."""
+        from podman.errors import APIError
+
         stream = self._call(f"pull {ref}", self.client.images.pull, ref, stream=True, decode=True)
         try:
             for item in stream:
@@ -137,7 +190,7 @@ class PodmanRuntime:
 
     # pods and containers ----------------------------------------------------------------------
     def pod_exists(self, name: str) -> bool:
-        return bool(self._call("check pod", self.client.pods.exists, name))
+        return self._exists("pods", name)
 
     def create_pod(self, spec: ServiceSpec) -> None:
         ports = [{"host_ip": p.host_ip, "host_port": p.host, "container_port": p.container,
@@ -147,6 +200,8 @@ class PodmanRuntime:
                    labels=dict(spec.labels))
 
     def remove_pod(self, name: str) -> None:
+        from podman.errors import APIError, NotFound
+
         try:
             self.client.pods.remove(name, force=True)
         except (APIError, NotFound) as exc:
@@ -154,6 +209,8 @@ class PodmanRuntime:
                 raise RuntimeFailure(f"remove pod {name}: {_message(exc)}") from exc
 
     def stop_pod(self, name: str, timeout: int) -> None:
+        from podman.errors import APIError, NotFound
+
         try:
             self.client.pods.get(name).stop(timeout=timeout)
         except (APIError, NotFound) as exc:
@@ -186,6 +243,8 @@ class PodmanRuntime:
                    self.client.containers.create, spec.image, **kwargs)
 
     def _container(self, name: str) -> Any:
+        from podman.errors import APIError, NotFound
+
         try:
             return self.client.containers.get(name)
         except (APIError, NotFound) as exc:
@@ -208,10 +267,10 @@ class PodmanRuntime:
             self._call(f"remove container {name}", container.remove, force=True)
 
     def inspect(self, name: str) -> ContainerState | None:
-        container = self._container(name)
-        if container is None:
+        status, attrs = self._get(f"/containers/{quote(name, safe='')}/json")
+        if status == 404 or not attrs:
             return None
-        return self._state(container.attrs)
+        return self._state(attrs)
 
     @staticmethod
     def _state(attrs: dict) -> ContainerState:
@@ -234,6 +293,8 @@ class PodmanRuntime:
             raise RuntimeFailure(f"container {name} does not exist")
         stream = self._call(f"logs of {name}", container.logs, stream=True, follow=follow,
                             tail=tail if tail is not None else "all", stdout=True, stderr=True)
+        from podman.errors import APIError
+
         pending = ""
         with contextlib.suppress(APIError, OSError):
             for chunk in stream:
@@ -245,6 +306,6 @@ class PodmanRuntime:
             yield pending
 
     def list_managed(self) -> list[ContainerState]:
-        items = self._call("list containers", self.client.containers.list, all=True,
-                           filters={"label": [f"{LABEL_MANAGED}=true"]})
-        return [self._state(c.attrs) for c in items]
+        _, items = self._get("/containers/json", all="true",
+                             filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
+        return [self._state(c) for c in items or []]

@@ -56,8 +56,8 @@ def validate_cmd(app: Application, file: str | None) -> None:
         app.config_path = file
         if not Path(file).exists():
             raise UsageError(f"config file {file} does not exist")
-    specs = app.specs(create_secrets=False)
-    enabled = [n for n, s in app.config.services.items() if s.enabled]
+    specs = app.specs(create_secrets=False, use_cache=False)
+    enabled = [n for n, s in specs.items() if s.enabled]
     app.terminal.success(f"configuration is valid: {len(specs)} services ({', '.join(enabled)} enabled)")
 
 

@@ -45,7 +45,7 @@ def doctor(app: Application, as_json: bool) -> None:
                                  "devices": list(r.devices), "warning": r.warning})
     try:
         specs = app.specs(create_secrets=False)
-        report["services"] = {n: {"enabled": app.config.services[n].enabled, "variant": s.variant,
+        report["services"] = {n: {"enabled": s.enabled, "variant": s.variant,
                                   "image": s.image, "devices": list(s.devices)} for n, s in specs.items()}
     except AirpodsError as exc:
         report["config_error"] = exc.message

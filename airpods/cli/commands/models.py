@@ -18,15 +18,15 @@ service_option = click.option("--service", "-s", metavar="NAME",
 def _store(app: Application, service: str | None):
     from airpods.models.store import ModelStore
 
-    volume = app.config.runtime.models_volume
+    specs = app.specs(create_secrets=False)
+    volume = app.runtime_settings["models_volume"]
     if service:
-        specs = app.specs(create_secrets=False)
         app.select(specs, (service,))
         spec = specs[service]
         if spec.kind != "llamacpp":
             raise UsageError(f"service '{service}' is a {spec.kind} service, not llama.cpp")
         volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
-    labels = {**app.config.runtime.labels, "io.airpods.managed": "true"}
+    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true"}
     return ModelStore(app.runtime, volume, labels)
 
 

@@ -51,8 +51,9 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     from airpods.orchestrate.start import start as start_services
 
     with LiveReporter(t) as reporter:
-        outcomes = start_services(runtime, specs, selected, reporter, network=app.config.runtime.network,
-                                  models_volume=app.config.runtime.models_volume, timeout=timeout,
+        settings = app.runtime_settings
+        outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
+                                  models_volume=settings["models_volume"], timeout=timeout,
                                   wait=not no_wait)
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
@@ -67,7 +68,7 @@ def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:
     from airpods.plan.gpu import ProbeEnv, detect
 
     seen = set()
-    if app.config.gpu.force_cpu:
+    if app.config_forces_cpu:
         return
     for result in detect(ProbeEnv.from_environ(app.environ)):
         if result.warning and result.warning not in seen:

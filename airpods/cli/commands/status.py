@@ -37,10 +37,11 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     specs = app.specs(create_secrets=False)
     names = app.select(specs, services)
     runtime = app.runtime
-    if not services:
-        managed = {c.labels.get("io.airpods.service") for c in runtime.list_managed()}
-        names += [n for n in specs if n in managed and n not in names]
-    rows = get_status(runtime, [specs[n] for n in names])
+    managed = runtime.list_managed()
+    if not services:  # disabled services that still have a container are shown too
+        owners = {c.labels.get("io.airpods.service") for c in managed}
+        names += [n for n in specs if n in owners and n not in names]
+    rows = get_status(runtime, [specs[n] for n in names], managed)
     if as_json:
         app.terminal.print_json([r.to_json() for r in rows])
         return

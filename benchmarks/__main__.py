@@ -1,0 +1,84 @@
+"""Benchmark runner: `python -m benchmarks [--quick] [--output FILE]`.
+
+Every figure is reported with a baseline measured in the same run (absolute times on shared
+2-core machines are noisy): min and median of interleaved runs, and the ratio of medians."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from benchmarks.cli_latency import cli_latency
+from benchmarks.common import ROOT, Env, Series, smollm2
+from benchmarks.inference import host_binary, parity
+from benchmarks.lifecycle import scaling, start_overhead
+
+TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
+
+
+def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
+    fmt = (lambda v: f"{v * 1000:.0f} ms") if unit == "s" else (lambda v: f"{v:.1f}")
+    ratio = f"{series.median / baseline.median:.2f}" if baseline else ""
+    return [series.name, str(len(series.samples)), fmt(series.min), fmt(series.median),
+            baseline.name if baseline else "", ratio, target]
+
+
+def table(rows: list[list[str]]) -> str:
+    head = ["measure", "n", "min", "median", "baseline (same run)", "ratio", "target"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"  # noqa: E731
+    return "\n".join([line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few runs: keeps the runner working in CI")
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    args = parser.parse_args()
+    runs = 2 if args.quick else 10
+    env = Env()
+    results: dict = {"quick": args.quick, "machine": {"cpus": subprocess.run(
+        ["nproc"], capture_output=True, text=True, check=False).stdout.strip(), "platform": platform.platform()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rows: list[list[str]] = []
+    try:
+        model = smollm2()
+        env.prepare(model)
+        counts = (1, 2) if args.quick else (1, 2, 4)
+        scale = scaling(env, 1 if args.quick else 3, counts)
+        rows += [row(s, scale[0]) for s in scale]
+        env.run("start", *[f"bench{i}" for i in range(1, 5)])  # status is measured with 4 services up
+        cli = cli_latency(env, 3 if args.quick else 15)
+        for name in ("airpods --help", "airpods --version", "airpods status"):
+            target = f"<= {TARGETS[name] * 1000:.0f} ms" if name in TARGETS else ""
+            rows.append(row(cli[name], cli["python -c pass"], target=target))
+            rows.append(row(cli[name], cli["podman ps"]))
+        env.run("stop", "--remove")
+        life = start_overhead(env, runs)
+        rows.append(row(life["start"][0], life["start"][1], target="ratio <= 1.3"))
+        rows.append(row(life["readiness"], None, target="<= 100 ms"))
+        rows.append(row(life["stop"][0], life["stop"][1], target="<= 2 s"))
+        if host_binary().exists():
+            inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
+            for what in ("generation", "prompt"):
+                rows.append(row(inf[f"{what} container"], inf[f"{what} host"], unit="tok/s", target="ratio >= 0.97"))
+        else:
+            inf = {}
+            print(f"skipping inference parity: no host llama-server at {host_binary()}")
+        all_series = [*scale, *cli.values(), *life["start"], life["readiness"], *life["stop"], *inf.values()]
+        results["series"] = [s.to_json() for s in all_series if s.samples]
+    finally:
+        env.cleanup()
+    results["table"] = rows
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=1))
+    print(table(rows))
+    print(f"\nJSON: {args.output}")
+
+
+if __name__ == "__main__":
+    main()
