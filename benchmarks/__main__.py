@@ -18,6 +18,7 @@ from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
+SECTIONS = ("scaling", "cli", "start", "inference")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -38,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="few runs: keeps the runner working in CI")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    parser.add_argument("--only", choices=SECTIONS, action="append",
+                        help="run only these sections (repeatable); default: all")
     args = parser.parse_args()
     runs = 2 if args.quick else 10
     env = Env()
@@ -45,31 +48,37 @@ def main() -> None:
         ["nproc"], capture_output=True, text=True, check=False).stdout.strip(), "platform": platform.platform()},
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     rows: list[list[str]] = []
+    sections = set(args.only or SECTIONS)
+    all_series: list[Series] = []
     try:
         model = smollm2()
         env.prepare(model)
-        counts = (1, 2) if args.quick else (1, 2, 4)
-        scale = scaling(env, 1 if args.quick else 3, counts)
-        rows += [row(s, scale[0]) for s in scale]
-        env.run("start", *[f"bench{i}" for i in range(1, 5)])  # status is measured with 4 services up
-        cli = cli_latency(env, 3 if args.quick else 15)
-        for name in ("airpods --help", "airpods --version", "airpods status"):
-            target = f"<= {TARGETS[name] * 1000:.0f} ms" if name in TARGETS else ""
-            rows.append(row(cli[name], cli["python -c pass"], target=target))
-            rows.append(row(cli[name], cli["podman ps"]))
+        if "scaling" in sections:
+            scale = scaling(env, 1 if args.quick else 3, (1, 2) if args.quick else (1, 2, 4))
+            rows += [row(s, scale[0]) for s in scale]
+            all_series += scale
+        if "cli" in sections:
+            env.run("start", *[f"bench{i}" for i in range(1, 5)])  # status is measured with 4 services up
+            cli = cli_latency(env, 3 if args.quick else 15)
+            for name in ("airpods --help", "airpods --version", "airpods status"):
+                target = f"<= {TARGETS[name] * 1000:.0f} ms" if name in TARGETS else ""
+                rows.append(row(cli[name], cli["python -c pass"], target=target))
+                rows.append(row(cli[name], cli["podman ps"]))
+            all_series += cli.values()
         env.run("stop", "--remove")
-        life = start_overhead(env, runs)
-        rows.append(row(life["start"][0], life["start"][1], target="ratio <= 1.3"))
-        rows.append(row(life["readiness"], None, target="<= 100 ms"))
-        rows.append(row(life["stop"][0], life["stop"][1], target="<= 2 s"))
-        if host_binary().exists():
+        if "start" in sections:
+            life = start_overhead(env, runs)
+            rows.append(row(life["start"][0], life["start"][1], target="ratio <= 1.3"))
+            rows.append(row(life["readiness"], None, target="<= 100 ms"))
+            rows.append(row(life["stop"][0], life["stop"][1], target="<= 2 s"))
+            all_series += [*life["start"], life["readiness"], *life["stop"]]
+        if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
             for what in ("generation", "prompt"):
                 rows.append(row(inf[f"{what} container"], inf[f"{what} host"], unit="tok/s", target="ratio >= 0.97"))
-        else:
-            inf = {}
+            all_series += inf.values()
+        elif "inference" in sections:
             print(f"skipping inference parity: no host llama-server at {host_binary()}")
-        all_series = [*scale, *cli.values(), *life["start"], life["readiness"], *life["stop"], *inf.values()]
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

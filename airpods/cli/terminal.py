@@ -98,6 +98,16 @@ class Terminal:
         self._out.flush()
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+        """Rich on a terminal; plain aligned columns otherwise (pipes, logs, scripts)."""
+        tty = bool(getattr(self._out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+        if not tty:
+            cells = [columns, *[["" if c is None else str(c) for c in row] for row in rows]]
+            widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+            if title:
+                self.print(title)
+            for r in cells:
+                self.print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+            return
         from rich.table import Table
 
         table = Table(title=title, box=None, header_style="bold", pad_edge=False)

@@ -145,9 +145,9 @@ def choose(results: tuple[ProbeResult, ...], available: set[str], *, forced: str
     """Pick the variant for one service given the variants it has images for.
 
     `forced`: a variant named by AIRPODS_GPU or gpu.variant; `cpu_only`: why the GPU is off."""
+    if cpu_only:  # the user chose CPU: no warnings about unused GPUs
+        return GpuChoice("cpu", reason=cpu_only)
     warnings = tuple(r.warning for r in results if r.warning)
-    if cpu_only:
-        return GpuChoice("cpu", reason=cpu_only, warnings=warnings)
     if forced:
         hit = next((r for r in results if r.variant == forced), None)
         return GpuChoice(forced, hit.devices if hit else (), hit.security_opt if hit else (),

@@ -210,4 +210,5 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         depends_on=tuple(depends), default_model=svc.default_model,
         secret_env=frozenset(secret_env), wired_to=wired,
         extra_labels=tuple(sorted(config.runtime.labels.items())), enabled=svc.enabled,
+        gpu_reason=f.choice.reason, gpu_warnings=f.choice.warnings,
     )

@@ -64,6 +64,8 @@ class ServiceSpec:
     wired_to: tuple[str, ...] = field(default=())
     extra_labels: tuple[tuple[str, str], ...] = ()
     enabled: bool = True
+    gpu_reason: str = ""
+    gpu_warnings: tuple[str, ...] = ()
 
     @property
     def url(self) -> str | None:
@@ -89,7 +91,7 @@ class ServiceSpec:
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate."""
         data = asdict(self)
-        for key in ("depends_on", "wired_to", "enabled"):  # not part of the container
+        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings"):  # not the container
             data.pop(key)
         data["secret_env"] = sorted(self.secret_env)
         blob = json.dumps(data, sort_keys=True, default=list).encode()
@@ -136,6 +138,7 @@ class ServiceSpec:
             "depends_on": list(self.depends_on),
             "default_model": self.default_model,
             "wired_to": list(self.wired_to),
+            "gpu": {"variant": self.variant, "reason": self.gpu_reason, "warnings": list(self.gpu_warnings)},
             "spec_hash": self.spec_hash,
         }
 
@@ -157,6 +160,6 @@ def from_record(data: dict) -> ServiceSpec:
     d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
     if d["entrypoint"] is not None:
         d["entrypoint"] = tuple(d["entrypoint"])
-    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to"):
+    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings"):
         d[key] = tuple(d[key])
     return ServiceSpec(**d)

@@ -130,10 +130,10 @@ class PodmanRuntime:
 
     # networks and volumes -------------------------------------------------------------------
     def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        from podman.errors import APIError
-
         if self._exists("networks", name):
             return False
+        from podman.errors import APIError
+
         try:
             self.client.networks.create(name, dns_enabled=True, labels=labels or {LABEL_MANAGED: "true"})
         except APIError as exc:
@@ -146,10 +146,10 @@ class PodmanRuntime:
         return self._exists("volumes", name)
 
     def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        from podman.errors import APIError
-
         if self.volume_exists(name):
             return False
+        from podman.errors import APIError
+
         try:
             self.client.volumes.create(name, labels=labels or {LABEL_MANAGED: "true"})
         except APIError as exc:
@@ -200,6 +200,8 @@ class PodmanRuntime:
                    labels=dict(spec.labels))
 
     def remove_pod(self, name: str) -> None:
+        if not self.pod_exists(name):
+            return
         from podman.errors import APIError, NotFound
 
         try:

@@ -124,3 +124,25 @@ def test_doctor_reports_probes_and_images(isolated, cli, monkeypatch):
     assert report["probes"][0]["probe"] == "nvidia" and report["probes"][0]["variant"] is None
     assert "nvidia-ctk cdi generate" in report["probes"][0]["warning"]
     assert report["services"]["llamacpp"]["image"] == "ghcr.io/ggml-org/llama.cpp:server"
+
+
+def test_unused_gpu_is_reported_per_service_and_not_when_cpu_is_chosen(isolated, cli, monkeypatch, write_config):
+    fake_smi(isolated / "bin")  # nvidia-smi answers, but no CDI spec
+    monkeypatch.setenv("PATH", f"{isolated / 'bin'}:/usr/bin:/bin")
+    data = json.loads(cli("config", "render", "llamacpp", "--json").out)
+    assert data["variant"] == "cpu"
+    assert any("nvidia-ctk cdi generate" in w for w in data["gpu"]["warnings"])
+    text = cli("config", "render", "llamacpp")
+    assert "warning:" in text.err and "nvidia-ctk cdi generate" in text.err
+    forced = json.loads(cli("config", "render", "llamacpp", "--json", "--cpu").out)
+    assert forced["gpu"] == {"variant": "cpu", "reason": "--cpu given", "warnings": []}
+
+
+def test_ollama_gets_the_rocm_image_and_devices(isolated, cli):
+    (isolated / "dev" / "kfd").touch()
+    (isolated / "dev" / "dri").mkdir()
+    (isolated / "dev" / "dri" / "renderD128").touch()
+    data = json.loads(cli("config", "render", "ollama", "--json").out)
+    assert data["image"] == "docker.io/ollama/ollama:rocm" and data["devices"] == ["/dev/kfd", "/dev/dri"]
+    webui = json.loads(cli("config", "render", "open-webui", "--json").out)
+    assert webui["devices"] == [] and webui["variant"] == "cpu"  # gpu.enabled = false

@@ -178,3 +178,16 @@ def test_health_timeout_fails(rt):
     with pytest.raises(StartFailure) as err:
         run(rt, [a], ["a"])
     assert "not healthy after 0.3s" in err.value.message
+
+
+def test_stop_order_honours_depends_on(rt):
+    a, b, c = spec("a"), spec("b", depends_on=("a",)), spec("c", depends_on=("b",))
+    specs = {s.name: s for s in (a, b, c)}
+    run(rt, [a, b, c], ["c"])
+    results = stop(rt, specs, ["a", "b", "c"], timeout=1, remove=False)
+    assert [r.service for r in results] == ["c", "b", "a"]
+    assert not any(s.running for s in rt.containers.values())
+    # Stopping only a dependency leaves its dependents alone (stop never adds services).
+    run(rt, [a, b, c], ["c"])
+    stop(rt, specs, ["a"], timeout=1, remove=False)
+    assert rt.containers["c-0"].running and not rt.containers["a-0"].running

@@ -82,7 +82,7 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
         return
     t = app.terminal
     t.print(f"service:    {spec.name} ({spec.kind})")
-    t.print(f"image:      {spec.image}  [variant {spec.variant}]")
+    t.print(f"image:      {spec.image}  [variant {spec.variant}: {spec.gpu_reason}]")
     t.print(f"pod:        {spec.pod}   container: {spec.container}   network: {spec.network}")
     t.print(f"aliases:    {', '.join(spec.aliases)}")
     for p in spec.ports:
@@ -102,6 +102,8 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
             f" within {spec.health.timeout:g}s")
     if spec.url:
         t.print(f"url:        {spec.url}")
+    for warning in spec.gpu_warnings:
+        t.warning(warning)
 
 
 INIT_TEMPLATE = """\

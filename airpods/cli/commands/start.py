@@ -65,15 +65,9 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
 
 
 def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:
-    from airpods.plan.gpu import ProbeEnv, detect
-
-    seen = set()
-    if app.config_forces_cpu:
-        return
-    for result in detect(ProbeEnv.from_environ(app.environ)):
-        if result.warning and result.warning not in seen:
-            seen.add(result.warning)
-            app.terminal.warning(result.warning)
+    """A GPU that is present but will not be used is said out loud, once per message."""
+    for message in dict.fromkeys(w for name in selected for w in specs[name].gpu_warnings):
+        app.terminal.warning(message)
 
 
 def _pre_fetch(app: Application, runtime: object, specs: list) -> None:
