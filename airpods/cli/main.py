@@ -20,6 +20,7 @@ COMMANDS = {
     "config": ("airpods.cli.commands.config_cmd:config", "Show, check, render and create configuration."),
     "models": ("airpods.cli.commands.models:models", "Manage GGUF models in the llama.cpp model volume."),
     "doctor": ("airpods.cli.commands.doctor:doctor", "Check Podman, the API socket and GPU detection."),
+    "clean": ("airpods.cli.commands.clean:clean", "Remove pods and containers; with --volumes, data too."),
 }
 
 

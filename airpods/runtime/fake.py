@@ -50,6 +50,9 @@ class FakeRuntime:
     def volume_path(self, name: str) -> str | None:
         return None
 
+    def remove_volume(self, name: str) -> bool:
+        return self.volumes.pop(name, None) is not None
+
     def image_exists(self, ref: str) -> bool:
         return ref in self.images
 

@@ -162,6 +162,13 @@ class PodmanRuntime:
         status, data = self._get(f"/volumes/{quote(name, safe='')}/json")
         return (data or {}).get("Mountpoint") if status == 200 else None
 
+    def remove_volume(self, name: str) -> bool:
+        """Delete a named volume (not forced: a volume still used by a container stays)."""
+        if not self.volume_exists(name):
+            return False
+        self._call(f"remove volume {name}", self.client.volumes.remove, name)
+        return True
+
     # images ---------------------------------------------------------------------------------
     def image_exists(self, ref: str) -> bool:
         return self._exists("images", ref)

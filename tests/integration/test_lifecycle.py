@@ -163,3 +163,37 @@ def test_unknown_service_is_a_usage_error(prun, cli, write_config):
     path, svc, _ = config(prun, write_config)
     result = cli("--config", path, "start", "nope")
     assert result.code == 2 and "unknown service 'nope'" in result.err
+
+
+def test_logs_follow_ends_cleanly_on_ctrl_c(prun, write_config):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path, svc, _ = config(prun, write_config)
+    env = {**os.environ}
+    assert subprocess.run([sys.executable, "-m", "airpods", "--config", path, "start", svc], env=env,
+                          capture_output=True, check=False).returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "airpods", "--config", path, "logs", "-f", svc], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    assert "started hello" in first
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_clean_deletes_volumes_only_when_asked_and_confirmed(prun, cli, write_config):
+    path, svc, _ = config(prun, write_config)
+    assert cli("--config", path, "start", svc).code == 0
+    volume = f"{svc}_data"
+    assert cli("--config", path, "clean", svc).code == 0  # no --volumes: data stays
+    assert podman("pod", "exists", svc, check=False).returncode == 1
+    assert podman("volume", "exists", volume, check=False).returncode == 0
+    refused = cli("--config", path, "clean", svc, "--volumes")  # no TTY, no --yes
+    assert refused.code == 2 and volume in refused.err
+    assert podman("volume", "exists", volume, check=False).returncode == 0
+    done = cli("--config", path, "clean", svc, "--volumes", "--yes")
+    assert done.code == 0 and f"deleted volume {volume}" in done.err
+    assert podman("volume", "exists", volume, check=False).returncode == 1

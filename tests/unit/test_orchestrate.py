@@ -191,3 +191,11 @@ def test_stop_order_honours_depends_on(rt):
     run(rt, [a, b, c], ["c"])
     stop(rt, specs, ["a"], timeout=1, remove=False)
     assert rt.containers["c-0"].running and not rt.containers["a-0"].running
+
+
+def test_no_start_or_stop_path_removes_a_volume(rt):
+    a = spec("a")
+    run(rt, [a], ["a"])
+    run(rt, [dataclasses.replace(a, env={"X": "1"})], ["a"])  # recreate
+    stop(rt, {"a": a}, ["a"], timeout=1, remove=True)
+    assert "a_data" in rt.volumes
