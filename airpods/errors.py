@@ -39,3 +39,7 @@ class RuntimeFailure(AirpodsError):
 
 class StartFailure(AirpodsError):
     """A service did not become healthy: it exited, or the health wait timed out."""
+
+
+class ServiceExited(StartFailure):
+    """The container exited (or was restarted by its restart policy) while starting."""

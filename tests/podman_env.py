@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -16,6 +17,13 @@ BUSYBOX_IMAGE = "localhost/airpods-test/busybox:latest"
 LLAMA_IMAGE = "localhost/airpods-test/llama.cpp:server"
 OPENWEBUI_IMAGE = "localhost/airpods-test/open-webui:0.12.4"
 TEST_LABEL = "io.airpods.test"
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (for a host port in a test config)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def need(condition: bool, why: str, fix: str) -> None:

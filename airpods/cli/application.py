@@ -6,6 +6,8 @@ import os
 from functools import cached_property
 from typing import Any
 
+import click
+
 from airpods.cli.terminal import Terminal
 
 
@@ -111,3 +113,6 @@ class Application:
         settings = self.runtime_settings or self.loaded.data.get("runtime") or {}
         socket = settings.get("socket") if isinstance(settings, dict) else None
         return connect(url=self.url or (socket if isinstance(socket, str) else None), environ=self.environ)
+
+
+pass_app = click.make_pass_decorator(Application)  # commands receive the one Application

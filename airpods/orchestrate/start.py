@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airpods.errors import AirpodsError, RuntimeFailure, StartFailure
+from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure
 from airpods.health.probe import HealthResult, probe
 from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
@@ -25,6 +25,7 @@ class Action:
     kind: str  # create | recreate | start | noop
     reason: str
     running: bool = False  # its container is running now (so its ports are its own)
+    pod_exists: bool = False  # the pod's infra (conmon) holds the pod's host ports even when stopped
 
 
 @dataclass
@@ -39,12 +40,13 @@ class Outcome:
 
 def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: bool) -> Action:
     if state is None:
-        return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""))
+        return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""),
+                      pod_exists=pod_exists)
     if state.labels.get(LABEL_HASH) != spec.spec_hash:
-        return Action(spec.name, "recreate", "configuration changed", state.running)
+        return Action(spec.name, "recreate", "configuration changed", state.running, pod_exists)
     if state.running:
-        return Action(spec.name, "noop", "already running")
-    return Action(spec.name, "start", f"container is {state.status}")
+        return Action(spec.name, "noop", "already running", True, pod_exists)
+    return Action(spec.name, "start", f"container is {state.status}", False, pod_exists)
 
 
 def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str]) -> list[Action]:
@@ -101,7 +103,7 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
         state = runtime.inspect(spec.container)
         if state is None or not state.running or state.restart_count > restarts:
             code = state.exit_code if state else None
-            raise StartFailure(
+            raise ServiceExited(
                 f"service '{spec.name}' exited during startup (exit code {code})",
                 details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
                 hint=f"see the full log: airpods logs {spec.name}")
@@ -136,10 +138,8 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
         seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started)
-    except StartFailure:
-        state = runtime.inspect(spec.container)
-        if state is not None and (not state.running or state.restart_count):
-            runtime.stop_pod(spec.pod, 2)  # do not leave a crash loop behind
+    except ServiceExited:
+        runtime.stop_pod(spec.pod, 2)  # do not leave a crash loop behind (a timeout keeps running)
         raise
     if action.kind == "noop":
         reporter.stage(spec.name, "already running, healthy", seconds)
@@ -159,7 +159,7 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
     actions = {a.service: a for a in plan(runtime, specs, names)}
     todo = [specs[n] for n in names if actions[n].kind != "noop"]
     # Preflight: nothing is created unless every check passes.
-    check_ports([specs[a.service] for a in actions.values() if a.kind != "noop" and not a.running])
+    check_ports([specs[a.service] for a in actions.values() if not (a.running or a.pod_exists)])
     for message in check_models(todo, runtime, models_volume):
         reporter.warning(message)
     ensure_images(runtime, todo, reporter)

@@ -67,25 +67,24 @@ class ServiceSpec:
     gpu_reason: str = ""
     gpu_warnings: tuple[str, ...] = ()
 
-    @property
-    def url(self) -> str | None:
-        """The base URL on the host (first published port)."""
+    def _published(self) -> str | None:
+        """http://HOST:PORT for the first published port (a wildcard bind is reached on 127.0.0.1)."""
         if not self.ports:
             return None
         port = self.ports[0]
         host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
-        host = f"[{host}]" if ":" in host else host
-        base = f"http://{host}:{port.host}"
-        return f"{base}/v1" if self.kind == "llamacpp" else base
+        return f"http://[{host}]:{port.host}" if ":" in host else f"http://{host}:{port.host}"
+
+    @property
+    def url(self) -> str | None:
+        """The base URL on the host (llama.cpp: its OpenAI-compatible /v1)."""
+        base = self._published()
+        return f"{base}/v1" if base and self.kind == "llamacpp" else base
 
     @property
     def health_url(self) -> str | None:
-        if not self.ports or self.health.path is None:
-            return None
-        port = self.ports[0]
-        host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{port.host}{self.health.path}"
+        base = self._published()
+        return None if base is None or self.health.path is None else base + self.health.path
 
     @property
     def spec_hash(self) -> str:

@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, podman
+from tests.podman_env import LLAMA_IMAGE, free_port, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def llama_service(name: str, alias: str, model: str = MODEL, port: int | None = None) -> str:

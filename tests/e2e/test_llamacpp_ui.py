@@ -4,25 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, need
+from tests.podman_env import LLAMA_IMAGE, free_port, need
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.browser]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1280,800"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

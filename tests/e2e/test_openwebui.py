@@ -4,14 +4,13 @@ llama-server instances and an Ollama stand-in."""
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, image_exists, need, podman
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, image_exists, need, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -41,12 +40,6 @@ class H(http.server.BaseHTTPRequestHandler):
 print("ollama stand-in listening", flush=True)
 http.server.ThreadingHTTPServer(("0.0.0.0", 11434), H).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.podman_env import BUSYBOX_IMAGE, podman
+from tests.podman_env import BUSYBOX_IMAGE, free_port, podman
 
 pytestmark = pytest.mark.podman
 
@@ -24,12 +24,6 @@ args = ["{script}"]
 env = {{ GREETING = "{greeting}" }}
 """
 SERVE = "trap 'exit 0' TERM; echo started $GREETING; httpd -f -v -p 8080 -h /www & wait"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(prun, write_config, *, name="web", script=SERVE, timeout=20, greeting="hello", port=None):
@@ -197,3 +191,13 @@ def test_clean_deletes_volumes_only_when_asked_and_confirmed(prun, cli, write_co
     done = cli("--config", path, "clean", svc, "--volumes", "--yes")
     assert done.code == 0 and f"deleted volume {volume}" in done.err
     assert podman("volume", "exists", volume, check=False).returncode == 1
+
+
+def test_start_after_only_the_container_was_stopped(prun, cli, write_config):
+    # The pod's infra keeps its host port open (conmon); that is not "busy" for this service.
+    path, svc, port = config(prun, write_config)
+    assert cli("--config", path, "start", svc).code == 0
+    podman("stop", "-t", "1", f"{svc}-0")
+    again = cli("--config", path, "start", svc)
+    assert again.code == 0, again.text
+    assert "healthy" in again.text

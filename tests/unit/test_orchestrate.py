@@ -15,12 +15,7 @@ from airpods.orchestrate.start import start
 from airpods.orchestrate.stop import stop
 from airpods.plan.spec import LABEL_HASH, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.runtime.fake import FakeRuntime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.podman_env import free_port
 
 
 def spec(name: str, **kw) -> ServiceSpec:

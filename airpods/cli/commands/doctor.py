@@ -7,10 +7,8 @@ import subprocess
 
 import click
 
-from airpods.cli.application import Application
+from airpods.cli.application import Application, pass_app
 from airpods.errors import AirpodsError
-
-pass_app = click.make_pass_decorator(Application)
 
 
 @click.command()

@@ -6,10 +6,8 @@ import sys
 
 import click
 
-from airpods.cli.application import Application
+from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
-
-pass_app = click.make_pass_decorator(Application)
 
 
 @click.command()

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from airpods.cli.application import Application
+from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 
-pass_app = click.make_pass_decorator(Application)
 service_option = click.option("--service", "-s", metavar="NAME",
                               help="Use the model volume of this llama.cpp service (default: runtime.models_volume).")
 

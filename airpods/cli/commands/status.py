@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import click
 
-from airpods.cli.application import Application
-
-pass_app = click.make_pass_decorator(Application)
+from airpods.cli.application import Application, pass_app
 
 
 def _uptime(seconds: float | None) -> str:
