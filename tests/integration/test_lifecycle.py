@@ -169,8 +169,13 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(prun, write_config):
     env = {**os.environ}
     assert subprocess.run([sys.executable, "-m", "airpods", "--config", path, "start", svc], env=env,
                           capture_output=True, check=False).returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "airpods", "--config", path, "logs", "-f", svc], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As at a terminal: a process started from a background job (nohup ... &, as CI may run us)
+    # inherits SIGINT as *ignored*, and Python then installs no KeyboardInterrupt handler.
+    argv = ["airpods", "--config", path, "logs", "-f", svc]
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv = {argv!r}; runpy.run_module('airpods', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     first = proc.stdout.readline()
     assert "started hello" in first
     proc.send_signal(signal.SIGINT)

@@ -38,3 +38,13 @@ def test_open_webui_secret_key_is_stored_0600(cli, isolated):
     key = isolated / "data" / "airpods" / "secrets" / "open-webui-secret-key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(key.parent).st_mode) == 0o700
+
+
+def test_example_layouts_validate(cli):
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).parents[2] / "configs" / "examples").glob("*.toml"))
+    assert {p.name for p in examples} >= {"hybrid.toml", "multi-llama.toml"}
+    for path in examples:
+        result = cli("--config", str(path), "config", "validate")
+        assert result.code == 0, (path, result.text)
