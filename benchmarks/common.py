@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -15,17 +14,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.podman_env import LLAMA_IMAGE, free_port  # the same local images and helpers as the tests
+
 ROOT = Path(__file__).resolve().parent.parent
-LLAMA_IMAGE = "localhost/airpods-test/llama.cpp:server"
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 NETWORK = "airpods-bench"
 VOLUME = "airpods_bench_models"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

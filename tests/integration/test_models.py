@@ -37,13 +37,16 @@ class Hub(http.server.BaseHTTPRequestHandler):
     lie_about_sha = False
 
     def _lookup(self) -> bytes | None:
-        return self.files.get(self.path)
+        """The file at this path, or None after answering 404."""
+        data = self.files.get(self.path)
+        if data is None:
+            self.send_response(404)
+            self.end_headers()
+        return data
 
     def do_HEAD(self):  # noqa: N802
         data = self._lookup()
         if data is None:
-            self.send_response(404)
-            self.end_headers()
             return
         sha = "0" * 64 if self.lie_about_sha else hashlib.sha256(data).hexdigest()
         self.send_response(302)
@@ -55,8 +58,6 @@ class Hub(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802
         data = self._lookup()
         if data is None:
-            self.send_response(404)
-            self.end_headers()
             return
         start = 0
         if self.headers.get("Range", "").startswith("bytes="):
