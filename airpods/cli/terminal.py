@@ -30,8 +30,9 @@ class Terminal:
     def console(self) -> Any:
         from rich.console import Console
 
+        # On a terminal, wrap at word boundaries; in logs and pipes keep each message on one line.
         return Console(file=self._err, no_color=not self.interactive, highlight=False,
-                       force_terminal=self.interactive or None, soft_wrap=True,
+                       force_terminal=self.interactive or None, soft_wrap=not self.interactive,
                        width=None if self.interactive else 120)
 
     @cached_property
@@ -112,7 +113,7 @@ class Terminal:
 
         table = Table(title=title, box=None, header_style="bold", pad_edge=False)
         for column in columns:
-            table.add_column(column)
+            table.add_column(column, overflow="fold")  # never hide part of a URL or image name
         for row in rows:
             table.add_row(*("" if cell is None else str(cell) for cell in row))
         self.out_console.print(table)

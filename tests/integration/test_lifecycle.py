@@ -206,3 +206,17 @@ def test_start_after_only_the_container_was_stopped(prun, cli, write_config):
     again = cli("--config", path, "start", svc)
     assert again.code == 0, again.text
     assert "healthy" in again.text
+
+
+def test_clean_without_names_leaves_disabled_services_data_alone(prun, cli, write_config):
+    path, svc, _ = config(prun, write_config)
+    other = prun.name("other")
+    text = Path(path).read_text() + f'\n[services.{other}]\nenabled = false\nimage = "{BUSYBOX_IMAGE}"\n' \
+        f'volumes = [{{ source = "{other}_data", target = "/data" }}]\n'
+    path2 = write_config(text)
+    podman("volume", "create", "--label", f"io.airpods.test={prun.id}", f"{other}_data")
+    assert cli("--config", path2, "start", svc).code == 0
+    result = cli("--config", path2, "clean", "--volumes", "--yes")
+    assert result.code == 0, result.text
+    assert podman("volume", "exists", f"{svc}_data", check=False).returncode == 1
+    assert podman("volume", "exists", f"{other}_data", check=False).returncode == 0  # disabled, no container

@@ -16,7 +16,8 @@ from airpods.errors import UsageError
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool) -> None:
-    """Stop and remove the pods and containers of SERVICES (default: every service in the config).
+    """Stop and remove the pods and containers of SERVICES (default: the enabled services and any
+    other service that still has a container, as `airpods status` lists them).
 
     With --volumes, also delete their named volumes, after listing them and asking (or --yes).
     A volume shared by several services (the llama.cpp model volume) is deleted only when every
@@ -30,8 +31,11 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
     from airpods.orchestrate.stop import stop as stop_services
 
     specs = app.specs(create_secrets=False)
-    selected = app.select(specs, services, enabled_only=False)
+    selected = app.select(specs, services)
     runtime = app.runtime
+    if not services:  # a disabled service's data is only touched when it still has a container
+        owners = {c.labels.get("io.airpods.service") for c in runtime.list_managed()}
+        selected += [n for n in specs if n in owners and n not in selected]
     doomed: dict[str, list[str]] = {}
     kept: dict[str, list[str]] = {}
     if volumes:
