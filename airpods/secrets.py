@@ -8,6 +8,12 @@ import secrets
 from pathlib import Path
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+PLACEHOLDER = "<generated-on-first-start>"  # what a non-creating store returns for a missing secret
+
+
+def api_key_name(service: str) -> str:
+    """The secret holding a service's generated API key."""
+    return f"{service}-api-key"
 
 
 class SecretStore:
@@ -27,7 +33,7 @@ class SecretStore:
         except FileNotFoundError:
             pass
         if not self.create:
-            return "<generated-on-first-start>"
+            return PLACEHOLDER
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         value = secrets.token_urlsafe(32)

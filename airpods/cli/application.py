@@ -69,6 +69,7 @@ class Application:
         from airpods.paths import secrets_dir
         from airpods.plan import cache
         from airpods.plan.spec import from_record, to_record
+        from airpods.secrets import PLACEHOLDER
 
         results = () if force_cpu or self.config_forces_cpu else self.probe_results
         override = self.gpu_override()
@@ -86,7 +87,7 @@ class Application:
                         self.secrets(create=create_secrets))
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
-        if "<generated-on-first-start>" not in json.dumps(payload):  # only fully resolved specs
+        if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, results, secrets), payload)
         return specs
 
@@ -105,6 +106,12 @@ class Application:
             raise UsageError(f"unknown service {', '.join(hints)}",
                              hint=f"services in the config: {', '.join(specs)}")
         return list(dict.fromkeys(names))
+
+    def with_containers(self, specs: dict[str, Any], names: list[str], managed: list[Any]) -> list[str]:
+        """`names` plus the services (enabled or not) that still have a container: what a command
+        without service names covers when it looks at, or cleans up, what is there."""
+        owners = {c.labels.get("io.airpods.service") for c in managed}
+        return names + [n for n in specs if n in owners and n not in names]
 
     @cached_property
     def runtime(self) -> Any:

@@ -54,8 +54,9 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
         if not wanted:
             continue
         volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
-        path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
-        if path is None and runtime.volume_exists(volume):
+        exists = runtime.volume_exists(volume)
+        path = runtime.volume_path(volume) if exists else None
+        if exists and path is None:
             warnings.append(f"cannot look inside volume {volume} (not local); not checking {wanted}")
             continue
         if path is not None and (Path(path) / wanted).is_file():

@@ -12,7 +12,7 @@ from airpods.health.probe import HealthResult, probe
 from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.preflight import check_models, check_ports
-from airpods.plan.order import closure, waves
+from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_HASH, ServiceSpec
 from airpods.runtime.port import ContainerState
 
@@ -24,8 +24,7 @@ class Action:
     service: str
     kind: str  # create | recreate | start | noop
     reason: str
-    running: bool = False  # its container is running now (so its ports are its own)
-    pod_exists: bool = False  # the pod's infra (conmon) holds the pod's host ports even when stopped
+    pod_exists: bool = False  # the pod (conmon) holds its host ports, running or not: they are its own
 
 
 @dataclass
@@ -43,10 +42,10 @@ def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: boo
         return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""),
                       pod_exists=pod_exists)
     if state.labels.get(LABEL_HASH) != spec.spec_hash:
-        return Action(spec.name, "recreate", "configuration changed", state.running, pod_exists)
+        return Action(spec.name, "recreate", "configuration changed", pod_exists)
     if state.running:
-        return Action(spec.name, "noop", "already running", True, pod_exists)
-    return Action(spec.name, "start", f"container is {state.status}", False, pod_exists)
+        return Action(spec.name, "noop", "already running", pod_exists)
+    return Action(spec.name, "start", f"container is {state.status}", pod_exists)
 
 
 def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str]) -> list[Action]:
@@ -55,7 +54,7 @@ def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str]) -> list[
 
 
 def start_order(specs: dict[str, ServiceSpec], selected: list[str]) -> list[list[str]]:
-    deps = {n: [d for d in s.depends_on if d in specs] for n, s in specs.items()}
+    deps = dependencies(specs)
     return waves(closure(selected, deps), deps)
 
 
@@ -159,7 +158,7 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
     actions = {a.service: a for a in plan(runtime, specs, names)}
     todo = [specs[n] for n in names if actions[n].kind != "noop"]
     # Preflight: nothing is created unless every check passes.
-    check_ports([specs[a.service] for a in actions.values() if not (a.running or a.pod_exists)])
+    check_ports([specs[a.service] for a in actions.values() if not a.pod_exists])
     for message in check_models(todo, runtime, models_volume):
         reporter.warning(message)
     ensure_images(runtime, todo, reporter)

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from airpods.plan.order import waves
+from airpods.plan.order import dependencies, waves
 from airpods.plan.spec import ServiceSpec
 
 
@@ -20,8 +20,7 @@ class Stopped:
 
 def stop(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], *, timeout: int | None,
          remove: bool) -> list[Stopped]:
-    deps = {n: [d for d in s.depends_on if d in specs] for n, s in specs.items()}
-    order = waves(selected, deps)  # only what was asked for (never its dependencies); dependents first
+    order = waves(selected, dependencies(specs))  # only what was asked for (never its dependencies); dependents first
     out: list[Stopped] = []
 
     def one(name: str) -> Stopped:

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def dependencies(specs: Mapping[str, Any]) -> dict[str, list[str]]:
+    """name -> the services it depends on that exist in `specs` (objects with `depends_on`)."""
+    return {n: [d for d in s.depends_on if d in specs] for n, s in specs.items()}
 
 
 def closure(selected: Iterable[str], deps: Mapping[str, Iterable[str]]) -> list[str]:

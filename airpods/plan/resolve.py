@@ -10,7 +10,7 @@ from airpods.errors import ConfigError
 from airpods.plan import gpu as gpu_mod
 from airpods.plan.argv import coerce_rendered, render_args
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
-from airpods.secrets import SecretStore
+from airpods.secrets import SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
@@ -112,9 +112,9 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) 
         api_key = None
         if svc.kind == "llamacpp":
             raw = "auto" if svc.api_key is None else svc.api_key
-            api_key = secrets.get(f"{name}-api-key") if raw == "auto" else (raw or None)
+            api_key = secrets.get(api_key_name(name)) if raw == "auto" else (raw or None)
         elif svc.api_key:
-            api_key = secrets.get(f"{name}-api-key") if svc.api_key == "auto" else svc.api_key
+            api_key = secrets.get(api_key_name(name)) if svc.api_key == "auto" else svc.api_key
         facts[name] = _Facts(name, svc, svc.pod or name, svc.container or f"{name}-0",
                              list(svc.network_aliases or [name]), ports[name], choice, image, api_key)
     return facts

@@ -94,14 +94,16 @@ class PodmanRuntime:
             response = conn.getresponse()
             body = response.read()
         except OSError as exc:
-            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
-                                     hint=INSTALL_HINT) from exc
+            raise self._unreachable(exc) from exc
         finally:
             conn.close()
         data = json.loads(body) if body.strip() else None
         if response.status >= 500:
             raise RuntimeFailure(f"GET {path}: {(data or {}).get('message', response.status)}")
         return response.status, data
+
+    def _unreachable(self, detail: object) -> RuntimeUnavailable:
+        return RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {detail}", hint=INSTALL_HINT)
 
     def _exists(self, kind: str, name: str) -> bool:
         return self._get(f"/{kind}/{quote(name, safe='')}/exists")[0] == 204
@@ -114,49 +116,41 @@ class PodmanRuntime:
         except APIError as exc:
             msg = _message(exc)
             if "operation failed" in msg.lower() or "connection" in msg.lower():
-                raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {msg}",
-                                         hint=INSTALL_HINT) from exc
+                raise self._unreachable(msg) from exc
             raise RuntimeFailure(f"{what}: {msg}") from exc
         except PodmanError as exc:
-            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {_message(exc)}",
-                                     hint=INSTALL_HINT) from exc
+            raise self._unreachable(_message(exc)) from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
-            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
-                                     hint=INSTALL_HINT) from exc
+            raise self._unreachable(exc) from exc
 
     def ping(self) -> str:
         _, info = self._get("/version")
         return str((info or {}).get("Version", "?"))
 
     # networks and volumes -------------------------------------------------------------------
-    def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        if self._exists("networks", name):
+    def _ensure(self, kind: str, name: str, **kwargs: Any) -> bool:
+        """Create a network or volume unless it exists (a concurrent create counts as existing).
+        podman-py is touched only when something is created."""
+        if self._exists(kind, name):
             return False
         from podman.errors import APIError
 
         try:
-            self.client.networks.create(name, dns_enabled=True, labels=labels or {LABEL_MANAGED: "true"})
+            getattr(self.client, kind).create(name, **kwargs)
         except APIError as exc:
             if "exists" in _message(exc):
                 return False
-            raise RuntimeFailure(f"create network {name}: {_message(exc)}") from exc
+            raise RuntimeFailure(f"create {kind[:-1]} {name}: {_message(exc)}") from exc
         return True
+
+    def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
+        return self._ensure("networks", name, dns_enabled=True, labels=labels or {LABEL_MANAGED: "true"})
 
     def volume_exists(self, name: str) -> bool:
         return self._exists("volumes", name)
 
     def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
-        if self.volume_exists(name):
-            return False
-        from podman.errors import APIError
-
-        try:
-            self.client.volumes.create(name, labels=labels or {LABEL_MANAGED: "true"})
-        except APIError as exc:
-            if "exists" in _message(exc):
-                return False
-            raise RuntimeFailure(f"create volume {name}: {_message(exc)}") from exc
-        return True
+        return self._ensure("volumes", name, labels=labels or {LABEL_MANAGED: "true"})
 
     def volume_path(self, name: str) -> str | None:
         status, data = self._get(f"/volumes/{quote(name, safe='')}/json")
@@ -261,8 +255,7 @@ class PodmanRuntime:
                 return None
             raise RuntimeFailure(f"inspect container {name}: {_message(exc)}") from exc
         except OSError as exc:
-            raise RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {exc}",
-                                     hint=INSTALL_HINT) from exc
+            raise self._unreachable(exc) from exc
 
     def start_container(self, name: str) -> None:
         container = self._container(name)

@@ -34,8 +34,7 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
     selected = app.select(specs, services)
     runtime = app.runtime
     if not services:  # a disabled service's data is only touched when it still has a container
-        owners = {c.labels.get("io.airpods.service") for c in runtime.list_managed()}
-        selected += [n for n in specs if n in owners and n not in selected]
+        selected = app.with_containers(specs, selected, runtime.list_managed())
     doomed: dict[str, list[str]] = {}
     kept: dict[str, list[str]] = {}
     if volumes:
@@ -60,7 +59,7 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
             app.terminal.detail(f"{volume} (used by {', '.join(users)})")
         click.confirm("Delete them?", abort=True, err=True)
     for result in stop_services(runtime, specs, selected, timeout=None, remove=True):
-        app.terminal.info(f"{result.service}: {'removed' if result.result == 'removed' else result.result}")
+        app.terminal.info(f"{result.service}: {result.result}")
     for volume in doomed:
         if runtime.remove_volume(volume):
             app.terminal.success(f"deleted volume {volume}")

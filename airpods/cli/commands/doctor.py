@@ -24,7 +24,6 @@ def doctor(app: Application, as_json: bool) -> None:
 
     t = app.terminal
     report: dict = {"podman": None, "socket": None, "network_backend": None, "probes": [], "services": {}}
-    ok = True
     podman = shutil.which("podman", path=app.environ.get("PATH"))
     report["podman"] = podman
     problem = None
@@ -32,7 +31,6 @@ def doctor(app: Application, as_json: bool) -> None:
         runtime = app.runtime
         report["socket"] = {"url": runtime.url, "from": runtime.origin, "version": runtime.ping()}
     except AirpodsError as exc:
-        ok = False
         problem = exc
     if podman:
         out = subprocess.run([podman, "info", "--format", "{{.Host.NetworkBackend}}"],  # noqa: S603
@@ -47,7 +45,6 @@ def doctor(app: Application, as_json: bool) -> None:
                                   "image": s.image, "devices": list(s.devices)} for n, s in specs.items()}
     except AirpodsError as exc:
         report["config_error"] = exc.message
-        ok = False
     if as_json:
         t.print_json(report)
     else:
@@ -73,5 +70,5 @@ def doctor(app: Application, as_json: bool) -> None:
             t.error(f"config: {report['config_error']} (run `airpods config validate`)")
     if problem is not None:
         raise problem
-    if not ok:
+    if "config_error" in report:
         raise click.exceptions.Exit(1)

@@ -37,8 +37,7 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     runtime = app.runtime
     managed = runtime.list_managed()
     if not services:  # disabled services that still have a container are shown too
-        owners = {c.labels.get("io.airpods.service") for c in managed}
-        names += [n for n in specs if n in owners and n not in names]
+        names = app.with_containers(specs, names, managed)
     rows = get_status(runtime, [specs[n] for n in names], managed)
     if as_json:
         app.terminal.print_json([r.to_json() for r in rows])
