@@ -56,10 +56,12 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
+    from airpods.secrets import api_key_name
+
     for o in outcomes:
-        spec = specs[o.service]
-        if spec.kind == "llamacpp" and "LLAMA_API_KEY" in spec.env:
-            t.info(f"{o.service}: API key in {app.secrets().path(o.service + '-api-key')}")
+        key_file = app.secrets().path(api_key_name(o.service))
+        if specs[o.service].kind == "llamacpp" and key_file.exists():  # not for a literal api_key
+            t.info(f"{o.service}: API key in {key_file}")
 
 
 def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:
