@@ -39,6 +39,16 @@ class Application:
 
         return detect(ProbeEnv.from_environ(self.environ))
 
+    @cached_property
+    def cpu_topology(self) -> Any:
+        from airpods.errors import UsageError
+        from airpods.probes.cpu import CpuProbeEnv, probe_cpu
+
+        try:
+            return probe_cpu(CpuProbeEnv.from_environ(self.environ))
+        except ValueError as exc:
+            raise UsageError(f"AIRPODS_CPU_AFFINITY: {exc}", hint="write CPUs like 0-3 or 0,2,4-7") from exc
+
     def gpu_override(self) -> str | None:
         from airpods.errors import UsageError
         from airpods.plan.gpu import VARIANTS
@@ -75,8 +85,9 @@ class Application:
         override = self.gpu_override()
         texts = [s.text for s in self.loaded.sources]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
+        probes = (*results, self.cpu_topology)
         if use_cache:
-            hit = cache.load(path, cache.key(texts, override, force_cpu, results, secrets))
+            hit = cache.load(path, cache.key(texts, override, force_cpu, probes, secrets))
             if hit is not None:
                 self.runtime_settings = hit["runtime"]
                 return {name: from_record(record) for name, record in hit["specs"].items()}
@@ -84,11 +95,11 @@ class Application:
 
         config = self.config
         specs = resolve(config, results, Overrides(env_variant=override, force_cpu_flag=force_cpu),
-                        self.secrets(create=create_secrets))
+                        self.secrets(create=create_secrets), cpu=self.cpu_topology)
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
-            cache.save(path, cache.key(texts, override, force_cpu, results, secrets), payload)
+            cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return specs
 
     def select(self, specs: dict[str, Any], names: tuple[str, ...], *, enabled_only: bool = True) -> list[str]:

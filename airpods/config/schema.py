@@ -110,6 +110,14 @@ class Health(Strict):
 class Resources(Strict):
     memory: str | None = None
     cpus: float | None = Field(default=None, gt=0)
+    cpuset: str | None = None  # pin to these CPUs ("0-3,8"); takes the service out of the CPU plan
+
+    @field_validator("cpuset")
+    @classmethod
+    def _cpuset(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", v):
+            raise ValueError(f"cpuset {v!r} must list CPUs like '0-3' or '0,2,4-7'")
+        return v
 
     @field_validator("memory")
     @classmethod
@@ -204,6 +212,7 @@ class Runtime(Strict):
     models_volume: str = "airpods_llamacpp_models"
     llamacpp_base_port: Port = 8080
     socket: str | None = None
+    cpu_plan: Literal["split", "off"] = "split"  # split the CPUs among llama.cpp processes
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
 
     @field_validator("network", "models_volume")

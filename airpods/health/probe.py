@@ -57,6 +57,18 @@ def probe(url: str, expected: tuple[int, int] = (200, 299), *, timeout: float = 
     return HealthResult("unhealthy", status, body[:120].decode("utf-8", "replace").strip())
 
 
+def probe_all(urls: list[str], expected: tuple[int, int] = (200, 299), *,
+              timeout: float = 2.0) -> HealthResult:
+    """Healthy only when every URL is (gates first, each with 2xx; the last with `expected`);
+    otherwise the first answer that is not healthy, so its stage is what the user sees."""
+    result = HealthResult("healthy", 200)
+    for i, url in enumerate(urls):
+        result = probe(url, expected if i == len(urls) - 1 else (200, 299), timeout=timeout)
+        if not result.healthy:
+            return result
+    return result
+
+
 def served_model(base_url: str, *, api_key: str | None = None, timeout: float = 1.0) -> str | None:
     """The model id an OpenAI-compatible server reports at /v1/models (llama-server wants the
     API key there when one is set)."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure
-from airpods.health.probe import HealthResult, probe
+from airpods.health.probe import HealthResult, probe_all
 from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.preflight import check_models, check_ports
@@ -106,9 +106,9 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
                 f"service '{spec.name}' exited during startup (exit code {code})",
                 details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
                 hint=f"see the full log: airpods logs {spec.name}")
-        if spec.health_url is None:
+        if not spec.health_urls:
             return Done(time.monotonic() - started)
-        result: HealthResult = probe(spec.health_url, spec.health.expected_status, timeout=1.0)
+        result: HealthResult = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
         if result.healthy:
             return Done(time.monotonic() - started)
         text = result.describe()

@@ -7,8 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from airpods.health.probe import probe, served_model
+from airpods.health.probe import probe_all, served_model
 from airpods.plan.spec import ServiceSpec
+from airpods.probes.cgroups import LimitSupport
 from airpods.runtime.port import ContainerState
 
 
@@ -27,17 +28,27 @@ class ServiceStatus:
     kind: str = ""
     wired_to: list[str] = field(default_factory=list)
     outdated: bool = False  # running with an older config (start recreates it)
+    cpuset: str | None = None
+    threads: int | None = None
+    cpu_plan: str = ""
+    cpuset_enforced: bool | None = None  # None: no cpuset to enforce
 
     def to_json(self) -> dict:
         return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
                 "image": self.image, "pod": self.pod, "container": self.container, "model": self.model,
                 "kind": self.kind, "uptime_seconds": None if self.uptime is None else round(self.uptime, 1),
-                "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated}
+                "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated,
+                "cpuset": self.cpuset, "threads": self.threads, "cpu_plan": self.cpu_plan,
+                "cpuset_enforced": self.cpuset_enforced}
 
 
-def _one(spec: ServiceSpec, state: ContainerState | None) -> ServiceStatus:
+def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) -> ServiceStatus:
     out = ServiceStatus(spec.name, "absent", "unknown", spec.url, spec.image, spec.pod, spec.container,
-                        kind=spec.kind, wired_to=list(spec.wired_to))
+                        kind=spec.kind, wired_to=list(spec.wired_to), cpuset=spec.cpuset,
+                        threads=spec.threads, cpu_plan=spec.cpu_reason,
+                        cpuset_enforced=limits.enforces("cpuset") if spec.cpuset else None)
+    if spec.cpuset and not limits.enforces("cpuset"):
+        out.cpu_plan += f"; cpuset not enforced ({limits.mode}, cgroups v{limits.cgroup_version}): threads only"
     if state is None:
         return out
     out.state = state.state
@@ -47,8 +58,8 @@ def _one(spec: ServiceSpec, state: ContainerState | None) -> ServiceStatus:
     if not state.running:
         return out
     out.uptime = time.time() - state.started_at if state.started_at else None
-    if spec.health_url:
-        result = probe(spec.health_url, spec.health.expected_status, timeout=1.0)
+    if spec.health_urls:
+        result = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
         out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(
             result.stage, "unhealthy")
     if spec.kind == "llamacpp" and spec.url and out.health == "healthy":
@@ -62,5 +73,6 @@ def status(runtime: Any, specs: list[ServiceSpec], managed: list[ContainerState]
     if not specs:
         return []
     states = {s.name: s for s in (runtime.list_managed() if managed is None else managed)}
+    limits = runtime.limit_support()
     with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-        return list(pool.map(lambda s: _one(s, states.get(s.container)), specs))
+        return list(pool.map(lambda s: _one(s, states.get(s.container), limits), specs))

@@ -16,7 +16,7 @@ from typing import Any
 from airpods import __version__
 
 FORMAT = 1
-_CODE_DIRS = ("config", "plan", "configs")
+_CODE_DIRS = ("config", "plan", "probes", "configs")
 
 
 def cache_path(environ: Any) -> Path:

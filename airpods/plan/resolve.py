@@ -8,12 +8,15 @@ from typing import Any
 
 from airpods.errors import ConfigError
 from airpods.plan import gpu as gpu_mod
-from airpods.plan.argv import coerce_rendered, render_args
+from airpods.plan.argv import coerce_rendered, flag_name, render_args
+from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
+THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
+THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
 
@@ -135,10 +138,41 @@ def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
             "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
 
 
-def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) -> dict[str, ServiceSpec]:
+def _user_cpu_setting(name: str, svc: Any) -> str | None:
+    """The user's own CPU setting for a service, which the plan then leaves alone."""
+    if svc.resources.cpuset:
+        return f"services.{name}.resources.cpuset"
+    if svc.resources.cpus:
+        return f"services.{name}.resources.cpus"
+    if svc.kind == "llamacpp":
+        for key in svc.command_args:
+            if flag_name(key) in THREAD_FLAGS:
+                return f"services.{name}.command_args.{key}"
+        for key in THREAD_ENV:
+            if key in svc.env:
+                return f"services.{name}.env.{key}"
+    return None
+
+
+def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
+    """Every enabled llama.cpp process gets its own CPUs; Ollama, when it runs next to them, too.
+    Open WebUI and other services are not pinned."""
+    if topology is None or config.runtime.cpu_plan == "off":
+        return {}
+    enabled = {n: s for n, s in config.services.items() if s.enabled}
+    claims = [CpuClaim(n, 1, True, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "llamacpp"]
+    if claims:
+        claims += [CpuClaim(n, 1, False, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "ollama"]
+    return plan_cpu(topology, claims)
+
+
+def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
+            cpu: Any = None) -> dict[str, ServiceSpec]:
+    """`cpu` is the CpuTopology probe result; None plans no CPU shares."""
     from airpods.config.templating import Renderer, is_template
 
     facts = facts_for(config, results, ov, secrets)
+    shares = cpu_shares(config, cpu)
     raw = {n: {"command_args": f.svc.command_args, "env": f.svc.env, "args": f.svc.args,
                "entrypoint_override": f.svc.entrypoint_override} for n, f in facts.items()}
     wiring = backends(facts)
@@ -153,15 +187,26 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) ->
         for n, f in facts.items()}
     rendered = renderer.render_all()
     problems: list[str] = []
-    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template) for n, f in facts.items()}
+    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n))
+             for n, f in facts.items()}
     if problems:
         raise ConfigError("the configuration is invalid", problems,
                           hint="fix the keys listed, then run `airpods config validate`")
     return specs
 
 
+def _cpu_reason(config: Any, svc: Any, share: CpuShare | None) -> str:
+    if share is not None:
+        return share.reason
+    if config.runtime.cpu_plan == "off":
+        return "not planned: runtime.cpu_plan = \"off\""
+    if svc.kind == "llamacpp" and not svc.enabled:
+        return "not planned: the service is disabled in the config (enable it to give it a share)"
+    return "not pinned"
+
+
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
-          is_template: Any) -> ServiceSpec:
+          is_template: Any, share: CpuShare | None = None) -> ServiceSpec:
     svc, name = f.svc, f.name
     args = {k: coerce_rendered(v, is_template(svc.command_args.get(k)))
             for k, v in rendered.get("command_args", {}).items()}
@@ -187,6 +232,9 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
                 problems.append(f"{prefix}.{key}: must be a whole number (got {value!r})")
         if not any(v.target == "/models" for v in volumes):
             volumes.append(VolumeSpec(config.runtime.models_volume, "/models", "ro"))
+        if share is not None and share.threads:
+            args.setdefault("threads", share.threads)
+            args.setdefault("threads_batch", share.threads)
         if f.api_key:
             env["LLAMA_API_KEY"] = f.api_key
             secret_env.add("LLAMA_API_KEY")
@@ -198,14 +246,19 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
+    threads = str(args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
     return ServiceSpec(
         name=name, kind=svc.kind, image=f.image, variant=f.choice.variant, pod=f.pod,
         container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
         ports=tuple(f.ports), volumes=tuple(volumes), env=env, devices=f.choice.devices,
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
         command=tuple(render_args(args) + [str(a) for a in rendered.get("args", [])]),
-        health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout),
+        # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
+        health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout,
+                          ("/health",) if svc.kind == "llamacpp" else ()),
         memory=svc.resources.memory, cpus=svc.resources.cpus,
+        cpuset=svc.resources.cpuset or (share.cpuset if share else None),
+        threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),
         restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
         depends_on=tuple(depends), default_model=svc.default_model,
         secret_env=frozenset(secret_env), wired_to=wired,

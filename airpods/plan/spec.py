@@ -34,6 +34,7 @@ class HealthSpec:
     path: str | None
     expected_status: tuple[int, int]
     timeout: float
+    gates: tuple[str, ...] = ()  # paths that must answer 2xx before `path` counts (llama.cpp: /health)
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,9 @@ class ServiceSpec:
     health: HealthSpec
     memory: str | None = None
     cpus: float | None = None
+    cpuset: str | None = None  # CPUs the container is pinned to (the CPU plan, or resources.cpuset)
+    threads: int | None = None  # llama.cpp --threads (the plan's or the user's)
+    cpu_reason: str = ""
     restart_policy: str = "unless-stopped"
     stop_timeout: int = 10
     depends_on: tuple[str, ...] = ()
@@ -87,11 +91,20 @@ class ServiceSpec:
         return None if base is None or self.health.path is None else base + self.health.path
 
     @property
+    def health_urls(self) -> list[str]:
+        """Every URL that must answer for the service to be healthy, gates first."""
+        base = self._published()
+        if base is None:
+            return []
+        paths = [*self.health.gates, *([self.health.path] if self.health.path else [])]
+        return [base + p for p in dict.fromkeys(paths)]
+
+    @property
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate."""
         data = asdict(self)
-        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings"):  # not the container
-            data.pop(key)
+        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason"):
+            data.pop(key)  # not part of the container
         data["secret_env"] = sorted(self.secret_env)
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -129,10 +142,14 @@ class ServiceSpec:
             "entrypoint": list(self.entrypoint) if self.entrypoint is not None else None,
             "command": list(self.command),
             "health": {"path": self.health.path, "expected_status": list(self.health.expected_status),
-                       "timeout": self.health.timeout, "url": self.health_url},
+                       "timeout": self.health.timeout, "url": self.health_url,
+                       "urls": self.health_urls},
             "url": self.url,
             "security_opt": list(self.security_opt),
-            "resources": {"memory": self.memory, "cpus": self.cpus},
+            "resources": {"memory": self.memory, "cpus": self.cpus, "cpuset": self.cpuset},
+            "cpuset": self.cpuset,
+            "threads": self.threads,
+            "cpu_plan": self.cpu_reason,
             "restart_policy": self.restart_policy,
             "depends_on": list(self.depends_on),
             "default_model": self.default_model,
@@ -154,7 +171,7 @@ def from_record(data: dict) -> ServiceSpec:
     d["ports"] = tuple(PortSpec(**p) for p in d["ports"])
     d["volumes"] = tuple(VolumeSpec(**v) for v in d["volumes"])
     h = d["health"]
-    d["health"] = HealthSpec(h["path"], tuple(h["expected_status"]), h["timeout"])
+    d["health"] = HealthSpec(h["path"], tuple(h["expected_status"]), h["timeout"], tuple(h.get("gates", ())))
     d["secret_env"] = frozenset(d["secret_env"])
     d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
     if d["entrypoint"] is not None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from airpods.errors import RuntimeFailure
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
+from airpods.probes.cgroups import ALL, LimitSupport
 from airpods.runtime.port import ContainerState, PullProgress
 
 
@@ -30,9 +31,14 @@ class FakeRuntime:
     unreachable: set[str] = field(default_factory=set)  # images whose pull fails
     exit_on_start: dict[str, int] = field(default_factory=dict)  # container -> exit code
     version: str = "4.3.1-fake"
+    limits: LimitSupport = ALL
+    cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
 
     def ping(self) -> str:
         return self.version
+
+    def limit_support(self) -> LimitSupport:
+        return self.limits
 
     def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
         created = name not in self.networks
@@ -97,6 +103,7 @@ class FakeRuntime:
         self.containers[spec.container] = ContainerState(
             spec.container, "created", image=spec.image, labels=dict(spec.labels), pod=spec.pod)
         self.specs[spec.container] = spec
+        self.cpusets[spec.container] = spec.cpuset if self.limits.enforces("cpuset") else None
 
     def start_container(self, name: str) -> None:
         state = self.containers[name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import os
 import socket
 from collections.abc import Iterator
 from datetime import datetime
@@ -22,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 from airpods.errors import RuntimeFailure, RuntimeUnavailable
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
+from airpods.probes.cgroups import LimitSupport, limit_support
 from airpods.runtime.connect import INSTALL_HINT
 from airpods.runtime.port import ContainerState, PullProgress
 
@@ -126,6 +128,22 @@ class PodmanRuntime:
     def ping(self) -> str:
         _, info = self._get("/version")
         return str((info or {}).get("Version", "?"))
+
+    @cached_property
+    def _limits(self) -> LimitSupport:
+        if self.socket_path is not None:  # local: who owns the socket runs the engine
+            try:
+                return limit_support(os.stat(self.socket_path).st_uid)
+            except OSError as exc:
+                raise self._unreachable(exc) from exc
+        _, info = self._get("/info")  # remote engine: ask it (~0.2 s)
+        host = (info or {}).get("host") or {}
+        controllers = frozenset(c for c in ("cpuset", "memory", "cpu") if c in (host.get("cgroupControllers") or []))
+        version = {"v1": 1, "v2": 2}.get(str(host.get("cgroupVersion")), 0)
+        return LimitSupport(bool((host.get("security") or {}).get("rootless")), version, controllers)
+
+    def limit_support(self) -> LimitSupport:
+        return self._limits
 
     # networks and volumes -------------------------------------------------------------------
     def _ensure(self, kind: str, name: str, **kwargs: Any) -> bool:
@@ -237,11 +255,14 @@ class PodmanRuntime:
             kwargs["devices"] = list(spec.devices)
         if spec.security_opt:
             kwargs["security_opt"] = list(spec.security_opt)
-        if spec.memory:
+        limits = self.limit_support()  # what the engine cannot enforce is left out, not refused
+        if spec.memory and limits.enforces("memory"):
             kwargs["mem_limit"] = spec.memory
-        if spec.cpus:
+        if spec.cpus and limits.enforces("cpu"):
             kwargs["cpu_period"] = 100_000
             kwargs["cpu_quota"] = int(spec.cpus * 100_000)
+        if spec.cpuset and limits.enforces("cpuset"):
+            kwargs["cpuset_cpus"] = spec.cpuset
         self._call(f"create container {spec.container} from {spec.image}",
                    self.client.containers.create, spec.image, **kwargs)
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from airpods.plan.spec import ServiceSpec
+from airpods.probes.cgroups import LimitSupport
 
 # Exit codes that mean "stopped on purpose" (0, SIGTERM, SIGKILL after the stop timeout).
 STOP_EXIT_CODES = (0, 143, 137)
@@ -50,6 +51,7 @@ class PullProgress:
 
 class ContainerRuntime(Protocol):
     def ping(self) -> str: ...  # engine version
+    def limit_support(self) -> LimitSupport: ...  # which of cpuset/memory/cpu limits it enforces
     def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool: ...  # True: created
     def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool: ...
     def volume_exists(self, name: str) -> bool: ...

@@ -194,3 +194,42 @@ def test_no_start_or_stop_path_removes_a_volume(rt):
     run(rt, [dataclasses.replace(a, env={"X": "1"})], ["a"])  # recreate
     stop(rt, {"a": a}, ["a"], timeout=1, remove=True)
     assert "a_data" in rt.volumes
+
+
+class _UiBeforeModel(http.server.BaseHTTPRequestHandler):
+    """llama-server with its web UI: / answers at once, /health says 503 until the model loaded."""
+
+    health_calls = 0
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/health":
+            type(self).health_calls += 1
+            self.send_response(503 if type(self).health_calls < 3 else 200)
+        else:
+            self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_llamacpp_is_healthy_only_when_slash_health_is(rt):
+    import time
+
+    from airpods.orchestrate.start import wait_healthy
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), _UiBeforeModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        a = spec("a", kind="llamacpp", ports=(PortSpec(server.server_address[1], 8080),),
+                 health=HealthSpec("/", (200, 299), 10.0, ("/health",)))
+        rt.ensure_network("airpods")
+        rt.create_pod(a)
+        rt.create_container(a)
+        rt.start_container("a-0")
+        reporter = Silent()
+        wait_healthy(rt, a, reporter, 10.0, time.monotonic())
+        assert [s for _, s in reporter.stages] == ["loading (HTTP 503)", "loading (HTTP 503)"]
+        assert _UiBeforeModel.health_calls == 3
+    finally:
+        server.shutdown()

@@ -15,9 +15,10 @@ from airpods.errors import AirpodsError
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @pass_app
 def doctor(app: Application, as_json: bool) -> None:
-    """Check Podman, the API socket, the network backend and GPU detection.
+    """Check Podman, the API socket, the network backend, GPU detection and the CPU plan.
 
-    Shows every GPU probe with its reason, and the image each service would use here.
+    Shows rootful or rootless and which cgroup limits the engine enforces, every GPU probe with
+    its reason, each llama.cpp service's CPUs and threads, and the image each service would use.
     Exits 1 when Podman cannot be used.
     """
     from airpods.plan.gpu import ProbeEnv, detect
@@ -30,8 +31,13 @@ def doctor(app: Application, as_json: bool) -> None:
     try:
         runtime = app.runtime
         report["socket"] = {"url": runtime.url, "from": runtime.origin, "version": runtime.ping()}
+        limits = runtime.limit_support()
+        report["engine"] = {"mode": limits.mode, "cgroup_version": limits.cgroup_version,
+                            "limits_enforced": sorted(limits.controllers), "note": limits.describe()}
     except AirpodsError as exc:
         problem = exc
+    topo = app.cpu_topology
+    report["cpu"] = {"cpus": list(topo.cpus), "quota": topo.quota, "usable": len(topo.usable), "plan": {}}
     if podman:
         out = subprocess.run([podman, "info", "--format", "{{.Host.NetworkBackend}}"],  # noqa: S603
                              capture_output=True, text=True, timeout=30, check=False)
@@ -43,6 +49,8 @@ def doctor(app: Application, as_json: bool) -> None:
         specs = app.specs(create_secrets=False)
         report["services"] = {n: {"enabled": s.enabled, "variant": s.variant,
                                   "image": s.image, "devices": list(s.devices)} for n, s in specs.items()}
+        report["cpu"]["plan"] = {n: {"cpuset": s.cpuset, "threads": s.threads, "reason": s.cpu_reason}
+                                 for n, s in specs.items() if s.enabled and (s.cpuset or s.threads)}
     except AirpodsError as exc:
         report["config_error"] = exc.message
     if as_json:
@@ -52,6 +60,8 @@ def doctor(app: Application, as_json: bool) -> None:
         sock = report["socket"]
         t.print("api socket:      " + (f"{sock['url']} ({sock['from']}), Podman {sock['version']}" if sock
                                        else f"unusable: {problem.message if problem else '?'}"))
+        if report.get("engine"):
+            t.print(f"engine:          {report['engine']['note']}")
         backend = report["network_backend"]
         t.print(f"network backend: {backend or 'unknown'}" + (
             "  (CNI: network aliases need netavark + aardvark-dns)" if backend == "cni" else ""))
@@ -59,6 +69,10 @@ def doctor(app: Application, as_json: bool) -> None:
         for p in report["probes"]:
             mark = "✓" if p["variant"] else "-"
             t.print(f"  {mark} {p['probe']:<7} {p['reason']}")
+        t.print(f"cpu:             {topo.describe()}; {len(topo.usable)} usable by the CPU plan")
+        for name, share in report["cpu"]["plan"].items():
+            t.print(f"  {name:<14} cpuset {share['cpuset'] or 'any':<7} threads {share['threads'] or '-':<3} "
+                    f"{share['reason']}")
         t.print("services (image this machine would use):")
         for name, s in report["services"].items():
             state = "" if s["enabled"] else "  (disabled)"

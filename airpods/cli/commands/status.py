@@ -21,14 +21,17 @@ def _uptime(seconds: float | None) -> str:
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list (keys: service, state, health, url, image, pod, container, model).")
+              help="Print a JSON list (keys: service, state, health, url, image, pod, container, model, "
+                   "cpuset, threads, cpu_plan).")
 @pass_app
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """Show state, health, URL, image, uptime and served model of SERVICES.
 
     Default: every enabled service, plus disabled ones that still have a container.
     States: running, stopped, exited (crashed), absent. Health: healthy, starting, unhealthy,
-    unknown (not running).
+    unknown (not running). A llama.cpp service is healthy only when its /health says the model
+    is loaded. CPUS shows the CPU plan: the cpuset and llama.cpp threads of each service
+    ("threads only" where the engine cannot pin, e.g. rootless Podman on cgroups v1).
     """
     from airpods.orchestrate.status import status as get_status
 
@@ -48,5 +51,18 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         extra = r.model or (("-> " + ", ".join(r.wired_to)) if r.wired_to else "")
         if r.outdated and r.state == "running":
             extra += " [config changed: airpods start recreates it]"
-        table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), extra or "-", r.image])
-    app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "MODEL / WIRED TO", "IMAGE"], table)
+        table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), _cpus(r), extra or "-",
+                      r.image])
+    app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "CPUS", "MODEL / WIRED TO", "IMAGE"], table)
+
+
+def _cpus(r) -> str:
+    """'0-1 ×2' (cpuset, threads); 'threads only' when the engine cannot pin."""
+    if r.cpuset is None and r.threads is None:
+        return "-"
+    text = r.cpuset or "any"
+    if r.threads:
+        text += f" ×{r.threads}"
+    if r.cpuset_enforced is False:
+        text += " (threads only)"
+    return text
