@@ -14,3 +14,8 @@ def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
 
 def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path:
     return data_dir(environ) / "secrets"
+
+
+def lock_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """The lock `start` holds while it creates (one per user, as each user has their own Podman)."""
+    return data_dir(environ) / "start.lock"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
+import stat
 from pathlib import Path
+
+from airpods.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = "<generated-on-first-start>"  # what a non-creating store returns for a missing secret
@@ -26,21 +30,56 @@ class SecretStore:
             raise ValueError(f"secret name {name!r} must be lower-case letters, digits, '.', '_', '-'")
         return self.directory / name
 
+    def _read(self, path: Path) -> str | None:
+        """The stored value, after checking what holds it: a directory or file others can read is
+        tightened to 0700/0600; a link, another owner, or a value that is not one token is an error
+        (that never shows the value)."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        fix = f"delete it (rm {path}) and airpods makes a new one on the next start"
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"secret {path} is not a regular file (a link or a directory)", hint=fix)
+        if st.st_uid != os.geteuid():
+            raise ConfigError(f"secret {path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()})",
+                              hint=f"chown it to yourself, or {fix}")
+        self._tighten(self.directory, 0o700)
+        self._tighten(path, 0o600)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"secret {path} cannot be read ({type(exc).__name__})", hint=fix) from exc
+        if not value or not all(33 <= ord(c) < 127 for c in value):
+            raise ConfigError(f"secret {path} is empty or not a single printable token", hint=fix)
+        return value
+
+    @staticmethod
+    def _tighten(path: Path, mode: int) -> None:
+        with contextlib.suppress(OSError):
+            if stat.S_IMODE(os.stat(path).st_mode) & ~mode:
+                os.chmod(path, mode)
+
     def get(self, name: str) -> str:
         path = self.path(name)
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            pass
+        value = self._read(path)
+        if value is not None:
+            return value
         if not self.create:
             return PLACEHOLDER
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         value = secrets.token_urlsafe(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its value
-            return path.read_text(encoding="utf-8").strip()
+        # Written in full under a private name, then linked into place: never seen half-written, and
+        # a concurrent airpods that linked first wins (both then use its value).
+        tmp = self.directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(value + "\n")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            value = self._read(path) or PLACEHOLDER
+        finally:
+            tmp.unlink(missing_ok=True)
         return value

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from airpods.errors import RuntimeFailure, UsageError
-from airpods.models.store import CHUNK, ModelStore, check_name
+from airpods.models.store import CHUNK, ModelStore, check_name, inside
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 
@@ -46,7 +46,7 @@ def pull(store: ModelStore, ref: str, *, revision: str = "main", environ: Mappin
         headers["Authorization"] = f"Bearer {environ['HF_TOKEN']}"
     root = store.root(create=True)
     assert root is not None
-    dest = root / name
+    dest = inside(root, name)
     if dest.exists() and not force:
         raise UsageError(f"{name} is already in the model volume {store.volume}", hint="use --force to replace it")
     try:
@@ -86,6 +86,11 @@ def pull(store: ModelStore, ref: str, *, revision: str = "main", environ: Mappin
                         done += len(chunk)
                         if progress:
                             progress(done, total)
+    except OSError as exc:
+        if isinstance(exc, requests.RequestException):
+            raise RuntimeFailure(f"downloading {ref} from {endpoint} failed: {exc}",
+                                 hint="run the same command again to resume; set HF_ENDPOINT for a mirror") from exc
+        raise store.write_failed(name, exc, resumable=True) from exc
     except requests.RequestException as exc:
         raise RuntimeFailure(f"downloading {ref} from {endpoint} failed: {exc}",
                              hint="run the same command again to resume; set HF_ENDPOINT for a mirror") from exc

@@ -39,10 +39,22 @@ class ModelEntry:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    """Every model name a user gives (rm, import --name, pull, fit, ...) passes here first: a plain
+    file name in the volume, never a path."""
+    if not _NAME.match(name) or ".." in name:
         raise UsageError(f"model name {name!r} must be a plain file name ending in .gguf "
-                         "(letters, digits, '.', '_', '+', '-')")
+                         "(letters, digits, '.', '_', '+', '-'; no '/', no '..')",
+                         hint="see the names with `airpods models list`")
     return name
+
+
+def inside(root: Path, name: str) -> Path:
+    """root/name for a checked name, refusing a symlink (or anything) that leads out of root."""
+    path = root / check_name(name)
+    if path.is_symlink() or path.resolve().parent != root.resolve():
+        raise UsageError(f"{name} in the model volume is a link or leads outside it; airpods does not touch it",
+                         hint=f"look at it yourself: ls -l {path}")
+    return path
 
 
 class ModelStore:
@@ -72,9 +84,18 @@ class ModelStore:
     def _record(self, root: Path, name: str, **fields: Any) -> None:
         data = self._manifest(root)
         data[name] = {**fields, "recorded_at": int(time.time())}
+        self._write_manifest(root, data)
+
+    @staticmethod
+    def _write_manifest(root: Path, data: dict) -> None:
+        """Write-then-rename: a failed write (a full disk) leaves the old manifest as it was."""
         tmp = root / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        tmp.replace(root / MANIFEST)
+        try:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+            tmp.replace(root / MANIFEST)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # operations ---------------------------------------------------------------------------
     def import_file(self, src: Path, name: str | None = None, progress: Progress | None = None,
@@ -88,7 +109,7 @@ class ModelStore:
         name = check_name(name or src.name)
         root = self.root(create=True)
         assert root is not None
-        dest = root / name
+        dest = inside(root, name)
         if dest.exists() and not force:
             raise UsageError(f"{name} is already in the model volume {self.volume}",
                              hint="use --force to replace it, or --name to import under another name")
@@ -96,18 +117,34 @@ class ModelStore:
         part = root / f".{name}.part"
         digest = hashlib.sha256()
         done = 0
-        with open(src, "rb") as fin, open(part, "wb") as fout:
-            while chunk := fin.read(CHUNK):
-                fout.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress:
-                    progress(done, total)
-        os.chmod(part, 0o644)
+        try:
+            with open(src, "rb") as fin, open(part, "wb") as fout:
+                while chunk := fin.read(CHUNK):
+                    fout.write(chunk)
+                    digest.update(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+                fout.flush()
+                os.fsync(fout.fileno())
+            os.chmod(part, 0o644)
+            self._record(root, name, sha256=digest.hexdigest(), size=total, source=str(src.resolve()))
+        except OSError as exc:
+            part.unlink(missing_ok=True)  # nothing half-written stays behind; the manifest is untouched
+            raise self.write_failed(name, exc) from exc
         part.replace(dest)
-        sha = digest.hexdigest()
-        self._record(root, name, sha256=sha, size=total, source=str(src.resolve()))
         return self.entry(root, name)
+
+    def write_failed(self, name: str, exc: OSError, *, resumable: bool = False) -> RuntimeFailure:
+        import errno
+
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            kept = "the partial download is kept to resume" if resumable else "nothing was kept"
+            return RuntimeFailure(f"no space left in the model volume {self.volume} while writing {name}; "
+                                  f"{kept} and the models already there are intact",
+                                  hint="free space (airpods models rm NAME, or on the volume's disk), then run "
+                                       "the same command again")
+        return RuntimeFailure(f"writing {name} into the model volume {self.volume} failed: {exc.strerror or exc}")
 
     def entry(self, root: Path, name: str) -> ModelEntry:
         path = root / name
@@ -126,14 +163,16 @@ class ModelStore:
         return [self.entry(root, p.name) for p in sorted(root.glob("*.gguf")) if p.is_file()]
 
     def remove(self, name: str) -> None:
+        check_name(name)
         root = self.root(create=False)
-        if root is None or not (root / name).is_file():
+        path = inside(root, name) if root is not None else None
+        if path is None or not path.is_file():
             have = ", ".join(e.file for e in self.list()) or "none"
             raise UsageError(f"{name} is not in the model volume {self.volume} (models: {have})")
-        (root / name).unlink()
+        path.unlink()
         data = self._manifest(root)
         if data.pop(name, None) is not None:
-            (root / MANIFEST).write_text(json.dumps(data, indent=1, sort_keys=True))
+            self._write_manifest(root, data)
 
     def record_download(self, root: Path, name: str, sha256: str, size: int, source: str) -> None:
         self._record(root, name, sha256=sha256, size=size, source=source)

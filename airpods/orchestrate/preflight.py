@@ -24,7 +24,27 @@ def port_free(host_ip: str, port: int) -> bool:
         sock.close()
 
 
-def check_ports(specs: list[ServiceSpec]) -> None:
+def unprivileged_port_start(path: Path = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")) -> int:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 1024
+
+
+def check_ports(specs: list[ServiceSpec], *, rootless: bool = False) -> None:
+    if rootless:
+        first_free = unprivileged_port_start()
+        low = [(s, p) for s in specs for p in s.ports if p.host < first_free]
+        if low:
+            s, p = low[0]
+            raise UsageError(
+                f"service '{s.name}': host port {p.host} is below {first_free}, which rootless Podman may not "
+                "bind; nothing was created",
+                details=[f"services.{x.name}.ports: host port {q.host} < net.ipv4.ip_unprivileged_port_start "
+                         f"({first_free})" for x, q in low],
+                hint=f"publish it on a port >= {first_free}: [services.{s.name}] ports = [{{ host = "
+                     f"{p.host + 8000 if p.host + 8000 >= first_free else first_free}, container = "
+                     f"{p.container} }}], or as root: sysctl net.ipv4.ip_unprivileged_port_start={p.host}")
     busy = [(s, p) for s in specs for p in s.ports if not port_free(p.host_ip, p.host)]
     if busy:
         lines = [f"services.{s.name}: host port {p.host_ip}:{p.host} is already in use" for s, p in busy]

@@ -11,6 +11,7 @@ from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFai
 from airpods.health.probe import HealthResult, probe_all
 from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
+from airpods.orchestrate.lock import NoLock
 from airpods.orchestrate.preflight import check_models, check_ports
 from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_HASH, ServiceSpec
@@ -127,12 +128,15 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
 
 
 def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
-              timeout: float | None, wait: bool) -> Outcome:
+              timeout: float | None, wait: bool, lock: Any = None) -> Outcome:
     started = time.monotonic()
     reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
                                "create": "creating pod", "recreate": "recreating (config changed)"}
                    [action.kind], 0.0)
-    converge(runtime, spec, action)
+    with lock or NoLock():
+        if lock is not None:  # another airpods may have converged it meanwhile: look again
+            action = plan_action(spec, runtime.inspect(spec.container), runtime.pod_exists(spec.pod))
+        converge(runtime, spec, action)
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
@@ -149,25 +153,28 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
 
 def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
-          ) -> list[Outcome]:
+          lock: Any = None) -> list[Outcome]:
+    """`lock` (a HostLock) is held while planning and while creating, never while waiting."""
     order = start_order(specs, selected)
     names = [n for wave in order for n in wave]
     extra = [n for n in names if n not in selected]
     if extra:
         reporter.info(f"also starting dependencies: {', '.join(extra)}")
-    actions = {a.service: a for a in plan(runtime, specs, names)}
-    todo = [specs[n] for n in names if actions[n].kind != "noop"]
-    # Preflight: nothing is created unless every check passes.
-    check_ports([specs[a.service] for a in actions.values() if not a.pod_exists])
-    for message in check_models(todo, runtime, models_volume):
-        reporter.warning(message)
-    ensure_images(runtime, todo, reporter)
-    runtime.ensure_network(network, todo[0].resource_labels if todo else None)
+    with lock or NoLock():
+        actions = {a.service: a for a in plan(runtime, specs, names)}
+        todo = [specs[n] for n in names if actions[n].kind != "noop"]
+        # Preflight: nothing is created unless every check passes.
+        check_ports([specs[a.service] for a in actions.values() if not a.pod_exists],
+                    rootless=runtime.limit_support().rootless)
+        for message in check_models(todo, runtime, models_volume):
+            reporter.warning(message)
+        ensure_images(runtime, todo, reporter)
+        runtime.ensure_network(network, todo[0].resource_labels if todo else None)
     outcomes: list[Outcome] = []
     for wave in order:
         with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
             futures = {n: pool.submit(start_one, runtime, specs[n], actions[n], reporter,
-                                      timeout=timeout, wait=wait) for n in wave}
+                                      timeout=timeout, wait=wait, lock=lock) for n in wave}
             errors = []
             for name, future in futures.items():
                 try:

@@ -10,7 +10,6 @@ imported only when something is created, changed, pulled or streamed."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -214,9 +213,11 @@ class PodmanRuntime:
     def create_pod(self, spec: ServiceSpec) -> None:
         ports = [{"host_ip": p.host_ip, "host_port": p.host, "container_port": p.container,
                   "protocol": "tcp"} for p in spec.ports]
+        # Bridge mode said out loud: rootless Podman defaults to slirp4netns, which cannot join a
+        # named network ("networks ... can only be used with Bridge mode networking").
         self._call(f"create pod {spec.pod}", self.client.pods.create, spec.pod,
                    portmappings=ports, networks={spec.network: {"aliases": list(spec.aliases)}},
-                   labels=dict(spec.labels))
+                   netns={"nsmode": "bridge"}, labels=dict(spec.labels))
 
     def remove_pod(self, name: str) -> None:
         if not self.pod_exists(name):
@@ -319,12 +320,17 @@ class PodmanRuntime:
         from podman.errors import APIError
 
         pending = ""
-        with contextlib.suppress(APIError, OSError):
+        try:
             for chunk in stream:
                 text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else str(chunk)
                 pending += text
                 *lines, pending = pending.split("\n")
                 yield from lines
+        except (APIError, OSError) as exc:  # the stream broke (the API went away), not a normal end
+            if pending:
+                yield pending
+            raise RuntimeUnavailable(f"lost the connection to the Podman API at {self.url} while reading "
+                                     f"the log of {name}: {_message(exc)[:200]}", hint=INSTALL_HINT) from exc
         if pending:
             yield pending
 

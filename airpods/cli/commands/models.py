@@ -58,8 +58,11 @@ def models() -> None:
 @pass_app
 def import_cmd(app: Application, path: Path, name: str | None, force: bool, service: str | None) -> None:
     """Copy a local GGUF file into the model volume (checks it is GGUF, records its sha256)."""
+    from airpods.models.store import check_name
+
     if not path.exists():
         raise UsageError(f"{path} does not exist")
+    check_name(name or path.name)  # before touching Podman
     store = _store(app, service)
     with app.terminal.bytes_progress(f"importing {path.name}") as progress:
         entry = store.import_file(path, name, progress, force=force)
@@ -93,7 +96,11 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
 @service_option
 @pass_app
 def rm_cmd(app: Application, name: str, yes: bool, service: str | None) -> None:
-    """Delete a model file from the volume (asks first unless --yes)."""
+    """Delete a model file from the volume (asks first unless --yes). NAME is a file name as
+    `airpods models list` shows it, never a path."""
+    from airpods.models.store import check_name
+
+    check_name(name)  # before touching Podman
     store = _store(app, service)
     if not yes:
         if not sys.stdin.isatty():

@@ -46,13 +46,17 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     if pre_fetch:
         _pre_fetch(app, runtime, [specs[n] for n in selected])
         return
+    from airpods.orchestrate.lock import HostLock
     from airpods.orchestrate.start import start as start_services
+    from airpods.paths import lock_path
 
     with LiveReporter(t) as reporter:
         settings = app.runtime_settings
+        lock = HostLock(lock_path(app.environ),
+                        on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
                                   models_volume=settings["models_volume"], timeout=timeout,
-                                  wait=not no_wait)
+                                  wait=not no_wait, lock=lock)
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
