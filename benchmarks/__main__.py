@@ -14,11 +14,12 @@ from pathlib import Path
 
 from benchmarks.cli_latency import cli_latency
 from benchmarks.common import ROOT, Env, Series, smollm2
+from benchmarks.contention import contention
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "inference")
+SECTIONS = ("scaling", "cli", "start", "inference", "contention")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -79,6 +80,17 @@ def main() -> None:
             all_series += inf.values()
         elif "inference" in sections:
             print(f"skipping inference parity: no host llama-server at {host_binary()}")
+        if "contention" in sections:
+            quick = args.quick
+            con = contention(env, 1 if quick else 5, (1, 2) if quick else (1, 2, 3, 4), (1, 2))
+            for suffix in ("", " engine"):
+                one = con[f"split 1{suffix}"]
+                for key in [k for k in con if k.endswith(suffix) and (suffix or "engine" not in k)]:
+                    target = "ratio >= 1.5" if key == f"split 2{suffix}" else ""
+                    rows.append(row(con[key], None if con[key] is one else one, unit="tok/s", target=target))
+                rows.append(row(one, con[f"off 1{suffix}"], unit="tok/s", target="ratio >= 0.9"))
+                rows.append(row(con[f"split 2{suffix}"], con[f"off 2{suffix}"], unit="tok/s"))
+            all_series += con.values()
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

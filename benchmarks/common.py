@@ -74,13 +74,16 @@ class Env:
         self.ports = [free_port() for _ in range(self.instances)]
         self.config.write_text(self.render_config())
 
-    def render_config(self) -> str:
+    def render_config(self, enabled: int | None = None, extra: str = "") -> str:
+        """bench1..bench4; with `enabled`, only the first that many are enabled (the CPU plan
+        counts enabled llama.cpp services); `extra` goes into [runtime]."""
         lines = [f'[runtime]\nnetwork = "{NETWORK}"\nmodels_volume = "{VOLUME}"\n'
-                 'labels = { "io.airpods.bench" = "1" }\n',
+                 f'labels = {{ "io.airpods.bench" = "1" }}\n{extra}\n',
                  "[services.llamacpp]\nenabled = false\n[services.open-webui]\nenabled = false\n"]
         for i, port in enumerate(self.ports, start=1):
             lines.append(f"""
 [services.bench{i}]
+enabled = {"true" if enabled is None or i <= enabled else "false"}
 kind = "llamacpp"
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 network_aliases = ["bench{i}"]

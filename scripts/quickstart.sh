@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# From a fresh Debian/Ubuntu machine to a llama.cpp chat completion, as root:
-#   sudo scripts/quickstart.sh
-# 1. installs and configures Podman (scripts/setup-podman.sh)
+# From a fresh Debian/Ubuntu machine to a llama.cpp chat completion, as root or as a normal user:
+#   scripts/quickstart.sh
+# Only installing packages needs root. As a normal user that step goes through sudo; everything
+# else (airpods in .venv, the image, the model, the pod) belongs to you and runs on rootless Podman.
+# As root, sudo is never needed (a fresh Debian root shell has none).
+# 1. installs and configures Podman (scripts/setup-podman.sh), and python3-venv
 # 2. installs airpods into .venv
 # 3. gets the llama.cpp image for this machine's GPU; with no registry reachable, builds
 #    llama-server from source into a local image instead (10-15 min the first time)
@@ -10,10 +13,25 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
-[ "$(id -u)" -eq 0 ] || { echo "run as root: sudo $0" >&2; exit 2; }
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    echo "quickstart: this step needs root and sudo is not installed: $*" >&2
+    echo "run that command as root (su -c '...'), then run scripts/quickstart.sh again" >&2
+    exit 2
+  fi
+}
+[ "$(id -u)" -eq 0 ] && mode="root (rootful Podman)" || mode="$(id -un) (rootless Podman)"
+say "running as $mode"
 
-say "Podman"
-bash scripts/setup-podman.sh
+say "Podman (package installs need root)"
+as_root bash scripts/setup-podman.sh
+if ! python3 -c 'import ensurepip' 2>/dev/null; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
 
 say "airpods"
 python3 -m venv .venv
@@ -24,6 +42,12 @@ conf_dir="${XDG_CONFIG_HOME:-$HOME/.config}/airpods"
 say "llama.cpp image"
 if ! "${airpods[@]}" start --pre-fetch llamacpp; then
   say "no registry reachable: building llama-server from source (cached for next time)"
+  missing=()
+  for tool in cmake g++ npm; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      cmake g++ nodejs npm >/dev/null
+  fi
   bash scripts/build-llamacpp-image.sh localhost/airpods/llama.cpp:server
   mkdir -p "$conf_dir"
   cat > "$conf_dir/quickstart.toml" <<'TOML'

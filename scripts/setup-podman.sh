@@ -74,7 +74,18 @@ open(path, "w", encoding="utf-8").write("\n".join(out).strip("\n") + "\n")
 PY
 log "configured $CONF"
 
-# 3. The API socket airpods talks to.
+# 3. Rootless networking (slirp4netns, and the rootless netns behind a named network) opens
+#    /dev/net/tun as the user; udev makes it 0666 on a standard install, some images ship 0600.
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != "666" ]; then
+  chmod 0666 /dev/net/tun
+  log "made /dev/net/tun usable for rootless Podman (0666, as udev sets it)"
+fi
+user="${SUDO_USER:-}"
+if [ -n "$user" ] && [ "$user" != root ] && ! grep -q "^$user:" /etc/subuid 2>/dev/null; then
+  log "warning: $user has no range in /etc/subuid; rootless Podman needs one: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $user"
+fi
+
+# 4. The API socket airpods talks to.
 if [ "$start_socket" -eq 1 ]; then
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl enable --now podman.socket >/dev/null

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Run every test, on a fresh Debian/Ubuntu machine as root:
-#   sudo scripts/test.sh [pytest args]
+# Run every test, on a fresh Debian/Ubuntu machine (as root, or as a user with sudo):
+#   scripts/test.sh [pytest args]
+# The suite covers rootful Podman and rootless Podman (it creates the unprivileged user
+# airpods-rl for that), so it runs as root and re-runs itself through sudo when it is not.
 # Sets up Podman (scripts/setup-podman.sh), builds the local test images (llama-server from the
 # llama.cpp source in the llama-cpp-python sdist; Open WebUI from PyPI on a debootstrap base),
 # fetches the SmolLM2 test model, installs airpods with its dev tools in .venv, then runs ruff
@@ -10,7 +12,12 @@ cd "$(dirname "$0")/.."
 log() { printf '\n== %s\n' "$*" >&2; }
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "scripts/test.sh: run as root (sudo): it installs Podman and builds container images" >&2
+  # Every test means rootful Podman too, and creating the rootless test user: that needs root.
+  if command -v sudo >/dev/null 2>&1; then
+    echo "scripts/test.sh: the suite runs rootful and rootless Podman and creates a test user; re-running with sudo" >&2
+    exec sudo --preserve-env=CI "$0" "$@"
+  fi
+  echo "scripts/test.sh: needs root (rootful Podman tests, the rootless test user); run it as root" >&2
   exit 2
 fi
 

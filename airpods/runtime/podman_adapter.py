@@ -43,6 +43,14 @@ def _is_not_found(exc: Exception) -> bool:
     return "no such" in msg or "not found" in msg
 
 
+def _broken_stream_errors() -> tuple[type[Exception], ...]:
+    """What requests/urllib3 raise when a streamed response is cut (not all are OSErrors)."""
+    import requests
+    import urllib3
+
+    return (requests.RequestException, urllib3.exceptions.HTTPError)
+
+
 class _UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float = 30):
         super().__init__("localhost", timeout=timeout)
@@ -170,8 +178,29 @@ class PodmanRuntime:
         return self._ensure("volumes", name, labels=labels or {LABEL_MANAGED: "true"})
 
     def volume_path(self, name: str) -> str | None:
+        """The host directory a container would see. A volume backed by a device or tmpfs (created
+        with --opt device=...) is mounted there only while in use: mount it first, or files written
+        to the directory underneath would be hidden from every container."""
         status, data = self._get(f"/volumes/{quote(name, safe='')}/json")
-        return (data or {}).get("Mountpoint") if status == 200 else None
+        if status != 200 or not data:
+            return None
+        if (data.get("Options") or {}).get("device") and not data.get("MountCount"):
+            self._mount_volume(name)
+        return data.get("Mountpoint")
+
+    def _mount_volume(self, name: str) -> None:
+        import shutil
+        import subprocess
+
+        podman = shutil.which("podman")
+        if self.socket_path is None or podman is None or os.geteuid() != 0:
+            raise RuntimeFailure(f"volume {name} is backed by a device that is not mounted, and airpods can only "
+                                 "mount it as root with a local Podman",
+                                 hint=f"mount it yourself (podman volume mount {name}) and run again")
+        out = subprocess.run([podman, "volume", "mount", name], capture_output=True, text=True,  # noqa: S603
+                             timeout=60, check=False)
+        if out.returncode != 0:
+            raise RuntimeFailure(f"mounting volume {name} failed: {out.stderr.strip()[:300]}")
 
     def remove_volume(self, name: str) -> bool:
         """Delete a named volume (not forced: a volume still used by a container stays)."""
@@ -326,7 +355,7 @@ class PodmanRuntime:
                 pending += text
                 *lines, pending = pending.split("\n")
                 yield from lines
-        except (APIError, OSError) as exc:  # the stream broke (the API went away), not a normal end
+        except (APIError, OSError, *_broken_stream_errors()) as exc:  # the API went away: not a normal end
             if pending:
                 yield pending
             raise RuntimeUnavailable(f"lost the connection to the Podman API at {self.url} while reading "

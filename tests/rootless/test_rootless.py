@@ -1,0 +1,176 @@
+"""airpods as an unprivileged user with rootless Podman, end to end, with the real llama-server:
+the same commands and config as root."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_llamacpp import MODEL, chat
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, TEST_LABEL, free_port, podman
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.rootless]
+
+
+def write_config(user, run_id: str, body: str) -> Path:
+    path = Path("/tmp") / f"airpods-rl-{run_id}.toml"
+    path.write_text(f"""
+[runtime]
+network = "airpods-rl{run_id}"
+models_volume = "airpods_rl{run_id}_models"
+stop_timeout = 3
+labels = {{ "{TEST_LABEL}" = "{run_id}" }}
+
+[services.llamacpp]
+enabled = false
+[services.open-webui]
+enabled = false
+""" + body)
+    os.chmod(path, 0o644)
+    return path
+
+
+def llama(name: str, port: int) -> str:
+    return f"""
+[services.{name}]
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{name}"]
+ports = [{{ host = {port}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{MODEL}"
+[services.{name}.command_args]
+model = "/models/{{{{ default_model }}}}"
+alias = "{{{{ default_model | replace('.gguf', '') }}}}"
+ctx_size = 1024
+no_webui = true
+"""
+
+
+def key_of(user, service: str) -> str:
+    return (user.home / ".local" / "share" / "airpods" / "secrets" / f"{service}-api-key").read_text().strip()
+
+
+def test_rootless_llamacpp_lifecycle(rootless_user, rl):
+    user, svc = rootless_user, f"llm-{rl}"
+    conf = write_config(user, rl, llama(svc, free_port()))
+
+    def airpods(*args: str, timeout: float = 300):
+        return user.run(str(user.airpods), "--config", str(conf), *args, timeout=timeout)
+
+    imported = airpods("models", "import", str(user.model))
+    assert imported.returncode == 0, imported.stderr
+    started = airpods("start", svc)
+    assert started.returncode == 0, started.stdout + started.stderr
+    [row] = json.loads(airpods("status", svc, "--json").stdout)
+    assert row["health"] == "healthy" and row["model"] == MODEL.removesuffix(".gguf")
+    assert row["url"].startswith("http://127.0.0.1:")
+    # Rootless on cgroups v1 cannot pin: the thread count carries the plan, and status says so.
+    assert row["threads"] and row["cpuset_enforced"] in (False, True)
+    if row["cpuset_enforced"] is False:
+        assert "not enforced" in row["cpu_plan"]
+    code, answer = chat(row["url"], key_of(user, svc))
+    assert code == 200 and answer["choices"][0]["message"]["content"].strip()
+    assert chat(row["url"], None)[0] == 401
+
+    # It really is the user's Podman, not root's.
+    assert user.podman("pod", "exists", svc).returncode == 0
+    assert podman("pod", "exists", svc, check=False).returncode == 1
+    key_file = user.home / ".local" / "share" / "airpods" / "secrets" / f"{svc}-api-key"
+    assert key_file.stat().st_uid == user.home.stat().st_uid and oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+    logs = airpods("logs", svc, "-n", "50")
+    assert logs.returncode == 0 and "model loaded" in logs.stdout
+    assert airpods("stop", svc).returncode == 0
+    again = airpods("start", svc)
+    assert again.returncode == 0, again.stderr
+    assert chat(row["url"], key_of(user, svc))[0] == 200
+
+    bad = airpods("models", "rm", "../../etc/passwd", "--yes")
+    assert bad.returncode == 2 and "plain file name" in bad.stderr
+    cleaned = airpods("clean", "--yes")
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert user.podman("pod", "exists", svc).returncode == 1
+    listed = json.loads(airpods("models", "list", "--json").stdout)
+    assert [m["file"] for m in listed] == [MODEL]  # clean without --volumes keeps the models
+
+
+def test_rootless_low_port_is_refused_with_the_sysctl(rootless_user, rl):
+    start = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    if start <= 80:
+        pytest.skip("this machine lets unprivileged users bind port 80")
+    conf = write_config(rootless_user, rl, llama(f"low-{rl}", 80))
+    out = rootless_user.run(str(rootless_user.airpods), "--config", str(conf), "start", f"low-{rl}")
+    assert out.returncode == 2 and "net.ipv4.ip_unprivileged_port_start" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert rootless_user.podman("network", "exists", f"airpods-rl{rl}").returncode == 1  # nothing created
+
+
+def test_rootless_open_webui_reaches_llamacpp_by_alias(rootless_user, rl):
+    """Alias resolution across pods on the user's network: Open WebUI lists llama.cpp's model."""
+    from tests.e2e.test_openwebui import webui_models
+
+    user = rootless_user
+    if user.podman("image", "exists", OPENWEBUI_IMAGE).returncode != 0:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "webui.tar"
+            podman("save", "--quiet", "-o", str(archive), OPENWEBUI_IMAGE, timeout=600)
+            os.chmod(tmp, 0o755)
+            os.chmod(archive, 0o644)
+            loaded = user.podman("load", "--quiet", "-i", str(archive), timeout=900)
+            assert loaded.returncode == 0, loaded.stderr
+    llm, web, web_port = f"llm-{rl}", f"web-{rl}", free_port()
+    conf = write_config(user, rl, llama(llm, free_port()) + f"""
+[services.{web}]
+kind = "open-webui"
+image = "{OPENWEBUI_IMAGE}"
+network_aliases = ["{web}"]
+ports = [{{ host = {web_port}, container = 8080 }}]
+health = {{ path = "/health", timeout = 300 }}
+[services.{web}.env]
+ENABLE_OPENAI_API = "true"
+OPENAI_API_BASE_URLS = "{{{{ backends.openai | map(attribute='url') | join(';') }}}}"
+OPENAI_API_KEYS = "{{{{ backends.openai | map(attribute='api_key') | join(';') }}}}"
+ENABLE_OLLAMA_API = "false"
+ENABLE_PERSISTENT_CONFIG = "false"
+WEBUI_AUTH = "false"
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+RAG_EMBEDDING_ENGINE = "openai"
+WEBUI_SECRET_KEY = "{{{{ secret('open-webui-secret-key') }}}}"
+""")
+    airpods = lambda *a: user.run(str(user.airpods), "--config", str(conf), *a, timeout=600)  # noqa: E731
+    assert airpods("models", "import", str(user.model)).returncode == 0
+    started = airpods("start", web)  # starts llama.cpp first (dependency), then Open WebUI
+    assert started.returncode == 0, started.stdout + started.stderr
+    _, ids = webui_models(f"http://127.0.0.1:{web_port}")
+    assert MODEL.removesuffix(".gguf") in ids
+    assert airpods("stop").returncode == 0
+
+
+def test_rootless_models_pull_list_rm_in_the_users_volume(rootless_user, rl, hub, tmp_path):
+    from tests.integration.test_models import fake_gguf
+
+    user = rootless_user
+    data = fake_gguf(tmp_path / "src.gguf", size=400_000)
+    hub.files["/org/repo-GGUF/resolve/main/tiny-Q4_K_M.gguf"] = data
+    conf = write_config(user, rl, "")
+    endpoint = os.environ["HF_ENDPOINT"]
+
+    def airpods(*args: str):
+        return user.run(str(user.airpods), "--config", str(conf), *args, extra_env={"HF_ENDPOINT": endpoint})
+
+    pulled = airpods("models", "pull", "org/repo-GGUF/tiny-Q4_K_M.gguf")
+    assert pulled.returncode == 0, pulled.stderr
+    [entry] = json.loads(airpods("models", "list", "--json").stdout)
+    assert entry["file"] == "tiny-Q4_K_M.gguf" and entry["size"] == 400_000
+    mount = user.podman("volume", "inspect", "--format", "{{.Mountpoint}}", f"airpods_rl{rl}_models").stdout.strip()
+    assert mount.startswith(str(user.home))  # the user's own storage, not root's
+    assert Path(mount, "tiny-Q4_K_M.gguf").stat().st_uid == user.home.stat().st_uid
+    assert airpods("models", "rm", "tiny-Q4_K_M.gguf", "--yes").returncode == 0
+    assert json.loads(airpods("models", "list", "--json").stdout) == []
