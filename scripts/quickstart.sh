@@ -27,8 +27,21 @@ as_root() {
 [ "$(id -u)" -eq 0 ] && mode="root (rootful Podman)" || mode="$(id -un) (rootless Podman)"
 say "running as $mode"
 
-say "Podman (package installs need root)"
-as_root bash scripts/setup-podman.sh
+# What only root can set up; a normal user on a machine that has it all needs no sudo at all.
+setup_done() {
+  for p in podman runc netavark aardvark-dns catatonit iptables uidmap slirp4netns; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || return 1
+  done
+  [ "$(id -u)" -eq 0 ] && return 1  # root: also (re)start the API socket and check containers.conf
+  [ ! -c /dev/net/tun ] || [ "$(stat -c %a /dev/net/tun)" = 666 ]
+}
+say "Podman"
+if setup_done; then
+  echo "Podman and its helpers are installed" >&2
+else
+  say "installing Podman (needs root)"
+  as_root bash scripts/setup-podman.sh
+fi
 if ! python3 -c 'import ensurepip' 2>/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi

@@ -26,6 +26,15 @@ class LimitSupport:
     def mode(self) -> str:
         return "rootless" if self.rootless else "rootful"
 
+    @property
+    def implications(self) -> list[str]:
+        """What running this way means for the user, in a line each."""
+        if not self.rootless:
+            return ["rootful: containers run as root's Podman; files in volumes belong to root"]
+        return ["rootless: pods, volumes and images live in your own Podman storage",
+                "rootless: host ports below net.ipv4.ip_unprivileged_port_start need that sysctl lowered",
+                "rootless: AMD/Vulkan devices get --group-add keep-groups (your video/render groups; needs crun)"]
+
     def describe(self) -> str:
         version = f"cgroups v{self.cgroup_version}" if self.cgroup_version else "cgroups unknown"
         missing = [c for c in LIMITS if c not in self.controllers]

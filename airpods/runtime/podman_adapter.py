@@ -283,6 +283,8 @@ class PodmanRuntime:
             kwargs["entrypoint"] = list(spec.entrypoint)
         if spec.devices:
             kwargs["devices"] = list(spec.devices)
+            if self.limit_support().rootless and any(d.startswith(("/dev/kfd", "/dev/dri")) for d in spec.devices):
+                kwargs["group_add"] = ["keep-groups"]  # rootless: keep the user's video/render groups
         if spec.security_opt:
             kwargs["security_opt"] = list(spec.security_opt)
         limits = self.limit_support()  # what the engine cannot enforce is left out, not refused

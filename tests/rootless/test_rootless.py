@@ -89,6 +89,10 @@ def test_rootless_llamacpp_lifecycle(rootless_user, rl):
     assert again.returncode == 0, again.stderr
     assert chat(row["url"], key_of(user, svc))[0] == 200
 
+    doctor = json.loads(airpods("doctor", "--json").stdout)
+    assert doctor["engine"]["mode"] == "rootless" and doctor["socket"]["from"] == "private podman system service"
+    assert any("keep-groups" in line for line in doctor["engine"]["implications"])
+
     bad = airpods("models", "rm", "../../etc/passwd", "--yes")
     assert bad.returncode == 2 and "plain file name" in bad.stderr
     cleaned = airpods("clean", "--yes")

@@ -33,7 +33,8 @@ def doctor(app: Application, as_json: bool) -> None:
         report["socket"] = {"url": runtime.url, "from": runtime.origin, "version": runtime.ping()}
         limits = runtime.limit_support()
         report["engine"] = {"mode": limits.mode, "cgroup_version": limits.cgroup_version,
-                            "limits_enforced": sorted(limits.controllers), "note": limits.describe()}
+                            "limits_enforced": sorted(limits.controllers), "note": limits.describe(),
+                            "implications": limits.implications}
     except AirpodsError as exc:
         problem = exc
     topo = app.cpu_topology
@@ -62,6 +63,8 @@ def doctor(app: Application, as_json: bool) -> None:
                                        else f"unusable: {problem.message if problem else '?'}"))
         if report.get("engine"):
             t.print(f"engine:          {report['engine']['note']}")
+            for line in report["engine"]["implications"]:
+                t.print(f"                 {line}")
         backend = report["network_backend"]
         t.print(f"network backend: {backend or 'unknown'}" + (
             "  (CNI: network aliases need netavark + aardvark-dns)" if backend == "cni" else ""))
