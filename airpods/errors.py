@@ -40,6 +40,14 @@ class RuntimeFailure(AirpodsError):
 class StartFailure(AirpodsError):
     """A service did not become healthy: it exited, or the health wait timed out."""
 
+    causes: list[AirpodsError] = []  # the per-service failures when several services failed
+
 
 class ServiceExited(StartFailure):
     """The container exited (or was restarted by its restart policy) while starting."""
+
+    def __init__(self, message: str, *, hint: str | None = None, details: list[str] | None = None,
+                 service: str = "", out_of_memory: bool = False):
+        super().__init__(message, hint=hint, details=details)
+        self.service = service
+        self.out_of_memory = out_of_memory

@@ -19,3 +19,8 @@ def secrets_dir(environ: Mapping[str, str] = os.environ) -> Path:
 def lock_path(environ: Mapping[str, str] = os.environ) -> Path:
     """The lock `start` holds while it creates (one per user, as each user has their own Podman)."""
     return data_dir(environ) / "start.lock"
+
+
+def failures_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """Why a service last failed to start (out of memory), for `status`."""
+    return data_dir(environ) / "failures.json"

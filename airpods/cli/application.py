@@ -49,6 +49,12 @@ class Application:
         except ValueError as exc:
             raise UsageError(f"AIRPODS_CPU_AFFINITY: {exc}", hint="write CPUs like 0-3 or 0,2,4-7") from exc
 
+    @cached_property
+    def memory_info(self) -> Any:
+        from airpods.probes.memory import probe_memory
+
+        return probe_memory()
+
     def gpu_override(self) -> str | None:
         from airpods.errors import UsageError
         from airpods.plan.gpu import VARIANTS

@@ -159,6 +159,7 @@ class Service(Strict):
     default_model: str | None = None
     api_key: str | None = None
     depends_on: list[str] = []
+    memory_check: Literal["refuse", "warn", "off"] = "refuse"  # llama.cpp: an estimate over budget refuses start
 
     @field_validator("image")
     @classmethod
@@ -213,12 +214,20 @@ class Runtime(Strict):
     llamacpp_base_port: Port = 8080
     socket: str | None = None
     cpu_plan: Literal["split", "off"] = "split"  # split the CPUs among llama.cpp processes
+    memory_budget: str = "auto"  # "auto" (80% of this machine's or cgroup's memory), a size ("12g"), or "off"
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
 
     @field_validator("network", "models_volume")
     @classmethod
     def _n(cls, v: str) -> str:
         return _check_name(v, "name")
+
+    @field_validator("memory_budget")
+    @classmethod
+    def _budget(cls, v: str) -> str:
+        if v not in ("auto", "off") and not _MEMORY.match(v):
+            raise ValueError(f"memory_budget {v!r} must be \"auto\", \"off\" or a size like \"12g\"")
+        return v
 
 
 class GlobalGpu(Strict):

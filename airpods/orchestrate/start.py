@@ -93,9 +93,15 @@ def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:
         return []
 
 
+def out_of_memory(state: ContainerState | None) -> bool:
+    """Killed by the kernel for memory: inspect says OOMKilled, or SIGKILL (137) while loading."""
+    return state is not None and (state.oom_killed or state.exit_code == 137)
+
+
 def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
-                 started: float) -> float:
-    """Poll health over HTTP and the container's state together; a crash fails at once."""
+                 started: float, memory: Any = None) -> float:
+    """Poll health over HTTP and the container's state together; a crash fails at once.
+    `memory` (a FitReport) explains an out-of-memory kill with the estimate and the limit."""
     initial = runtime.inspect(spec.container)
     restarts = initial.restart_count if initial else 0
 
@@ -103,6 +109,20 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
         state = runtime.inspect(spec.container)
         if state is None or not state.running or state.restart_count > restarts:
             code = state.exit_code if state else None
+            # A restart policy restarts it at once and the exit code is lost: an estimate over the
+            # limit is then the evidence (cgroups v1 + runc never sets OOMKilled, only exit 137).
+            restarted = state is not None and state.restart_count > restarts and state.running
+            if out_of_memory(state) or (restarted and memory is not None and not memory.fits):
+                how = (f"killed by the kernel, exit code {code}" if not restarted else
+                       "it was killed and restarted; its estimate exceeds its limit")
+                raise ServiceExited(
+                    f"service '{spec.name}' ran out of memory during startup ({how})",
+                    details=[*(memory.lines() if memory else []), f"last log lines of {spec.container}:",
+                             *log_tail(runtime, spec.container, 8)],
+                    hint=(f"give it more memory (services.{spec.name}.resources.memory) or need less: a smaller "
+                          f"ctx_size, fewer slots (parallel), --cache-type-k q8_0, or a smaller quantization; "
+                          f"see airpods models fit --service {spec.name} MODEL"),
+                    service=spec.name, out_of_memory=True)
             raise ServiceExited(
                 f"service '{spec.name}' exited during startup (exit code {code})",
                 details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
@@ -128,7 +148,7 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
 
 
 def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
-              timeout: float | None, wait: bool, lock: Any = None) -> Outcome:
+              timeout: float | None, wait: bool, lock: Any = None, memory: Any = None) -> Outcome:
     started = time.monotonic()
     reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
                                "create": "creating pod", "recreate": "recreating (config changed)"}
@@ -140,7 +160,7 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
-        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started)
+        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory)
     except ServiceExited:
         runtime.stop_pod(spec.pod, 2)  # do not leave a crash loop behind (a timeout keeps running)
         raise
@@ -153,8 +173,9 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
 
 def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
-          lock: Any = None) -> list[Outcome]:
-    """`lock` (a HostLock) is held while planning and while creating, never while waiting."""
+          lock: Any = None, memory_check: Any = None) -> list[Outcome]:
+    """`lock` (a HostLock) is held while planning and while creating, never while waiting.
+    `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises)."""
     order = start_order(specs, selected)
     names = [n for wave in order for n in wave]
     extra = [n for n in names if n not in selected]
@@ -168,13 +189,17 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
                     rootless=runtime.limit_support().rootless)
         for message in check_models(todo, runtime, models_volume):
             reporter.warning(message)
+        reports, warnings = memory_check(todo) if memory_check else ({}, [])
+        for message in warnings:
+            reporter.warning(message)
         ensure_images(runtime, todo, reporter)
         runtime.ensure_network(network, todo[0].resource_labels if todo else None)
     outcomes: list[Outcome] = []
     for wave in order:
         with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
             futures = {n: pool.submit(start_one, runtime, specs[n], actions[n], reporter,
-                                      timeout=timeout, wait=wait, lock=lock) for n in wave}
+                                      timeout=timeout, wait=wait, lock=lock, memory=reports.get(n))
+                       for n in wave}
             errors = []
             for name, future in futures.items():
                 try:
@@ -185,6 +210,8 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
         if errors:
             if len(errors) == 1:
                 raise errors[0]
-            raise StartFailure(f"{len(errors)} services failed to start",
-                               details=[line for e in errors for line in [e.message, *e.details]])
+            failure = StartFailure(f"{len(errors)} services failed to start",
+                                   details=[line for e in errors for line in [e.message, *e.details]])
+            failure.causes = errors
+            raise failure
     return outcomes

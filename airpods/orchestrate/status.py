@@ -32,6 +32,9 @@ class ServiceStatus:
     threads: int | None = None
     cpu_plan: str = ""
     cpuset_enforced: bool | None = None  # None: no cpuset to enforce
+    memory_limit: str | None = None
+    memory_limit_enforced: bool | None = None  # False: advisory (rootless on cgroups v1)
+    last_failure: dict | None = None  # why the last start failed (out of memory), while the config is unchanged
 
     def to_json(self) -> dict:
         return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
@@ -39,14 +42,17 @@ class ServiceStatus:
                 "kind": self.kind, "uptime_seconds": None if self.uptime is None else round(self.uptime, 1),
                 "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated,
                 "cpuset": self.cpuset, "threads": self.threads, "cpu_plan": self.cpu_plan,
-                "cpuset_enforced": self.cpuset_enforced}
+                "cpuset_enforced": self.cpuset_enforced, "memory_limit": self.memory_limit,
+                "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure}
 
 
 def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) -> ServiceStatus:
     out = ServiceStatus(spec.name, "absent", "unknown", spec.url, spec.image, spec.pod, spec.container,
                         kind=spec.kind, wired_to=list(spec.wired_to), cpuset=spec.cpuset,
                         threads=spec.threads, cpu_plan=spec.cpu_reason,
-                        cpuset_enforced=limits.enforces("cpuset") if spec.cpuset else None)
+                        cpuset_enforced=limits.enforces("cpuset") if spec.cpuset else None,
+                        memory_limit=spec.memory,
+                        memory_limit_enforced=limits.enforces("memory") if spec.memory else None)
     if spec.cpuset and not limits.enforces("cpuset"):
         out.cpu_plan += f"; cpuset not enforced ({limits.mode}, cgroups v{limits.cgroup_version}): threads only"
     if state is None:

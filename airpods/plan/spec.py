@@ -60,6 +60,7 @@ class ServiceSpec:
     cpuset: str | None = None  # CPUs the container is pinned to (the CPU plan, or resources.cpuset)
     threads: int | None = None  # llama.cpp --threads (the plan's or the user's)
     cpu_reason: str = ""
+    memory_check: str = "refuse"  # llama.cpp: refuse | warn | off (services.NAME.memory_check)
     restart_policy: str = "unless-stopped"
     stop_timeout: int = 10
     depends_on: tuple[str, ...] = ()
@@ -103,7 +104,7 @@ class ServiceSpec:
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate."""
         data = asdict(self)
-        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason"):
+        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check"):
             data.pop(key)  # not part of the container
         data["secret_env"] = sorted(self.secret_env)
         blob = json.dumps(data, sort_keys=True, default=list).encode()

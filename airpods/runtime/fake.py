@@ -33,6 +33,8 @@ class FakeRuntime:
     version: str = "4.3.1-fake"
     limits: LimitSupport = ALL
     cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
+    usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)
+    oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
 
     def ping(self) -> str:
         return self.version
@@ -107,6 +109,9 @@ class FakeRuntime:
 
     def start_container(self, name: str) -> None:
         state = self.containers[name]
+        if name in self.oom_on_start:
+            self.containers[name] = replace(state, status="exited", exit_code=137, oom_killed=True)
+            return
         if name in self.exit_on_start:
             self.containers[name] = replace(state, status="exited", exit_code=self.exit_on_start[name])
             return
@@ -124,6 +129,10 @@ class FakeRuntime:
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         lines = self.log_lines.get(name, [])
         yield from (lines[-tail:] if tail else lines)
+
+    def memory_usage(self, name: str) -> int | None:
+        state = self.containers.get(name)
+        return self.usage.get(name) if state is not None and state.running else None
 
     def list_managed(self) -> list[ContainerState]:
         return [s for s in self.containers.values() if s.labels.get(LABEL_MANAGED) == "true"]

@@ -340,7 +340,8 @@ class PodmanRuntime:
                               image=str(attrs.get("ImageName") or config.get("Image") or attrs.get("Image") or ""),
                               labels=dict(labels), started_at=_epoch(started) if not isinstance(started, int)
                               else float(started), pod=attrs.get("PodName") or None,
-                              restart_count=int(attrs.get("RestartCount") or 0))
+                              restart_count=int(attrs.get("RestartCount") or 0),
+                              oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False)
 
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         container = self._container(name)
@@ -364,6 +365,17 @@ class PodmanRuntime:
                                      f"the log of {name}: {_message(exc)[:200]}", hint=INSTALL_HINT) from exc
         if pending:
             yield pending
+
+    def memory_usage(self, name: str) -> int | None:
+        """Memory the container uses now (cgroup usage); None where stats are unavailable
+        (rootless cgroups v1) or it is not running."""
+        try:
+            status, data = self._get("/containers/stats", containers=name, stream="false")
+        except RuntimeFailure:
+            return None
+        stats = (data or {}).get("Stats") or [] if status == 200 else []
+        usage = stats[0].get("MemUsage") if stats else None
+        return int(usage) if isinstance(usage, (int, float)) and usage > 0 else None
 
     def list_managed(self) -> list[ContainerState]:
         _, items = self._get("/containers/json", all="true",

@@ -24,6 +24,7 @@ class ContainerState:
     started_at: float | None = None  # epoch seconds
     pod: str | None = None
     restart_count: int = 0
+    oom_killed: bool = False  # the kernel killed it for memory (inspect State.OOMKilled)
 
     @property
     def running(self) -> bool:
@@ -34,7 +35,7 @@ class ContainerState:
         """running | stopped | exited (crashed: a non-zero exit that was not a stop)."""
         if self.running:
             return "running"
-        if self.status == "exited" and self.exit_code not in (None, *STOP_EXIT_CODES):
+        if self.oom_killed or (self.status == "exited" and self.exit_code not in (None, *STOP_EXIT_CODES)):
             return "exited"
         return "stopped"
 
@@ -69,3 +70,4 @@ class ContainerRuntime(Protocol):
     def inspect(self, name: str) -> ContainerState | None: ...
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]: ...
     def list_managed(self) -> list[ContainerState]: ...
+    def memory_usage(self, name: str) -> int | None: ...  # bytes now, None when the engine cannot say

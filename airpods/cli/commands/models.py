@@ -14,16 +14,25 @@ service_option = click.option("--service", "-s", metavar="NAME",
                               help="Use the model volume of this llama.cpp service (default: runtime.models_volume).")
 
 
+def _llama_spec(app: Application, specs: dict, service: str | None):
+    """The llama.cpp service whose settings (volume, ctx, slots) a models command uses: the one
+    named, else `llamacpp`, else the first llama.cpp service; None when there is none."""
+    if service:
+        app.select(specs, (service,))
+        if specs[service].kind != "llamacpp":
+            raise UsageError(f"service '{service}' is a {specs[service].kind} service, not llama.cpp")
+        return specs[service]
+    llama = [s for s in specs.values() if s.kind == "llamacpp"]
+    return next((s for s in llama if s.name == "llamacpp"), llama[0] if llama else None)
+
+
 def _store(app: Application, service: str | None):
     from airpods.models.store import ModelStore
 
     specs = app.specs(create_secrets=False)
     volume = app.runtime_settings["models_volume"]
     if service:
-        app.select(specs, (service,))
-        spec = specs[service]
-        if spec.kind != "llamacpp":
-            raise UsageError(f"service '{service}' is a {spec.kind} service, not llama.cpp")
+        spec = _llama_spec(app, specs, service)
         volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
     labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true"}
     return ModelStore(app.runtime, volume, labels)
@@ -85,9 +94,22 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
         app.terminal.info(f"no models in {store.volume}; add one with `airpods models import PATH` "
                           "or `airpods models pull org/repo/file.gguf`")
         return
-    app.terminal.table(["FILE", "SIZE", "ARCH", "QUANT", "SHA256"],
-                       [[e.file, _size(e.size), e.architecture or "?", e.quantization or "?",
+    from airpods.orchestrate.memory_check import model_facts
+    from airpods.plan.memory import estimate, human, shape_from_argv
+
+    spec = _llama_spec(app, app.specs(create_secrets=False), service)
+    shape = shape_from_argv(spec.command) if spec else shape_from_argv(())
+    root = store.root(create=False)
+
+    def est(name: str) -> str:
+        facts = model_facts(root, name) if root else None
+        return human(estimate(facts, shape).total) if facts else "?"
+
+    where = f" at {spec.name}'s ctx {shape.ctx or 'trained'} × {shape.parallel}" if spec else ""
+    app.terminal.table(["FILE", "SIZE", "ARCH", "QUANT", "EST. MEM", "SHA256"],
+                       [[e.file, _size(e.size), e.architecture or "?", e.quantization or "?", est(e.file),
                          (e.sha256 or "-")[:12]] for e in entries])
+    app.terminal.info(f"EST. MEM: weights + KV cache + compute{where} (airpods models fit NAME for the breakdown)")
 
 
 @models.command("rm")
@@ -129,3 +151,81 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, service: st
     with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
         name = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
     app.terminal.success(f"downloaded {name} into {store.volume} (sha256 verified)")
+
+
+@models.command("fit")
+@click.argument("model")
+@click.option("--ctx", type=click.IntRange(min=0), help="Context size (total across slots) instead of the service's.")
+@click.option("--parallel", type=click.IntRange(min=1), help="Slots instead of the service's --parallel.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object: model, ctx, parallel, weights, kv_cache, compute, total, available, fits, "
+                   "max_ctx (bytes as integers).")
+@service_option
+@pass_app
+def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None, as_json: bool,
+            service: str | None) -> None:
+    """Will MODEL fit? Its memory estimate at a service's settings, against what that service may use.
+
+    \b
+    The estimate comes from the GGUF header: weights (tensor sizes), KV cache (per attention layer:
+    ctx x kv heads x (key + value length) x cache-type bytes; sliding-window layers capped at the
+    window), compute buffer and a fixed overhead. Available: the service's resources.memory, else
+    runtime.memory_budget minus the llama.cpp services running now. `airpods start` runs the same
+    check before it creates anything.
+
+    \b
+    Examples:
+      airpods models fit SmolLM2-135M-Instruct.Q4_1.gguf
+      airpods models fit qwen2.5-7b-instruct-q4_k_m.gguf --ctx 32768 --parallel 4 --json
+    """
+    import dataclasses
+
+    from airpods.models.store import check_name
+    from airpods.orchestrate.memory_check import budget, fit_report, running_llama
+    from airpods.plan.memory import human
+
+    check_name(model)
+    specs = app.specs(create_secrets=False)
+    spec = _llama_spec(app, specs, service)
+    if spec is None:
+        raise UsageError("no llama.cpp service in the config to take settings from",
+                         hint="add one (see airpods config show) or pass --service NAME")
+    argv = [a for a in spec.command]
+    for flags, value in ((("--ctx-size", "-c"), ctx), (("--parallel", "-np"), parallel)):
+        if value is not None:
+            argv = _set_flag(argv, flags, str(value))
+    argv = _set_flag(argv, ("--model", "-m"), f"/models/{model}")
+    probe = dataclasses.replace(spec, command=tuple(argv))
+    settings, mem = app.runtime_settings, app.memory_info
+    limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
+    others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])
+    store = _store(app, service)
+    report = fit_report(app.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
+                        others=others)
+    if report is None:
+        have = ", ".join(e.file for e in store.list()) or "none"
+        raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
+                         hint="see airpods models list")
+    if as_json:
+        app.terminal.print_json(report.to_json())
+        return
+    e, t = report.estimate, app.terminal
+    rows = [["weights", human(e.weights)], ["KV cache", human(e.kv_cache)], ["compute", human(e.compute)],
+            ["overhead", human(e.overhead)], ["total", human(e.total)]]
+    t.print(f"{model} with {spec.name}'s settings: ctx {e.ctx}, {e.parallel} slot{'s' if e.parallel > 1 else ''}")
+    t.table(["PART", "SIZE"], rows)
+    if report.available is None:
+        t.info(f"no memory budget applies ({report.limit})")
+    elif report.fits:
+        t.success(f"fits: {human(e.total)} of {human(report.available)} available ({report.limit})")
+    else:
+        t.warning(f"does not fit: {human(e.total)} needed, {human(report.available)} available ({report.limit})")
+        t.info(f"largest ctx_size that fits: {report.max_ctx}" if report.max_ctx else
+               "even the smallest context does not fit: use a smaller quantization or model")
+
+
+def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
+    for i, item in enumerate(argv[:-1]):
+        if item in flags:
+            return [*argv[:i + 1], value, *argv[i + 2:]]
+    return [*argv, flags[0], value]

@@ -14,9 +14,11 @@ from airpods.cli.application import Application, pass_app
               help="Health wait per service (default: services.<name>.health.timeout).")
 @click.option("--no-wait", is_flag=True, help="Start and return without waiting for health.")
 @click.option("--cpu", is_flag=True, help="Use CPU images and no GPU devices, whatever is detected.")
+@click.option("--force", is_flag=True,
+              help="Start a llama.cpp service even when its memory estimate exceeds what it may use (warns).")
 @pass_app
 def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout: float | None,
-          no_wait: bool, cpu: bool) -> None:
+          no_wait: bool, cpu: bool, force: bool) -> None:
     """Start SERVICES (default: every enabled service) and wait until they are healthy.
 
     \b
@@ -28,13 +30,17 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     (volumes are kept).
 
     \b
+    Before creating anything, each llama.cpp service's memory estimate (weights + KV cache +
+    compute, from the GGUF header and its ctx/slots/cache types) is compared with what it may
+    use: resources.memory, else runtime.memory_budget minus the llama.cpp services running.
+    Over budget: exit 2 with the numbers and the ctx_size that fits (--force: warn only).
+
+    \b
     Examples:
       airpods start llamacpp
       airpods start --pre-fetch          # pull images with progress, start nothing
       airpods start open-webui --timeout 600
     """
-    from airpods.cli.live import LiveReporter
-
     specs = app.specs(force_cpu=cpu)
     selected = app.select(specs, services)
     t = app.terminal
@@ -46,17 +52,19 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     if pre_fetch:
         _pre_fetch(app, runtime, [specs[n] for n in selected])
         return
-    from airpods.orchestrate.lock import HostLock
-    from airpods.orchestrate.start import start as start_services
-    from airpods.paths import lock_path
+    from airpods.errors import ServiceExited, StartFailure
+    from airpods.orchestrate import failures
+    from airpods.paths import failures_path
 
-    with LiveReporter(t) as reporter:
-        settings = app.runtime_settings
-        lock = HostLock(lock_path(app.environ),
-                        on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
-        outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
-                                  models_volume=settings["models_volume"], timeout=timeout,
-                                  wait=not no_wait, lock=lock)
+    try:
+        outcomes = _start(app, specs, selected, timeout, no_wait, force)
+    except StartFailure as exc:  # remember an out-of-memory kill for `status`
+        for e in [exc, *exc.causes]:
+            if isinstance(e, ServiceExited) and e.out_of_memory:
+                failures.record(failures_path(app.environ), e.service, specs[e.service].spec_hash,
+                                "out of memory", [e.message, *e.details[:2]])
+        raise
+    failures.clear(failures_path(app.environ), [o.service for o in outcomes])
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
@@ -66,6 +74,37 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
         key_file = app.secrets().path(api_key_name(o.service))
         if specs[o.service].kind == "llamacpp" and key_file.exists():  # not for a literal api_key
             t.info(f"{o.service}: API key in {key_file}")
+
+
+def _start(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
+           force: bool) -> list:
+    from airpods.cli.live import LiveReporter
+    from airpods.orchestrate.lock import HostLock
+    from airpods.orchestrate.start import start as start_services
+    from airpods.paths import lock_path
+
+    runtime, t = app.runtime, app.terminal
+    with LiveReporter(t) as reporter:
+        settings = app.runtime_settings
+        lock = HostLock(lock_path(app.environ),
+                        on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
+        outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
+                                  models_volume=settings["models_volume"], timeout=timeout,
+                                  wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force))
+    return outcomes
+
+
+def memory_checker(app: Application, specs: dict, force: bool):
+    """The memory preflight for orchestrate.start, bound to this machine's probes."""
+    from airpods.orchestrate.memory_check import check_memory
+    from airpods.probes.memory import free_vram
+
+    settings, mem = app.runtime_settings, app.memory_info
+    path = app.environ.get("PATH", "")
+    return lambda todo: check_memory(app.runtime, specs, todo, models_volume=settings["models_volume"],
+                                     budget_setting=settings.get("memory_budget", "auto"), memory_total=mem.total,
+                                     memory_source=mem.source, force=force,
+                                     vram_for=lambda variant: free_vram(variant, path))
 
 
 def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:

@@ -42,15 +42,25 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     if not services:  # disabled services that still have a container are shown too
         names = app.with_containers(specs, names, managed)
     rows = get_status(runtime, [specs[n] for n in names], managed)
+    from airpods.orchestrate import failures
+    from airpods.paths import failures_path
+
+    for r in rows:
+        if r.state != "running":
+            r.last_failure = failures.current(failures_path(app.environ), r.service, specs[r.service].spec_hash)
     if as_json:
         app.terminal.print_json([r.to_json() for r in rows])
         return
     table = []
     for r in rows:
         state = r.state + (f" ({r.exit_code})" if r.state == "exited" else "")
+        if r.last_failure:
+            state += f" ({r.last_failure['reason']})"
         extra = r.model or (("-> " + ", ".join(r.wired_to)) if r.wired_to else "")
         if r.outdated and r.state == "running":
             extra += " [config changed: airpods start recreates it]"
+        if r.memory_limit and r.memory_limit_enforced is False:
+            extra += f" [memory limit {r.memory_limit} advisory: not enforced here]"
         table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), _cpus(r), extra or "-",
                       r.image])
     app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "CPUS", "MODEL / WIRED TO", "IMAGE"], table)

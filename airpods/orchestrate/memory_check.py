@@ -1,0 +1,206 @@
+"""Memory preflight: each llama.cpp service's estimate against what it may use, before anything
+is created. What it may use: its resources.memory limit, else runtime.memory_budget minus what the
+llama.cpp services already running use (measured where Podman can, else their estimate); free
+VRAM per device for a GPU variant that offloads layers."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import UsageError
+from airpods.models.gguf import GGUFError
+from airpods.orchestrate.preflight import model_in_volume
+from airpods.plan.memory import (
+    MemoryEstimate,
+    ModelFacts,
+    estimate,
+    facts_from_header,
+    human,
+    max_ctx,
+    parse_size,
+    shape_from_argv,
+)
+from airpods.plan.spec import ServiceSpec
+
+BUDGET_SHARE = 0.8  # runtime.memory_budget = "auto": 80% of the machine's (or cgroup's) memory
+
+
+@dataclass(frozen=True)
+class FitReport:
+    service: str
+    model: str
+    estimate: MemoryEstimate
+    available: int | None  # None: no budget applies
+    limit: str  # where `available` comes from, in words
+    others: tuple[tuple[str, int, str], ...] = ()  # (service, bytes, "measured" | "estimated")
+    max_ctx: int = 0
+
+    @property
+    def fits(self) -> bool:
+        return self.available is None or self.estimate.total <= self.available
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.estimate
+        return {"service": self.service, "model": self.model, "ctx": e.ctx, "parallel": e.parallel,
+                "weights": e.weights, "kv_cache": e.kv_cache, "compute": e.compute, "overhead": e.overhead,
+                "total": e.total, "available": self.available, "limit": self.limit, "fits": self.fits,
+                "max_ctx": self.max_ctx,
+                "others": [{"service": s, "bytes": b, "how": how} for s, b, how in self.others]}
+
+    def lines(self) -> list[str]:
+        e = self.estimate
+        out = [f"{self.model} at ctx {e.ctx} × {e.parallel} slot{'s' if e.parallel > 1 else ''}: "
+               f"weights {human(e.weights)} + KV cache {human(e.kv_cache)} + compute {human(e.compute)} "
+               f"+ overhead {human(e.overhead)} = {human(e.total)}"]
+        if self.available is not None:
+            out.append(f"available to {self.service}: {human(self.available)} ({self.limit})")
+        out += [f"  {s} uses {human(b)} ({how})" for s, b, how in self.others]
+        return out
+
+
+@functools.lru_cache(maxsize=32)
+def _facts(path: str, mtime: int, size: int) -> ModelFacts:
+    from airpods.models.gguf_header import read_header
+
+    header = read_header(Path(path))
+    return facts_from_header(header.kv, header.tensor_bytes)
+
+
+def model_facts(root: Path, name: str) -> ModelFacts | None:
+    """The model's facts, from its header (cached per file version); None when unreadable."""
+    from airpods.models.store import inside
+
+    try:
+        path = inside(root, name)
+        st = path.stat()
+        return _facts(str(path), st.st_mtime_ns, st.st_size)
+    except (OSError, GGUFError, UsageError):
+        return None
+
+
+def budget(setting: str, total: int, source: str) -> tuple[int | None, str]:
+    if setting == "off":
+        return None, "runtime.memory_budget = \"off\""
+    if setting == "auto":
+        return int(total * BUDGET_SHARE), f"runtime.memory_budget = \"auto\": 80% of {human(total)} ({source})"
+    return parse_size(setting), f"runtime.memory_budget = \"{setting}\""
+
+
+def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: int | None, budget_why: str,
+           others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport:
+    shape = shape_from_argv(spec.command)
+    est = estimate(facts, shape)
+    gpu_layers = _gpu_layers(spec.command)
+    if vram and spec.variant != "cpu" and gpu_layers != 0:
+        available, why, counted = max(vram), f"free VRAM on the best of {len(vram)} GPU(s)", []
+    elif spec.memory:
+        available, why, counted = parse_size(spec.memory), f"services.{spec.name}.resources.memory = " \
+                                                            f"\"{spec.memory}\"", []
+    elif budget_bytes is None:
+        return FitReport(spec.name, model, est, None, budget_why)
+    else:
+        counted = others
+        available = max(0, budget_bytes - sum(b for _, b, _ in others))
+        why = budget_why + (", minus the llama.cpp services running" if others else "")
+    return FitReport(spec.name, model, est, available, why, tuple(counted), max_ctx(facts, shape, available))
+
+
+def _gpu_layers(argv: tuple[str, ...]) -> int | None:
+    items = list(argv)
+    for flag in ("--n-gpu-layers", "-ngl", "--gpu-layers"):
+        if flag in items[:-1]:
+            value = items[items.index(flag) + 1]
+            return int(value) if value.lstrip("-").isdigit() else None
+    return None
+
+
+def advice(report: FitReport) -> str:
+    tips = []
+    if report.max_ctx:
+        tips.append(f"set services.{report.service}.command_args.ctx_size = {report.max_ctx} (the largest that fits)")
+    else:
+        tips.append("use a smaller quantization of the model (e.g. Q4_K_M instead of Q8_0) or a smaller model")
+    tips += [f"stop {s} (airpods stop {s}), which uses {human(b)}" for s, b, _ in report.others]
+    tips.append("or start anyway: airpods start --force (or services."
+                f"{report.service}.memory_check = \"warn\")")
+    return "; ".join(tips)
+
+
+def refuse(reports: list[FitReport]) -> UsageError:
+    first = reports[0]
+    return UsageError(
+        f"service '{first.service}' needs about {human(first.estimate.total)} but "
+        f"{human(first.available or 0)} is available; nothing was created",
+        details=[line for r in reports for line in r.lines()], hint=advice(first))
+
+
+def _root(runtime: Any, spec: ServiceSpec, models_volume: str) -> Path | None:
+    volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
+    path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
+    return Path(path) if path else None
+
+
+def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
+               budget_why: str, others: list[tuple[str, int, str]],
+               vram: list[int] | None = None) -> FitReport | None:
+    """The report for one llama.cpp spec; None when its model cannot be read here."""
+    model = model_in_volume(spec)
+    root = _root(runtime, spec, models_volume) if model else None
+    facts = model_facts(root, model) if root and model else None
+    if facts is None or model is None:
+        return None
+    return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
+
+
+def running_llama(runtime: Any, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,
+                  ) -> list[tuple[str, int, str]]:
+    """What the llama.cpp services already running use: measured, else their estimate."""
+    running = {c.name for c in runtime.list_managed() if c.running}
+    out = []
+    for s in specs.values():
+        if s.kind != "llamacpp" or s.container not in running or s.name in exclude:
+            continue
+        used = runtime.memory_usage(s.container)
+        if used is not None:
+            out.append((s.name, used, "measured"))
+            continue
+        report = fit_report(runtime, s, models_volume, budget_bytes=None, budget_why="", others=[])
+        if report is not None:
+            out.append((s.name, report.estimate.total, "estimated"))
+    return out
+
+
+def check_memory(runtime: Any, specs: dict[str, ServiceSpec], todo: list[ServiceSpec], *, models_volume: str,
+                 budget_setting: str, memory_total: int, memory_source: str, force: bool = False,
+                 vram_for: Any = None) -> tuple[dict[str, FitReport], list[str]]:
+    """Refuse (UsageError, exit 2) when a llama.cpp service's estimate exceeds what it may use;
+    with --force or memory_check = "warn" it is a warning instead. Services started together
+    count against each other in start order."""
+    checked = [s for s in todo if s.kind == "llamacpp" and s.memory_check != "off"]
+    if not checked:
+        return {}, []
+    budget_bytes, why = budget(budget_setting, memory_total, memory_source)
+    others = running_llama(runtime, specs, {s.name for s in todo}, models_volume)
+    reports: dict[str, FitReport] = {}
+    refused: list[FitReport] = []
+    warnings: list[str] = []
+    for spec in checked:
+        vram = vram_for(spec.variant) if vram_for else None
+        report = fit_report(runtime, spec, models_volume, budget_bytes=budget_bytes, budget_why=why,
+                            others=list(others), vram=vram)
+        if report is None:
+            continue
+        reports[spec.name] = report
+        if not report.fits:
+            if spec.memory_check == "refuse" and not force:
+                refused.append(report)
+            else:
+                warnings.append(f"{spec.name}: needs about {human(report.estimate.total)}, "
+                                f"{human(report.available or 0)} available ({report.limit}); starting anyway")
+        others.append((spec.name, report.estimate.total, "estimated, starting now"))
+    if refused:
+        raise refuse(refused)
+    return reports, warnings

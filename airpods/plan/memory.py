@@ -1,0 +1,204 @@
+"""Will it fit? A memory estimate for one llama.cpp process, from the GGUF header and the argv.
+
+Pure: `ModelFacts` (from a header) and `RunShape` (from the argv) in, `MemoryEstimate` out.
+
+    weights   = the tensors' sizes (mmapped, resident while the model runs)
+    kv_cache  = per attention layer: cells × n_head_kv × (key_length + value_length) × bytes(type)
+                cells = --ctx-size (the total across --parallel slots; llama.cpp splits it),
+                a sliding-window layer holds at most min(ctx, window × slots + ubatch) cells;
+                a recurrent layer holds its state per slot instead
+    compute   = the graph's scratch buffer: ubatch × 4 × (3 × n_ff + 4 × n_embd), plus the
+                attention mask (cells × ubatch × 2) with flash attention, or the KQ matrix
+                (cells × ubatch × n_head × 4) without; plus the logits (slots × n_vocab × 4)
+    overhead  = the process itself (binary, tokenizer, HTTP server): measured, see OVERHEAD
+
+Checked against llama-server's own buffer reports and cgroup peaks (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+MIB = 1 << 20
+OVERHEAD = 24 * MIB  # measured: binary and libraries' resident pages, tokenizer, threads (benchmarks/memory.py)
+# bytes per element of a KV cache type (--cache-type-k/-v)
+CACHE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
+               "iq4_nl": 18 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32}
+# Architectures whose sliding-window layers llama.cpp lays out by a fixed pattern (every Nth layer
+# is global) when the header does not say: gemma2 alternates, gemma3 has 5 local : 1 global.
+SWA_PATTERN = {"gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    architecture: str
+    weights: int
+    n_layer: int
+    n_ctx_train: int
+    n_embd: int
+    n_ff: int
+    n_vocab: int
+    n_head: tuple[int, ...]  # per layer
+    n_head_kv: tuple[int, ...]  # per layer; 0 = no attention (a recurrent layer)
+    key_length: int
+    value_length: int
+    sliding_window: int = 0
+    swa_layers: tuple[bool, ...] = ()  # per layer: True = sliding-window attention
+    recurrent_state: int = 0  # bytes of state per recurrent layer and slot
+    defaults_used: tuple[str, ...] = ()  # keys the header lacked (documented defaults stood in)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    ctx: int  # total cells (--ctx-size; 0 = the model's trained context)
+    parallel: int = 1
+    cache_k: str = "f16"
+    cache_v: str = "f16"
+    ubatch: int = 512
+    flash_attn: bool = True  # llama.cpp's "auto" turns it on where the backend supports it
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: int
+    kv_cache: int
+    compute: int
+    overhead: int
+    ctx: int
+    parallel: int
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.compute + self.overhead
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "total": self.total}
+
+
+def _per_layer(value: Any, n_layer: int, default: int) -> tuple[int, ...]:
+    if isinstance(value, list) and value:
+        return tuple(int(v) for v in value[:n_layer]) + (int(value[-1]),) * max(0, n_layer - len(value))
+    return (int(value) if isinstance(value, (int, float)) else default,) * n_layer
+
+
+def facts_from_header(kv: dict[str, Any], weights: int) -> ModelFacts:
+    """What the estimate needs, from a header's key/values; missing keys take documented defaults."""
+    arch = str(kv.get("general.architecture") or "llama")
+    used: list[str] = []
+
+    def get(key: str, default: Any) -> Any:
+        value = kv.get(f"{arch}.{key}")
+        if value is None:
+            used.append(f"{arch}.{key}")
+            return default
+        return value
+
+    n_layer = int(get("block_count", 32))
+    n_embd = int(get("embedding_length", 4096))
+    n_head = _per_layer(get("attention.head_count", 32), n_layer, 32)
+    heads = max(n_head) or 1
+    n_head_kv = _per_layer(get("attention.head_count_kv", list(n_head)), n_layer, heads)
+    ff = get("expert_feed_forward_length", None) if f"{arch}.expert_feed_forward_length" in kv else None
+    n_ff_raw = ff if ff is not None else get("feed_forward_length", 4 * n_embd)
+    n_ff = max(n_ff_raw) if isinstance(n_ff_raw, list) else int(n_ff_raw)
+    if ff is not None:
+        n_ff *= int(kv.get(f"{arch}.expert_used_count") or 1)
+    key_len = int(get("attention.key_length", n_embd // heads))
+    value_len = int(get("attention.value_length", key_len))
+    vocab = kv.get(f"{arch}.vocab_size") or getattr(kv.get("tokenizer.ggml.tokens"), "length", None)
+    tokens = kv.get("tokenizer.ggml.tokens")
+    n_vocab = int(vocab or (len(tokens) if isinstance(tokens, list) else 32000))
+    window = int(kv.get(f"{arch}.attention.sliding_window") or 0)
+    swa: tuple[bool, ...] = ()
+    if window:
+        pattern = kv.get(f"{arch}.attention.sliding_window_pattern")
+        if isinstance(pattern, list):
+            swa = tuple(bool(p) for p in pattern[:n_layer])
+        else:
+            every = int(pattern) if isinstance(pattern, int) and pattern > 0 else SWA_PATTERN.get(arch, 0)
+            swa = tuple(bool(every) and (i + 1) % every != 0 for i in range(n_layer))
+    state = 0
+    if kv.get(f"{arch}.ssm.state_size"):  # mamba-style: conv + ssm state, f32, per slot
+        d_conv, d_inner = int(kv.get(f"{arch}.ssm.conv_kernel") or 4), int(kv.get(f"{arch}.ssm.inner_size") or 0)
+        d_state, groups = int(kv[f"{arch}.ssm.state_size"]), int(kv.get(f"{arch}.ssm.group_count") or 1)
+        state = 4 * ((d_conv - 1) * (d_inner + 2 * groups * d_state) + d_state * d_inner)
+        if f"{arch}.attention.head_count_kv" not in kv:
+            n_head_kv = (0,) * n_layer
+    elif kv.get(f"{arch}.wkv.head_size"):  # rwkv: token-shift + wkv state, f32, per slot
+        head = int(kv[f"{arch}.wkv.head_size"])
+        state = 4 * (2 * n_embd + n_embd * head)
+        n_head_kv = (0,) * n_layer
+    return ModelFacts(arch, weights, n_layer, int(get("context_length", 4096)), n_embd, n_ff, n_vocab, n_head,
+                      n_head_kv, key_len, value_len, window, swa, state, tuple(used))
+
+
+def estimate(facts: ModelFacts, shape: RunShape) -> MemoryEstimate:
+    ctx = shape.ctx or facts.n_ctx_train
+    slots = max(1, shape.parallel)
+    bytes_k, bytes_v = CACHE_BYTES.get(shape.cache_k, 2.0), CACHE_BYTES.get(shape.cache_v, 2.0)
+    swa_cells = min(ctx, -(-(facts.sliding_window * slots + shape.ubatch) // 256) * 256)
+    kv = 0.0
+    for il in range(facts.n_layer):
+        heads_kv = facts.n_head_kv[il] if il < len(facts.n_head_kv) else 0
+        if heads_kv == 0:
+            kv += facts.recurrent_state * slots
+            continue
+        cells = swa_cells if facts.sliding_window and il < len(facts.swa_layers) and facts.swa_layers[il] else ctx
+        kv += cells * heads_kv * (facts.key_length * bytes_k + facts.value_length * bytes_v)
+    cells = ctx
+    attention = cells * shape.ubatch * 2 if shape.flash_attn else cells * shape.ubatch * max(facts.n_head) * 4
+    compute = shape.ubatch * 4 * (3 * facts.n_ff + 4 * facts.n_embd) + attention + slots * facts.n_vocab * 4
+    return MemoryEstimate(facts.weights, int(kv), int(compute), OVERHEAD, ctx, slots)
+
+
+def max_ctx(facts: ModelFacts, shape: RunShape, available: int) -> int:
+    """The largest --ctx-size (a multiple of 256, at least 256) whose estimate fits, or 0."""
+    def fits(ctx: int) -> bool:
+        return estimate(facts, RunShape(ctx, shape.parallel, shape.cache_k, shape.cache_v, shape.ubatch,
+                                        shape.flash_attn)).total <= available
+
+    if not fits(256):
+        return 0
+    lo, hi = 1, max(1, facts.n_ctx_train // 256)  # not past the trained context
+    while lo < hi:  # largest k with fits(256 * k)
+        mid = (lo + hi + 1) // 2
+        if fits(256 * mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return 256 * lo
+
+
+def parse_size(text: str) -> int:
+    """'512m', '8g', '1.5G', '1024' (bytes) → bytes (the format of resources.memory)."""
+    text = text.strip().lower().removesuffix("b") or "0"
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}.get(text[-1], 1)
+    return int(float(text[:-1] if scale != 1 else text) * scale)
+
+
+def human(n: int) -> str:
+    """Bytes as people read memory sizes (MiB up to 10 GiB, then GiB)."""
+    return f"{n / MIB:.0f} MiB" if n < 10 << 30 else f"{n / (1 << 30):.1f} GiB"
+
+
+def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:
+    """--ctx-size/-c, --parallel/-np, --cache-type-k/-ctk, --cache-type-v/-ctv, --ubatch-size/-ub,
+    --flash-attn/-fa as llama-server reads them (defaults: the trained context, 1 slot, f16)."""
+    names = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np": "parallel",
+             "--cache-type-k": "cache_k", "-ctk": "cache_k", "--cache-type-v": "cache_v", "-ctv": "cache_v",
+             "--ubatch-size": "ubatch", "-ub": "ubatch", "--flash-attn": "flash_attn", "-fa": "flash_attn"}
+    found: dict[str, str] = {}
+    items = list(argv)
+    for i, item in enumerate(items[:-1]):
+        if item in names:
+            found[names[item]] = items[i + 1]
+
+    def number(key: str, default: int) -> int:
+        try:
+            return int(found.get(key, default))
+        except ValueError:
+            return default
+
+    return RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
+                    found.get("cache_v", "f16"), number("ubatch", 512),
+                    found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"))
