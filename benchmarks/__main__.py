@@ -17,9 +17,10 @@ from benchmarks.common import ROOT, Env, Series, smollm2
 from benchmarks.contention import contention
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
+from benchmarks.memory import accuracy, header_speed
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "inference", "contention")
+SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -91,6 +92,17 @@ def main() -> None:
                 rows.append(row(one, con[f"off 1{suffix}"], unit="tok/s", target="ratio >= 0.9"))
                 rows.append(row(con[f"split 2{suffix}"], con[f"off 2{suffix}"], unit="tok/s"))
             all_series += con.values()
+        if "memory" in sections:
+            ours, floor = header_speed(3 if args.quick else 15)
+            rows.append(row(ours, floor, target="<= 50 ms"))
+            all_series += [ours, floor]
+            mem_rows, mem_series = accuracy(env, 1 if args.quick else 3)
+            results["memory"] = mem_rows
+            all_series += mem_series
+            print("| case | estimate | measured peak (median) | ratio | within ±15% | page cache dropped |")
+            print("|---|---|---|---|---|---|")
+            for r in mem_rows:
+                print("| " + " | ".join(r) + " |")
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

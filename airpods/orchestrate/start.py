@@ -162,7 +162,13 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
     try:
         seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory)
     except ServiceExited:
-        runtime.stop_pod(spec.pod, 2)  # do not leave a crash loop behind (a timeout keeps running)
+        # Do not leave a crash loop behind (a timeout keeps running). The restart policy may be
+        # restarting it just as the stop lands: stop until it stays stopped.
+        for _ in range(3):
+            runtime.stop_pod(spec.pod, 2)
+            state = runtime.inspect(spec.container)
+            if state is None or not state.running:
+                break
         raise
     if action.kind == "noop":
         reporter.stage(spec.name, "already running, healthy", seconds)

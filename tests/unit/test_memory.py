@@ -199,3 +199,29 @@ def test_models_fit_json_contract(cli, write_config):
 
     report = FitReport("s", "m.gguf", MemoryEstimate(1, 2, 3, 4, 4096, 1), 100, "x")
     assert keys <= set(report.to_json()) and json.dumps(report.to_json())
+
+
+def test_gpu_variant_is_checked_against_free_vram(rt, tmp_path):
+    import dataclasses
+
+    from airpods.probes.memory import free_vram
+    from tests.unit.test_gpu import fake_smi
+
+    bin_dir = tmp_path / "bin"
+    fake_smi(bin_dir, output="120\n300")  # MiB free on two GPUs
+    assert free_vram("cuda", str(bin_dir)) == [120 * MIB, 300 * MIB]
+    assert free_vram("rocm", str(bin_dir)) is None and free_vram("cpu", str(bin_dir)) is None
+    a = dataclasses.replace(_llama_spec("a", 8192), variant="cuda",
+                            command=("--model", "/models/m.gguf", "--ctx-size", "8192", "--n-gpu-layers", "999"))
+    with pytest.raises(UsageError) as err:  # ~320 MiB at ctx 8192: more than the best GPU's 300 MiB
+        check_memory(rt, {"a": a}, [a], models_volume="models", budget_setting="off", memory_total=1 << 40,
+                     memory_source="x", vram_for=lambda v: free_vram(v, str(bin_dir)))
+    assert "free VRAM" in "\n".join(err.value.details)
+    small = dataclasses.replace(a, command=("--model", "/models/m.gguf", "--ctx-size", "2048", "-ngl", "999"))
+    reports, _ = check_memory(rt, {"a": small}, [small], models_volume="models", budget_setting="off",
+                              memory_total=1, memory_source="x", vram_for=lambda v: free_vram(v, str(bin_dir)))
+    assert reports["a"].available == 300 * MIB and reports["a"].fits
+    cpu = dataclasses.replace(small, command=("--model", "/models/m.gguf", "--ctx-size", "2048", "-ngl", "0"))
+    reports, _ = check_memory(rt, {"a": cpu}, [cpu], models_volume="models", budget_setting="off",
+                              memory_total=1, memory_source="x", vram_for=lambda v: free_vram(v, str(bin_dir)))
+    assert reports["a"].available is None  # no layers on the GPU: the (off) RAM budget applies
