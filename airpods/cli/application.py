@@ -100,8 +100,11 @@ class Application:
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
+        from airpods.paths import data_dir
+
         specs = resolve(config, results, Overrides(env_variant=override, force_cpu_flag=force_cpu),
-                        self.secrets(create=create_secrets), cpu=self.cpu_topology)
+                        self.secrets(create=create_secrets), cpu=self.cpu_topology,
+                        router_dir=str(data_dir(self.environ) / "router"))
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs

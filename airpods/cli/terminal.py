@@ -90,6 +90,15 @@ class Terminal:
             task = bar.add_task(description, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
 
+    @contextlib.contextmanager
+    def status(self, message: str) -> Iterator[None]:
+        """A spinner while something is under way (interactive terminals only)."""
+        if not self.interactive:
+            yield
+            return
+        with self.console.status(message):
+            yield
+
     def print_json(self, data: Any) -> None:
         self._out.write(json.dumps(data, indent=2, default=str) + "\n")
         self._out.flush()

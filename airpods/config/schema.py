@@ -139,6 +139,36 @@ class Images(Strict):
         return None if v is None else check_image_ref(v)
 
 
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
+_GGUF_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf$")
+
+
+class RouterModel(Strict):
+    """One model behind a llama.cpp router (services.NAME.models.ID)."""
+
+    file: str
+    aliases: list[str] = []
+    load_on_startup: bool = False
+    command_args: dict[str, ArgValue] = {}
+    embeddings: bool = False
+    pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, v: str) -> str:
+        if not _GGUF_FILE.match(v) or ".." in v:
+            raise ValueError(f"file {v!r} must be a plain .gguf file name in the model volume (no '/', no '..')")
+        return v
+
+    @field_validator("aliases")
+    @classmethod
+    def _aliases(cls, v: list[str]) -> list[str]:
+        for alias in v:
+            if not _MODEL_ID.match(alias):
+                raise ValueError(f"alias {alias!r} must be letters, digits, '.', '_', ':', '+' or '-'")
+        return v
+
+
 class Service(Strict):
     enabled: bool = True
     kind: Kind = "generic"
@@ -160,6 +190,10 @@ class Service(Strict):
     api_key: str | None = None
     depends_on: list[str] = []
     memory_check: Literal["refuse", "warn", "off"] = "refuse"  # llama.cpp: an estimate over budget refuses start
+    mode: Literal["single", "router"] = "single"  # llama.cpp: one model, or many behind llama-server's router
+    max_loaded: int | None = Field(default=None, ge=1, le=64)  # router: --models-max
+    idle_unload: int | None = Field(default=None, ge=1)  # seconds idle before a model unloads: --sleep-idle-seconds
+    models: dict[str, RouterModel] | Literal["all"] | None = None  # router: id -> model, or "all" in the volume
 
     @field_validator("image")
     @classmethod
@@ -200,9 +234,44 @@ class Service(Strict):
             raise ValueError("set 'image' or at least one of 'images.cpu/cuda/rocm/vulkan'")
         if self.image is not None and self.images is not None:
             raise ValueError("set either 'image' or 'images', not both")
-        if self.kind == "llamacpp" and not self.default_model:
+        if self.mode == "router":
+            self._check_router()
+        elif self.models is not None or self.max_loaded is not None:
+            raise ValueError("'models' and 'max_loaded' are for mode = \"router\"; "
+                             "set mode = \"router\" or remove them")
+        if self.kind == "llamacpp" and self.mode == "single" and not self.default_model:
             raise ValueError("a llamacpp service needs 'default_model' (a GGUF file in the model volume)")
         return self
+
+    def _check_router(self) -> None:
+        if self.kind != "llamacpp":
+            raise ValueError("mode = \"router\" is for kind = \"llamacpp\" services")
+        if self.models is None:
+            raise ValueError("a router service needs 'models': a table of models, "
+                             "or \"all\" for every GGUF in the volume")
+        if self.models == "all":
+            return
+        if not self.models:
+            raise ValueError("'models' is empty: add [services.NAME.models.ID] tables, or models = \"all\"")
+        names: dict[str, str] = {}
+        for mid in self.models:
+            if not _MODEL_ID.match(mid):
+                raise ValueError(f"model id {mid!r} must be letters, digits, '.', '_', ':', '+' or '-'")
+            names[mid] = mid
+        for mid, model in self.models.items():
+            for alias in model.aliases:
+                if alias in self.models:
+                    raise ValueError(f"models.{mid}: alias {alias!r} is the id of another model")
+                if alias in names and names[alias] != mid:
+                    raise ValueError(f"models.{mid}: alias {alias!r} is also an alias of models.{names[alias]}")
+                names[alias] = mid
+        startup = [m for m, spec in self.models.items() if spec.load_on_startup]
+        if self.max_loaded is not None and len(startup) > self.max_loaded:
+            raise ValueError(f"max_loaded = {self.max_loaded} but {len(startup)} models load on startup "
+                             f"({', '.join(startup)}): raise max_loaded or load fewer on startup")
+        if self.default_model is not None and self.default_model not in names:
+            raise ValueError(f"default_model {self.default_model!r} is not a model id or alias of this router "
+                             f"(ids: {', '.join(self.models)})")
 
 
 class Runtime(Strict):

@@ -121,7 +121,8 @@ class Renderer:
         out: dict[str, dict[str, Any]] = {}
         for service, sections in self.raw.items():
             out[service] = {}
-            for section in SECTIONS:
+            extra = [name for name in sections if name not in SECTIONS]  # e.g. models.<id>.command_args
+            for section in [*SECTIONS, *extra]:
                 raw = sections.get(section)
                 if raw is None:
                     continue

@@ -119,7 +119,9 @@ def _gpu_layers(argv: tuple[str, ...]) -> int | None:
 
 def advice(report: FitReport) -> str:
     tips = []
-    if report.max_ctx:
+    if "loaded at once" in report.model:
+        tips.append(f"lower services.{report.service}.max_loaded, or give it more memory")
+    elif report.max_ctx:
         tips.append(f"set services.{report.service}.command_args.ctx_size = {report.max_ctx} (the largest that fits)")
     else:
         tips.append("use a smaller quantization of the model (e.g. Q4_K_M instead of Q8_0) or a smaller model")
@@ -143,10 +145,42 @@ def _root(runtime: Any, spec: ServiceSpec, models_volume: str) -> Path | None:
     return Path(path) if path else None
 
 
+def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget_why: str,
+                  others: list[tuple[str, int, str]]) -> FitReport | None:
+    """A router holds up to max_loaded models at once: the sum of the largest that many estimates."""
+    from airpods.plan.argv import render_args
+
+    assert spec.router is not None
+    found = []
+    for m in spec.router.models:
+        facts = model_facts(root, m.file)
+        if facts is not None:
+            shape = shape_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))
+            found.append((m.id, estimate(facts, shape)))
+    if not found:
+        return None
+    top = sorted(found, key=lambda pair: pair[1].total, reverse=True)[:spec.router.processes]
+    est = MemoryEstimate(sum(e.weights for _, e in top), sum(e.kv_cache for _, e in top),
+                         sum(e.compute for _, e in top), sum(e.overhead for _, e in top),
+                         max(e.ctx for _, e in top), len(top))
+    label = " + ".join(i for i, _ in top) + f" (up to {len(top)} loaded at once)"
+    if spec.memory:
+        return FitReport(spec.name, label, est, parse_size(spec.memory),
+                         f"services.{spec.name}.resources.memory = \"{spec.memory}\"")
+    if budget_bytes is None:
+        return FitReport(spec.name, label, est, None, budget_why)
+    available = max(0, budget_bytes - sum(b for _, b, _ in others))
+    return FitReport(spec.name, label, est, available, budget_why, tuple(others))
+
+
 def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
                budget_why: str, others: list[tuple[str, int, str]],
                vram: list[int] | None = None) -> FitReport | None:
     """The report for one llama.cpp spec; None when its model cannot be read here."""
+    if spec.router is not None:
+        root = _root(runtime, spec, models_volume)
+        return router_report(spec, root, budget_bytes=budget_bytes, budget_why=budget_why,
+                             others=others) if root else None
     model = model_in_volume(spec)
     root = _root(runtime, spec, models_volume) if model else None
     facts = model_facts(root, model) if root and model else None

@@ -66,13 +66,20 @@ def model_in_volume(spec: ServiceSpec) -> str | None:
     return None
 
 
+def wanted_models(spec: ServiceSpec) -> list[str]:
+    """The files a llama.cpp service needs in its model volume (a router: every model's file)."""
+    if spec.kind != "llamacpp":
+        return []
+    if spec.router is not None:
+        return list(dict.fromkeys(m.file for m in spec.router.models))
+    wanted = model_in_volume(spec)
+    return [wanted] if wanted else []
+
+
 def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> list[str]:
     """Exit 2 when a llama.cpp service's model is not in the volume. Returns warnings."""
     warnings = []
-    for spec in specs:
-        wanted = model_in_volume(spec) if spec.kind == "llamacpp" else None
-        if not wanted:
-            continue
+    for spec, wanted in [(s, w) for s in specs for w in wanted_models(s)]:
         volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
         exists = runtime.volume_exists(volume)
         path = runtime.volume_path(volume) if exists else None
@@ -87,6 +94,7 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
             f"service '{spec.name}': model {wanted} is not in the model volume {volume}; nothing was created",
             details=[f"models in {volume}: {listing}"],
             hint=(f"import it: airpods models import /path/to/{wanted}   or download it: "
-                  f"airpods models pull <org>/<repo>/{wanted}   or set services.{spec.name}.default_model"
+                  f"airpods models pull <org>/<repo>/{wanted}   or set services.{spec.name}."
+                  + ("models.<id>.file" if spec.router else "default_model")
                   + (f" to one of: {listing}" if have else "")))
     return warnings

@@ -82,8 +82,47 @@ def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
         if volume.is_named:
             runtime.ensure_volume(volume.source, spec.resource_labels)
     runtime.create_pod(spec)
+    if spec.router is not None:
+        write_preset(spec)
     runtime.create_container(spec)
     runtime.start_container(spec.container)
+
+
+def startup_models(runtime: Any, spec: ServiceSpec, reporter: Reporter, started: float) -> Done[float] | Pending:
+    """A router is ready when every load_on_startup model is loaded; one that failed fails the start."""
+    from airpods.health.router_api import list_models
+
+    assert spec.router is not None
+    wanted = [m.id for m in spec.router.models if m.load_on_startup]
+    if not wanted:
+        return Done(time.monotonic() - started)
+    states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}
+    failed = [i for i in wanted if i in states and states[i].state == "failed"]
+    if failed:
+        raise ServiceExited(f"service '{spec.name}': model {failed[0]} failed to load (exit code "
+                            f"{states[failed[0]].exit_code})",
+                            details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
+                            hint=f"see airpods logs {spec.name}; check services.{spec.name}.models.{failed[0]}")
+    pending = [i for i in wanted if i not in states or states[i].state != "loaded"]
+    if not pending:
+        return Done(time.monotonic() - started)
+    text = f"model {pending[0]}: {states[pending[0]].state if pending[0] in states else 'waiting'}"
+    reporter.stage(spec.name, text, time.monotonic() - started)
+    return Pending(text)
+
+
+def write_preset(spec: ServiceSpec) -> None:
+    """The router's preset, from the spec, where its read-only bind mount expects it."""
+    import os
+    from pathlib import Path
+
+    assert spec.router is not None
+    path = Path(spec.router.preset_host_path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(spec.router_preset, encoding="utf-8")
+    os.chmod(tmp, 0o644)  # read by the container's user; it holds no secrets
+    tmp.replace(path)
 
 
 def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:
@@ -130,6 +169,8 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
         if not spec.health_urls:
             return Done(time.monotonic() - started)
         result: HealthResult = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
+        if result.healthy and spec.router is not None:
+            return startup_models(runtime, spec, reporter, started)
         if result.healthy:
             return Done(time.monotonic() - started)
         text = result.describe()

@@ -35,6 +35,7 @@ class ServiceStatus:
     memory_limit: str | None = None
     memory_limit_enforced: bool | None = None  # False: advisory (rootless on cgroups v1)
     last_failure: dict | None = None  # why the last start failed (out of memory), while the config is unchanged
+    router: dict | None = None  # a router service: loaded ids, how many available, each model's state
 
     def to_json(self) -> dict:
         return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
@@ -43,7 +44,8 @@ class ServiceStatus:
                 "exit_code": self.exit_code, "wired_to": self.wired_to, "outdated": self.outdated,
                 "cpuset": self.cpuset, "threads": self.threads, "cpu_plan": self.cpu_plan,
                 "cpuset_enforced": self.cpuset_enforced, "memory_limit": self.memory_limit,
-                "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure}
+                "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure,
+                "router": self.router}
 
 
 def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) -> ServiceStatus:
@@ -68,7 +70,15 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) 
         result = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
         out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(
             result.stage, "unhealthy")
-    if spec.kind == "llamacpp" and spec.url and out.health == "healthy":
+    if spec.router is not None and out.health == "healthy":
+        from airpods.health.router_api import list_models
+
+        models = list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY"), timeout=1.0) or []
+        loaded = [m.id for m in models if m.state == "loaded"]
+        out.router = {"loaded": loaded, "available": len(models),
+                      "models": [m.to_json(spec.name) for m in models]}
+        out.model = f"{len(loaded)}/{len(models)} loaded" + (f": {', '.join(loaded)}" if loaded else "")
+    elif spec.kind == "llamacpp" and spec.url and out.health == "healthy":
         out.model = served_model(spec.url, api_key=spec.env.get("LLAMA_API_KEY"))
     return out
 

@@ -45,7 +45,7 @@ def key(texts: list[str], gpu_override: str | None, force_cpu: bool, probes: tup
     blob = json.dumps({
         "format": FORMAT, "version": __version__, "code": _code_stamp(), "texts": texts,
         "gpu": gpu_override, "cpu": force_cpu, "probes": [repr(p) for p in probes],
-        "secrets": _dir_state(secrets_dir),
+        "secrets": _dir_state(secrets_dir), "data": str(secrets_dir),
     }, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 

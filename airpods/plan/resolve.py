@@ -8,6 +8,7 @@ from typing import Any
 
 from airpods.errors import ConfigError
 from airpods.plan import gpu as gpu_mod
+from airpods.plan import router as router_plan
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
@@ -134,7 +135,11 @@ def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
             openai.append({"name": f.name, "url": f"{base}/v1", "api_key": f.api_key or "none"})
         elif f.svc.kind == "ollama":
             ollama.append({"name": f.name, "url": base})
-    return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "",
+    embedding = next(({"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none",
+                       "model": mid} for f in facts.values() if f.svc.enabled and f.ports
+                      and f.svc.kind == "llamacpp" and f.svc.mode == "router" and isinstance(f.svc.models, dict)
+                      for mid, m in f.svc.models.items() if m.embeddings), None)
+    return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
             "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
 
 
@@ -160,21 +165,24 @@ def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
     if topology is None or config.runtime.cpu_plan == "off":
         return {}
     enabled = {n: s for n, s in config.services.items() if s.enabled}
-    claims = [CpuClaim(n, 1, True, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "llamacpp"]
+    claims = [CpuClaim(n, router_plan.processes_of(s), True, _user_cpu_setting(n, s))
+              for n, s in enabled.items() if s.kind == "llamacpp"]
     if claims:
         claims += [CpuClaim(n, 1, False, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "ollama"]
     return plan_cpu(topology, claims)
 
 
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
-            cpu: Any = None) -> dict[str, ServiceSpec]:
-    """`cpu` is the CpuTopology probe result; None plans no CPU shares."""
+            cpu: Any = None, router_dir: str = "/nonexistent/airpods-router") -> dict[str, ServiceSpec]:
+    """`cpu` is the CpuTopology probe result; None plans no CPU shares. `router_dir` is where
+    router services' preset files live on the host (airpods' data dir)."""
     from airpods.config.templating import Renderer, is_template
 
     facts = facts_for(config, results, ov, secrets)
     shares = cpu_shares(config, cpu)
     raw = {n: {"command_args": f.svc.command_args, "env": f.svc.env, "args": f.svc.args,
-               "entrypoint_override": f.svc.entrypoint_override} for n, f in facts.items()}
+               "entrypoint_override": f.svc.entrypoint_override, **router_plan.model_sections(f.svc)}
+           for n, f in facts.items()}
     wiring = backends(facts)
     renderer = Renderer(raw, {}, {})
     nodes = {n: f.node(renderer) for n, f in facts.items()}
@@ -187,7 +195,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         for n, f in facts.items()}
     rendered = renderer.render_all()
     problems: list[str] = []
-    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n))
+    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir)
              for n, f in facts.items()}
     if problems:
         raise ConfigError("the configuration is invalid", problems,
@@ -206,8 +214,9 @@ def _cpu_reason(config: Any, svc: Any, share: CpuShare | None) -> str:
 
 
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
-          is_template: Any, share: CpuShare | None = None) -> ServiceSpec:
+          is_template: Any, share: CpuShare | None = None, router_dir: str = "") -> ServiceSpec:
     svc, name = f.svc, f.name
+    router, preset = None, ""
     args = {k: coerce_rendered(v, is_template(svc.command_args.get(k)))
             for k, v in rendered.get("command_args", {}).items()}
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
@@ -238,6 +247,14 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         if f.api_key:
             env["LLAMA_API_KEY"] = f.api_key
             secret_env.add("LLAMA_API_KEY")
+        if svc.mode == "router":
+            coerce = lambda v, raw: coerce_rendered(v, is_template(raw))  # noqa: E731
+            try:
+                args, router, preset = router_plan.build(name, svc, args, rendered, router_dir, coerce)
+            except ValueError as exc:
+                problems.append(f"services.{name}.models: {exc}")
+            else:
+                volumes.append(VolumeSpec(router.preset_host_path, router_plan.PRESET_PATH, "ro"))
     if svc.kind == "open-webui":
         wired = tuple(wiring["names"])
         depends += [b for b in wiring["names"] if b not in depends and b != name]
@@ -246,7 +263,15 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
+    if svc.kind == "open-webui" and wiring.get("embedding"):
+        emb = wiring["embedding"]  # document embedding through llama.cpp; the user's own env wins
+        for key, value in (("RAG_EMBEDDING_ENGINE", "openai"), ("RAG_OPENAI_API_BASE_URL", emb["url"]),
+                           ("RAG_OPENAI_API_KEY", emb["api_key"]), ("RAG_EMBEDDING_MODEL", emb["model"])):
+            env.setdefault(key, value)
+        secret_env.add("RAG_OPENAI_API_KEY")
     threads = str(args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
+    if router is not None:
+        threads = str(dict(router.defaults).get("threads", "")).strip()
     return ServiceSpec(
         name=name, kind=svc.kind, image=f.image, variant=f.choice.variant, pod=f.pod,
         container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
@@ -259,7 +284,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
         threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),
-        memory_check=svc.memory_check,
+        memory_check=svc.memory_check, router=router, router_preset=preset,
         restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
         depends_on=tuple(depends), default_model=svc.default_model,
         secret_env=frozenset(secret_env), wired_to=wired,

@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from airpods.plan.router import RouterModelSpec, RouterSpec
+
 LABEL_SERVICE = "io.airpods.service"
 LABEL_HASH = "io.airpods.spec-hash"
 LABEL_MANAGED = "io.airpods.managed"
@@ -61,6 +63,8 @@ class ServiceSpec:
     threads: int | None = None  # llama.cpp --threads (the plan's or the user's)
     cpu_reason: str = ""
     memory_check: str = "refuse"  # llama.cpp: refuse | warn | off (services.NAME.memory_check)
+    router: RouterSpec | None = None  # mode = "router": the models behind this llama-server
+    router_preset: str = ""  # the preset INI the router reads (written to router.preset_host_path)
     restart_policy: str = "unless-stopped"
     stop_timeout: int = 10
     depends_on: tuple[str, ...] = ()
@@ -79,6 +83,11 @@ class ServiceSpec:
         port = self.ports[0]
         host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
         return f"http://[{host}]:{port.host}" if ":" in host else f"http://{host}:{port.host}"
+
+    @property
+    def base_url(self) -> str | None:
+        """http://HOST:PORT of the first published port, as reached from this host."""
+        return self._published()
 
     @property
     def url(self) -> str | None:
@@ -157,6 +166,9 @@ class ServiceSpec:
             "wired_to": list(self.wired_to),
             "gpu": {"variant": self.variant, "reason": self.gpu_reason, "warnings": list(self.gpu_warnings)},
             "spec_hash": self.spec_hash,
+            "mode": "router" if self.router else "single",
+            "router": self.router.to_json() if self.router else None,
+            "router_preset": self.router_preset or None,
         }
 
 
@@ -177,6 +189,12 @@ def from_record(data: dict) -> ServiceSpec:
     d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
     if d["entrypoint"] is not None:
         d["entrypoint"] = tuple(d["entrypoint"])
+    if d.get("router"):
+        r = dict(d["router"])
+        r["models"] = tuple(RouterModelSpec(**{**m, "aliases": tuple(m["aliases"]),
+                                                "args": tuple(tuple(a) for a in m["args"])}) for m in r["models"])
+        r["defaults"] = tuple(tuple(a) for a in r["defaults"])
+        d["router"] = RouterSpec(**r)
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings"):
         d[key] = tuple(d[key])
     return ServiceSpec(**d)

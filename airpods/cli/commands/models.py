@@ -229,3 +229,103 @@ def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
         if item in flags:
             return [*argv[:i + 1], value, *argv[i + 2:]]
     return [*argv, flags[0], value]
+
+
+def _routers(app: Application, service: str | None) -> list:
+    specs = app.specs(create_secrets=False)
+    if service:
+        app.select(specs, (service,))
+        routers = [specs[service]] if specs[service].router is not None else []
+        if not routers:
+            raise UsageError(f"service '{service}' is not a router (mode = \"router\")",
+                             hint="models ps/load/unload drive a llama.cpp router service")
+        return routers
+    routers = [s for s in specs.values() if s.router is not None and s.enabled]
+    if not routers:
+        raise UsageError("no enabled llama.cpp router service in the config",
+                         hint="set mode = \"router\" and [services.NAME.models.ID] tables (docs/configuration.md)")
+    return routers
+
+
+@models.command("ps")
+@service_option
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list of objects: service, id, aliases, state, file.")
+@pass_app
+def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
+    """Models behind each router service and their state: loaded, loading, unloaded, sleeping, failed."""
+    from airpods.health.router_api import list_models
+
+    rows = []
+    for spec in _routers(app, service):
+        models = list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY"))
+        if models is None:
+            raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
+                             hint=f"start it: airpods start {spec.name}")
+        files = {m.id: m.file for m in spec.router.models}
+        rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id)} for m in models]
+    if as_json:
+        app.terminal.print_json(rows)
+        return
+    app.terminal.table(["SERVICE", "ID", "ALIASES", "STATE", "FILE"],
+                       [[r["service"], r["id"], ", ".join(r["aliases"]) or "-", r["state"], r["file"] or "-"]
+                        for r in rows])
+
+
+def _drive(app: Application, model: str, service: str | None, unload: bool) -> None:
+    from airpods.health.router_api import list_models, load
+
+    for spec in _routers(app, service):
+        known = spec.router.ids()
+        live = list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY"))
+        if live is not None:
+            known.update({m.id: m.id for m in live})
+        if model in known:
+            load(spec.base_url or "", spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
+            _settle(app, spec, known[model], unload)
+            app.terminal.success(f"{spec.name}: {'unloaded' if unload else 'loaded'} {known[model]}")
+            return
+    names = sorted({n for spec in _routers(app, service) for n in spec.router.ids()})
+    raise UsageError(f"no router service has a model called {model!r}",
+                     hint=f"models: {', '.join(names) or 'see airpods models ps'}")
+
+
+def _settle(app: Application, spec, model_id: str, unload: bool) -> None:
+    """The router answers at once; wait until the model really is (un)loaded."""
+    from airpods.errors import RuntimeFailure
+    from airpods.health.router_api import list_models
+    from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
+
+    def check():
+        states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}
+        state = states[model_id].state if model_id in states else "unknown"
+        if state == "failed":
+            raise RuntimeFailure(f"{spec.name}: model {model_id} failed to load (exit code "
+                                 f"{states[model_id].exit_code})", hint=f"see airpods logs {spec.name}")
+        done = state not in ("loaded", "loading") if unload else state == "loaded"
+        return Done(state) if done else Pending(state)
+
+    try:
+        with app.terminal.status(f"{'unloading' if unload else 'loading'} {model_id}"):
+            wait_for(check, timeout=30 if unload else spec.health.timeout, cap=0.2)
+    except WaitTimeout as exc:
+        raise RuntimeFailure(f"{spec.name}: model {model_id} is still {exc.last.detail} after {exc.waited:.0f}s",
+                             hint=f"see airpods logs {spec.name}") from exc
+
+
+@models.command("load")
+@click.argument("model")
+@service_option
+@pass_app
+def load_cmd(app: Application, model: str, service: str | None) -> None:
+    """Load MODEL (an id or alias) in its router now, instead of on its first request."""
+    _drive(app, model, service, unload=False)
+
+
+@models.command("unload")
+@click.argument("model")
+@service_option
+@pass_app
+def unload_cmd(app: Application, model: str, service: str | None) -> None:
+    """Unload MODEL (an id or alias) from its router, freeing its memory."""
+    _drive(app, model, service, unload=True)

@@ -1,0 +1,157 @@
+"""Router mode: many models behind one llama-server (`mode = "router"`).
+
+Pure: the router part of a ServiceSpec, and the preset INI llama-server reads from it
+(`--models-preset`): a global `[*]` section with the service-level flags (the defaults of every
+model) and one section per model. Children inherit the router's own argv, and argv beats the
+preset, so only what the router process itself needs stays on its command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airpods.plan.argv import flag_name
+
+PRESET_PATH = "/etc/airpods/models.ini"  # where the preset is mounted (read-only) in the container
+# Flags the router process keeps on its own argv (the router sets host/port/alias per child).
+ROUTER_FLAGS = {"--host", "--port", "--no-webui", "--webui", "--ui", "--no-ui", "--models-max", "--models-dir",
+                "--models-preset", "--sleep-idle-seconds", "--models-autoload", "--no-models-autoload"}
+DROPPED = {"--model", "-m", "--alias", "-a", "--api-key", "--api-key-file"}  # per model / never in a file
+STATES = ("loaded", "loading", "unloaded", "sleeping", "failed")
+
+
+@dataclass(frozen=True)
+class RouterModelSpec:
+    id: str
+    file: str
+    aliases: tuple[str, ...] = ()
+    load_on_startup: bool = False
+    args: tuple[tuple[str, Any], ...] = ()  # per-model command_args, rendered
+    embeddings: bool = False
+    pooling: str | None = None  # what the preset says (embeddings default: mean)
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    models: tuple[RouterModelSpec, ...]  # empty with all_models: llama-server lists /models itself
+    all_models: bool = False
+    max_loaded: int | None = None
+    idle_unload: int | None = None
+    defaults: tuple[tuple[str, Any], ...] = ()  # the [*] section
+    preset_host_path: str = ""
+
+    @property
+    def processes(self) -> int:
+        """How many llama-server children can run at once (llama-server's --models-max default: 4)."""
+        limit = self.max_loaded or 4
+        return limit if self.all_models else max(1, min(limit, len(self.models)))
+
+    def ids(self) -> dict[str, str]:
+        """Every name a client may ask for (id or alias) → the model id."""
+        out = {m.id: m.id for m in self.models}
+        out.update({a: m.id for m in self.models for a in m.aliases})
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"max_loaded": self.max_loaded, "idle_unload": self.idle_unload, "all_models": self.all_models,
+                "models": [{"id": m.id, "file": m.file, "aliases": list(m.aliases),
+                            "load_on_startup": m.load_on_startup, "embeddings": m.embeddings,
+                            "pooling": m.pooling, "args": dict(m.args)} for m in self.models],
+                "preset": self.preset_host_path}
+
+
+def split_args(args: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Service-level command_args → (the router's own argv flags, the [*] defaults)."""
+    own, defaults = {}, {}
+    for key, value in args.items():
+        flag = flag_name(key)
+        if flag in DROPPED:
+            continue
+        (own if flag in ROUTER_FLAGS else defaults)[key] = value
+    return own, defaults
+
+
+def _ini_value(value: Any) -> str | None:
+    if value is True:
+        return "true"
+    if value is False or value is None:
+        return None
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value)
+    if "\n" in text or "\r" in text:
+        raise ValueError(f"a preset value cannot span lines: {text[:40]!r}")
+    return text
+
+
+def _lines(pairs: list[tuple[str, Any]]) -> list[str]:
+    out = []
+    for key, value in pairs:
+        text = _ini_value(value)
+        if text is not None and flag_name(key) not in DROPPED:
+            out.append(f"{flag_name(key).lstrip('-')} = {text}")
+    return out
+
+
+def render_preset(router: RouterSpec, service: str) -> str:
+    lines = ["version = 1", f"; written by airpods for service {service}: edit the airpods config, not this file",
+             "", "[*]", *_lines(list(router.defaults))]
+    for m in router.models:
+        lines += ["", f"[{m.id}]", f"model = /models/{m.file}"]
+        if m.aliases:
+            lines.append(f"alias = {','.join(m.aliases)}")
+        if m.load_on_startup:
+            lines.append("load-on-startup = true")
+        if m.embeddings:
+            lines.append("embeddings = true")
+        if m.pooling:
+            lines.append(f"pooling = {m.pooling}")
+        lines += _lines(list(m.args))
+    return "\n".join(lines) + "\n"
+
+
+def router_argv(router: RouterSpec, own: dict[str, Any]) -> dict[str, Any]:
+    """The router process's command_args: its own flags plus the router-mode ones."""
+    args = dict(own)
+    args["models_preset"] = PRESET_PATH
+    if router.all_models:
+        args["models_dir"] = "/models"
+    if router.max_loaded:
+        args["models_max"] = router.max_loaded
+    if router.idle_unload:
+        args["sleep_idle_seconds"] = router.idle_unload
+    return args
+
+
+def processes_of(svc: Any) -> int:
+    """llama-server children a service may run at once, from its config (1 for a single model)."""
+    if getattr(svc, "mode", "single") != "router":
+        return 1
+    limit = svc.max_loaded or 4
+    return limit if svc.models == "all" else max(1, min(limit, len(svc.models or {})))
+
+
+def model_sections(svc: Any) -> dict[str, Any]:
+    """Per-model command_args as template sections (models.<id>.command_args), like command_args."""
+    if getattr(svc, "mode", "single") != "router" or not isinstance(svc.models, dict):
+        return {}
+    return {f"models.{mid}.command_args": m.command_args for mid, m in svc.models.items()}
+
+
+def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], preset_dir: str,
+          coerce: Any) -> tuple[dict[str, Any], RouterSpec, str]:
+    """(the router's command_args, its RouterSpec, the preset text) for a router service.
+    `args` are the rendered, coerced service-level command_args (with the CPU plan's threads)."""
+    own, defaults = split_args(args)
+    models = []
+    if isinstance(svc.models, dict):
+        for mid, m in svc.models.items():
+            per_model = rendered.get(f"models.{mid}.command_args", {})
+            margs = tuple((k, coerce(v, m.command_args.get(k))) for k, v in per_model.items())
+            models.append(RouterModelSpec(mid, m.file, tuple(m.aliases), m.load_on_startup, margs, m.embeddings,
+                                          m.pooling or ("mean" if m.embeddings else None)))
+    router = RouterSpec(tuple(models), svc.models == "all", svc.max_loaded, svc.idle_unload,
+                        tuple(defaults.items()), f"{preset_dir}/{name}.ini")
+    return router_argv(router, own), router, render_preset(router, name)

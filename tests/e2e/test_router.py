@@ -1,0 +1,127 @@
+"""Router mode with the real llama-server: many models behind one endpoint, driven through the
+official `openai` client and `airpods models ps/load/unload`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.e2e.test_llamacpp import api_key
+from tests.podman_env import LLAMA_IMAGE, free_port, podman
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
+FILES = ("chat-a.gguf", "chat-b.gguf", "embed-c.gguf")
+
+
+def router(name: str, *, max_loaded: int = 1, idle: int | None = None, port: int | None = None) -> str:
+    return f"""
+[services.{name}]
+kind = "llamacpp"
+mode = "router"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{name}"]
+ports = [{{ host = {port or free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+max_loaded = {max_loaded}
+{f"idle_unload = {idle}" if idle else ""}
+default_model = "a"
+[services.{name}.command_args]
+ctx_size = 1024
+no_webui = true
+[services.{name}.models.a]
+file = "chat-a.gguf"
+aliases = ["gpt-4o-mini", "small"]
+load_on_startup = true
+[services.{name}.models.b]
+file = "chat-b.gguf"
+command_args = {{ ctx_size = 512 }}
+[services.{name}.models.embed]
+file = "embed-c.gguf"
+embeddings = true
+"""
+
+
+@pytest.fixture
+def models_in_volume(prun, cli, write_config, smollm2):
+    path = write_config(prun.header())
+    for name in FILES:  # the same GGUF under three names
+        result = cli("--config", path, "models", "import", str(smollm2), "--name", name)
+        assert result.code == 0, result.text
+
+
+def client_for(row: dict, key: str):
+    from openai import OpenAI
+
+    return OpenAI(base_url=row["url"], api_key=key, timeout=60, max_retries=0)
+
+
+def ask(client, model: str) -> str:
+    answer = client.chat.completions.create(model=model, max_tokens=8, temperature=0,
+                                            messages=[{"role": "user", "content": "Say hi."}])
+    return answer.choices[0].message.content or ""
+
+
+def loaded(cli, path: str, name: str) -> list[str]:
+    rows = json.loads(cli("--config", path, "models", "ps", "--service", name, "--json").out)
+    assert {"service", "id", "aliases", "state", "file"} <= set(rows[0])
+    return [r["id"] for r in rows if r["state"] == "loaded"]
+
+
+def test_router_serves_every_model_one_at_a_time(prun, cli, write_config, models_in_volume, isolated):
+    name = prun.name("router")
+    path = write_config(prun.header() + router(name))
+    started = cli("--config", path, "start", name)
+    assert started.code == 0, started.text
+    assert "model a: loading" in started.err or "model a" in started.err
+    [row] = json.loads(cli("--config", path, "status", name, "--json").out)
+    assert row["health"] == "healthy" and row["router"]["loaded"] == ["a"] and row["router"]["available"] == 3
+    assert "1/3 loaded: a" in cli("--config", path, "status", name).out
+
+    client = client_for(row, api_key(isolated, name))
+    listed = client.models.list().data
+    ids = {m.id for m in listed}
+    aliases = {a for m in listed for a in (m.model_extra or {}).get("aliases", [])}
+    assert ids == {"a", "b", "embed"} and {"gpt-4o-mini", "small"} <= aliases
+
+    assert ask(client, "a").strip()
+    assert ask(client, "b").strip()  # swaps: max_loaded = 1
+    assert loaded(cli, path, name) == ["b"]
+    assert ask(client, "gpt-4o-mini").strip()  # an alias of a
+    assert loaded(cli, path, name) == ["a"]
+
+    vector = client.embeddings.create(model="embed", input="llamas are camelids").data[0].embedding
+    assert len(vector) == 576 and any(v != 0 for v in vector)  # SmolLM2's width, mean-pooled
+    assert loaded(cli, path, name) == ["embed"]
+
+    assert cli("--config", path, "models", "unload", "embed").code == 0
+    assert loaded(cli, path, name) == []
+    assert cli("--config", path, "models", "load", "small").code == 0  # by alias
+    assert loaded(cli, path, name) == ["a"]
+    unknown = cli("--config", path, "models", "load", "../a")
+    assert unknown.code == 2 and "gpt-4o-mini" in unknown.err
+
+    # The preset is mounted read-only and holds no key.
+    text = (isolated / "data" / "airpods" / "router" / f"{name}.ini").read_text()
+    assert "[a]" in text and "pooling = mean" in text and api_key(isolated, name) not in text
+    mounts = json.loads(podman("inspect", "--format", "{{json .Mounts}}", f"{name}-0").stdout)
+    assert any(m["Destination"] == "/etc/airpods/models.ini" and not m["RW"] for m in mounts)
+
+
+def test_idle_model_sleeps_and_wakes_on_the_next_request(prun, cli, write_config, models_in_volume, isolated):
+    name = prun.name("idle")
+    path = write_config(prun.header() + router(name, max_loaded=2, idle=3))
+    assert cli("--config", path, "start", name).code == 0
+    [row] = json.loads(cli("--config", path, "status", name, "--json").out)
+    client = client_for(row, api_key(isolated, name))
+    assert ask(client, "b").strip()
+    deadline, states = time.monotonic() + 8, {}
+    while time.monotonic() < deadline:
+        rows = json.loads(cli("--config", path, "models", "ps", "--service", name, "--json").out)
+        states = {r["id"]: r["state"] for r in rows}
+        if states.get("b") in ("sleeping", "unloaded"):
+            break
+        time.sleep(0.5)
+    assert states.get("b") in ("sleeping", "unloaded"), states
+    assert ask(client, "b").strip()  # woken by the request
