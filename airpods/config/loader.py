@@ -152,6 +152,11 @@ def format_validation_error(exc: Any, loaded: Loaded) -> list[str]:
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         # pydantic reports a union's branches separately; keep the first branch's message only
         loc = tuple(p for p in loc if p not in {"str", "int", "float", "bool", "list[union[str,int,float]]"})
+        if "literal['all']" in loc and isinstance(err.get("input"), dict):
+            continue  # models = {table}: the "all" branch of the union does not apply
+        if "dict[str,RouterModel]" in loc and isinstance(err.get("input"), str):
+            continue  # models = "...": only the "all" branch applies
+        loc = tuple(p for p in loc if p not in {"dict[str,RouterModel]", "literal['all']"})
         path = _dotted(loc)
         where = loaded.where(loc)
         if err["type"] == "extra_forbidden":

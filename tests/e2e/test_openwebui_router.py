@@ -1,0 +1,73 @@
+"""The real Open WebUI in front of a real llama.cpp router: every router model listed, a chat to a
+model that is not loaded yet, and a document embedded through the router's embedding model."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.e2e.test_openwebui import call, webui_models
+from tests.e2e.test_openwebui import images as images  # noqa: PLC0414  (a fixture, used by name)
+from tests.e2e.test_router import FILES, router
+from tests.podman_env import OPENWEBUI_IMAGE, free_port
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
+
+
+def upload(base: str, token: str, name: str, text: str) -> str:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n").encode()
+    req = urllib.request.Request(f"{base}/api/v1/files/", data=body, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())["id"]
+
+
+def test_open_webui_lists_router_models_chats_and_embeds_documents(prun, images, cli, write_config, smollm2):
+    for name in FILES:
+        assert cli("--config", write_config(prun.header()), "models", "import", str(smollm2), "--name", name).code == 0
+    rid, port = prun.id, free_port()
+    base = f"http://127.0.0.1:{port}"
+    text = prun.header().replace("[services.open-webui]\nenabled = false\n", "") + router(f"rt-{rid}") + f"""
+[services.open-webui]
+image = "{OPENWEBUI_IMAGE}"
+pod = "open-webui-{rid}"
+container = "open-webui-{rid}-0"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
+health = {{ path = "/health", timeout = 240 }}
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+WEBUI_AUTH = "false"
+"""
+    path = write_config(text)
+    rendered = json.loads(cli("--config", path, "config", "render", "open-webui", "--json").out)["env"]
+    assert rendered["RAG_EMBEDDING_ENGINE"] == "openai" and rendered["RAG_EMBEDDING_MODEL"] == "embed"
+    assert rendered["RAG_OPENAI_API_BASE_URL"] == f"http://rt-{rid}:8080/v1"
+    assert rendered["RAG_OPENAI_API_KEY"] == "********"  # the router's key, masked
+
+    started = cli("--config", path, "start", "open-webui")
+    assert started.code == 0, started.text
+    token, models = webui_models(base)
+    assert {"a", "b", "embed"} <= models, models
+
+    answer = call(f"{base}/api/chat/completions", token, {  # b is not loaded (a is, and max_loaded = 1)
+        "model": "b", "stream": False, "max_tokens": 8, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hello."}]})
+    assert answer["choices"][0]["message"]["content"].strip()
+
+    file_id = upload(base, token, "llamas.txt", "Llamas are domesticated South American camelids. " * 20)
+    deadline, status = time.monotonic() + 180, "pending"
+    while time.monotonic() < deadline and status not in ("completed", "failed"):
+        status = call(f"{base}/api/v1/files/{file_id}/process/status", token).get("status", "pending")
+        time.sleep(0.5)
+    assert status == "completed", status
+    # The router logs each request it hands to a model: the document went to the embedding model.
+    logs = cli("--config", path, "logs", f"rt-{rid}", "-n", "0").out
+    assert "proxying request to model embed" in logs, logs[-2000:]
