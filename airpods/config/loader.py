@@ -154,7 +154,7 @@ def format_validation_error(exc: Any, loaded: Loaded) -> list[str]:
         loc = tuple(p for p in loc if p not in {"str", "int", "float", "bool", "list[union[str,int,float]]"})
         if "literal['all']" in loc and isinstance(err.get("input"), dict):
             continue  # models = {table}: the "all" branch of the union does not apply
-        if "dict[str,RouterModel]" in loc and isinstance(err.get("input"), str):
+        if loc and loc[-1] == "dict[str,RouterModel]" and isinstance(err.get("input"), str):
             continue  # models = "...": only the "all" branch applies
         loc = tuple(p for p in loc if p not in {"dict[str,RouterModel]", "literal['all']"})
         path = _dotted(loc)
