@@ -18,9 +18,10 @@ from benchmarks.contention import contention
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
+from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory")
+SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory", "router")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -103,6 +104,11 @@ def main() -> None:
             print("|---|---|---|---|---|---|")
             for r in mem_rows:
                 print("| " + " | ".join(r) + " |")
+        if "router" in sections and host_binary().exists():
+            swaps = swap_latency(env, model, 2 if args.quick else 10)
+            for what in ("swap first token", "warm first token"):
+                rows.append(row(swaps[f"{what} airpods"], swaps[f"{what} host"], target="ratio <= 1.05"))
+            all_series += swaps.values()
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()
