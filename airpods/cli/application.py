@@ -78,7 +78,7 @@ class Application:
         return SecretStore(secrets_dir(self.environ), create=create)
 
     def specs(self, *, force_cpu: bool = False, create_secrets: bool = True,
-              use_cache: bool = True) -> dict[str, Any]:
+              use_cache: bool = True, variant: str | None = None) -> dict[str, Any]:
         """Resolved ServiceSpecs; from the spec cache when nothing they depend on changed."""
         import json
 
@@ -88,7 +88,7 @@ class Application:
         from airpods.secrets import PLACEHOLDER
 
         results = () if force_cpu or self.config_forces_cpu else self.probe_results
-        override = self.gpu_override()
+        override = variant or self.gpu_override()  # export --variant: another machine's accelerator
         texts = [s.text for s in self.loaded.sources]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
         probes = (*results, self.cpu_topology)

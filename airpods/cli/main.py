@@ -21,6 +21,7 @@ COMMANDS = {
     "models": ("airpods.cli.commands.models:models", "Manage GGUF models in the llama.cpp model volume."),
     "doctor": ("airpods.cli.commands.doctor:doctor", "Check Podman, the API socket and GPU detection."),
     "clean": ("airpods.cli.commands.clean:clean", "Remove pods and containers; with --volumes, data too."),
+    "export": ("airpods.cli.commands.export:export", "Export services as Kubernetes or podman-kube YAML."),
 }
 
 

@@ -1,0 +1,80 @@
+"""`airpods export`: the same services, for another engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from airpods.cli.application import Application, pass_app
+
+
+@click.group()
+def export() -> None:
+    """Export services to run elsewhere (built from the same resolved specs as `start`)."""
+
+
+@export.command("kube")
+@click.argument("services", nargs=-1)
+@click.option("--target", type=click.Choice(["kubernetes", "podman"]), default="kubernetes", show_default=True,
+              help="kubernetes: Deployments, Services, claims, a Secret; podman: Pods for `podman kube play`.")
+@click.option("--variant", type=click.Choice(["cpu", "cuda", "rocm", "vulkan"]),
+              help="Images and GPU requests for this accelerator (default: what this machine has).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="Write the YAML here (mode 0600 with --show-secrets) instead of stdout.")
+@click.option("--show-secrets", is_flag=True, help="Put the real keys into the Secret (kubernetes target).")
+@click.option("--models-job", is_flag=True,
+              help="Add a Job per pulled model that downloads it into the model claim and checks its sha256.")
+@pass_app
+def kube(app: Application, services: tuple[str, ...], target: str, variant: str | None, output: Path | None,
+         show_secrets: bool, models_job: bool) -> None:
+    """Export SERVICES (default: every enabled one, with what they depend on) as Kubernetes YAML.
+
+    \b
+    Nothing is asked of Podman: the YAML comes from the config, the same resolved specs `start`
+    uses. Keys are only ever in a Secret (placeholders unless --show-secrets); the podman target
+    mounts airpods' own 0600 key files instead, because Podman 4.3 cannot read a Secret.
+
+    \b
+    Examples:
+      airpods export kube > airpods.yaml && kubectl apply -f airpods.yaml
+      airpods export kube llamacpp --variant cuda --models-job -o llamacpp.yaml
+      airpods export kube llamacpp --target podman -o ~/llamacpp.yaml   # podman kube play ~/llamacpp.yaml
+    """
+    import os
+
+    from airpods.export import kube as kube_writer
+    from airpods.export import podman_kube
+    from airpods.export.common import volume_facts
+    from airpods.export.yaml_out import dump_all
+    from airpods.plan.order import closure, dependencies
+
+    specs = app.specs(variant=variant, create_secrets=show_secrets or target == "podman")
+    selected = app.select(specs, services)
+    names = closure(selected, dependencies(specs))
+    chosen = [specs[n] for n in names]
+    settings = app.runtime_settings
+    if target == "kubernetes":
+        docs, notes = kube_writer.documents(chosen, volume_facts(chosen, app.environ),
+                                            model_volume=settings["models_volume"], show_secrets=show_secrets,
+                                            models_job=models_job)
+    else:
+        from airpods.orchestrate.start import write_preset
+        from airpods.secrets import api_key_name
+
+        key_files = {s.name: str(p) if (p := app.secrets().path(api_key_name(s.name))).exists() else None
+                     for s in chosen}
+        for s in chosen:
+            if s.router is not None:
+                write_preset(s)  # the pod mounts it from airpods' data dir, as start does
+        docs, notes = podman_kube.documents(chosen, key_files, named=bool(services))
+    text = dump_all(docs)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if show_secrets else 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        app.terminal.success(f"wrote {len(docs)} documents to {output}")
+    for note in notes:
+        app.terminal.warning(note)

@@ -1,0 +1,134 @@
+"""What both export writers share: Kubernetes names, probes and resources from a ServiceSpec, and
+what can be known about a model volume from this machine's disk (never by asking Podman)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from airpods.plan.spec import ServiceSpec
+
+PART_OF = "airpods"
+SECRET_NAME = "airpods-secrets"
+PLACEHOLDER = "REPLACE-ME"
+GPU_RESOURCES = {"cuda": "nvidia.com/gpu", "rocm": "amd.com/gpu"}  # device plugins; vulkan: none standard
+
+
+def dns(name: str) -> str:
+    """A DNS-1123 label: lower-case letters, digits and '-' (volume names may hold '_' and '.')."""
+    out = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+    return out[:63].rstrip("-") or "x"
+
+
+def labels(spec: ServiceSpec) -> dict[str, str]:
+    return {"app.kubernetes.io/name": dns(spec.name), "app.kubernetes.io/part-of": PART_OF,
+            "app.kubernetes.io/managed-by": "airpods"}
+
+
+def secret_key(spec: ServiceSpec, env: str) -> str:
+    return f"{spec.name}.{env}"
+
+
+@dataclass
+class VolumeFacts:
+    """What this machine's disk says about named volumes (Podman's local driver layout)."""
+
+    sizes: dict[str, int] = field(default_factory=dict)  # volume -> bytes of GGUF files
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # volume -> airpods' models manifest
+    roots: dict[str, Path] = field(default_factory=dict)
+
+
+def local_volume_dir(name: str, environ: Mapping[str, str]) -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/containers/storage/volumes") / name / "_data"
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "share")
+    return Path(base) / "containers" / "storage" / "volumes" / name / "_data"
+
+
+def volume_facts(specs: list[ServiceSpec], environ: Mapping[str, str]) -> VolumeFacts:
+    facts = VolumeFacts()
+    for volume in {v.source for s in specs for v in s.volumes if v.is_named}:
+        root = local_volume_dir(volume, environ)
+        try:
+            files = [p for p in root.iterdir() if p.suffix == ".gguf" and p.is_file() and not p.is_symlink()]
+        except OSError:
+            continue
+        facts.roots[volume] = root
+        facts.sizes[volume] = sum(p.stat().st_size for p in files)
+        try:
+            facts.manifests[volume] = json.loads((root / ".airpods-models.json").read_text())
+        except (OSError, ValueError):
+            facts.manifests[volume] = {}
+    return facts
+
+
+def gib(n: int, minimum: int = 1) -> str:
+    return f"{max(minimum, math.ceil(n / (1 << 30)))}Gi"
+
+
+def probe_path(spec: ServiceSpec) -> str | None:
+    """A llama.cpp service is ready when /health is (its gate); others use their health path."""
+    return spec.health.gates[0] if spec.health.gates else spec.health.path
+
+
+def probes(spec: ServiceSpec) -> dict[str, Any]:
+    path = probe_path(spec)
+    if path is None or not spec.ports:
+        return {}
+    http = {"path": path, "port": spec.ports[0].container}
+    return {
+        "startupProbe": {"httpGet": http, "periodSeconds": 2,
+                         "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},
+        "readinessProbe": {"httpGet": http, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": http, "periodSeconds": 20, "failureThreshold": 3},
+    }
+
+
+def resources(spec: ServiceSpec, memory_estimate: int | None) -> dict[str, Any]:
+    from airpods.plan.memory import parse_size
+
+    requests: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    processes = spec.router.processes if spec.router else 1
+    if spec.cpus:
+        limits["cpu"] = str(spec.cpus)
+        requests["cpu"] = str(spec.cpus)
+    elif spec.threads:
+        requests["cpu"] = str(spec.threads * processes)  # the CPU plan's share
+    if memory_estimate:
+        requests["memory"] = f"{math.ceil(memory_estimate / (1 << 20))}Mi"
+    if spec.memory:
+        limits["memory"] = f"{math.ceil(parse_size(spec.memory) / (1 << 20))}Mi"
+        requests.setdefault("memory", limits["memory"])
+    if spec.variant in GPU_RESOURCES:
+        limits[GPU_RESOURCES[spec.variant]] = 1
+    return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
+
+
+def memory_estimate(spec: ServiceSpec, facts: VolumeFacts) -> int | None:
+    """The memory preflight's estimate, when the model volume is on this machine's disk."""
+    from airpods.orchestrate.memory_check import assess, router_report
+    from airpods.orchestrate.preflight import model_in_volume
+
+    if spec.kind != "llamacpp":
+        return None
+    volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
+    root = facts.roots.get(volume or "")
+    if root is None:
+        return None
+    if spec.router is not None:
+        report = router_report(spec, root, budget_bytes=None, budget_why="", others=[])
+        return report.estimate.total if report else None
+    from airpods.orchestrate.memory_check import model_facts
+
+    model = model_in_volume(spec)
+    model_f = model_facts(root, model) if model else None
+    if model_f is None or model is None:
+        return None
+    return assess(spec, model_f, model, budget_bytes=None, budget_why="", others=[]).estimate.total

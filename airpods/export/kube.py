@@ -1,0 +1,182 @@
+"""The `kubernetes` target: per service a Deployment (1 replica, Recreate) and a Service named after
+its first network alias (so the in-cluster URLs airpods wired, e.g. http://llamacpp:8080/v1, work
+unchanged), a PersistentVolumeClaim per named volume, one Secret for every key, a ConfigMap per
+router preset, and optionally a Job per pulled model that downloads it into its claim."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airpods.export.common import (
+    PLACEHOLDER,
+    SECRET_NAME,
+    VolumeFacts,
+    dns,
+    gib,
+    labels,
+    memory_estimate,
+    probes,
+    resources,
+    secret_key,
+)
+from airpods.plan.router import PRESET_PATH
+from airpods.plan.spec import ServiceSpec
+
+MODELS_JOB_IMAGE = "docker.io/curlimages/curl:8.10.1"
+
+
+def _env(spec: ServiceSpec) -> list[dict[str, Any]]:
+    out = []
+    for key, value in spec.env.items():
+        if key in spec.secret_env:
+            out.append({"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME,
+                                                                     "key": secret_key(spec, key)}}})
+        else:
+            out.append({"name": key, "value": value})
+    return out
+
+
+def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], list[dict]]:
+    mounts, volumes = [], []
+    for i, v in enumerate(spec.volumes):
+        name = f"v{i}-{dns(v.source)}"[:63].rstrip("-")
+        mount: dict[str, Any] = {"name": name, "mountPath": v.target}
+        if v.mode == "ro":
+            mount["readOnly"] = True
+        if v.target == PRESET_PATH and spec.router is not None:
+            mount["subPath"] = "models.ini"
+            volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-preset"}})
+        elif v.is_named:
+            claim = {"claimName": dns(v.source)}
+            if v.mode == "ro" or v.source == model_volume:
+                claim["readOnly"] = True
+            volumes.append({"name": name, "persistentVolumeClaim": claim})
+        else:
+            volumes.append({"name": name, "hostPath": {"path": v.source}})
+        mounts.append(mount)
+    return mounts, volumes
+
+
+def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) -> dict[str, Any]:
+    mounts, volumes = _volumes(spec, model_volume)
+    container: dict[str, Any] = {"name": dns(spec.name), "image": spec.image}
+    if spec.entrypoint is not None:
+        container["command"] = list(spec.entrypoint)
+    if spec.command:
+        container["args"] = list(spec.command)
+    if spec.env:
+        container["env"] = _env(spec)
+    if spec.ports:
+        container["ports"] = [{"name": "http" if i == 0 else f"p{i}", "containerPort": p.container}
+                              for i, p in enumerate(spec.ports)]
+    if mounts:
+        container["volumeMounts"] = mounts
+    container.update(probes(spec))
+    res = resources(spec, memory_estimate(spec, facts))
+    if res:
+        container["resources"] = res
+    pod: dict[str, Any] = {"containers": [container]}
+    if volumes:
+        pod["volumes"] = volumes
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": dns(spec.name), "labels": labels(spec)},
+            "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
+                     "selector": {"matchLabels": {"app.kubernetes.io/name": dns(spec.name)}},
+                     "template": {"metadata": {"labels": labels(spec)}, "spec": pod}}}
+
+
+def service(spec: ServiceSpec) -> dict[str, Any] | None:
+    if not spec.ports:
+        return None
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": dns(spec.aliases[0] if spec.aliases else spec.name), "labels": labels(spec)},
+            "spec": {"selector": {"app.kubernetes.io/name": dns(spec.name)},
+                     "ports": [{"name": "http" if i == 0 else f"p{i}", "port": p.container, "targetPort": p.container}
+                               for i, p in enumerate(spec.ports)]}}
+
+
+def claims(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str | None) -> list[dict[str, Any]]:
+    out = []
+    for volume in dict.fromkeys(v.source for s in specs for v in s.volumes if v.is_named):
+        is_models = volume == model_volume
+        size = gib(int(facts.sizes[volume] * 1.1)) if volume in facts.sizes else ("20Gi" if is_models else "10Gi")
+        modes = ["ReadOnlyMany", "ReadWriteOnce"] if is_models else ["ReadWriteOnce"]
+        out.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                    "metadata": {"name": dns(volume), "labels": {"app.kubernetes.io/part-of": "airpods"}},
+                    "spec": {"accessModes": modes, "resources": {"requests": {"storage": size}}}})
+    return out
+
+
+def secret(specs: list[ServiceSpec], show: bool) -> dict[str, Any] | None:
+    data = {secret_key(s, k): (s.env[k] if show else PLACEHOLDER) for s in specs for k in sorted(s.secret_env)
+            if k in s.env}
+    if not data:
+        return None
+    return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": {"name": SECRET_NAME, "labels": {"app.kubernetes.io/part-of": "airpods"}},
+            "stringData": data}
+
+
+def presets(specs: list[ServiceSpec]) -> list[dict[str, Any]]:
+    return [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"{dns(s.name)}-preset", "labels": labels(s)},
+             "data": {"models.ini": s.router_preset}} for s in specs if s.router is not None]
+
+
+def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str | None) -> tuple[list[dict], list[str]]:
+    """A Job per pulled model the exported services use; the names of those that need filling by hand."""
+    from airpods.orchestrate.preflight import wanted_models
+
+    manifest = facts.manifests.get(model_volume or "", {})
+    jobs, by_hand = [], []
+    for name in dict.fromkeys(f for s in specs for f in wanted_models(s)):
+        entry = manifest.get(name) or {}
+        source, sha = str(entry.get("source") or ""), entry.get("sha256")
+        if "@" not in source or not source.startswith(("http://", "https://")) or not sha:
+            by_hand.append(name)
+            continue
+        endpoint_repo, _, rev_path = source.rpartition("@")
+        revision, _, path = rev_path.partition("/")
+        url = f"{endpoint_repo}/resolve/{revision}/{path}"
+        script = (f'set -e; cd /models; [ -f "{name}" ] && exit 0; '
+                  f'curl -fL --retry 5 -C - -o ".{name}.part" "{url}"; '
+                  f'echo "{sha}  .{name}.part" | sha256sum -c -; mv ".{name}.part" "{name}"')
+        jobs.append({"apiVersion": "batch/v1", "kind": "Job",
+                     "metadata": {"name": dns(f"fetch-{name.removesuffix('.gguf')}"),
+                                  "labels": {"app.kubernetes.io/part-of": "airpods"}},
+                     "spec": {"backoffLimit": 3, "template": {"spec": {
+                         "restartPolicy": "OnFailure",
+                         "containers": [{"name": "fetch", "image": MODELS_JOB_IMAGE, "command": ["/bin/sh", "-c"],
+                                         "args": [script],
+                                         "volumeMounts": [{"name": "models", "mountPath": "/models"}]}],
+                         "volumes": [{"name": "models",
+                                      "persistentVolumeClaim": {"claimName": dns(model_volume or "models")}}]}}}})
+    return jobs, by_hand
+
+
+def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str | None, show_secrets: bool,
+              models_job: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every document, and notes for the person running the export."""
+    notes: list[str] = []
+    docs: list[dict[str, Any]] = []
+    if (sec := secret(specs, show_secrets)) is not None:
+        docs.append(sec)
+        if not show_secrets:
+            notes.append(f"the Secret {SECRET_NAME} holds {PLACEHOLDER} placeholders: fill them (kubectl edit secret "
+                         f"{SECRET_NAME}), or export with --show-secrets; a llama.cpp key in OPENAI_API_KEYS must "
+                         "equal that service's LLAMA_API_KEY")
+    docs += presets(specs) + claims(specs, facts, model_volume)
+    if models_job:
+        jobs, by_hand = model_jobs(specs, facts, model_volume)
+        docs += jobs
+        if by_hand:
+            notes.append(f"no download source is recorded for {', '.join(by_hand)} (imported, not pulled): copy "
+                         "them into the model claim by hand (kubectl cp to a pod that mounts it)")
+    for spec in specs:
+        docs.append(deployment(spec, facts, model_volume))
+        if (svc := service(spec)) is not None:
+            docs.append(svc)
+        if spec.variant == "vulkan":
+            notes.append(f"{spec.name}: Vulkan has no standard Kubernetes device plugin; add your plugin's "
+                         "resource to its Deployment")
+    return docs, notes

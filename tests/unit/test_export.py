@@ -1,0 +1,121 @@
+"""`airpods export kube`: every document valid against the official schemas of two Kubernetes
+versions, wiring URLs that resolve in-cluster, keys only in the Secret; and nothing asks Podman."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.test_router import ROUTER
+
+ROOT = Path(__file__).resolve().parents[2]
+VERSIONS = ("1.30.0", "1.37.0")
+LAYOUTS = {
+    "default": None,
+    "hybrid": ROOT / "configs" / "examples" / "hybrid.toml",
+    "multi-llama": ROOT / "configs" / "examples" / "multi-llama.toml",
+}
+
+
+@pytest.fixture(autouse=True)
+def no_podman(monkeypatch):
+    """Export must never contact Podman: any attempt to connect fails the test."""
+    import airpods.runtime.connect as connect
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("export tried to reach Podman")
+
+    monkeypatch.setattr(connect, "resolve_url", refuse)
+
+
+def export(cli, path: str | None, *args: str) -> tuple[list[dict], str]:
+    result = cli(*(["--config", path] if path else []), "export", "kube", *args)
+    assert result.code == 0, result.text
+    return [d for d in yaml.safe_load_all(result.out) if d], result.err
+
+
+def layouts(write_config) -> dict[str, str | None]:
+    out = {k: (str(v) if v else None) for k, v in LAYOUTS.items()}
+    out["router"] = write_config(ROUTER + "[services.open-webui]\nenabled = true\n")
+    return out
+
+
+@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router"])
+def test_every_document_is_valid_kubernetes(cli, write_config, layout):
+    import kubernetes_validate
+
+    docs, _ = export(cli, layouts(write_config)[layout], "--models-job")
+    assert {"Deployment", "Service", "PersistentVolumeClaim", "Secret"} <= {d["kind"] for d in docs}
+    for version in VERSIONS:
+        for doc in docs:
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router"])
+def test_every_url_in_env_names_a_service_in_the_output(cli, write_config, layout):
+    docs, _ = export(cli, layouts(write_config)[layout])
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    for d in docs:
+        if d["kind"] != "Deployment":
+            continue
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            for e in c.get("env", []):
+                for host in re.findall(r"https?://([a-z0-9.-]+):\d+", e.get("value", "")):
+                    assert host in services, f"{e['name']} names {host}, not among {services}"
+
+
+def test_keys_are_only_in_the_secret(cli, write_config, isolated):
+    path = layouts(write_config)["router"]
+    docs, err = export(cli, path, "--show-secrets")
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    keys = [v for v in secret["stringData"].values() if len(v) >= 32]
+    assert len(keys) >= 3  # the llama.cpp key, Open WebUI's session key, its copy of the llama.cpp key
+    rest = yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"])
+    assert not any(k in rest for k in keys)
+    masked, err = export(cli, path)
+    assert set(next(d for d in masked if d["kind"] == "Secret")["stringData"].values()) == {"REPLACE-ME"}
+    assert "REPLACE-ME" in err and not any(k in yaml.safe_dump_all(masked) for k in keys)
+
+
+def test_resources_probes_gpu_and_router_preset(cli, write_config, monkeypatch):
+    monkeypatch.setenv("AIRPODS_CPU_AFFINITY", "0-3")
+    docs, _ = export(cli, write_config(ROUTER + '[services.llamacpp.resources]\nmemory = "8g"\n'),
+                     "llamacpp", "--variant", "cuda")
+    deploy = next(d for d in docs if d["kind"] == "Deployment")
+    c = deploy["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"].endswith(":server-cuda")
+    assert c["resources"]["limits"] == {"memory": "8192Mi", "nvidia.com/gpu": 1}
+    assert c["resources"]["requests"]["cpu"] == "4"  # max_loaded 2 × 2 threads
+    assert c["startupProbe"]["httpGet"]["path"] == "/health" and c["startupProbe"]["failureThreshold"] == 300
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    preset = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert "[chat]" in preset["data"]["models.ini"]
+    mount = next(m for m in c["volumeMounts"] if m["mountPath"] == "/etc/airpods/models.ini")
+    assert mount["subPath"] == "models.ini" and mount["readOnly"] is True
+    rocm, _ = export(cli, None, "llamacpp", "--variant", "rocm")
+    limits = next(d for d in rocm if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert limits["resources"]["limits"] == {"amd.com/gpu": 1}
+
+
+def test_podman_target_has_pods_no_keys_and_skips_what_needs_secrets(cli, isolated):
+    docs, err = export(cli, None, "--target", "podman")
+    assert [d["kind"] for d in docs] == ["Pod"] and docs[0]["metadata"]["name"] == "llamacpp"
+    assert "open-webui" in err and "--target kubernetes" in err
+    c = docs[0]["spec"]["containers"][0]
+    assert c["args"][-2:] == ["--api-key-file", "/run/secrets/llama-api-key"]
+    assert "LLAMA_API_KEY" not in json.dumps(c.get("env", []))
+    key = (isolated / "data" / "airpods" / "secrets" / "llamacpp-api-key").read_text().strip()
+    assert key not in yaml.safe_dump_all(docs)
+    assert c["ports"] == [{"containerPort": 8080, "hostPort": 8080, "hostIP": "127.0.0.1"}]
+    named = cli("export", "kube", "open-webui", "--target", "podman")
+    assert named.code == 2 and "OPENAI_API_KEYS" in named.err
+
+
+def test_output_file_with_secrets_is_0600(cli, tmp_path):
+    out = tmp_path / "stack.yaml"
+    assert cli("export", "kube", "--show-secrets", "-o", str(out)).code == 0
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
