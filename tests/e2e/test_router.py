@@ -125,3 +125,15 @@ def test_idle_model_sleeps_and_wakes_on_the_next_request(prun, cli, write_config
         time.sleep(0.5)
     assert states.get("b") in ("sleeping", "unloaded"), states
     assert ask(client, "b").strip()  # woken by the request
+
+
+def test_a_startup_model_that_cannot_load_fails_the_start_with_its_log(prun, cli, write_config, models_in_volume,
+                                                                       tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64)
+    assert cli("--config", write_config(prun.header()), "models", "import", str(bad)).code == 0
+    name = prun.name("broken")
+    text = router(name).replace('file = "chat-a.gguf"', 'file = "broken.gguf"')
+    result = cli("--config", write_config(prun.header() + text), "start", name)
+    assert result.code == 1, result.text
+    assert "model a failed to load" in result.err and "Traceback" not in result.text

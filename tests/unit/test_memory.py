@@ -225,3 +225,15 @@ def test_gpu_variant_is_checked_against_free_vram(rt, tmp_path):
     reports, _ = check_memory(rt, {"a": cpu}, [cpu], models_volume="models", budget_setting="off",
                               memory_total=1, memory_source="x", vram_for=lambda v: free_vram(v, str(bin_dir)))
     assert reports["a"].available is None  # no layers on the GPU: the (off) RAM budget applies
+
+
+def test_rocm_free_vram_from_rocm_smi_csv(tmp_path):
+    from airpods.probes.memory import free_vram
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "rocm-smi"
+    smi.write_text("#!/bin/sh\necho 'device,VRAM Total Memory (B),VRAM Total Used Memory (B)'\n"
+                   "echo 'card0,17163091968,1073741824'\necho 'card1,8573157376,8000000000'\n")
+    smi.chmod(0o755)
+    assert free_vram("rocm", str(bin_dir)) == [17163091968 - 1073741824, 8573157376 - 8000000000]
