@@ -30,23 +30,30 @@ def _complete(port: int, key: str, n_predict: int) -> dict:
         return json.loads(resp.read())["timings"]
 
 
+def host_server(argv: list[str], key: str) -> tuple[subprocess.Popen, int]:
+    """The bare llama-server binary with a container's argv, on a free loopback port, once healthy."""
+    argv, port = list(argv), free_port()
+    argv[argv.index("--port") + 1] = str(port)
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    host = subprocess.Popen([str(host_binary()), *argv], env={**os.environ, "LLAMA_API_KEY": key},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while http_status(f"http://127.0.0.1:{port}/health") != 200:
+        if time.monotonic() > deadline or host.poll() is not None:
+            host.kill()
+            raise RuntimeError("the host llama-server did not become healthy")
+        time.sleep(0.05)
+    return host, port
+
+
 def parity(env: Env, model: Path, runs: int, n_predict: int) -> dict[str, Series]:
     spec = env.render("bench1")
     env.run("start", "bench1")
     key = spec["env"]["LLAMA_API_KEY"]
     argv = list(spec["command"])
-    host_port = free_port()
     argv[argv.index("--model") + 1] = str(model)
-    argv[argv.index("--port") + 1] = str(host_port)
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    host = subprocess.Popen([str(host_binary()), *argv], env={**os.environ, "LLAMA_API_KEY": key},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    host, host_port = host_server(argv, key)
     try:
-        deadline = time.monotonic() + 60
-        while http_status(f"http://127.0.0.1:{host_port}/health") != 200:
-            if time.monotonic() > deadline or host.poll() is not None:
-                raise RuntimeError("the host llama-server did not become healthy")
-            time.sleep(0.05)
         ports = {"container": spec["ports"][0]["host"], "host": host_port}
         out = {f"{what} {where}": Series(f"{what} tokens/s, {where}")
                for what in ("generation", "prompt") for where in ports}

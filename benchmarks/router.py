@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import LLAMA_IMAGE, MODEL, Env, Series, free_port, http_status
-from benchmarks.inference import host_binary
+from benchmarks.common import LLAMA_IMAGE, MODEL, Env, Series, free_port
+from benchmarks.inference import host_server
 
 SECOND = "SmolLM2-copy.gguf"
 
@@ -72,18 +70,9 @@ def swap_latency(env: Env, model_path: Path, runs: int) -> dict[str, Series]:
             (models / name).symlink_to(model_path)
         preset = Path(tmp) / "models.ini"
         preset.write_text(spec["router_preset"].replace("/models/", f"{models}/"))
-        host_port = free_port()
         argv = [a if a != "/etc/airpods/models.ini" else str(preset) for a in spec["command"]]
-        argv[argv.index("--port") + 1] = str(host_port)
-        argv[argv.index("--host") + 1] = "127.0.0.1"
-        host = subprocess.Popen([str(host_binary()), *argv], env={**os.environ, "LLAMA_API_KEY": key},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        host, host_port = host_server(argv, key)
         try:
-            deadline = time.monotonic() + 60
-            while http_status(f"http://127.0.0.1:{host_port}/health") != 200:
-                if time.monotonic() > deadline or host.poll() is not None:
-                    raise RuntimeError("the host llama-server router did not become healthy")
-                time.sleep(0.05)
             ports = {"airpods": spec["ports"][0]["host"], "host": host_port}
             out = {f"{what} {where}": Series(f"{what}, {where} router")
                    for what in ("swap first token", "warm first token") for where in ports}

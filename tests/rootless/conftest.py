@@ -46,6 +46,18 @@ class RootlessUser:
     def podman(self, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
         return self.run("podman", *args, check=check, timeout=timeout)
 
+    def give_image(self, image: str, timeout: float = 900) -> None:
+        """root's locally built image into the user's own storage (podman save / podman load)."""
+        if self.podman("image", "exists", image).returncode == 0:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "image.tar"
+            podman("save", "--quiet", "-o", str(archive), image, timeout=timeout)
+            os.chmod(tmp, 0o755)
+            os.chmod(archive, 0o644)
+            loaded = self.podman("load", "--quiet", "-i", str(archive), timeout=timeout)
+            assert loaded.returncode == 0, loaded.stderr
+
 
 def _as_user(user: str, *argv: str, timeout: float = 600) -> None:
     out = subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True, text=True, timeout=timeout,
@@ -89,14 +101,7 @@ def rootless_user(smollm2_path) -> RootlessUser:
     home = Path(entry.pw_dir)
     airpods = _install_airpods(USER, home)
     user = RootlessUser(USER, home, airpods, Path("/tmp") / f"{USER}-models" / smollm2_path.name)
-    if user.podman("image", "exists", LLAMA_IMAGE).returncode != 0:
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "llama.tar"
-            podman("save", "--quiet", "-o", str(archive), LLAMA_IMAGE, timeout=300)
-            os.chmod(tmp, 0o755)
-            os.chmod(archive, 0o644)
-            loaded = user.podman("load", "--quiet", "-i", str(archive))
-            assert loaded.returncode == 0, loaded.stderr
+    user.give_image(LLAMA_IMAGE)
     user.model.parent.mkdir(exist_ok=True)
     os.chmod(user.model.parent, 0o755)
     if not user.model.exists() or user.model.stat().st_size != smollm2_path.stat().st_size:

@@ -141,16 +141,7 @@ def test_rootless_open_webui_reaches_llamacpp_by_alias(rootless_user, rl):
     from tests.e2e.test_openwebui import webui_models
 
     user = rootless_user
-    if user.podman("image", "exists", OPENWEBUI_IMAGE).returncode != 0:
-        import tempfile
-
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "webui.tar"
-            podman("save", "--quiet", "-o", str(archive), OPENWEBUI_IMAGE, timeout=600)
-            os.chmod(tmp, 0o755)
-            os.chmod(archive, 0o644)
-            loaded = user.podman("load", "--quiet", "-i", str(archive), timeout=900)
-            assert loaded.returncode == 0, loaded.stderr
+    user.give_image(OPENWEBUI_IMAGE)
     llm, web, web_port = f"llm-{rl}", f"web-{rl}", free_port()
     conf = write_config(user, rl, llama(llm, free_port()) + f"""
 [services.{web}]
