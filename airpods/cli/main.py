@@ -19,7 +19,7 @@ COMMANDS = {
     "logs": ("airpods.cli.commands.logs:logs", "Show or follow a service's logs."),
     "config": ("airpods.cli.commands.config_cmd:config", "Show, check, render and create configuration."),
     "models": ("airpods.cli.commands.models:models", "Manage GGUF models in the llama.cpp model volume."),
-    "doctor": ("airpods.cli.commands.doctor:doctor", "Check Podman, the API socket and GPU detection."),
+    "doctor": ("airpods.cli.commands.doctor:doctor", "Check Podman, rootless or rootful, GPUs and the CPU plan."),
     "clean": ("airpods.cli.commands.clean:clean", "Remove pods and containers; with --volumes, data too."),
     "export": ("airpods.cli.commands.export:export", "Export services as Kubernetes or podman-kube YAML."),
 }

@@ -74,6 +74,8 @@ def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) ->
 def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     if action.kind == "noop":
         return
+    if spec.router is not None:
+        write_preset(spec)  # its bind mount must exist whenever the container starts
     if action.kind == "start":
         runtime.start_container(spec.container)
         return
@@ -82,8 +84,6 @@ def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
         if volume.is_named:
             runtime.ensure_volume(volume.source, spec.resource_labels)
     runtime.create_pod(spec)
-    if spec.router is not None:
-        write_preset(spec)
     runtime.create_container(spec)
     runtime.start_container(spec.container)
 
