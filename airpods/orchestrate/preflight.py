@@ -98,3 +98,34 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
                   + ("models.<id>.file" if spec.router else "default_model")
                   + (f" to one of: {listing}" if have else "")))
     return warnings
+
+
+POOLING_TYPES = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}  # llama.cpp's enum in GGUF headers
+
+
+def check_pooling(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> None:
+    """An embeddings model gets pooling = "mean" unless the user chose one (llama-server's "none"
+    is not OpenAI-compatible). A model whose header declares another pooling would be served
+    wrongly that way: exit 2 and ask for an explicit choice."""
+    from airpods.models.gguf import GGUFError
+    from airpods.models.gguf_header import read_header
+
+    for spec in specs:
+        if spec.router is None:
+            continue
+        volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
+        path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
+        for m in spec.router.models:
+            if not m.embeddings or m.pooling_set or path is None:
+                continue
+            try:
+                kv = read_header(Path(path) / m.file).kv
+            except (OSError, GGUFError):
+                continue
+            arch = kv.get("general.architecture")
+            declared = POOLING_TYPES.get(kv.get(f"{arch}.pooling_type"))  # type: ignore[arg-type]
+            if declared not in (None, "none", "mean"):
+                raise UsageError(
+                    f"service '{spec.name}': embedding model {m.id} ({m.file}) declares pooling '{declared}', "
+                    "but airpods would serve it with 'mean'; nothing was created",
+                    hint=f"say which: [services.{spec.name}.models.{m.id}] pooling = \"{declared}\"")

@@ -12,7 +12,7 @@ from airpods.health.probe import HealthResult, probe_all
 from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.lock import NoLock
-from airpods.orchestrate.preflight import check_models, check_ports
+from airpods.orchestrate.preflight import check_models, check_pooling, check_ports
 from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_HASH, ServiceSpec
 from airpods.runtime.port import ContainerState
@@ -236,6 +236,7 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
                     rootless=runtime.limit_support().rootless)
         for message in check_models(todo, runtime, models_volume):
             reporter.warning(message)
+        check_pooling(todo, runtime, models_volume)
         reports, warnings = memory_check(todo) if memory_check else ({}, [])
         for message in warnings:
             reporter.warning(message)

@@ -29,6 +29,7 @@ class RouterModelSpec:
     args: tuple[tuple[str, Any], ...] = ()  # per-model command_args, rendered
     embeddings: bool = False
     pooling: str | None = None  # what the preset says (embeddings default: mean)
+    pooling_set: bool = False  # the user chose it (else airpods' default for an embeddings model)
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], p
             per_model = rendered.get(f"models.{mid}.command_args", {})
             margs = tuple((k, coerce(v, m.command_args.get(k))) for k, v in per_model.items())
             models.append(RouterModelSpec(mid, m.file, tuple(m.aliases), m.load_on_startup, margs, m.embeddings,
-                                          m.pooling or ("mean" if m.embeddings else None)))
+                                          m.pooling or ("mean" if m.embeddings else None), m.pooling is not None))
     router = RouterSpec(tuple(models), svc.models == "all", svc.max_loaded, svc.idle_unload,
                         tuple(defaults.items()), f"{preset_dir}/{name}.ini")
     return router_argv(router, own), router, render_preset(router, name)

@@ -237,3 +237,25 @@ def test_rocm_free_vram_from_rocm_smi_csv(tmp_path):
                    "echo 'card0,17163091968,1073741824'\necho 'card1,8573157376,8000000000'\n")
     smi.chmod(0o755)
     assert free_vram("rocm", str(bin_dir)) == [17163091968 - 1073741824, 8573157376 - 8000000000]
+
+
+def test_embedding_model_declaring_another_pooling_needs_an_explicit_choice(rt):
+    import dataclasses
+
+    from airpods.orchestrate.preflight import check_pooling
+    from airpods.plan.router import RouterModelSpec, RouterSpec
+
+    kv = {**llama_like("bert", 4, 384, 6, 6, 1536, 30522, 512), "bert.pooling_type": 2}  # cls
+    write_gguf(Path(rt.volume_path("models")) / "bge.gguf", kv, [("w", F16, [384, 10])])
+    base = _llama_spec("r", 512)
+    default = RouterModelSpec("embed", "bge.gguf", embeddings=True, pooling="mean", pooling_set=False)
+    spec = dataclasses.replace(base, router=RouterSpec((default,)))
+    with pytest.raises(UsageError) as err:
+        check_pooling([spec], rt, "models")
+    assert "declares pooling 'cls'" in err.value.message and 'pooling = "cls"' in (err.value.hint or "")
+    chosen = dataclasses.replace(default, pooling="cls", pooling_set=True)
+    check_pooling([dataclasses.replace(base, router=RouterSpec((chosen,)))], rt, "models")  # the user's word
+    write_gguf(Path(rt.volume_path("models")) / "plain.gguf", llama_like("llama", 2, 64, 2, 2, 128, 100, 512),
+               [("w", F16, [64, 10])])
+    none = RouterModelSpec("e2", "plain.gguf", embeddings=True, pooling="mean")
+    check_pooling([dataclasses.replace(base, router=RouterSpec((none,)))], rt, "models")  # declares none: mean
