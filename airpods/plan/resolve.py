@@ -213,81 +213,105 @@ def _cpu_reason(config: Any, svc: Any, share: CpuShare | None) -> str:
     return "not pinned"
 
 
+@dataclass
+class _Parts:
+    """What one service's spec is assembled from, while it is being worked out."""
+
+    args: dict[str, Any]
+    env: dict[str, str]
+    volumes: list[VolumeSpec]
+    secret_env: set[str]
+    router: Any = None
+    preset: str = ""
+
+
+def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[str], is_template: Any,
+              share: CpuShare | None, router_dir: str) -> None:
+    """llama-server's argv checks and defaults, the model volume, the CPU plan's threads, the API
+    key (env only) and, in router mode, the router's argv and preset."""
+    svc, name, args = f.svc, f.name, p.args
+    prefix = f"services.{name}.command_args"
+    if "api_key" in args or "api-key" in args or "--api-key" in args:
+        problems.append(f"{prefix}.api_key: set services.{name}.api_key instead; a key in argv "
+                        "is visible to every process on the host")
+    if f.ports:
+        args.setdefault("host", "0.0.0.0")
+        args.setdefault("port", f.ports[0].container)
+        if str(args["port"]) != str(f.ports[0].container):
+            problems.append(f"{prefix}.port: {args['port']} differs from "
+                            f"services.{name}.ports[0].container ({f.ports[0].container})")
+    for key in LLAMA_INT_FLAGS:
+        value = args.get(key)
+        if value not in (None, False) and not re.fullmatch(r"-?[0-9]+", str(value).strip()):
+            problems.append(f"{prefix}.{key}: must be a whole number (got {value!r})")
+    if not any(v.target == "/models" for v in p.volumes):
+        p.volumes.append(VolumeSpec(config.runtime.models_volume, "/models", "ro"))
+    if share is not None and share.threads:
+        args.setdefault("threads", share.threads)
+        args.setdefault("threads_batch", share.threads)
+    if f.api_key:
+        p.env["LLAMA_API_KEY"] = f.api_key
+        p.secret_env.add("LLAMA_API_KEY")
+    if svc.mode == "router":
+        coerce = lambda v, raw: coerce_rendered(v, is_template(raw))  # noqa: E731
+        try:
+            p.args, p.router, p.preset = router_plan.build(name, svc, args, rendered, router_dir, coerce)
+        except ValueError as exc:
+            problems.append(f"services.{name}.models: {exc}")
+        else:
+            p.volumes.append(VolumeSpec(p.router.preset_host_path, router_plan.PRESET_PATH, "ro"))
+
+
+def _embedding_wiring(p: _Parts, wiring: dict) -> None:
+    """Open WebUI's document embedding through a router's embedding model; the user's env wins."""
+    emb = wiring.get("embedding")
+    if not emb:
+        return
+    for key, value in (("RAG_EMBEDDING_ENGINE", "openai"), ("RAG_OPENAI_API_BASE_URL", emb["url"]),
+                       ("RAG_OPENAI_API_KEY", emb["api_key"]), ("RAG_EMBEDDING_MODEL", emb["model"])):
+        p.env.setdefault(key, value)
+    p.secret_env.add("RAG_OPENAI_API_KEY")
+
+
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "") -> ServiceSpec:
     svc, name = f.svc, f.name
-    router, preset = None, ""
-    args = {k: coerce_rendered(v, is_template(svc.command_args.get(k)))
-            for k, v in rendered.get("command_args", {}).items()}
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
-    volumes = [VolumeSpec(v.source, v.target, v.mode) for v in svc.volumes]
+    p = _Parts({k: coerce_rendered(v, is_template(svc.command_args.get(k)))
+                for k, v in rendered.get("command_args", {}).items()},
+               env, [VolumeSpec(v.source, v.target, v.mode) for v in svc.volumes],
+               {k for k in env if SECRET_ENV.search(k)})
     depends = list(svc.depends_on)
-    secret_env = {k for k in env if SECRET_ENV.search(k)}
     wired: tuple[str, ...] = ()
     if svc.kind == "llamacpp":
-        prefix = f"services.{name}.command_args"
-        if "api_key" in args or "api-key" in args or "--api-key" in args:
-            problems.append(f"{prefix}.api_key: set services.{name}.api_key instead; a key in argv "
-                            "is visible to every process on the host")
-        if f.ports:
-            args.setdefault("host", "0.0.0.0")
-            args.setdefault("port", f.ports[0].container)
-            if str(args["port"]) != str(f.ports[0].container):
-                problems.append(f"{prefix}.port: {args['port']} differs from "
-                                f"services.{name}.ports[0].container ({f.ports[0].container})")
-        for key in LLAMA_INT_FLAGS:
-            value = args.get(key)
-            if value not in (None, False) and not re.fullmatch(r"-?[0-9]+", str(value).strip()):
-                problems.append(f"{prefix}.{key}: must be a whole number (got {value!r})")
-        if not any(v.target == "/models" for v in volumes):
-            volumes.append(VolumeSpec(config.runtime.models_volume, "/models", "ro"))
-        if share is not None and share.threads:
-            args.setdefault("threads", share.threads)
-            args.setdefault("threads_batch", share.threads)
-        if f.api_key:
-            env["LLAMA_API_KEY"] = f.api_key
-            secret_env.add("LLAMA_API_KEY")
-        if svc.mode == "router":
-            coerce = lambda v, raw: coerce_rendered(v, is_template(raw))  # noqa: E731
-            try:
-                args, router, preset = router_plan.build(name, svc, args, rendered, router_dir, coerce)
-            except ValueError as exc:
-                problems.append(f"services.{name}.models: {exc}")
-            else:
-                volumes.append(VolumeSpec(router.preset_host_path, router_plan.PRESET_PATH, "ro"))
+        _llamacpp(config, f, p, rendered, problems, is_template, share, router_dir)
     if svc.kind == "open-webui":
         wired = tuple(wiring["names"])
         depends += [b for b in wiring["names"] if b not in depends and b != name]
+        _embedding_wiring(p, wiring)
     entry = rendered.get("entrypoint_override")
     entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
-    if svc.kind == "open-webui" and wiring.get("embedding"):
-        emb = wiring["embedding"]  # document embedding through llama.cpp; the user's own env wins
-        for key, value in (("RAG_EMBEDDING_ENGINE", "openai"), ("RAG_OPENAI_API_BASE_URL", emb["url"]),
-                           ("RAG_OPENAI_API_KEY", emb["api_key"]), ("RAG_EMBEDDING_MODEL", emb["model"])):
-            env.setdefault(key, value)
-        secret_env.add("RAG_OPENAI_API_KEY")
-    threads = str(args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
-    if router is not None:
-        threads = str(dict(router.defaults).get("threads", "")).strip()
+    thread_args = dict(p.router.defaults) if p.router is not None else p.args
+    threads = str(thread_args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
     return ServiceSpec(
         name=name, kind=svc.kind, image=f.image, variant=f.choice.variant, pod=f.pod,
         container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
-        ports=tuple(f.ports), volumes=tuple(volumes), env=env, devices=f.choice.devices,
+        ports=tuple(f.ports), volumes=tuple(p.volumes), env=p.env, devices=f.choice.devices,
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
-        command=tuple(render_args(args) + [str(a) for a in rendered.get("args", [])]),
+        command=tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])]),
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
         health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout,
                           ("/health",) if svc.kind == "llamacpp" else ()),
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
         threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),
-        memory_check=svc.memory_check, router=router, router_preset=preset,
+        memory_check=svc.memory_check, router=p.router, router_preset=p.preset,
         restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
         depends_on=tuple(depends), default_model=svc.default_model,
-        secret_env=frozenset(secret_env), wired_to=wired,
+        secret_env=frozenset(p.secret_env), wired_to=wired,
         extra_labels=tuple(sorted(config.runtime.labels.items())), enabled=svc.enabled,
         gpu_reason=f.choice.reason, gpu_warnings=f.choice.warnings,
     )
