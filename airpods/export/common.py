@@ -113,22 +113,11 @@ def resources(spec: ServiceSpec, memory_estimate: int | None) -> dict[str, Any]:
 
 def memory_estimate(spec: ServiceSpec, facts: VolumeFacts) -> int | None:
     """The memory preflight's estimate, when the model volume is on this machine's disk."""
-    from airpods.orchestrate.memory_check import assess, router_report
-    from airpods.orchestrate.preflight import model_in_volume
+    from airpods.orchestrate.memory_check import report_at
 
     if spec.kind != "llamacpp":
         return None
     volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
     root = facts.roots.get(volume or "")
-    if root is None:
-        return None
-    if spec.router is not None:
-        report = router_report(spec, root, budget_bytes=None, budget_why="", others=[])
-        return report.estimate.total if report else None
-    from airpods.orchestrate.memory_check import model_facts
-
-    model = model_in_volume(spec)
-    model_f = model_facts(root, model) if model else None
-    if model_f is None or model is None:
-        return None
-    return assess(spec, model_f, model, budget_bytes=None, budget_why="", others=[]).estimate.total
+    report = report_at(spec, root, budget_bytes=None, budget_why="", others=[]) if root else None
+    return report.estimate.total if report else None

@@ -13,6 +13,7 @@ from typing import Any
 from airpods.errors import UsageError
 from airpods.models.gguf import GGUFError
 from airpods.orchestrate.preflight import model_in_volume
+from airpods.plan.argv import flag_value
 from airpods.plan.memory import (
     MemoryEstimate,
     ModelFacts,
@@ -37,6 +38,7 @@ class FitReport:
     limit: str  # where `available` comes from, in words
     others: tuple[tuple[str, int, str], ...] = ()  # (service, bytes, "measured" | "estimated")
     max_ctx: int = 0
+    router: bool = False  # the sum of the largest max_loaded models of a router service
 
     @property
     def fits(self) -> bool:
@@ -89,37 +91,33 @@ def budget(setting: str, total: int, source: str) -> tuple[int | None, str]:
     return parse_size(setting), f"runtime.memory_budget = \"{setting}\""
 
 
+def _available(spec: ServiceSpec, *, budget_bytes: int | None, budget_why: str, others: list[tuple[str, int, str]],
+               vram: list[int] | None = None) -> tuple[int | None, str, tuple[tuple[str, int, str], ...]]:
+    """(what the service may use, where that comes from, the running services counted against it)."""
+    layers = flag_value(spec.command, ("--n-gpu-layers", "-ngl", "--gpu-layers"))
+    offloads = not (layers and layers.lstrip("-").isdigit() and int(layers) == 0)
+    if vram and spec.variant != "cpu" and offloads:
+        return max(vram), f"free VRAM on the best of {len(vram)} GPU(s)", ()
+    if spec.memory:
+        return parse_size(spec.memory), f"services.{spec.name}.resources.memory = \"{spec.memory}\"", ()
+    if budget_bytes is None:
+        return None, budget_why, ()
+    available = max(0, budget_bytes - sum(b for _, b, _ in others))
+    return available, budget_why + (", minus the llama.cpp services running" if others else ""), tuple(others)
+
+
 def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: int | None, budget_why: str,
            others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport:
     shape = shape_from_argv(spec.command)
-    est = estimate(facts, shape)
-    gpu_layers = _gpu_layers(spec.command)
-    if vram and spec.variant != "cpu" and gpu_layers != 0:
-        available, why, counted = max(vram), f"free VRAM on the best of {len(vram)} GPU(s)", []
-    elif spec.memory:
-        available, why, counted = parse_size(spec.memory), f"services.{spec.name}.resources.memory = " \
-                                                            f"\"{spec.memory}\"", []
-    elif budget_bytes is None:
-        return FitReport(spec.name, model, est, None, budget_why)
-    else:
-        counted = others
-        available = max(0, budget_bytes - sum(b for _, b, _ in others))
-        why = budget_why + (", minus the llama.cpp services running" if others else "")
-    return FitReport(spec.name, model, est, available, why, tuple(counted), max_ctx(facts, shape, available))
-
-
-def _gpu_layers(argv: tuple[str, ...]) -> int | None:
-    items = list(argv)
-    for flag in ("--n-gpu-layers", "-ngl", "--gpu-layers"):
-        if flag in items[:-1]:
-            value = items[items.index(flag) + 1]
-            return int(value) if value.lstrip("-").isdigit() else None
-    return None
+    available, why, counted = _available(spec, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
+                                         vram=vram)
+    return FitReport(spec.name, model, estimate(facts, shape), available, why, counted,
+                     max_ctx(facts, shape, available) if available is not None else 0)
 
 
 def advice(report: FitReport) -> str:
     tips = []
-    if "loaded at once" in report.model:
+    if report.router:
         tips.append(f"lower services.{report.service}.max_loaded, or give it more memory")
     elif report.max_ctx:
         tips.append(f"set services.{report.service}.command_args.ctx_size = {report.max_ctx} (the largest that fits)")
@@ -164,29 +162,31 @@ def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, bu
                          sum(e.compute for _, e in top), sum(e.overhead for _, e in top),
                          max(e.ctx for _, e in top), len(top))
     label = " + ".join(i for i, _ in top) + f" (up to {len(top)} loaded at once)"
-    if spec.memory:
-        return FitReport(spec.name, label, est, parse_size(spec.memory),
-                         f"services.{spec.name}.resources.memory = \"{spec.memory}\"")
-    if budget_bytes is None:
-        return FitReport(spec.name, label, est, None, budget_why)
-    available = max(0, budget_bytes - sum(b for _, b, _ in others))
-    return FitReport(spec.name, label, est, available, budget_why, tuple(others))
+    available, why, counted = _available(spec, budget_bytes=budget_bytes, budget_why=budget_why, others=others)
+    return FitReport(spec.name, label, est, available, why, counted, router=True)
+
+
+def report_at(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget_why: str,
+              others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport | None:
+    """The report for one llama.cpp spec whose model volume is the directory `root`; None when its
+    model cannot be read there."""
+    if spec.router is not None:
+        return router_report(spec, root, budget_bytes=budget_bytes, budget_why=budget_why, others=others)
+    model = model_in_volume(spec)
+    facts = model_facts(root, model) if model else None
+    if facts is None or model is None:
+        return None
+    return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
 
 
 def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
                budget_why: str, others: list[tuple[str, int, str]],
                vram: list[int] | None = None) -> FitReport | None:
-    """The report for one llama.cpp spec; None when its model cannot be read here."""
-    if spec.router is not None:
-        root = _root(runtime, spec, models_volume)
-        return router_report(spec, root, budget_bytes=budget_bytes, budget_why=budget_why,
-                             others=others) if root else None
-    model = model_in_volume(spec)
-    root = _root(runtime, spec, models_volume) if model else None
-    facts = model_facts(root, model) if root and model else None
-    if facts is None or model is None:
-        return None
-    return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
+    """The report for one llama.cpp spec, its volume found through the runtime; None when its model
+    cannot be read here."""
+    root = _root(runtime, spec, models_volume)
+    return report_at(spec, root, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
+                     vram=vram) if root else None
 
 
 def running_llama(runtime: Any, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,

@@ -59,11 +59,10 @@ def check_ports(specs: list[ServiceSpec], *, rootless: bool = False) -> None:
 
 def model_in_volume(spec: ServiceSpec) -> str | None:
     """The file (relative to the model volume) that --model points at, if it is in /models."""
-    cmd = list(spec.command)
-    for i, item in enumerate(cmd[:-1]):
-        if item in ("--model", "-m") and cmd[i + 1].startswith("/models/"):
-            return cmd[i + 1][len("/models/"):]
-    return None
+    from airpods.plan.argv import flag_value
+
+    model = flag_value(spec.command, ("--model", "-m"))
+    return model[len("/models/"):] if model and model.startswith("/models/") else None
 
 
 def wanted_models(spec: ServiceSpec) -> list[str]:

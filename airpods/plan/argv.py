@@ -17,6 +17,15 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def flag_value(argv: tuple[str, ...] | list[str], flags: tuple[str, ...]) -> str | None:
+    """The value after the first of `flags` in an argv, or None."""
+    items = list(argv)
+    for i, item in enumerate(items[:-1]):
+        if item in flags:
+            return items[i + 1]
+    return None
+
+
 def coerce_rendered(value: Any, was_template: bool) -> Any:
     """A template renders to a string; 'True'/'False' from a template mean a bool flag and an
     empty result means 'leave the flag out'."""

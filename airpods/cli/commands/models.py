@@ -199,10 +199,10 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])
-    store = _store(app, service)
     report = fit_report(app.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
                         others=others)
     if report is None:
+        store = _store(app, service)
         have = ", ".join(e.file for e in store.list()) or "none"
         raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
                          hint="see airpods models list")
