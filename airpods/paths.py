@@ -24,3 +24,9 @@ def lock_path(environ: Mapping[str, str] = os.environ) -> Path:
 def failures_path(environ: Mapping[str, str] = os.environ) -> Path:
     """Why a service last failed to start (out of memory), for `status`."""
     return data_dir(environ) / "failures.json"
+
+
+def router_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
+    """Where router services' preset files live; one folder per project besides the default."""
+    base = data_dir(environ) / "router"
+    return base if project == "default" else base / "projects" / project

@@ -95,6 +95,7 @@ class PodmanRun:
         the default services off."""
         return f"""
 [runtime]
+project = "t{self.id}"
 network = "{self.network}"
 models_volume = "{self.models_volume}"
 stop_timeout = 3

@@ -34,6 +34,22 @@ class Application:
         return validate(self.loaded)
 
     @cached_property
+    def project(self) -> str:
+        """This config's scope: runtime.project, else derived from the config file's name. Read
+        from the raw file, so that stop and clean still know it when the config is invalid."""
+        from airpods.config.loader import default_config_path, user_config_path
+        from airpods.config.project import derive
+        from airpods.errors import ConfigError
+
+        try:
+            runtime = self.loaded.data.get("runtime")
+        except ConfigError:
+            runtime = None
+        explicit = runtime.get("project") if isinstance(runtime, dict) else None
+        return derive(user_config_path(self.config_path)[0], default_config_path(),
+                      explicit if isinstance(explicit, str) and explicit else None)
+
+    @cached_property
     def probe_results(self) -> tuple:
         from airpods.plan.gpu import ProbeEnv, detect
 
@@ -89,7 +105,7 @@ class Application:
 
         results = () if force_cpu or self.config_forces_cpu else self.probe_results
         override = variant or self.gpu_override()  # export --variant: another machine's accelerator
-        texts = [s.text for s in self.loaded.sources]
+        texts = [s.text for s in self.loaded.sources] + [self.project]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
         probes = (*results, self.cpu_topology)
         if use_cache:
@@ -100,16 +116,32 @@ class Application:
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
-        from airpods.paths import data_dir
+        from airpods.paths import router_dir
 
         specs = resolve(config, results, Overrides(env_variant=override, force_cpu_flag=force_cpu),
                         self.secrets(create=create_secrets), cpu=self.cpu_topology,
-                        router_dir=str(data_dir(self.environ) / "router"))
+                        router_dir=str(router_dir(self.environ, self.project)), project=self.project)
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return specs
+
+    def specs_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
+        """(specs, None), or (None, why) when the config does not validate: stop and clean then act
+        on what runs in this project, found by its labels."""
+        from airpods.errors import ConfigError
+
+        try:
+            return self.specs(create_secrets=False), None
+        except ConfigError as exc:
+            return None, " ".join([exc.message, *exc.details[:1]])
+
+    def running(self) -> list[Any]:
+        """This project's containers as Podman has them, read back from their labels."""
+        from airpods.orchestrate.running import in_project
+
+        return in_project(self.runtime.list_managed(), self.project)
 
     def select(self, specs: dict[str, Any], names: tuple[str, ...], *, enabled_only: bool = True) -> list[str]:
         """Service names from the command line, checked; none given = all enabled services."""
@@ -127,17 +159,15 @@ class Application:
                              hint=f"services in the config: {', '.join(specs)}")
         return list(dict.fromkeys(names))
 
-    def with_containers(self, specs: dict[str, Any], names: list[str], managed: list[Any]) -> list[str]:
-        """`names` plus the services (enabled or not) that still have a container: what a command
-        without service names covers when it looks at, or cleans up, what is there."""
-        owners = {c.labels.get("io.airpods.service") for c in managed}
-        return names + [n for n in specs if n in owners and n not in names]
-
     @cached_property
     def runtime(self) -> Any:
+        from airpods.errors import ConfigError
         from airpods.runtime.connect import connect
 
-        settings = self.runtime_settings or self.loaded.data.get("runtime") or {}
+        try:
+            settings = self.runtime_settings or self.loaded.data.get("runtime") or {}
+        except ConfigError:  # stop and clean still work with a broken file: the default socket
+            settings = {}
         socket = settings.get("socket") if isinstance(settings, dict) else None
         return connect(url=self.url or (socket if isinstance(socket, str) else None), environ=self.environ)
 

@@ -19,6 +19,12 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 DEFAULTS = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 
 
+def default_config_path() -> Path:
+    """The user's own config file: $XDG_CONFIG_HOME/airpods/config.toml."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "airpods" / "config.toml"
+
+
 def user_config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
     """Where the user file is looked up, and why: --config > AIRPODS_CONFIG > XDG."""
     if explicit:
@@ -26,8 +32,7 @@ def user_config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Pa
     env = os.environ.get("AIRPODS_CONFIG")
     if env:
         return Path(env).expanduser(), "AIRPODS_CONFIG"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "airpods" / "config.toml", "XDG_CONFIG_HOME"
+    return default_config_path(), "XDG_CONFIG_HOME"
 
 
 @dataclass

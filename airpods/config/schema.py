@@ -285,11 +285,17 @@ class Runtime(Strict):
     cpu_plan: Literal["split", "off"] = "split"  # split the CPUs among llama.cpp processes
     memory_budget: str = "auto"  # "auto" (80% of this machine's or cgroup's memory), a size ("12g"), or "off"
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
+    project: str | None = None  # the scope; None: derived from the config file (see config/project.py)
 
     @field_validator("network", "models_volume")
     @classmethod
     def _n(cls, v: str) -> str:
         return _check_name(v, "name")
+
+    @field_validator("project")
+    @classmethod
+    def _p(cls, v: str | None) -> str | None:
+        return None if v is None else _check_name(v, "project")
 
     @field_validator("memory_budget")
     @classmethod

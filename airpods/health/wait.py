@@ -4,6 +4,7 @@ A probe returns `Done(value)` to finish or `Pending(detail)` to go on; it raises
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,13 +30,22 @@ class WaitTimeout(Exception):
         self.last = last
 
 
+class WaitCancelled(Exception):
+    """The caller gave up on the wait (another service failed, or Ctrl-C)."""
+
+
 def wait_for(probe: Callable[[], Done[T] | Pending], *, timeout: float, initial: float = 0.01,
              cap: float = 0.1, factor: float = 1.6, clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> T:
+             sleep: Callable[[float], None] = time.sleep, cancel: threading.Event | None = None) -> T:
+    """`cancel`, once set, ends the wait at the next round with WaitCancelled."""
     start = clock()
     deadline = start + timeout
     delay = initial
+    if cancel is not None:
+        sleep = cancel.wait
     while True:
+        if cancel is not None and cancel.is_set():
+            raise WaitCancelled()
         outcome = probe()
         if isinstance(outcome, Done):
             return outcome.value

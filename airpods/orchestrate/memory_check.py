@@ -191,19 +191,27 @@ def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_by
 
 def running_llama(runtime: Any, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,
                   ) -> list[tuple[str, int, str]]:
-    """What the llama.cpp services already running use: measured, else their estimate."""
-    running = {c.name for c in runtime.list_managed() if c.running}
+    """What this project's llama.cpp containers (running, or created by a start still under way)
+    hold, read from Podman: the larger of what they use now and the estimate stamped on them at
+    create time (a model still loading has touched only part of its weights)."""
+    from airpods.orchestrate.running import in_project
+
+    project = next((s.project for s in specs.values()), "default")
     out = []
-    for s in specs.values():
-        if s.kind != "llamacpp" or s.container not in running or s.name in exclude:
+    for r in in_project(runtime.list_managed(), project):
+        spec = specs.get(r.service)
+        is_llama = r.kind == "llamacpp" or (not r.kind and spec is not None and spec.kind == "llamacpp")
+        if not is_llama or r.service in exclude or not (r.state.running or r.state.status == "created"):
             continue
-        used = runtime.memory_usage(s.container)
-        if used is not None:
-            out.append((s.name, used, "measured"))
-            continue
-        report = fit_report(runtime, s, models_volume, budget_bytes=None, budget_why="", others=[])
-        if report is not None:
-            out.append((s.name, report.estimate.total, "estimated"))
+        used = runtime.memory_usage(r.container) if r.state.running else None
+        estimated = r.memory_estimate
+        if estimated is None and spec is not None and r.matches(spec):  # created before estimates were stamped
+            report = fit_report(runtime, spec, models_volume, budget_bytes=None, budget_why="", others=[])
+            estimated = report.estimate.total if report is not None else None
+        if used is not None and (estimated is None or used >= estimated):
+            out.append((r.service, used, "measured"))
+        elif estimated is not None:
+            out.append((r.service, estimated, "estimated" if used is None else "estimated; loading"))
     return out
 
 

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
 from typing import Any
 
-from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure
+from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure, UsageError
 from airpods.health.probe import HealthResult, probe_all
-from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
+from airpods.health.wait import Done, Pending, WaitCancelled, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.lock import NoLock
 from airpods.orchestrate.preflight import check_models, check_pooling, check_ports
+from airpods.orchestrate.running import foreign_objects
 from airpods.plan.order import closure, dependencies, waves
-from airpods.plan.spec import LABEL_HASH, ServiceSpec
+from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.runtime.port import ContainerState
 
 LOG_TAIL = 20
@@ -38,20 +40,40 @@ class Outcome:
     health: str = ""
 
 
-def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: bool) -> Action:
+def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: bool,
+                recreate: bool = False) -> Action:
+    """What to do with one service. A container whose configuration is unchanged but whose machine
+    plan (GPU variant, CPU plan: probe results) would differ is left alone unless `recreate`."""
     if state is None:
         return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""),
                       pod_exists=pod_exists)
     if state.labels.get(LABEL_HASH) != spec.spec_hash:
-        return Action(spec.name, "recreate", "configuration changed", pod_exists)
+        if not spec.config_hash or state.labels.get(LABEL_CONFIG_HASH) != spec.config_hash:
+            return Action(spec.name, "recreate", "configuration changed", pod_exists)
+        if recreate or not state.running:  # a stopped one loses nothing: give it today's plan
+            return Action(spec.name, "recreate", "the machine plan changed", pod_exists)
     if state.running:
         return Action(spec.name, "noop", "already running", pod_exists)
     return Action(spec.name, "start", f"container is {state.status}", pod_exists)
 
 
-def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str]) -> list[Action]:
-    return [plan_action(specs[n], runtime.inspect(specs[n].container), runtime.pod_exists(specs[n].pod))
+def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], recreate: bool = False) -> list[Action]:
+    return [plan_action(specs[n], runtime.inspect(specs[n].container), runtime.pod_exists(specs[n].pod), recreate)
             for n in names]
+
+
+def check_foreign(runtime: Any, specs: list[ServiceSpec]) -> None:
+    """Refuse (exit 2, nothing created) when a pod or container name this config would use belongs
+    to another project or is not airpods' at all: a start never removes what is not its own."""
+    found = [(s, what) for s in specs for what in foreign_objects(runtime, s)]
+    if found:
+        s = found[0][0]
+        raise UsageError(
+            f"service '{s.name}': its pod or container name is taken by objects that are not this project's "
+            f"('{s.project}'); nothing was created",
+            details=[f"services.{x.name}: {what}" for x, what in found],
+            hint=f"give it other names (services.{s.name}.pod = \"{s.pod}-{s.project}\"), or stop that other "
+                 "stack with its own config")
 
 
 def start_order(specs: dict[str, ServiceSpec], selected: list[str]) -> list[list[str]]:
@@ -71,21 +93,31 @@ def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) ->
                 "services.<name>.images.<variant> at it"), details=failures)
 
 
-def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
+def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
+    """Make the pod and container exist as the spec says (not started). Runs under the lock."""
     if action.kind == "noop":
         return
     if spec.router is not None:
         write_preset(spec)  # its bind mount must exist whenever the container starts
     if action.kind == "start":
-        runtime.start_container(spec.container)
         return
-    runtime.remove_pod(spec.pod)  # recreate, or a pod left without its container; volumes stay
+    runtime.remove_pod(spec.pod)  # recreate, or our own pod left without its container; volumes stay
+    old = runtime.inspect(spec.container)  # this project's container under the same name, in a renamed pod
+    if old is not None:
+        if old.pod:
+            runtime.remove_pod(old.pod)
+        runtime.remove_container(spec.container)
     for volume in spec.volumes:
         if volume.is_named:
             runtime.ensure_volume(volume.source, spec.resource_labels)
     runtime.create_pod(spec)
     runtime.create_container(spec)
-    runtime.start_container(spec.container)
+
+
+def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
+    create(runtime, spec, action)
+    if action.kind != "noop":
+        runtime.start_container(spec.container)
 
 
 def startup_models(runtime: Any, spec: ServiceSpec, reporter: Reporter, started: float) -> Done[float] | Pending:
@@ -138,7 +170,7 @@ def out_of_memory(state: ContainerState | None) -> bool:
 
 
 def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
-                 started: float, memory: Any = None) -> float:
+                 started: float, memory: Any = None, cancel: threading.Event | None = None) -> float:
     """Poll health over HTTP and the container's state together; a crash fails at once.
     `memory` (a FitReport) explains an out-of-memory kill with the estimate and the limit."""
     initial = runtime.inspect(spec.container)
@@ -178,7 +210,7 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
         return Pending(text)
 
     try:
-        return wait_for(check, timeout=timeout)
+        return wait_for(check, timeout=timeout, cancel=cancel)
     except WaitTimeout as exc:
         raise StartFailure(
             f"service '{spec.name}' was not healthy after {timeout:g}s (last: {exc.last.detail})",
@@ -189,19 +221,21 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
 
 
 def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
-              timeout: float | None, wait: bool, lock: Any = None, memory: Any = None) -> Outcome:
+              timeout: float | None, wait: bool, memory: Any = None,
+              cancel: threading.Event | None = None) -> Outcome:
+    """Start one created service and wait for it; `cancel` ends the wait (another one failed)."""
     started = time.monotonic()
     reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
-                               "create": "creating pod", "recreate": "recreating (config changed)"}
+                               "create": "starting container", "recreate": "starting container (recreated)"}
                    [action.kind], 0.0)
-    with lock or NoLock():
-        if lock is not None:  # another airpods may have converged it meanwhile: look again
-            action = plan_action(spec, runtime.inspect(spec.container), runtime.pod_exists(spec.pod))
-        converge(runtime, spec, action)
+    if action.kind != "noop":
+        runtime.start_container(spec.container)
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
-        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory)
+        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory, cancel)
+    except WaitCancelled:
+        return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited (another service failed)")
     except ServiceExited:
         # Do not leave a crash loop behind (a timeout keeps running). The restart policy may be
         # restarting it just as the stop lands: stop until it stays stopped.
@@ -218,10 +252,60 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
     return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
 
 
+def prepare(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,
+            network: str, models_volume: str, memory_check: Any, recreate: bool) -> tuple[dict, dict]:
+    """Plan → preflight → create, as one step under the caller's lock: nothing is created unless
+    every check passes, and a concurrent start then sees these containers (and their memory
+    estimates) as this project's. Returns ({service: Action}, {service: FitReport})."""
+    actions = {a.service: a for a in plan(runtime, specs, names, recreate)}
+    todo = [specs[n] for n in names if actions[n].kind != "noop"]
+    check_foreign(runtime, todo)
+    check_ports([specs[a.service] for a in actions.values() if not a.pod_exists and a.kind != "noop"],
+                rootless=runtime.limit_support().rootless)
+    for message in check_models(todo, runtime, models_volume):
+        reporter.warning(message)
+    check_pooling(todo, runtime, models_volume)
+    reports, warnings = memory_check(todo) if memory_check else ({}, [])
+    for message in warnings:
+        reporter.warning(message)
+    ensure_images(runtime, todo, reporter)
+    runtime.ensure_network(network, todo[0].resource_labels if todo else None)
+    for spec in todo:
+        report = reports.get(spec.name)
+        stamped = replace(spec, memory_estimate=report.estimate.total) if report is not None else spec
+        reporter.stage(spec.name, {"start": "preparing", "create": "creating pod",
+                                   "recreate": "recreating (config changed)"}[actions[spec.name].kind], 0.0)
+        create(runtime, stamped, actions[spec.name])
+    return actions, reports
+
+
+def _run_wave(wave: list[str], submit: Any, cancel: threading.Event,
+              ) -> tuple[list[Outcome], list[tuple[str, AirpodsError]]]:
+    """Start a wave's services together; the first failure cancels the others' waits at once,
+    and so does Ctrl-C (the pool is not joined on a wait that cannot end)."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(wave)))
+    futures = {submit(pool, n): n for n in wave}
+    outcomes: list[Outcome] = []
+    errors: list[tuple[str, AirpodsError]] = []
+    try:
+        for future in as_completed(futures):
+            try:
+                outcomes.append(future.result())
+            except AirpodsError as exc:
+                errors.append((futures[future], exc))
+                cancel.set()
+    except BaseException:
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return outcomes, errors
+
+
 def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
-          lock: Any = None, memory_check: Any = None) -> list[Outcome]:
-    """`lock` (a HostLock) is held while planning and while creating, never while waiting.
+          lock: Any = None, memory_check: Any = None, recreate: bool = False) -> list[Outcome]:
+    """`lock` (a HostLock) is held while planning, checking and creating, never while waiting.
     `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises)."""
     order = start_order(specs, selected)
     names = [n for wave in order for n in wave]
@@ -229,32 +313,20 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
     if extra:
         reporter.info(f"also starting dependencies: {', '.join(extra)}")
     with lock or NoLock():
-        actions = {a.service: a for a in plan(runtime, specs, names)}
-        todo = [specs[n] for n in names if actions[n].kind != "noop"]
-        # Preflight: nothing is created unless every check passes.
-        check_ports([specs[a.service] for a in actions.values() if not a.pod_exists],
-                    rootless=runtime.limit_support().rootless)
-        for message in check_models(todo, runtime, models_volume):
-            reporter.warning(message)
-        check_pooling(todo, runtime, models_volume)
-        reports, warnings = memory_check(todo) if memory_check else ({}, [])
-        for message in warnings:
-            reporter.warning(message)
-        ensure_images(runtime, todo, reporter)
-        runtime.ensure_network(network, todo[0].resource_labels if todo else None)
+        actions, reports = prepare(runtime, specs, names, reporter, network=network, models_volume=models_volume,
+                                   memory_check=memory_check, recreate=recreate)
     outcomes: list[Outcome] = []
+    cancel = threading.Event()
     for wave in order:
-        with ThreadPoolExecutor(max_workers=max(1, len(wave))) as pool:
-            futures = {n: pool.submit(start_one, runtime, specs[n], actions[n], reporter,
-                                      timeout=timeout, wait=wait, lock=lock, memory=reports.get(n))
-                       for n in wave}
-            errors = []
-            for name, future in futures.items():
-                try:
-                    outcomes.append(future.result())
-                except AirpodsError as exc:
-                    errors.append(exc)
-                    reporter.stage(name, "failed", 0.0)
+        def submit(pool: ThreadPoolExecutor, n: str) -> Any:
+            return pool.submit(start_one, runtime, specs[n], actions[n], reporter, timeout=timeout, wait=wait,
+                               memory=reports.get(n), cancel=cancel)
+
+        done, failed = _run_wave(wave, submit, cancel)
+        outcomes += done
+        for name, _ in failed:
+            reporter.stage(name, "failed", 0.0)
+        errors = [e for _, e in failed]
         if errors:
             if len(errors) == 1:
                 raise errors[0]

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airpods.health.probe import probe_all, served_model
-from airpods.plan.spec import ServiceSpec
+from airpods.orchestrate.running import Running
+from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.probes.cgroups import LimitSupport
 from airpods.runtime.port import ContainerState
 
@@ -36,6 +37,9 @@ class ServiceStatus:
     memory_limit_enforced: bool | None = None  # False: advisory (rootless on cgroups v1)
     last_failure: dict | None = None  # why the last start failed (out of memory), while the config is unchanged
     router: dict | None = None  # a router service: loaded ids, how many available, each model's state
+    plan_differs: bool = False  # same config, but the machine plan (CPU/GPU probes) would differ now
+    orphaned: str | None = None  # why this container no longer belongs to the config
+    project: str = ""
 
     def to_json(self) -> dict:
         return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
@@ -45,7 +49,8 @@ class ServiceStatus:
                 "cpuset": self.cpuset, "threads": self.threads, "cpu_plan": self.cpu_plan,
                 "cpuset_enforced": self.cpuset_enforced, "memory_limit": self.memory_limit,
                 "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure,
-                "router": self.router}
+                "router": self.router, "plan_differs": self.plan_differs, "orphaned": self.orphaned,
+                "project": self.project}
 
 
 def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) -> ServiceStatus:
@@ -62,7 +67,9 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) 
     out.state = state.state
     out.image = state.image or spec.image
     out.exit_code = state.exit_code if not state.running else None
-    out.outdated = state.labels.get("io.airpods.spec-hash") != spec.spec_hash
+    if state.labels.get(LABEL_HASH) != spec.spec_hash:
+        same_config = bool(spec.config_hash) and state.labels.get(LABEL_CONFIG_HASH) == spec.config_hash
+        out.plan_differs, out.outdated = same_config, not same_config
     if not state.running:
         return out
     out.uptime = time.time() - state.started_at if state.started_at else None
@@ -83,12 +90,38 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) 
     return out
 
 
-def status(runtime: Any, specs: list[ServiceSpec], managed: list[ContainerState] | None = None,
-           ) -> list[ServiceStatus]:
-    """One list call for every container's state, then the HTTP probes in parallel."""
-    if not specs:
-        return []
-    states = {s.name: s for s in (runtime.list_managed() if managed is None else managed)}
+def _orphan(r: Running, reason: str) -> ServiceStatus:
+    """A container of this project that the config no longer describes: what its labels say."""
+    state = r.state
+    out = ServiceStatus(r.service, state.state, "unknown", r.url, state.image, r.pod or "-", r.container,
+                        kind=r.kind, exit_code=state.exit_code if not state.running else None,
+                        orphaned=reason, project=r.project)
+    if state.running:
+        out.uptime = time.time() - state.started_at if state.started_at else None
+    return out
+
+
+def status(runtime: Any, specs: list[ServiceSpec], running: list[Running] | None = None, *,
+           all_specs: dict[str, ServiceSpec] | None = None, names: list[str] | None = None) -> list[ServiceStatus]:
+    """One list call for every container's state (`running`: this project's, read back from
+    Podman), then the HTTP probes in parallel. Containers the config no longer describes are
+    listed as orphans (with `names`, only those of the services named)."""
+    if running is None:
+        from airpods.orchestrate.running import in_project
+
+        running = in_project(runtime.list_managed(), specs[0].project if specs else "default")
+    states = {s.container: r.state for s in specs for r in running if r.matches(s)}
     limits = runtime.limit_support()
-    with ThreadPoolExecutor(max_workers=min(8, len(specs))) as pool:
-        return list(pool.map(lambda s: _one(s, states.get(s.container), limits), specs))
+    known = all_specs if all_specs is not None else {s.name: s for s in specs}
+    orphans = []
+    for r in running:
+        if any(r.matches(s) for s in specs) or (names and r.service not in names):
+            continue
+        reason = r.orphan_reason(known)
+        if reason:
+            orphans.append(_orphan(r, reason))
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
+        rows = list(pool.map(lambda s: _one(s, states.get(s.container), limits), specs))
+    for row, spec in zip(rows, specs, strict=True):
+        row.project = spec.project
+    return rows + orphans

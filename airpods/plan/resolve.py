@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from airpods.errors import ConfigError
@@ -172,10 +172,29 @@ def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
     return plan_cpu(topology, claims)
 
 
+def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
+    """A hash of what the configuration alone says about a service (its table, the runtime and gpu
+    tables, its ports, names, key and rendered values, what it is wired to) and nothing the probes
+    decide (GPU variant, devices, CPU plan): a running container whose spec differs only in what
+    the probes decide is not recreated by a plain `start`."""
+    import hashlib
+    import json
+
+    data = {"format": 1, "service": f.svc.model_dump(mode="json"), "runtime": config.runtime.model_dump(mode="json"),
+            "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
+            "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
+            "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
+            "wiring": wiring if f.svc.kind == "open-webui" else None}
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
-            cpu: Any = None, router_dir: str = "/nonexistent/airpods-router") -> dict[str, ServiceSpec]:
+            cpu: Any = None, router_dir: str = "/nonexistent/airpods-router",
+            project: str = "default") -> dict[str, ServiceSpec]:
     """`cpu` is the CpuTopology probe result; None plans no CPU shares. `router_dir` is where
-    router services' preset files live on the host (airpods' data dir)."""
+    router services' preset files live on the host (airpods' data dir). `project` is the scope
+    stamped on everything the specs create (runtime.project, or one derived from the config file)."""
     from airpods.config.templating import Renderer, is_template
 
     facts = facts_for(config, results, ov, secrets)
@@ -195,7 +214,9 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         for n, f in facts.items()}
     rendered = renderer.render_all()
     problems: list[str] = []
-    specs = {n: _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir)
+    specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir),
+                        project=config.runtime.project or project,
+                        config_hash=config_hash(config, f, rendered[n], wiring))
              for n, f in facts.items()}
     if problems:
         raise ConfigError("the configuration is invalid", problems,

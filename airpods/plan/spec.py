@@ -11,6 +11,25 @@ from airpods.plan.router import RouterModelSpec, RouterSpec
 LABEL_SERVICE = "io.airpods.service"
 LABEL_HASH = "io.airpods.spec-hash"
 LABEL_MANAGED = "io.airpods.managed"
+# The scope (compose's project label): every object a config creates carries it, and every
+# command sees only its own scope's objects. Objects without it belong to DEFAULT_PROJECT.
+LABEL_PROJECT = "io.airpods.project"
+DEFAULT_PROJECT = "default"
+# What later commands read back from Podman instead of re-deriving it from today's config.
+LABEL_CONFIG_HASH = "io.airpods.config-hash"
+LABEL_POD = "io.airpods.pod"
+LABEL_KIND = "io.airpods.kind"
+LABEL_PORTS = "io.airpods.ports"
+LABEL_VOLUMES = "io.airpods.volumes"
+LABEL_DEPENDS = "io.airpods.depends-on"
+LABEL_STOP_TIMEOUT = "io.airpods.stop-timeout"
+LABEL_MODEL = "io.airpods.model"
+LABEL_SHAPE = "io.airpods.run-shape"
+LABEL_MEMORY = "io.airpods.memory-estimate"
+LABEL_URL = "io.airpods.url"
+# Fields that describe the service for airpods but are not part of what the container is made of.
+NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
+              "project", "config_hash", "memory_estimate")
 
 
 @dataclass(frozen=True)
@@ -75,6 +94,9 @@ class ServiceSpec:
     enabled: bool = True
     gpu_reason: str = ""
     gpu_warnings: tuple[str, ...] = ()
+    project: str = DEFAULT_PROJECT  # the scope this service belongs to (runtime.project or the config file)
+    config_hash: str = ""  # a hash of the configuration alone: what differs without it is the probes' doing
+    memory_estimate: int | None = None  # bytes, stamped at create time from the memory preflight
 
     def _published(self) -> str | None:
         """http://HOST:PORT for the first published port (a wildcard bind is reached on 127.0.0.1)."""
@@ -113,7 +135,7 @@ class ServiceSpec:
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate."""
         data = asdict(self)
-        for key in ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check"):
+        for key in NOT_HASHED:
             data.pop(key)  # not part of the container
         data["secret_env"] = sorted(self.secret_env)
         blob = json.dumps(data, sort_keys=True, default=list).encode()
@@ -121,13 +143,25 @@ class ServiceSpec:
 
     @property
     def labels(self) -> dict[str, str]:
-        return {**dict(self.extra_labels), LABEL_MANAGED: "true", LABEL_SERVICE: self.name,
-                LABEL_HASH: self.spec_hash}
+        """Everything later commands need, read back from Podman (orchestrate/running.py)."""
+        labels = {**dict(self.extra_labels), LABEL_MANAGED: "true", LABEL_PROJECT: self.project,
+                  LABEL_SERVICE: self.name, LABEL_HASH: self.spec_hash, LABEL_CONFIG_HASH: self.config_hash,
+                  LABEL_POD: self.pod, LABEL_KIND: self.kind,
+                  LABEL_PORTS: ",".join(f"{p.host_ip}:{p.host}:{p.container}" for p in self.ports),
+                  LABEL_VOLUMES: ",".join(v.source for v in self.volumes if v.is_named),
+                  LABEL_DEPENDS: ",".join(self.depends_on), LABEL_STOP_TIMEOUT: str(self.stop_timeout)}
+        if self.url:
+            labels[LABEL_URL] = self.url
+        if self.default_model:
+            labels[LABEL_MODEL] = self.default_model
+        if self.memory_estimate is not None:
+            labels[LABEL_MEMORY] = str(self.memory_estimate)
+        return labels
 
     @property
     def resource_labels(self) -> dict[str, str]:
         """Labels for the shared things a service needs (network, volumes)."""
-        return {**dict(self.extra_labels), LABEL_MANAGED: "true"}
+        return {**dict(self.extra_labels), LABEL_MANAGED: "true", LABEL_PROJECT: self.project}
 
     def public_env(self, show_secrets: bool = False) -> dict[str, str]:
         if show_secrets:
@@ -166,6 +200,8 @@ class ServiceSpec:
             "wired_to": list(self.wired_to),
             "gpu": {"variant": self.variant, "reason": self.gpu_reason, "warnings": list(self.gpu_warnings)},
             "spec_hash": self.spec_hash,
+            "config_hash": self.config_hash,
+            "project": self.project,
             "mode": "router" if self.router else "single",
             "router": self.router.to_json() if self.router else None,
             "router_preset": self.router_preset or None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from airpods.errors import RuntimeFailure
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
@@ -15,8 +16,9 @@ from airpods.runtime.port import ContainerState, PullProgress
 @dataclass
 class FakePod:
     name: str
-    spec: ServiceSpec
+    spec: ServiceSpec | None
     running: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -35,6 +37,9 @@ class FakeRuntime:
     cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
     usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)
     oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
+    vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    volume_root: Path | None = None  # when set, each volume is a real directory below it (like Podman's local driver)
+    restart_on_exit: set[str] = field(default_factory=set)  # containers a restart policy brings back at once
 
     def ping(self) -> str:
         return self.version
@@ -50,13 +55,22 @@ class FakeRuntime:
     def ensure_volume(self, name: str, labels: dict[str, str] | None = None) -> bool:
         created = name not in self.volumes
         self.volumes.setdefault(name, {})
+        if created:
+            self.vol_labels[name] = dict(labels or {LABEL_MANAGED: "true"})
         return created
+
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        return self.vol_labels.get(name, {}) if name in self.volumes else None
 
     def volume_exists(self, name: str) -> bool:
         return name in self.volumes
 
     def volume_path(self, name: str) -> str | None:
-        return None
+        if self.volume_root is None or name not in self.volumes:
+            return None
+        path = self.volume_root / name
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
 
     def remove_volume(self, name: str) -> bool:
         return self.volumes.pop(name, None) is not None
@@ -74,12 +88,16 @@ class FakeRuntime:
     def pod_exists(self, name: str) -> bool:
         return name in self.pods
 
+    def pod_labels(self, name: str) -> dict[str, str] | None:
+        pod = self.pods.get(name)
+        return None if pod is None else dict(pod.labels)
+
     def create_pod(self, spec: ServiceSpec) -> None:
         if spec.pod in self.pods:
             raise RuntimeFailure(f"pod {spec.pod} already exists")
         if spec.network not in self.networks:
             raise RuntimeFailure(f"network {spec.network} does not exist")
-        self.pods[spec.pod] = FakePod(spec.pod, spec)
+        self.pods[spec.pod] = FakePod(spec.pod, spec, labels=dict(spec.labels))
 
     def remove_pod(self, name: str) -> None:
         self.pods.pop(name, None)
@@ -100,8 +118,9 @@ class FakeRuntime:
         if spec.image not in self.images:
             raise RuntimeFailure(f"image {spec.image} not found")
         for vol in spec.volumes:
-            if vol.is_named:
-                self.volumes.setdefault(vol.source, {})
+            if vol.is_named and vol.source not in self.volumes:  # Podman creates it, without labels
+                self.volumes[vol.source] = {}
+                self.vol_labels[vol.source] = {}
         self.containers[spec.container] = ContainerState(
             spec.container, "created", image=spec.image, labels=dict(spec.labels), pod=spec.pod)
         self.specs[spec.container] = spec
@@ -109,11 +128,15 @@ class FakeRuntime:
 
     def start_container(self, name: str) -> None:
         state = self.containers[name]
-        if name in self.oom_on_start:
-            self.containers[name] = replace(state, status="exited", exit_code=137, oom_killed=True)
+        code = 137 if name in self.oom_on_start else self.exit_on_start.get(name)
+        if code is not None and name in self.restart_on_exit:  # it died, and the restart policy brought it back
+            self.containers[name] = replace(state, status="running", exit_code=code, started_at=time.time(),
+                                            restart_count=state.restart_count + 1,
+                                            oom_killed=name in self.oom_on_start)
             return
-        if name in self.exit_on_start:
-            self.containers[name] = replace(state, status="exited", exit_code=self.exit_on_start[name])
+        if code is not None:
+            self.containers[name] = replace(state, status="exited", exit_code=code,
+                                            oom_killed=name in self.oom_on_start)
             return
         self.containers[name] = replace(state, status="running", exit_code=None, started_at=time.time())
         if state.pod in self.pods:

@@ -188,6 +188,10 @@ class PodmanRuntime:
             self._mount_volume(name)
         return data.get("Mountpoint")
 
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        status, data = self._get(f"/volumes/{quote(name, safe='')}/json")
+        return dict((data or {}).get("Labels") or {}) if status == 200 else None
+
     def _mount_volume(self, name: str) -> None:
         import shutil
         import subprocess
@@ -238,6 +242,10 @@ class PodmanRuntime:
     # pods and containers ----------------------------------------------------------------------
     def pod_exists(self, name: str) -> bool:
         return self._exists("pods", name)
+
+    def pod_labels(self, name: str) -> dict[str, str] | None:
+        status, data = self._get(f"/pods/{quote(name, safe='')}/json")
+        return dict((data or {}).get("Labels") or {}) if status == 200 else None
 
     def create_pod(self, spec: ServiceSpec) -> None:
         ports = [{"host_ip": p.host_ip, "host_port": p.host, "container_port": p.container,
@@ -314,6 +322,8 @@ class PodmanRuntime:
         container = self._container(name)
         if container is None:
             raise RuntimeFailure(f"container {name} does not exist")
+        if container.attrs.get("State", {}).get("Running"):
+            return  # a concurrent start got there first
         self._call(f"start container {name}", container.start)
 
     def remove_container(self, name: str) -> None:

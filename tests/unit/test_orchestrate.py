@@ -12,7 +12,7 @@ import pytest
 from airpods.errors import RuntimeFailure, StartFailure, UsageError
 from airpods.orchestrate.events import Silent
 from airpods.orchestrate.start import start
-from airpods.orchestrate.stop import stop
+from airpods.orchestrate.stop import stop_services
 from airpods.plan.spec import LABEL_HASH, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.runtime.fake import FakeRuntime
 from tests.podman_env import free_port
@@ -69,7 +69,7 @@ def test_changed_spec_recreates_and_keeps_volumes(rt):
 def test_stopped_container_is_started_not_recreated(rt):
     a = spec("a")
     run(rt, [a], ["a"])
-    stop(rt, {"a": a}, ["a"], timeout=1, remove=False)
+    stop_services(rt, "default", {"a": a}, ["a"], timeout=1, remove=False)
     assert not rt.containers["a-0"].running
     outcomes = run(rt, [a], ["a"])
     assert outcomes[0].action == "start" and rt.containers["a-0"].running
@@ -128,10 +128,10 @@ def test_missing_image_is_pulled_and_unreachable_fails(rt):
 def test_stop_keeps_volumes_and_remove_removes_pods_only(rt):
     a = spec("a")
     run(rt, [a], ["a"])
-    results = stop(rt, {"a": a}, ["a"], timeout=1, remove=True)
+    results = stop_services(rt, "default", {"a": a}, ["a"], timeout=1, remove=True)
     assert results[0].result == "removed"
     assert rt.pods == {} and rt.containers == {} and "a_data" in rt.volumes
-    assert stop(rt, {"a": a}, ["a"], timeout=1, remove=False)[0].result == "absent"
+    assert stop_services(rt, "default", {"a": a}, ["a"], timeout=1, remove=False)[0].result == "absent"
 
 
 class _Stages(http.server.BaseHTTPRequestHandler):
@@ -179,12 +179,12 @@ def test_stop_order_honours_depends_on(rt):
     a, b, c = spec("a"), spec("b", depends_on=("a",)), spec("c", depends_on=("b",))
     specs = {s.name: s for s in (a, b, c)}
     run(rt, [a, b, c], ["c"])
-    results = stop(rt, specs, ["a", "b", "c"], timeout=1, remove=False)
+    results = stop_services(rt, "default", specs, ["a", "b", "c"], timeout=1, remove=False)
     assert [r.service for r in results] == ["c", "b", "a"]
     assert not any(s.running for s in rt.containers.values())
     # Stopping only a dependency leaves its dependents alone (stop never adds services).
     run(rt, [a, b, c], ["c"])
-    stop(rt, specs, ["a"], timeout=1, remove=False)
+    stop_services(rt, "default", specs, ["a"], timeout=1, remove=False)
     assert rt.containers["c-0"].running and not rt.containers["a-0"].running
 
 
@@ -192,7 +192,7 @@ def test_no_start_or_stop_path_removes_a_volume(rt):
     a = spec("a")
     run(rt, [a], ["a"])
     run(rt, [dataclasses.replace(a, env={"X": "1"})], ["a"])  # recreate
-    stop(rt, {"a": a}, ["a"], timeout=1, remove=True)
+    stop_services(rt, "default", {"a": a}, ["a"], timeout=1, remove=True)
     assert "a_data" in rt.volumes
 
 

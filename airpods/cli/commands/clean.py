@@ -10,45 +10,67 @@ from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 
 
+def _volume_users(specs: dict | None, running: list) -> dict[str, set[str]]:
+    """volume -> the services (in the config or running in this project) that mount it."""
+    users: dict[str, set[str]] = {}
+    for name, spec in (specs or {}).items():
+        for v in spec.volumes:
+            if v.is_named:
+                users.setdefault(v.source, set()).add(name)
+    for r in running:
+        for v in r.volumes:
+            users.setdefault(v, set()).add(r.service)
+    return users
+
+
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--volumes", is_flag=True, help="Also delete the services' named volumes (models, chat history).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @pass_app
 def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool) -> None:
-    """Stop and remove the pods and containers of SERVICES (default: the enabled services and any
-    other service that still has a container, as `airpods status` lists them).
+    """Stop and remove the pods and containers of SERVICES (default: everything this config's
+    project has in Podman, orphans included, as `airpods status` lists them).
 
     With --volumes, also delete their named volumes, after listing them and asking (or --yes).
     A volume shared by several services (the llama.cpp model volume) is deleted only when every
-    service that uses it is being cleaned.
+    service that uses it is being cleaned; a volume airpods did not create for this project is
+    never deleted. Works when the config no longer validates (objects are found by label).
 
     \b
     Examples:
       airpods clean                       # pods and containers only; data stays
       airpods clean open-webui --volumes  # forget Open WebUI's users and chats
     """
+    from airpods.cli.commands.stop import report_stopped
+    from airpods.orchestrate.running import owned_by
     from airpods.orchestrate.stop import stop as stop_services
+    from airpods.orchestrate.stop import targets
 
-    specs = app.specs(create_secrets=False)
-    selected = app.select(specs, services)
+    specs, problem = app.specs_or_none()
+    if problem:
+        app.terminal.warning(f"{problem}; cleaning what project '{app.project}' has, found by its labels")
     runtime = app.runtime
-    if not services:  # a disabled service's data is only touched when it still has a container
-        selected = app.with_containers(specs, selected, runtime.list_managed())
+    running = app.running()
+    found = targets(runtime, app.project, running, specs, list(services) or None)
+    # No names: the enabled services and everything this project has in Podman.
+    selected = set(services) or ({n for n, s in (specs or {}).items() if s.enabled} | {t.service for t in found})
     doomed: dict[str, list[str]] = {}
-    kept: dict[str, list[str]] = {}
+    kept: dict[str, str] = {}
     if volumes:
-        for name in selected:
-            for volume in specs[name].volumes:
-                if volume.is_named:
-                    doomed.setdefault(volume.source, []).append(name)
-        for volume in list(doomed):
-            users = [n for n, s in specs.items() if any(v.source == volume for v in s.volumes)]
-            outside = [u for u in users if u not in selected]
+        for volume, users in sorted(_volume_users(specs, running).items()):
+            if not users & selected:
+                continue
+            outside = sorted(users - selected)
+            labels = runtime.volume_labels(volume)
             if outside:
-                kept[volume] = outside
-                del doomed[volume]
-        doomed = {v: users for v, users in doomed.items() if runtime.volume_exists(v)}
+                kept[volume] = f"also used by {', '.join(outside)}"
+            elif labels is None:
+                continue  # does not exist
+            elif not owned_by(labels, app.project):
+                kept[volume] = "not created by airpods for this project"
+            else:
+                doomed[volume] = sorted(users)
     if doomed and not yes:
         if not sys.stdin.isatty():
             raise UsageError("refusing to delete volumes without confirmation",
@@ -58,10 +80,9 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
         for volume, users in doomed.items():
             app.terminal.detail(f"{volume} (used by {', '.join(users)})")
         click.confirm("Delete them?", abort=True, err=True)
-    for result in stop_services(runtime, specs, selected, timeout=None, remove=True):
-        app.terminal.info(f"{result.service}: {result.result}")
+    report_stopped(app, stop_services(runtime, found, timeout=None, remove=True, services=list(services)))
     for volume in doomed:
         if runtime.remove_volume(volume):
             app.terminal.success(f"deleted volume {volume}")
-    for volume, users in kept.items():
-        app.terminal.info(f"kept volume {volume}: also used by {', '.join(users)}")
+    for volume, why in kept.items():
+        app.terminal.info(f"kept volume {volume}: {why}")

@@ -24,16 +24,19 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
       airpods logs llamacpp -n 50
       airpods logs -f open-webui
     """
-    specs = app.specs(create_secrets=False)
-    app.select(specs, (service,))
-    spec = specs[service]
+    specs, _ = app.specs_or_none()  # what runs is found by label, so a broken config still has logs
+    mine = [r for r in app.running() if r.service == service]
+    if not mine:
+        if specs is not None:
+            app.select(specs, (service,))  # an unknown name: say so, with a suggestion
+        raise UsageError(f"service '{service}' has no container in project '{app.project}' (it was never "
+                         "started or was removed)", hint=f"start it: airpods start {service}")
+    spec = (specs or {}).get(service)
+    container = next((r.container for r in mine if spec is not None and r.matches(spec)), mine[0].container)
     runtime = app.runtime
-    if runtime.inspect(spec.container) is None:
-        raise UsageError(f"service '{service}' has no container (it was never started or was removed)",
-                         hint=f"start it: airpods start {service}")
     out = sys.stdout
     try:
-        for line in runtime.logs(spec.container, tail=lines or None, follow=follow):
+        for line in runtime.logs(container, tail=lines or None, follow=follow):
             out.write(line + "\n")
             if follow:
                 out.flush()

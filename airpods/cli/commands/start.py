@@ -16,9 +16,12 @@ from airpods.cli.application import Application, pass_app
 @click.option("--cpu", is_flag=True, help="Use CPU images and no GPU devices, whatever is detected.")
 @click.option("--force", is_flag=True,
               help="Start a llama.cpp service even when its memory estimate exceeds what it may use (warns).")
+@click.option("--recreate", is_flag=True,
+              help="Also recreate running containers whose plan differs from this machine's probes now "
+                   "(CPU affinity or quota, GPU state); without it only a changed config recreates.")
 @pass_app
 def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout: float | None,
-          no_wait: bool, cpu: bool, force: bool) -> None:
+          no_wait: bool, cpu: bool, force: bool, recreate: bool) -> None:
     """Start SERVICES (default: every enabled service) and wait until they are healthy.
 
     \b
@@ -27,7 +30,9 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     configured), creates the container, and watches it: connection refused (starting) ->
     HTTP 503 (loading) -> healthy. A container that exits fails the start at once with its log.
     Unchanged and running: nothing is touched. Changed config: the container is recreated
-    (volumes are kept).
+    (volumes are kept). A change of the machine alone (CPU affinity, a cgroup quota, GPU driver
+    state) does not recreate a running model: `status` says the plan differs, and
+    `start --recreate` applies it. Pods of another config (project) are never touched.
 
     \b
     Before creating anything, each llama.cpp service's memory estimate (weights + KV cache +
@@ -57,7 +62,7 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     from airpods.paths import failures_path
 
     try:
-        outcomes = _start(app, specs, selected, timeout, no_wait, force)
+        outcomes = _start(app, specs, selected, timeout, no_wait, force, recreate)
     except StartFailure as exc:  # remember an out-of-memory kill for `status`
         for e in [exc, *exc.causes]:
             if isinstance(e, ServiceExited) and e.out_of_memory:
@@ -77,7 +82,7 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
 
 
 def _start(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
-           force: bool) -> list:
+           force: bool, recreate: bool = False) -> list:
     from airpods.cli.live import LiveReporter
     from airpods.orchestrate.lock import HostLock
     from airpods.orchestrate.start import start as start_services
@@ -90,7 +95,8 @@ def _start(app: Application, specs: dict, selected: list[str], timeout: float | 
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
                                   models_volume=settings["models_volume"], timeout=timeout,
-                                  wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force))
+                                  wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
+                                  recreate=recreate)
     return outcomes
 
 

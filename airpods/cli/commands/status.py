@@ -27,7 +27,9 @@ def _uptime(seconds: float | None) -> str:
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """Show state, health, URL, image, uptime and served model of SERVICES.
 
-    Default: every enabled service, plus disabled ones that still have a container.
+    Default: every enabled service, plus every other container this config's project has in
+    Podman: disabled services that still have one, and orphans (a service renamed or removed
+    from the config; `airpods clean` removes them). Only this project's objects are listed.
     States: running, stopped, exited (crashed), absent. Health: healthy, starting, unhealthy,
     unknown (not running). A llama.cpp service is healthy only when its /health says the model
     is loaded. CPUS shows the CPU plan: the cpuset and llama.cpp threads of each service
@@ -36,17 +38,23 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     from airpods.orchestrate.status import status as get_status
 
     specs = app.specs(create_secrets=False)
-    names = app.select(specs, services)
+    running = app.running()
+    known = {r.service for r in running}
+    if services:  # a name may also be an orphan's, known only from what runs
+        app.select(specs, tuple(n for n in services if n not in known))
+        names = [n for n in dict.fromkeys(services) if n in specs]
+    else:  # disabled services that still have their container are shown too
+        names = app.select(specs, ())
+        names += [n for n, s in specs.items() if n not in names and any(r.matches(s) for r in running)]
     runtime = app.runtime
-    managed = runtime.list_managed()
-    if not services:  # disabled services that still have a container are shown too
-        names = app.with_containers(specs, names, managed)
-    rows = get_status(runtime, [specs[n] for n in names], managed)
+    rows = get_status(runtime, [specs[n] for n in names], running, all_specs=specs, names=list(services) or None)
     from airpods.orchestrate import failures
     from airpods.paths import failures_path
 
     for r in rows:
-        if r.state != "running":
+        # Recorded when a start failed and cleared by the next good start: shown even when a restart
+        # policy has brought the container back since.
+        if r.service in specs and not r.orphaned and r.state != "absent":
             r.last_failure = failures.current(failures_path(app.environ), r.service, specs[r.service].spec_hash)
     if as_json:
         app.terminal.print_json([r.to_json() for r in rows])
@@ -57,8 +65,12 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         if r.last_failure:
             state += f" ({r.last_failure['reason']})"
         extra = r.model or (("-> " + ", ".join(r.wired_to)) if r.wired_to else "")
+        if r.orphaned:
+            extra += f" [orphaned: {r.orphaned}; airpods clean removes it]"
         if r.outdated and r.state == "running":
             extra += " [config changed: airpods start recreates it]"
+        if r.plan_differs and r.state == "running":
+            extra += " [plan differs (CPU/GPU probes changed): airpods start --recreate applies it]"
         if r.memory_limit and r.memory_limit_enforced is False:
             extra += f" [memory limit {r.memory_limit} advisory: not enforced here]"
         table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), _cpus(r), extra or "-",

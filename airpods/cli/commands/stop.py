@@ -7,6 +7,17 @@ import click
 from airpods.cli.application import Application, pass_app
 
 
+def report_stopped(app: Application, results: list) -> None:
+    if not results:
+        app.terminal.info(f"nothing to stop in project '{app.project}'")
+    for r in results:
+        note = f" [{r.note}]" if r.note else ""
+        if r.result in ("stopped", "removed"):
+            app.terminal.success(f"{r.service}: {r.result} ({r.seconds:.1f}s){note}")
+        else:
+            app.terminal.info(f"{r.service}: {r.result}{note}")
+
+
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--remove", is_flag=True, help="Also remove the pods and containers (never the volumes).")
@@ -14,8 +25,11 @@ from airpods.cli.application import Application, pass_app
               help="Seconds between SIGTERM and SIGKILL (default: runtime.stop_timeout).")
 @pass_app
 def stop(app: Application, services: tuple[str, ...], remove: bool, timeout: int | None) -> None:
-    """Stop SERVICES (default: every service in the config), dependents first.
+    """Stop SERVICES (default: everything this config's project runs), dependents first.
 
+    What runs is found in Podman by its labels, so a service renamed or removed from the config
+    (an orphan) is stopped too, and stop works even when the config no longer validates. Only
+    this project's objects are touched: another config's pods with the same names are not.
     Volumes (models, chat history) are always kept. Stopping something that is not running is
     not an error.
 
@@ -25,12 +39,10 @@ def stop(app: Application, services: tuple[str, ...], remove: bool, timeout: int
       airpods stop llamacpp --remove
     """
     from airpods.orchestrate.stop import stop as stop_services
+    from airpods.orchestrate.stop import targets
 
-    specs = app.specs(create_secrets=False)
-    selected = app.select(specs, services, enabled_only=False)
-    results = stop_services(app.runtime, specs, selected, timeout=timeout, remove=remove)
-    for r in results:
-        if r.result in ("stopped", "removed"):
-            app.terminal.success(f"{r.service}: {r.result} ({r.seconds:.1f}s)")
-        else:
-            app.terminal.info(f"{r.service}: {r.result}")
+    specs, problem = app.specs_or_none()
+    if problem:
+        app.terminal.warning(f"{problem}; stopping what project '{app.project}' runs, found by its labels")
+    found = targets(app.runtime, app.project, app.running(), specs, list(services) or None)
+    report_stopped(app, stop_services(app.runtime, found, timeout=timeout, remove=remove, services=list(services)))

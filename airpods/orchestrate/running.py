@@ -1,0 +1,117 @@
+"""What runs is the truth: the services of one project as Podman has them, read back from the
+labels every container was created with (plan/spec.py `labels`), not re-derived from today's
+config. `status`, `stop`, `clean`, `logs` and the memory check's "what is running" start here, so
+a renamed, removed or disabled service's objects are still found, and stop and clean work with a
+config that no longer validates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from airpods.config.project import project_of
+from airpods.plan.spec import (
+    LABEL_CONFIG_HASH,
+    LABEL_DEPENDS,
+    LABEL_HASH,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_MEMORY,
+    LABEL_MODEL,
+    LABEL_POD,
+    LABEL_PORTS,
+    LABEL_SERVICE,
+    LABEL_STOP_TIMEOUT,
+    LABEL_URL,
+    LABEL_VOLUMES,
+    ServiceSpec,
+)
+from airpods.runtime.port import ContainerState
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v for v in (value or "").split(",") if v)
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Running:
+    """One container airpods created, as its labels describe it."""
+
+    state: ContainerState
+    service: str
+    project: str
+    pod: str | None
+    kind: str
+    ports: tuple[str, ...]  # host_ip:host:container
+    volumes: tuple[str, ...]  # named volumes
+    depends_on: tuple[str, ...]
+    stop_timeout: int | None
+    url: str | None
+    model: str | None
+    memory_estimate: int | None
+    spec_hash: str
+    config_hash: str
+
+    @property
+    def container(self) -> str:
+        return self.state.name
+
+    @classmethod
+    def from_state(cls, state: ContainerState) -> Running:
+        lab = state.labels
+        return cls(state, service=lab.get(LABEL_SERVICE, "") or state.name, project=project_of(lab),
+                   pod=state.pod or lab.get(LABEL_POD) or None, kind=lab.get(LABEL_KIND, ""),
+                   ports=_list(lab.get(LABEL_PORTS)), volumes=_list(lab.get(LABEL_VOLUMES)),
+                   depends_on=_list(lab.get(LABEL_DEPENDS)), stop_timeout=_int(lab.get(LABEL_STOP_TIMEOUT)),
+                   url=lab.get(LABEL_URL) or None, model=lab.get(LABEL_MODEL) or None,
+                   memory_estimate=_int(lab.get(LABEL_MEMORY)), spec_hash=lab.get(LABEL_HASH, ""),
+                   config_hash=lab.get(LABEL_CONFIG_HASH, ""))
+
+    def matches(self, spec: ServiceSpec) -> bool:
+        """The container the config's spec would create (same service, pod and container)."""
+        return self.service == spec.name and self.container == spec.container and (self.pod or spec.pod) == spec.pod
+
+    def orphan_reason(self, specs: dict[str, ServiceSpec] | None) -> str:
+        """Why this container no longer belongs to the config ('' when it does)."""
+        if specs is None:
+            return ""
+        spec = specs.get(self.service)
+        if spec is None:
+            return f"service {self.service} was removed from the config"
+        if self.matches(spec):
+            return ""
+        return (f"service {self.service} now uses pod {spec.pod} / container {spec.container}"
+                f" (this is pod {self.pod or '-'} / container {self.container})")
+
+
+def in_project(states: list[ContainerState], project: str) -> list[Running]:
+    return [Running.from_state(s) for s in states
+            if s.labels.get(LABEL_MANAGED) == "true" and project_of(s.labels) == project]
+
+
+def owned_by(labels: dict[str, str] | None, project: str) -> bool:
+    """An object (pod, volume, container) airpods created for this project."""
+    return labels is not None and labels.get(LABEL_MANAGED) == "true" and project_of(labels) == project
+
+
+def foreign_objects(runtime: Any, spec: ServiceSpec) -> list[str]:
+    """Objects with this spec's pod or container name that are not this project's: a start must
+    never remove or recreate them (another config's, or not airpods' at all)."""
+    out = []
+    state = runtime.inspect(spec.container)
+    if state is not None and not owned_by(state.labels, spec.project):
+        out.append(f"container {spec.container} ({_owner(state.labels)})")
+    pod = runtime.pod_labels(spec.pod)
+    if pod is not None and not owned_by(pod, spec.project):
+        out.append(f"pod {spec.pod} ({_owner(pod)})")
+    return out
+
+
+def _owner(labels: dict[str, str]) -> str:
+    if labels.get(LABEL_MANAGED) != "true":
+        return "not created by airpods"
+    return f"belongs to the airpods project '{project_of(labels)}'"
