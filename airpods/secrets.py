@@ -15,6 +15,20 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 PLACEHOLDER = "<generated-on-first-start>"  # what a non-creating store returns for a missing secret
 
 
+def write_atomic(path: Path, text: str, mode: int) -> None:
+    """Write `text` to `path` with exactly `mode`, whatever was there before: a private temporary
+    file in the same folder, then renamed over it (never half-written, never briefly readable)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)  # the umask may have taken bits away; never added any
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def api_key_name(service: str) -> str:
     """The secret holding a service's generated API key."""
     return f"{service}-api-key"
@@ -59,6 +73,15 @@ class SecretStore:
         with contextlib.suppress(OSError):
             if stat.S_IMODE(os.stat(path).st_mode) & ~mode:
                 os.chmod(path, mode)
+
+    def put(self, name: str, value: str) -> Path:
+        """Store a given value (a key written in the config, for a file mount); 0600."""
+        path = self.path(name)
+        if self._read(path) != value:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(self.directory, 0o700)
+            write_atomic(path, value + "\n", 0o600)
+        return path
 
     def get(self, name: str) -> str:
         path = self.path(name)

@@ -26,6 +26,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_block(n: int) -> int:
+    """The first of n consecutive TCP ports nothing listens on right now (for llamacpp_base_port,
+    whose services take base, base+1, ...): a lone free port's neighbour may be in use."""
+    for _ in range(200):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        socks = []
+        try:
+            for p in range(base, base + n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no block of {n} free ports found")
+
+
 def need(condition: bool, why: str, fix: str) -> None:
     """Fail (with CI set) or skip (elsewhere) when a real component is missing."""
     if condition:

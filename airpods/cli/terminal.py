@@ -119,10 +119,11 @@ class Terminal:
                 self.print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
             return
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(title=title, box=None, header_style="bold", pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")  # never hide part of a URL or image name
-        for row in rows:
-            table.add_row(*("" if cell is None else str(cell) for cell in row))
+        for row in rows:  # cells are text, never markup: "[config changed: ...]" must show as written
+            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
         self.out_console.print(table)

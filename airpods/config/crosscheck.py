@@ -7,23 +7,44 @@ from typing import Any
 Problem = tuple[tuple[str | int, ...], str]
 
 
+def port_clashes(config: Any) -> list[tuple[str, int, str, int, str]]:
+    """(service, port index, other service, host port, ip) for every two services that would publish
+    the same host port, counting a non-llama.cpp port without `host` as its container port (llama.cpp
+    ports without one are given free ones). Disabled services are included."""
+    used: list[tuple[str, int, str]] = []
+    out = []
+    for name, svc in config.services.items():
+        for i, port in enumerate(svc.ports):
+            host = port.host or (port.container if svc.kind != "llamacpp" else None)
+            if host is None:
+                continue
+            for ip, number, owner in used:
+                if number == host and (ip == port.host_ip or "0.0.0.0" in (ip, port.host_ip)):
+                    out.append((name, i, owner, host, port.host_ip))
+                    break
+            used.append((port.host_ip, host, name))
+    return out
+
+
+def warnings(config: Any) -> list[str]:
+    """What is valid now but fails once a disabled service is enabled."""
+    return [f"services.{name}.ports[{i}]: host port {ip}:{host} is also used by service '{other}'; "
+            f"enabling {'it' if not config.services[name].enabled else other} will fail at start"
+            for name, i, other, host, ip in port_clashes(config)
+            if not (config.services[name].enabled and config.services[other].enabled)]
+
+
 def crosscheck(config: Any) -> list[Problem]:
     problems: list[Problem] = []
     services = config.services
-    used: list[tuple[str, int, str]] = []
     aliases: dict[str, str] = {}
+    for name, i, other, host, _ in port_clashes(config):
+        if services[name].enabled and services[other].enabled:
+            problems.append((("services", name, "ports", i, "host"),
+                             f"host port {host} is also used by service '{other}'"))
     for name, svc in services.items():
         if not svc.enabled:
             continue
-        for i, port in enumerate(svc.ports):
-            if port.host is None:
-                continue
-            for ip, number, owner in used:
-                if number == port.host and (ip == port.host_ip or "0.0.0.0" in (ip, port.host_ip)):
-                    problems.append((("services", name, "ports", i, "host"),
-                                     f"host port {port.host} is also used by service '{owner}'"))
-                    break
-            used.append((port.host_ip, port.host, name))
         for alias in svc.network_aliases or [name]:
             if alias in aliases:
                 problems.append((("services", name, "network_aliases"),

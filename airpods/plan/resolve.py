@@ -63,13 +63,15 @@ def _images(svc: Any) -> dict[str, str]:
 
 
 def _assign_ports(config: Any) -> dict[str, list[PortSpec]]:
-    """Explicit host ports as given; a llama.cpp port without one gets the lowest free port from
-    runtime.llamacpp_base_port, in config order; other services default to the container port."""
-    taken = {p.host for s in config.services.values() if s.enabled for p in s.ports if p.host}
+    """Explicit host ports as given; a port of another kind without one is its container port;
+    a llama.cpp port without one gets the lowest port from runtime.llamacpp_base_port that no
+    service (enabled or not) takes, in config order. Disabled services keep their place, so
+    enabling one never moves another's port. Clashes are crosscheck.py's to report."""
+    taken = {p.host for s in config.services.values() for p in s.ports if p.host}
+    taken |= {p.container for s in config.services.values() if s.kind != "llamacpp" for p in s.ports if not p.host}
     out: dict[str, list[PortSpec]] = {}
     next_port = config.runtime.llamacpp_base_port
-    ordered = sorted(config.services.items(), key=lambda kv: not kv[1].enabled)
-    for name, svc in ordered:
+    for name, svc in config.services.items():
         specs = []
         for port in svc.ports:
             host = port.host

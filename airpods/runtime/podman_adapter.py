@@ -92,6 +92,14 @@ class PodmanRuntime:
 
         return PodmanClient(base_url=self.url, timeout=60)
 
+    @cached_property
+    def stream_client(self) -> Any:
+        """For streams that may be silent for long (logs -f, a pull's slow layer): no read timeout.
+        With the 60 s one, `logs -f` on a quiet service ended in a read timeout after a minute."""
+        from podman import PodmanClient
+
+        return PodmanClient(base_url=self.url, timeout=None)
+
     def _get(self, path: str, **query: Any) -> tuple[int, Any]:
         """A read-only GET on the libpod API: (status, decoded JSON or None)."""
         if self.socket_path is None:  # tcp:// or ssh://: let podman-py handle the transport
@@ -221,7 +229,7 @@ class PodmanRuntime:
         """Stream progress; podman-py reports a failed pull only as an 'error' line."""
         from podman.errors import APIError
 
-        stream = self._call(f"pull {ref}", self.client.images.pull, ref, stream=True, decode=True)
+        stream = self._call(f"pull {ref}", self.stream_client.images.pull, ref, stream=True, decode=True)
         try:
             for item in stream:
                 if not isinstance(item, dict):
@@ -306,11 +314,11 @@ class PodmanRuntime:
         self._call(f"create container {spec.container} from {spec.image}",
                    self.client.containers.create, spec.image, **kwargs)
 
-    def _container(self, name: str) -> Any:
+    def _container(self, name: str, client: Any = None) -> Any:
         from podman.errors import APIError, NotFound
 
         try:
-            return self.client.containers.get(name)
+            return (client or self.client).containers.get(name)
         except (APIError, NotFound) as exc:
             if _is_not_found(exc):
                 return None
@@ -354,7 +362,7 @@ class PodmanRuntime:
                               oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False)
 
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
-        container = self._container(name)
+        container = self._container(name, self.stream_client if follow else None)
         if container is None:
             raise RuntimeFailure(f"container {name} does not exist")
         stream = self._call(f"logs of {name}", container.logs, stream=True, follow=follow,

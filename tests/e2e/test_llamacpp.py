@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, free_port, podman
+from tests.podman_env import LLAMA_IMAGE, free_port, free_port_block, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -54,7 +54,7 @@ def api_key(isolated, service: str) -> str:
 
 def test_llamacpp_end_to_end(prun, cli, write_config, smollm2, isolated):
     one, two = prun.name("llm"), prun.name("llm2")
-    base = free_port()
+    base = free_port_block(4)  # disabled llamacpp and llamacpp-ui keep base and base+1
     header = prun.header().replace("stop_timeout = 3", f"stop_timeout = 3\nllamacpp_base_port = {base}")
     path = write_config(header + llama_service(one, one) + llama_service(two, two))
 
@@ -69,7 +69,7 @@ def test_llamacpp_end_to_end(prun, cli, write_config, smollm2, isolated):
     assert "loading (HTTP 503)" in started.err or "starting" in started.err
     status = {r["service"]: r for r in json.loads(cli("--config", path, "status", one, "--json").out)}
     url = status[one]["url"]
-    assert url == f"http://127.0.0.1:{base}/v1"
+    assert url == f"http://127.0.0.1:{base + 2}/v1"
     assert status[one]["health"] == "healthy" and status[one]["model"] == MODEL.removesuffix(".gguf")
 
     code, answer = chat(url, api_key(isolated, one))
@@ -88,7 +88,7 @@ def test_llamacpp_end_to_end(prun, cli, write_config, smollm2, isolated):
     assert second.code == 0, second.text
     rows = {r["service"]: r for r in json.loads(cli("--config", path, "status", "--json").out)}
     assert rows[one]["health"] == rows[two]["health"] == "healthy"
-    assert rows[two]["url"] == f"http://127.0.0.1:{base + 1}/v1"
+    assert rows[two]["url"] == f"http://127.0.0.1:{base + 3}/v1"
     assert chat(rows[two]["url"], api_key(isolated, two))[0] == 200
     mounts = podman("inspect", "--format", "{{json .Mounts}}", f"{two}-0").stdout
     assert prun.models_volume in mounts and '"RW":false' in mounts.replace(" ", "")

@@ -220,3 +220,62 @@ def test_clean_without_names_leaves_disabled_services_data_alone(prun, cli, writ
     assert result.code == 0, result.text
     assert podman("volume", "exists", f"{svc}_data", check=False).returncode == 1
     assert podman("volume", "exists", f"{other}_data", check=False).returncode == 0  # disabled, no container
+
+
+def test_logs_follow_outlasts_a_silent_minute(prun, write_config):
+    """Podman's client timeout (60 s) used to end `logs -f` on a quiet service with a read timeout."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path, svc, _ = config(prun, write_config)
+    assert subprocess.run([sys.executable, "-m", "airpods", "--config", path, "start", svc],
+                          capture_output=True, check=False).returncode == 0
+    code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            f"sys.argv = {['airpods', '--config', path, 'logs', '-f', svc]!r}; "
+            "runpy.run_module('airpods', run_name='__main__')")
+    proc = subprocess.Popen([sys.executable, "-c", code], env={**os.environ}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert "started hello" in proc.stdout.readline()
+    began = time.monotonic()
+    while time.monotonic() - began < 75:  # the service prints nothing more
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and "Traceback" not in err and "timed out" not in err
+
+
+def test_another_project_with_the_same_names_cannot_touch_this_one(prun, cli, write_config):
+    """Two configs on one machine (a test stack and the real one): every command of the second
+    leaves the first one's pod, container and volume as they are."""
+    path, svc, port = config(prun, write_config)
+    assert cli("--config", path, "start", svc).code == 0
+    before = container_id(svc)
+    started = podman("inspect", "--format", "{{.State.StartedAt}}", f"{svc}-0").stdout
+    other = write_config(Path(path).read_text().replace(f'project = "t{prun.id}"', f'project = "u{prun.id}"')
+                         .replace(f"host = {port}", f"host = {free_port()}"))
+    refused = cli("--config", other, "start", svc)
+    assert refused.code == 2 and f"belongs to the airpods project 't{prun.id}'" in refused.err
+    for command in (["status"], ["stop"], ["stop", svc, "--remove"], ["clean"], ["clean", "--volumes", "--yes"],
+                    ["logs", svc]):
+        result = cli("--config", other, *command)
+        assert result.code in (0, 2) and "Traceback" not in result.text, (command, result.text)
+    assert container_id(svc) == before
+    assert podman("inspect", "--format", "{{.State.StartedAt}}", f"{svc}-0").stdout == started
+    assert podman("inspect", "--format", "{{.State.Running}}", f"{svc}-0").stdout.strip() == "true"
+    assert podman("volume", "exists", f"{svc}_data", check=False).returncode == 0
+
+
+def test_renamed_pod_is_orphaned_then_stopped_and_cleaned(prun, cli, write_config):
+    path, svc, port = config(prun, write_config)
+    assert cli("--config", path, "start", svc).code == 0
+    renamed = write_config(Path(path).read_text().replace(f"[services.{svc}]", f'[services.{svc}]\npod = "{svc}-new"'))
+    status = cli("--config", renamed, "status", "--json")
+    rows = {r["pod"]: r for r in json.loads(status.out)}
+    assert rows[svc]["orphaned"] and rows[svc]["state"] == "running", status.out
+    assert cli("--config", renamed, "stop").code == 0
+    assert podman("inspect", "--format", "{{.State.Running}}", f"{svc}-0").stdout.strip() == "false"
+    assert cli("--config", renamed, "clean").code == 0
+    assert podman("pod", "exists", svc, check=False).returncode == 1

@@ -172,3 +172,22 @@ def test_unlabelled_managed_container_of_another_project_is_not_counted(rt):
         "x-0", "running", labels={LABEL_MANAGED: "true"})
     assert [r.container for r in in_project(rt.list_managed(), "default")] == ["x-0"]
     assert in_project(rt.list_managed(), "tests") == []
+
+
+def test_status_on_a_terminal_shows_every_annotation_the_piped_output_shows(monkeypatch):
+    import io
+
+    from airpods.cli.terminal import Terminal
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    rows = [["web", "running", "healthy", "-", "[config changed: airpods start recreates it]"]]
+    piped, tty = io.StringIO(), Tty()
+    Terminal(stdout=piped).table(["A", "B", "C", "D", "E"], rows)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    Terminal(stdout=tty).table(["A", "B", "C", "D", "E"], rows)
+    assert "[config changed: airpods start recreates it]" in piped.getvalue()
+    assert "[config changed: airpods start recreates it]" in tty.getvalue()

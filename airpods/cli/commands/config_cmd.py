@@ -48,15 +48,21 @@ def show(app: Application) -> None:
 def validate_cmd(app: Application, file: str | None) -> None:
     """Check the configuration (or FILE): schema, cross-references and templates.
 
-    Exits 0 when valid, 2 listing every problem otherwise. Creates nothing.
+    Exits 0 when valid, 2 listing every problem otherwise; warns (exit 0) about what would fail
+    once a disabled service is enabled, such as a host port another service publishes. Creates
+    nothing.
     """
     if file:
         app.config_path = file
         if not Path(file).exists():
             raise UsageError(f"config file {file} does not exist")
+    from airpods.config.crosscheck import warnings
+
     specs = app.specs(create_secrets=False, use_cache=False)
     enabled = [n for n, s in specs.items() if s.enabled]
     app.terminal.success(f"configuration is valid: {len(specs)} services ({', '.join(enabled)} enabled)")
+    for message in warnings(app.config):
+        app.terminal.warning(message)
 
 
 @config.command("render")

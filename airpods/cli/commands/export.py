@@ -41,8 +41,6 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
       airpods export kube llamacpp --variant cuda --models-job -o llamacpp.yaml
       airpods export kube llamacpp --target podman -o ~/llamacpp.yaml   # podman kube play ~/llamacpp.yaml
     """
-    import os
-
     from airpods.export import kube as kube_writer
     from airpods.export import podman_kube
     from airpods.export.common import volume_facts
@@ -62,8 +60,13 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         from airpods.orchestrate.start import write_preset
         from airpods.secrets import api_key_name
 
-        key_files = {s.name: str(p) if (p := app.secrets().path(api_key_name(s.name))).exists() else None
+        store = app.secrets()
+        key_files = {s.name: str(p) if (p := store.path(api_key_name(s.name))).exists() else None
                      for s in chosen}
+        for s in chosen:  # a key written in the config: a private file of its own to mount
+            key = s.env.get("LLAMA_API_KEY")
+            if key and (key_files[s.name] is None or store.get(api_key_name(s.name)) != key):
+                key_files[s.name] = str(store.put(f"{api_key_name(s.name)}.config", key))
         for s in chosen:
             if s.router is not None:
                 write_preset(s)  # the pod mounts it from airpods' data dir, as start does
@@ -72,9 +75,17 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     if output is None:
         click.echo(text, nl=False)
     else:
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if show_secrets else 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        from pathlib import Path
+
+        from airpods.secrets import write_atomic
+
+        try:  # keys: 0600 whatever was there before; written whole or not at all
+            write_atomic(Path(output), text, 0o600 if show_secrets else 0o644)
+        except OSError as exc:
+            from airpods.errors import UsageError
+
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}",
+                             hint="choose a file in a folder you can write to") from exc
         app.terminal.success(f"wrote {len(docs)} documents to {output}")
     for note in notes:
         app.terminal.warning(note)
