@@ -26,6 +26,11 @@ def failures_path(environ: Mapping[str, str] = os.environ) -> Path:
     return data_dir(environ) / "failures.json"
 
 
+def stops_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """When airpods last stopped each container (to tell a stop from a kernel kill)."""
+    return data_dir(environ) / "stops.json"
+
+
 def router_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
     """Where router services' preset files live; one folder per project besides the default."""
     base = data_dir(environ) / "router"

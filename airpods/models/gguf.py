@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 MAGIC = b"GGUF"
 # llama.cpp's LLAMA_FTYPE values (general.file_type) → the quantization name users know.
@@ -16,8 +14,6 @@ FILE_TYPES = {
     23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S", 29: "IQ2_M",
     30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
 }
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
-_STRING, _ARRAY = 8, 9
 WANTED = ("general.architecture", "general.file_type", "general.name")
 
 
@@ -41,57 +37,19 @@ def is_gguf(path: Path) -> bool:
         return False
 
 
-def _read(fh: BinaryIO, fmt: str) -> object:
-    size = struct.calcsize(fmt)
-    data = fh.read(size)
-    if len(data) != size:
-        raise GGUFError("file ends inside the GGUF header")
-    return struct.unpack(fmt, data)[0]
-
-
-def _string(fh: BinaryIO) -> str:
-    length = int(_read(fh, "<Q"))  # type: ignore[arg-type]
-    if length > 1 << 24:
-        raise GGUFError("implausible string length in the GGUF header")
-    return fh.read(length).decode("utf-8", "replace")
-
-
-def _value(fh: BinaryIO, vtype: int, keep: bool) -> object:
-    if vtype in _SCALARS:
-        return _read(fh, _SCALARS[vtype])
-    if vtype == _STRING:
-        return _string(fh)
-    if vtype == _ARRAY:
-        etype, count = int(_read(fh, "<I")), int(_read(fh, "<Q"))  # type: ignore[arg-type]
-        if etype in _SCALARS:  # skip fixed-size arrays without reading them
-            fh.seek(struct.calcsize(_SCALARS[etype]) * count, 1)
-        else:
-            for _ in range(count):
-                _value(fh, etype, False)
-        return None
-    raise GGUFError(f"unknown GGUF value type {vtype}")
-
-
 def read_info(path: Path) -> GGUFInfo:
-    with open(path, "rb") as fh:
-        if fh.read(4) != MAGIC:
-            raise GGUFError(f"{path} is not a GGUF file (bad magic)")
-        version = int(_read(fh, "<I"))  # type: ignore[arg-type]
-        if version < 2:
-            return GGUFInfo(version, None, None, None)
-        _read(fh, "<Q")  # tensor count
-        kv_count = int(_read(fh, "<Q"))  # type: ignore[arg-type]
-        found: dict[str, object] = {}
-        for _ in range(kv_count):
-            key = _string(fh)
-            vtype = int(_read(fh, "<I"))  # type: ignore[arg-type]
-            value = _value(fh, vtype, key in WANTED)
-            if key in WANTED:
-                found[key] = value
-                if len(found) == len(WANTED):
-                    break
-    ftype = found.get("general.file_type")
+    """What `models list` shows, from the one header reader (gguf_header.py); GGUFError names a
+    broken or truncated file."""
+    from airpods.models.gguf_header import read_header
+
+    kv = read_header(path).kv
+    ftype, arch, name = (kv.get(k) for k in WANTED)
     quant = FILE_TYPES.get(int(ftype), f"type {ftype}") if isinstance(ftype, int) else None
-    arch = found.get("general.architecture")
-    name = found.get("general.name")
-    return GGUFInfo(version, str(arch) if arch else None, quant, str(name) if name else None)
+    return GGUFInfo(int(read_version(path)), str(arch) if isinstance(arch, str) and arch else None, quant,
+                    str(name) if isinstance(name, str) and name else None)
+
+
+def read_version(path: Path) -> int:
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    return int.from_bytes(head[4:8], "little") if len(head) == 8 else 0

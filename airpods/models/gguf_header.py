@@ -110,7 +110,10 @@ class _Reader:
             if count > KEEP_ARRAY:
                 self.at += size
                 return ArrayLength(count)
-            values = struct.unpack_from(f"<{count}{_SCALAR[etype]}", self.buf, self.at)
+            try:
+                values = struct.unpack_from(f"<{count}{_SCALAR[etype]}", self.buf, self.at)
+            except struct.error as exc:
+                raise GGUFError("file ends inside the GGUF header") from exc
             self.at += size
             return list(values)
         if etype == _STRING:

@@ -15,6 +15,7 @@ from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.lock import NoLock
 from airpods.orchestrate.preflight import check_models, check_pooling, check_ports
 from airpods.orchestrate.running import foreign_objects
+from airpods.orchestrate.stops import on_purpose
 from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.runtime.port import ContainerState
@@ -170,11 +171,14 @@ def out_of_memory(state: ContainerState | None) -> bool:
 
 
 def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
-                 started: float, memory: Any = None, cancel: threading.Event | None = None) -> float:
+                 started: float, memory: Any = None, cancel: threading.Event | None = None,
+                 stops: Any = None, restarts: int | None = None) -> float:
     """Poll health over HTTP and the container's state together; a crash fails at once.
     `memory` (a FitReport) explains an out-of-memory kill with the estimate and the limit."""
-    initial = runtime.inspect(spec.container)
-    restarts = initial.restart_count if initial else 0
+    if restarts is None:  # the restart count before the start (a restart policy may act at once)
+        initial = runtime.inspect(spec.container)
+        restarts = initial.restart_count if initial else 0
+    since = time.time()
 
     def check() -> Done[float] | Pending:
         state = runtime.inspect(spec.container)
@@ -183,6 +187,9 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
             # A restart policy restarts it at once and the exit code is lost: an estimate over the
             # limit is then the evidence (cgroups v1 + runc never sets OOMKilled, only exit 137).
             restarted = state is not None and state.restart_count > restarts and state.running
+            if stops is not None and state is not None and on_purpose(state, stops(), since):
+                raise ServiceExited(f"service '{spec.name}' was stopped during startup (airpods stop)",
+                                    hint=f"start it again: airpods start {spec.name}", service=spec.name)
             if out_of_memory(state) or (restarted and memory is not None and not memory.fits):
                 how = (f"killed by the kernel, exit code {code}" if not restarted else
                        "it was killed and restarted; its estimate exceeds its limit")
@@ -222,18 +229,20 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
 
 def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
               timeout: float | None, wait: bool, memory: Any = None,
-              cancel: threading.Event | None = None) -> Outcome:
+              cancel: threading.Event | None = None, stops: Any = None) -> Outcome:
     """Start one created service and wait for it; `cancel` ends the wait (another one failed)."""
     started = time.monotonic()
     reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
                                "create": "starting container", "recreate": "starting container (recreated)"}
                    [action.kind], 0.0)
+    before = runtime.inspect(spec.container)
     if action.kind != "noop":
         runtime.start_container(spec.container)
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
-        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory, cancel)
+        seconds = wait_healthy(runtime, spec, reporter, timeout or spec.health.timeout, started, memory, cancel,
+                               stops, before.restart_count if before else 0)
     except WaitCancelled:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited (another service failed)")
     except ServiceExited:
@@ -304,9 +313,11 @@ def _run_wave(wave: list[str], submit: Any, cancel: threading.Event,
 
 def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
-          lock: Any = None, memory_check: Any = None, recreate: bool = False) -> list[Outcome]:
+          lock: Any = None, memory_check: Any = None, recreate: bool = False,
+          stops: Any = None) -> list[Outcome]:
     """`lock` (a HostLock) is held while planning, checking and creating, never while waiting.
-    `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises)."""
+    `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises).
+    `stops()` → {container: when airpods stopped it}: a SIGKILL it sent is not "out of memory"."""
     order = start_order(specs, selected)
     names = [n for wave in order for n in wave]
     extra = [n for n in names if n not in selected]
@@ -320,7 +331,7 @@ def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], repo
     for wave in order:
         def submit(pool: ThreadPoolExecutor, n: str) -> Any:
             return pool.submit(start_one, runtime, specs[n], actions[n], reporter, timeout=timeout, wait=wait,
-                               memory=reports.get(n), cancel=cancel)
+                               memory=reports.get(n), cancel=cancel, stops=stops)
 
         done, failed = _run_wave(wave, submit, cancel)
         outcomes += done

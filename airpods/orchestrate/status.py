@@ -9,6 +9,7 @@ from typing import Any
 
 from airpods.health.probe import probe_all, served_model
 from airpods.orchestrate.running import Running
+from airpods.orchestrate.stops import on_purpose
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.probes.cgroups import LimitSupport
 from airpods.runtime.port import ContainerState
@@ -53,7 +54,8 @@ class ServiceStatus:
                 "project": self.project}
 
 
-def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) -> ServiceStatus:
+def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
+         stops: dict[str, float] | None = None) -> ServiceStatus:
     out = ServiceStatus(spec.name, "absent", "unknown", spec.url, spec.image, spec.pod, spec.container,
                         kind=spec.kind, wired_to=list(spec.wired_to), cpuset=spec.cpuset,
                         threads=spec.threads, cpu_plan=spec.cpu_reason,
@@ -64,7 +66,7 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) 
         out.cpu_plan += f"; cpuset not enforced ({limits.mode}, cgroups v{limits.cgroup_version}): threads only"
     if state is None:
         return out
-    out.state = state.state
+    out.state = state.judged(on_purpose(state, stops or {}))
     out.image = state.image or spec.image
     out.exit_code = state.exit_code if not state.running else None
     if state.labels.get(LABEL_HASH) != spec.spec_hash:
@@ -90,10 +92,11 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport) 
     return out
 
 
-def _orphan(r: Running, reason: str) -> ServiceStatus:
+def _orphan(r: Running, reason: str, stops: dict[str, float] | None = None) -> ServiceStatus:
     """A container of this project that the config no longer describes: what its labels say."""
     state = r.state
-    out = ServiceStatus(r.service, state.state, "unknown", r.url, state.image, r.pod or "-", r.container,
+    judged = state.judged(on_purpose(state, stops or {}))
+    out = ServiceStatus(r.service, judged, "unknown", r.url, state.image, r.pod or "-", r.container,
                         kind=r.kind, exit_code=state.exit_code if not state.running else None,
                         orphaned=reason, project=r.project)
     if state.running:
@@ -102,7 +105,8 @@ def _orphan(r: Running, reason: str) -> ServiceStatus:
 
 
 def status(runtime: Any, specs: list[ServiceSpec], running: list[Running] | None = None, *,
-           all_specs: dict[str, ServiceSpec] | None = None, names: list[str] | None = None) -> list[ServiceStatus]:
+           all_specs: dict[str, ServiceSpec] | None = None, names: list[str] | None = None,
+           stops: dict[str, float] | None = None) -> list[ServiceStatus]:
     """One list call for every container's state (`running`: this project's, read back from
     Podman), then the HTTP probes in parallel. Containers the config no longer describes are
     listed as orphans (with `names`, only those of the services named)."""
@@ -119,9 +123,9 @@ def status(runtime: Any, specs: list[ServiceSpec], running: list[Running] | None
             continue
         reason = r.orphan_reason(known)
         if reason:
-            orphans.append(_orphan(r, reason))
+            orphans.append(_orphan(r, reason, stops))
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(specs)))) as pool:
-        rows = list(pool.map(lambda s: _one(s, states.get(s.container), limits), specs))
+        rows = list(pool.map(lambda s: _one(s, states.get(s.container), limits, stops), specs))
     for row, spec in zip(rows, specs, strict=True):
         row.project = spec.project
     return rows + orphans

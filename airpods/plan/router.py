@@ -156,3 +156,12 @@ def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], p
     router = RouterSpec(tuple(models), svc.models == "all", svc.max_loaded, svc.idle_unload,
                         tuple(defaults.items()), f"{preset_dir}/{name}.ini")
     return router_argv(router, own), router, render_preset(router, name)
+
+
+def model_argv(router: RouterSpec, file: str | None = None) -> list[str]:
+    """The flags a router's child llama-server runs `file` with: the router's defaults, then that
+    model's own section (defaults alone for a file that is not one of its models)."""
+    from airpods.plan.argv import render_args
+
+    own = next((dict(m.args) for m in router.models if file in (m.file, m.id)), {})
+    return render_args({**dict(router.defaults), **own})

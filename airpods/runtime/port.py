@@ -39,6 +39,13 @@ class ContainerState:
             return "exited"
         return "stopped"
 
+    def judged(self, on_purpose: bool) -> str:
+        """`state`, with a SIGKILL (137) that airpods did not send counted as a crash: the kernel
+        killed it (out of memory, on hosts where OOMKilled is never set)."""
+        if self.status == "exited" and self.exit_code == 137 and not on_purpose:
+            return "exited"
+        return self.state
+
 
 @dataclass(frozen=True)
 class PullProgress:

@@ -7,7 +7,6 @@ import os
 import stat
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -24,16 +23,8 @@ BAD_NAMES = ["../../canary.gguf", "/etc/passwd", "/tmp/x.gguf", "a/b.gguf", "..g
              "", "model", "model.bin", "a b.gguf", "..", "sub/../x.gguf"]
 
 
-@dataclass
-class DiskRuntime(FakeRuntime):
-    """The fake runtime with volumes that live in a real directory (as Podman's local driver)."""
-
-    root: Path = field(default_factory=Path)
-
-    def volume_path(self, name: str) -> str | None:
-        path = self.root / name
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path) if name in self.volumes else None
+def DiskRuntime(root: Path, **kw) -> FakeRuntime:  # noqa: N802 - the fake with volumes on disk
+    return FakeRuntime(volume_root=root, **kw)
 
 
 @pytest.fixture

@@ -96,9 +96,10 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
         return
     from airpods.orchestrate.memory_check import model_facts
     from airpods.plan.memory import estimate, human, shape_from_argv
+    from airpods.plan.router import model_argv
 
     spec = _llama_spec(app, app.specs(create_secrets=False), service)
-    shape = shape_from_argv(spec.command) if spec else shape_from_argv(())
+    shape = shape_from_argv(() if spec is None else model_argv(spec.router) if spec.router else spec.command)
     root = store.root(create=False)
 
     def est(name: str) -> str:
@@ -190,12 +191,15 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     if spec is None:
         raise UsageError("no llama.cpp service in the config to take settings from",
                          hint="add one (see airpods config show) or pass --service NAME")
-    argv = [a for a in spec.command]
+    from airpods.plan.router import model_argv
+
+    # A router runs each model as a child with its defaults and the model's own section.
+    argv = model_argv(spec.router, model) if spec.router is not None else list(spec.command)
     for flags, value in ((("--ctx-size", "-c"), ctx), (("--parallel", "-np"), parallel)):
         if value is not None:
             argv = _set_flag(argv, flags, str(value))
     argv = _set_flag(argv, ("--model", "-m"), f"/models/{model}")
-    probe = dataclasses.replace(spec, command=tuple(argv))
+    probe = dataclasses.replace(spec, command=tuple(argv), router=None)
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])

@@ -84,9 +84,10 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
 def _start(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
            force: bool, recreate: bool = False) -> list:
     from airpods.cli.live import LiveReporter
+    from airpods.orchestrate import stops
     from airpods.orchestrate.lock import HostLock
     from airpods.orchestrate.start import start as start_services
-    from airpods.paths import lock_path
+    from airpods.paths import lock_path, stops_path
 
     runtime, t = app.runtime, app.terminal
     with LiveReporter(t) as reporter:
@@ -96,7 +97,7 @@ def _start(app: Application, specs: dict, selected: list[str], timeout: float | 
         outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
                                   models_volume=settings["models_volume"], timeout=timeout,
                                   wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
-                                  recreate=recreate)
+                                  recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))
     return outcomes
 
 

@@ -47,7 +47,11 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         names = app.select(specs, ())
         names += [n for n, s in specs.items() if n not in names and any(r.matches(s) for r in running)]
     runtime = app.runtime
-    rows = get_status(runtime, [specs[n] for n in names], running, all_specs=specs, names=list(services) or None)
+    from airpods.orchestrate import stops
+    from airpods.paths import stops_path
+
+    rows = get_status(runtime, [specs[n] for n in names], running, all_specs=specs, names=list(services) or None,
+                      stops=stops.stopped_at(stops_path(app.environ)))
     from airpods.orchestrate import failures
     from airpods.paths import failures_path
 

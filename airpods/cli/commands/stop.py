@@ -7,6 +7,14 @@ import click
 from airpods.cli.application import Application, pass_app
 
 
+def record_stops(app: Application, found: list) -> None:
+    """Remember that airpods stops these containers (a SIGKILL it sends is no crash)."""
+    from airpods.orchestrate import stops
+    from airpods.paths import stops_path
+
+    stops.record(stops_path(app.environ), [t.container for t in found if t.container])
+
+
 def report_stopped(app: Application, results: list) -> None:
     if not results:
         app.terminal.info(f"nothing to stop in project '{app.project}'")
@@ -45,4 +53,5 @@ def stop(app: Application, services: tuple[str, ...], remove: bool, timeout: int
     if problem:
         app.terminal.warning(f"{problem}; stopping what project '{app.project}' runs, found by its labels")
     found = targets(app.runtime, app.project, app.running(), specs, list(services) or None)
+    record_stops(app, found)
     report_stopped(app, stop_services(app.runtime, found, timeout=timeout, remove=remove, services=list(services)))
