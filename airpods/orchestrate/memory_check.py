@@ -13,7 +13,6 @@ from typing import Any
 from airpods.errors import UsageError
 from airpods.models.gguf import GGUFError
 from airpods.orchestrate.preflight import model_in_volume
-from airpods.plan.argv import flag_value
 from airpods.plan.memory import (
     MemoryEstimate,
     ModelFacts,
@@ -94,8 +93,7 @@ def budget(setting: str, total: int, source: str) -> tuple[int | None, str]:
 def _available(spec: ServiceSpec, *, budget_bytes: int | None, budget_why: str, others: list[tuple[str, int, str]],
                vram: list[int] | None = None) -> tuple[int | None, str, tuple[tuple[str, int, str], ...]]:
     """(what the service may use, where that comes from, the running services counted against it)."""
-    layers = flag_value(spec.command, ("--n-gpu-layers", "-ngl", "--gpu-layers"))
-    offloads = not (layers and layers.lstrip("-").isdigit() and int(layers) == 0)
+    offloads = spec.run.offloads
     if vram and spec.variant != "cpu" and offloads:
         return max(vram), f"free VRAM on the best of {len(vram)} GPU(s)", ()
     if spec.memory:
@@ -108,7 +106,7 @@ def _available(spec: ServiceSpec, *, budget_bytes: int | None, budget_why: str, 
 
 def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: int | None, budget_why: str,
            others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport:
-    shape = shape_from_argv(spec.command)
+    shape = spec.run.shape
     available, why, counted = _available(spec, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
                                          vram=vram)
     return FitReport(spec.name, model, estimate(facts, shape), available, why, counted,

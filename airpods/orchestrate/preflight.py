@@ -59,10 +59,7 @@ def check_ports(specs: list[ServiceSpec], *, rootless: bool = False) -> None:
 
 def model_in_volume(spec: ServiceSpec) -> str | None:
     """The file (relative to the model volume) that --model points at, if it is in /models."""
-    from airpods.plan.argv import flag_value
-
-    model = flag_value(spec.command, ("--model", "-m"))
-    return model[len("/models/"):] if model and model.startswith("/models/") else None
+    return spec.run.model_in_volume
 
 
 def wanted_models(spec: ServiceSpec) -> list[str]:

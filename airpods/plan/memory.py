@@ -181,17 +181,49 @@ def human(n: int) -> str:
     return f"{n / MIB:.0f} MiB" if n < 10 << 30 else f"{n / (1 << 30):.1f} GiB"
 
 
-def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:
-    """--ctx-size/-c, --parallel/-np, --cache-type-k/-ctk, --cache-type-v/-ctv, --ubatch-size/-ub,
-    --flash-attn/-fa as llama-server reads them (defaults: the trained context, 1 slot, f16)."""
-    names = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np": "parallel",
-             "--cache-type-k": "cache_k", "-ctk": "cache_k", "--cache-type-v": "cache_v", "-ctv": "cache_v",
-             "--ubatch-size": "ubatch", "-ub": "ubatch", "--flash-attn": "flash_attn", "-fa": "flash_attn"}
+@dataclass(frozen=True)
+class LlamaRun:
+    """What a llama-server process is run with, typed: carried on the ServiceSpec (`llama`) so that
+    the memory check, the GPU plan and the labels never parse argv again."""
+
+    model: str | None = None  # the --model path as given
+    shape: RunShape = RunShape(0)
+    gpu_layers: str | None = None  # --n-gpu-layers as given ("auto", "all", a number); None: unset
+
+    @property
+    def model_in_volume(self) -> str | None:
+        """The file in the model volume (/models/NAME), or None."""
+        m = self.model
+        return m[len("/models/"):] if m and m.startswith("/models/") else None
+
+    @property
+    def offloads(self) -> bool:
+        """False only when the layers on the GPU are set to 0."""
+        return not (self.gpu_layers is not None and self.gpu_layers.lstrip("-").isdigit() and int(self.gpu_layers) == 0)
+
+    def label(self) -> str:
+        s = self.shape
+        return (f"ctx={s.ctx},parallel={s.parallel},cache_k={s.cache_k},cache_v={s.cache_v}"
+                + (f",ngl={self.gpu_layers}" if self.gpu_layers is not None else ""))
+
+
+_RUN_FLAGS = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np": "parallel",
+              "--cache-type-k": "cache_k", "-ctk": "cache_k", "--cache-type-v": "cache_v", "-ctv": "cache_v",
+              "--ubatch-size": "ubatch", "-ub": "ubatch", "--flash-attn": "flash_attn", "-fa": "flash_attn",
+              "--model": "model", "-m": "model", "--n-gpu-layers": "ngl", "-ngl": "ngl", "--gpu-layers": "ngl"}
+
+
+def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
+    """llama-server's own reading of its argv: `--flag value` and `--flag=value`, the last one
+    wins (defaults: the trained context, 1 slot, f16 caches). Done once, in resolve."""
     found: dict[str, str] = {}
     items = list(argv)
-    for i, item in enumerate(items[:-1]):
-        if item in names:
-            found[names[item]] = items[i + 1]
+    for i, item in enumerate(items):
+        flag, eq, inline = item.partition("=")
+        if flag in _RUN_FLAGS and eq:
+            found[_RUN_FLAGS[flag]] = inline
+        elif item in _RUN_FLAGS and i + 1 < len(items):
+            found[_RUN_FLAGS[item]] = items[i + 1]
 
     def number(key: str, default: int) -> int:
         try:
@@ -199,6 +231,11 @@ def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:
         except ValueError:
             return default
 
-    return RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
-                    found.get("cache_v", "f16"), number("ubatch", 512),
-                    found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"))
+    shape = RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
+                     found.get("cache_v", "f16"), number("ubatch", 512),
+                     found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"))
+    return LlamaRun(found.get("model"), shape, found.get("ngl"))
+
+
+def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:
+    return run_from_argv(argv).shape

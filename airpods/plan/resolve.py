@@ -11,6 +11,7 @@ from airpods.plan import gpu as gpu_mod
 from airpods.plan import router as router_plan
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
+from airpods.plan.memory import run_from_argv
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import SecretStore, api_key_name
 
@@ -317,6 +318,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
+    command = tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])])
     thread_args = dict(p.router.defaults) if p.router is not None else p.args
     threads = str(thread_args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
     return ServiceSpec(
@@ -324,7 +326,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
         ports=tuple(f.ports), volumes=tuple(p.volumes), env=p.env, devices=f.choice.devices,
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
-        command=tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])]),
+        command=command, llama=run_from_argv(command) if svc.kind == "llamacpp" and p.router is None else None,
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
         health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout,
                           ("/health",) if svc.kind == "llamacpp" else ()),

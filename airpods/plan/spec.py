@@ -6,6 +6,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from airpods.plan.memory import LlamaRun, RunShape, run_from_argv
 from airpods.plan.router import RouterModelSpec, RouterSpec
 
 LABEL_SERVICE = "io.airpods.service"
@@ -29,7 +30,7 @@ LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
 # Fields that describe the service for airpods but are not part of what the container is made of.
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
-              "project", "config_hash", "memory_estimate")
+              "project", "config_hash", "memory_estimate", "llama")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class ServiceSpec:
     project: str = DEFAULT_PROJECT  # the scope this service belongs to (runtime.project or the config file)
     config_hash: str = ""  # a hash of the configuration alone: what differs without it is the probes' doing
     memory_estimate: int | None = None  # bytes, stamped at create time from the memory preflight
+    llama: LlamaRun | None = None  # a single-model llama.cpp service's run, typed (resolve reads its argv once)
+
+    @property
+    def run(self) -> LlamaRun:
+        """The llama.cpp run (model, ctx, slots, cache types, GPU layers)."""
+        return self.llama if self.llama is not None else run_from_argv(self.command)
 
     def _published(self) -> str | None:
         """http://HOST:PORT for the first published port (a wildcard bind is reached on 127.0.0.1)."""
@@ -156,6 +163,10 @@ class ServiceSpec:
             labels[LABEL_MODEL] = self.default_model
         if self.memory_estimate is not None:
             labels[LABEL_MEMORY] = str(self.memory_estimate)
+        if self.kind == "llamacpp" and self.router is None:
+            labels[LABEL_SHAPE] = self.run.label()
+            if self.run.model_in_volume:
+                labels[LABEL_MODEL] = self.run.model_in_volume
         return labels
 
     @property
@@ -231,6 +242,10 @@ def from_record(data: dict) -> ServiceSpec:
                                                 "args": tuple(tuple(a) for a in m["args"])}) for m in r["models"])
         r["defaults"] = tuple(tuple(a) for a in r["defaults"])
         d["router"] = RouterSpec(**r)
+    if d.get("llama"):
+        run = dict(d["llama"])
+        run["shape"] = RunShape(**run["shape"])
+        d["llama"] = LlamaRun(**run)
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings"):
         d[key] = tuple(d[key])
     return ServiceSpec(**d)

@@ -146,3 +146,13 @@ def test_status_keeps_an_out_of_memory_failure_when_the_restart_policy_brought_i
     assert result.code == 1 and "ran out of memory" in result.err, result.text
     [row] = [r for r in json.loads(cli("--config", path, "status", "--json").out) if r["service"] == "llamacpp"]
     assert row["last_failure"] and row["last_failure"]["reason"] == "out of memory"
+
+
+def test_the_run_shape_is_typed_on_the_spec_and_sees_raw_args(cli, write_config):
+    from airpods.cli.application import Application
+
+    path = write_config('[services.llamacpp]\nargs = ["--ctx-size=8192", "-np", "2"]\n')
+    spec = Application(config_path=path).specs(create_secrets=False)["llamacpp"]
+    assert spec.llama is not None and spec.llama.shape.ctx == 8192 and spec.llama.shape.parallel == 2
+    assert spec.llama.model_in_volume == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert spec.labels["io.airpods.run-shape"].startswith("ctx=8192,parallel=2")

@@ -199,7 +199,9 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         if value is not None:
             argv = _set_flag(argv, flags, str(value))
     argv = _set_flag(argv, ("--model", "-m"), f"/models/{model}")
-    probe = dataclasses.replace(spec, command=tuple(argv), router=None)
+    from airpods.plan.memory import run_from_argv
+
+    probe = dataclasses.replace(spec, command=tuple(argv), router=None, llama=run_from_argv(argv))
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])
