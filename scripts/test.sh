@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every test, on a fresh Debian/Ubuntu machine (as root, or as a user with sudo):
 #   scripts/test.sh [pytest args]
+#   scripts/test.sh --prepare      # only the set-up (Podman, images, model, .venv)
 # The suite covers rootful Podman and rootless Podman (it creates the unprivileged user
 # airpods-rl for that), so it runs as root and re-runs itself through sudo when it is not.
 # Sets up Podman (scripts/setup-podman.sh), builds the local test images (llama-server from the
@@ -45,6 +46,10 @@ bash scripts/get-smollm2.sh >/dev/null
 log "airpods in .venv"
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+if [ "${1:-}" = "--prepare" ]; then  # set everything up, run nothing (.ci/run starts a user stack first)
+  exit 0
+fi
 
 log "ruff"
 .venv/bin/ruff check .

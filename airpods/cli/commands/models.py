@@ -34,7 +34,7 @@ def _store(app: Application, service: str | None):
     if service:
         spec = _llama_spec(app, specs, service)
         volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
-    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true"}
+    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.project}
     return ModelStore(app.runtime, volume, labels)
 
 

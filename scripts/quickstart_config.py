@@ -1,0 +1,69 @@
+"""Make the quickstart's locally built llama.cpp image what `airpods start llamacpp` uses.
+
+    quickstart_config.py CONFIG IMAGE           # exit 0: CONFIG uses IMAGE (created, or merged with a yes)
+    quickstart_config.py CONFIG IMAGE --write   # write CONFIG as a small file of its own
+
+A missing CONFIG is created. An existing one is changed only when the user says yes on a terminal
+(a copy is kept as CONFIG.bak); otherwise the exact lines to add are printed and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import tomlkit
+
+HEADER = "# Written by scripts/quickstart.sh: use the locally built llama-server image.\n"
+
+
+def lines(image: str) -> str:
+    return f'[services.llamacpp]\nimages = {{ cpu = "{image}" }}\n'
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: list[str]) -> int:
+    path, image = Path(argv[0]), argv[1]
+    if "--write" in argv[2:]:
+        write(path, HEADER + '[runtime]\nproject = "default"   # the same scope as ~/.config/airpods/config.toml\n\n'
+              + lines(image))
+        return 0
+    if not path.exists():
+        write(path, HEADER + lines(image))
+        print(f"wrote {path}: llamacpp uses {image}", file=sys.stderr)
+        return 0
+    text = path.read_text(encoding="utf-8")
+    try:
+        doc = tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        print(f"{path} is not valid TOML ({exc}); add these lines yourself:\n\n{lines(image)}", file=sys.stderr)
+        return 1
+    llama = doc.get("services", {}).get("llamacpp", {})
+    if llama.get("image") == image or llama.get("images", {}).get("cpu") == image:
+        print(f"{path} already uses {image}", file=sys.stderr)
+        return 0
+    question = f"Add `images = {{ cpu = \"{image}\" }}` to [services.llamacpp] in {path}? [y/N] "
+    if sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes"):
+        services = doc.setdefault("services", tomlkit.table(is_super_table=True))
+        table = services.setdefault("llamacpp", tomlkit.table())
+        images = table.setdefault("images", tomlkit.inline_table())
+        images["cpu"] = image
+        table.pop("image", None)
+        write(path.with_name(path.name + ".bak"), text)
+        write(path, tomlkit.dumps(doc))
+        print(f"updated {path} (the old one is {path.name}.bak)", file=sys.stderr)
+        return 0
+    print(f"{path} was left as it is. To use the local image without --config, add:\n\n{lines(image)}",
+          file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
