@@ -30,7 +30,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "cdi").mkdir()
     monkeypatch.setenv("AIRPODS_DEV_ROOT", str(tmp_path / "dev"))
     monkeypatch.setenv("AIRPODS_CDI_DIRS", str(tmp_path / "cdi"))
-    from airpods.plan.gpu import detect
+    from airpods.probes.gpu import detect
 
     detect.cache_clear()
     return tmp_path

@@ -51,7 +51,7 @@ class Application:
 
     @cached_property
     def probe_results(self) -> tuple:
-        from airpods.plan.gpu import ProbeEnv, detect
+        from airpods.probes.gpu import ProbeEnv, detect
 
         return detect(ProbeEnv.from_environ(self.environ))
 

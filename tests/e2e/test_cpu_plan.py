@@ -85,3 +85,28 @@ def test_web_ui_service_is_healthy_only_when_the_model_answers(prun, cli, write_
         assert code == 200, f"attempt {attempt}: HTTP {code} right after start"
         assert answer["choices"][0]["message"]["content"] is not None
         assert cli("--config", path, "stop", name, "--remove").code == 0
+
+
+def test_a_probe_change_alone_leaves_the_running_model_alone(prun, cli, write_config, smollm2, isolated):
+    """`taskset -c 0 airpods start` after a plain start: the plan would differ (one CPU), the
+    config did not: the same container keeps running, status says so, --recreate applies it."""
+    import os
+    import subprocess
+    import sys
+
+    name = prun.name("probe")
+    path = write_config(prun.header() + service(name))
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+    assert cli("--config", path, "start", name).code == 0
+    before = inspect(f"{name}-0")["Id"]
+    env = {**os.environ, "AIRPODS_CPU_AFFINITY": ""}
+    env.pop("AIRPODS_CPU_AFFINITY")
+    again = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "airpods", "--config", path, "start", name],
+                           capture_output=True, text=True, env=env, check=False)
+    assert again.returncode == 0, again.stderr
+    assert inspect(f"{name}-0")["Id"] == before and inspect(f"{name}-0")["State"]["Running"]
+    if (os.cpu_count() or 1) > 1:  # on one CPU the plan cannot differ
+        status = subprocess.run(["taskset", "-c", "0", sys.executable, "-m", "airpods", "--config", path, "status",
+                                 "--json"], capture_output=True, text=True, env=env, check=False)
+        [row] = json.loads(status.stdout)
+        assert row["plan_differs"] and not row["outdated"], row

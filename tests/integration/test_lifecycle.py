@@ -279,3 +279,18 @@ def test_renamed_pod_is_orphaned_then_stopped_and_cleaned(prun, cli, write_confi
     assert podman("inspect", "--format", "{{.State.Running}}", f"{svc}-0").stdout.strip() == "false"
     assert cli("--config", renamed, "clean").code == 0
     assert podman("pod", "exists", svc, check=False).returncode == 1
+
+
+def test_a_crash_fails_the_start_at_once_while_a_sibling_waits_for_health(prun, cli, write_config):
+    crash = prun.name("crash")
+    slow = prun.name("slow")
+    text = prun.header() + WEB.format(name=crash, image=BUSYBOX_IMAGE, port=free_port(), volume=f"{crash}_data",
+                                      timeout=300, script="echo bad flag; exit 3", greeting="x")
+    text += WEB.format(name=slow, image=BUSYBOX_IMAGE, port=free_port(), volume=f"{slow}_data", timeout=300,
+                       script=SERVE, greeting="x").replace('path = "/health"', 'path = "/never"')
+    path = write_config(text)
+    began = time.monotonic()
+    result = cli("--config", path, "start", crash, slow)
+    took = time.monotonic() - began
+    assert result.code == 1 and f"service '{crash}' exited during startup (exit code 3)" in result.err, result.text
+    assert took < 10, f"took {took:.1f}s"

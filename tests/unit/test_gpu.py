@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from airpods.plan import gpu
-from airpods.plan.gpu import ProbeEnv, choose, detect
+from airpods.plan.gpu import choose
+from airpods.probes import gpu
+from airpods.probes.gpu import ProbeEnv, detect
 
 
 def fake_smi(bin_dir: Path, output: str = "GPU 0: NVIDIA RTX 4090 (UUID: GPU-x)", code: int = 0) -> None:

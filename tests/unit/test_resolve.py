@@ -6,7 +6,7 @@ import json
 import os
 import stat
 
-from airpods.plan.gpu import ProbeResult
+from airpods.probes.gpu import ProbeResult
 
 
 def render(cli, path=None, service="llamacpp", *extra):

@@ -21,7 +21,7 @@ def doctor(app: Application, as_json: bool) -> None:
     its reason, each llama.cpp service's CPUs and threads, and the image each service would use.
     Exits 1 when Podman cannot be used.
     """
-    from airpods.plan.gpu import ProbeEnv, detect
+    from airpods.probes.gpu import ProbeEnv, detect
 
     t = app.terminal
     report: dict = {"podman": None, "socket": None, "network_backend": None, "probes": [], "services": {}}
