@@ -132,19 +132,27 @@ def facts_from_header(kv: dict[str, Any], weights: int) -> ModelFacts:
                       n_head_kv, key_len, value_len, window, swa, state, tuple(used))
 
 
-def estimate(facts: ModelFacts, shape: RunShape) -> MemoryEstimate:
+def kv_per_layer(facts: ModelFacts, shape: RunShape) -> list[float]:
+    """The KV cache (or recurrent state) each layer holds, in bytes."""
     ctx = shape.ctx or facts.n_ctx_train
     slots = max(1, shape.parallel)
     bytes_k, bytes_v = CACHE_BYTES.get(shape.cache_k, 2.0), CACHE_BYTES.get(shape.cache_v, 2.0)
     swa_cells = min(ctx, -(-(facts.sliding_window * slots + shape.ubatch) // 256) * 256)
-    kv = 0.0
+    out = []
     for il in range(facts.n_layer):
         heads_kv = facts.n_head_kv[il] if il < len(facts.n_head_kv) else 0
         if heads_kv == 0:
-            kv += facts.recurrent_state * slots
+            out.append(float(facts.recurrent_state * slots))
             continue
         cells = swa_cells if facts.sliding_window and il < len(facts.swa_layers) and facts.swa_layers[il] else ctx
-        kv += cells * heads_kv * (facts.key_length * bytes_k + facts.value_length * bytes_v)
+        out.append(cells * heads_kv * (facts.key_length * bytes_k + facts.value_length * bytes_v))
+    return out
+
+
+def estimate(facts: ModelFacts, shape: RunShape) -> MemoryEstimate:
+    ctx = shape.ctx or facts.n_ctx_train
+    slots = max(1, shape.parallel)
+    kv = sum(kv_per_layer(facts, shape))
     cells = ctx
     attention = cells * shape.ubatch * 2 if shape.flash_attn else cells * shape.ubatch * max(facts.n_head) * 4
     compute = shape.ubatch * 4 * (3 * facts.n_ff + 4 * facts.n_embd) + attention + slots * facts.n_vocab * 4

@@ -398,4 +398,5 @@ class PodmanRuntime:
     def list_managed(self) -> list[ContainerState]:
         _, items = self._get("/containers/json", all="true",
                              filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
-        return [self._state(c) for c in items or []]
+        # A pod's infra container carries the pod's labels too: it is not a service's container.
+        return [self._state(c) for c in items or [] if not c.get("IsInfra")]
