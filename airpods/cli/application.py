@@ -56,6 +56,45 @@ class Application:
         return detect(ProbeEnv.from_environ(self.environ))
 
     @cached_property
+    def gpu_inventory(self) -> tuple:
+        """Every GPU (probes/gpu.py); () on a machine without one, or with the GPU forced off."""
+        from airpods.probes.gpu import ProbeEnv, inventory
+
+        return inventory(ProbeEnv.from_environ(self.environ))
+
+    def _gpu_plan_on(self, force_cpu: bool) -> bool:
+        raw = self.loaded.data.get("runtime") or {}
+        return (not force_cpu and not self.config_forces_cpu and raw.get("gpu_plan", "auto") != "off"
+                and bool(self.gpu_inventory))
+
+    def model_costs(self, specs: dict[str, Any]) -> dict[str, Any]:
+        """What each planned llama.cpp service's model costs at its run shape, from its GGUF header
+        in the model volume (None where it cannot be read: no Podman, no file, a broken header)."""
+        from pathlib import Path
+
+        from airpods.errors import AirpodsError
+        from airpods.models.gguf import GGUFError
+        from airpods.models.gguf_header import read_header
+        from airpods.plan.gpu_apply import plannable
+        from airpods.plan.gpu_plan import cost_of
+        from airpods.plan.memory import facts_from_header
+
+        out: dict[str, Any] = {}
+        for name, spec in specs.items():
+            if not plannable(spec) or spec.router is not None or not spec.run.model_in_volume:
+                continue
+            volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
+            try:
+                root = self.runtime.volume_path(volume) if volume and self.runtime.volume_exists(volume) else None
+                header = read_header(Path(root) / spec.run.model_in_volume) if root else None
+            except (AirpodsError, GGUFError, OSError):
+                header = None
+            if header is not None:
+                facts = facts_from_header(header.kv, header.tensor_bytes)
+                out[name] = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
+        return out
+
+    @cached_property
     def cpu_topology(self) -> Any:
         from airpods.errors import UsageError
         from airpods.probes.cpu import CpuProbeEnv, probe_cpu
@@ -108,7 +147,8 @@ class Application:
         texts = [s.text for s in self.loaded.sources] + [self.project]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
         probes = (*results, self.cpu_topology)
-        if use_cache:
+        gpu_plan = self._gpu_plan_on(force_cpu or variant == "cpu")
+        if use_cache and not gpu_plan:  # a GPU plan depends on the models' headers: not cached
             hit = cache.load(path, cache.key(texts, override, force_cpu, probes, secrets))
             if hit is not None:
                 self.runtime_settings = hit["runtime"]
@@ -122,10 +162,25 @@ class Application:
                         self.secrets(create=create_secrets), cpu=self.cpu_topology,
                         router_dir=str(router_dir(self.environ, self.project)), project=self.project)
         self.runtime_settings = config.runtime.model_dump()
+        if gpu_plan:
+            specs = self._plan_gpus(specs)
+            return specs
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return specs
+
+    def _plan_gpus(self, specs: dict[str, Any]) -> dict[str, Any]:
+        from airpods.errors import ConfigError
+        from airpods.plan.gpu_apply import apply
+        from airpods.plan.gpu_plan import GpuPlanError
+
+        try:
+            return apply(specs, self.gpu_inventory, self.model_costs(specs))
+        except GpuPlanError as exc:
+            raise ConfigError("the configuration is invalid", [str(exc)],
+                              hint="use an index or UUID that nvidia-smi -L (or rocm-smi) lists, or drop the pin") \
+                from exc
 
     def specs_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
         """(specs, None), or (None, why) when the config does not validate: stop and clean then act

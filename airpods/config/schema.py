@@ -84,6 +84,17 @@ class VolumeMount(Strict):
 class GpuPolicy(Strict):
     enabled: bool = True
     force_cpu: bool = False
+    devices: list[int | str] | None = None  # pin to these GPUs (indices or UUIDs); the GPU plan keeps to them
+
+    @field_validator("devices")
+    @classmethod
+    def _devices(cls, v: list[int | str] | None) -> list[int | str] | None:
+        if v is not None and not v:
+            raise ValueError("devices = [] pins to no GPU; leave it out, or set enabled = false for the CPU")
+        for d in v or []:
+            if isinstance(d, int) and d < 0:
+                raise ValueError(f"GPU index {d} must be 0 or more")
+        return v
 
 
 class Health(Strict):
@@ -283,6 +294,7 @@ class Runtime(Strict):
     llamacpp_base_port: Port = 8080
     socket: str | None = None
     cpu_plan: Literal["split", "off"] = "split"  # split the CPUs among llama.cpp processes
+    gpu_plan: Literal["auto", "off"] = "auto"  # place llama.cpp models on GPUs; "off": every GPU to every service
     memory_budget: str = "auto"  # "auto" (80% of this machine's or cgroup's memory), a size ("12g"), or "off"
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
     project: str | None = None  # the scope; None: derived from the config file (see config/project.py)

@@ -43,7 +43,7 @@ def read_info(path: Path) -> GGUFInfo:
     from airpods.models.gguf_header import read_header
 
     kv = read_header(path).kv
-    ftype, arch, name = (kv.get(k) for k in WANTED)
+    arch, ftype, name = (kv.get(k) for k in WANTED)
     quant = FILE_TYPES.get(int(ftype), f"type {ftype}") if isinstance(ftype, int) else None
     return GGUFInfo(int(read_version(path)), str(arch) if isinstance(arch, str) and arch else None, quant,
                     str(name) if isinstance(name, str) and name else None)

@@ -162,6 +162,22 @@ def _user_cpu_setting(name: str, svc: Any) -> str | None:
     return None
 
 
+def _user_gpu_setting(name: str, svc: Any) -> str | None:
+    """The user's own GPU layout flag for a llama.cpp service, which the GPU plan then checks but
+    leaves alone."""
+    from airpods.plan.gpu_plan import GPU_FLAGS
+
+    for key in svc.command_args:
+        if flag_name(key) in GPU_FLAGS:
+            return f"services.{name}.command_args.{key}"
+    for i, item in enumerate(svc.args):
+        if str(item).split("=", 1)[0] in GPU_FLAGS:
+            return f"services.{name}.args[{i}]"
+    if "LLAMA_ARG_N_GPU_LAYERS" in svc.env:
+        return f"services.{name}.env.LLAMA_ARG_N_GPU_LAYERS"
+    return None
+
+
 def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
     """Every enabled llama.cpp process gets its own CPUs; Ollama, when it runs next to them, too.
     Open WebUI and other services are not pinned."""
@@ -270,6 +286,9 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
             problems.append(f"{prefix}.{key}: must be a whole number (got {value!r})")
     if not any(v.target == "/models" for v in p.volumes):
         p.volumes.append(VolumeSpec(config.runtime.models_volume, "/models", "ro"))
+    if not any(flag_name(k) in ("--n-gpu-layers", "-ngl", "--gpu-layers") for k in args):
+        # Every layer on an accelerator (the GPU plan may lower it), none on the CPU variant.
+        args["n_gpu_layers"] = 999 if f.choice.accelerated else 0
     if share is not None and share.threads:
         args.setdefault("threads", share.threads)
         args.setdefault("threads_batch", share.threads)
@@ -330,6 +349,8 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
         health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout,
                           ("/health",) if svc.kind == "llamacpp" else ()),
+        gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
+        gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
         threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),

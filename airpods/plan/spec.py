@@ -30,7 +30,8 @@ LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
 # Fields that describe the service for airpods but are not part of what the container is made of.
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
-              "project", "config_hash", "memory_estimate", "llama")
+              "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
+              "gpu_pins")
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,13 @@ class ServiceSpec:
     config_hash: str = ""  # a hash of the configuration alone: what differs without it is the probes' doing
     memory_estimate: int | None = None  # bytes, stamped at create time from the memory preflight
     llama: LlamaRun | None = None  # a single-model llama.cpp service's run, typed (resolve reads its argv once)
+    gpus: tuple[int, ...] = ()  # host GPU indices the GPU plan gives it (empty: none planned)
+    gpu_layers: int | None = None  # repeating layers on the GPUs (None: not planned)
+    gpu_plan: str = ""  # why (as cpu_reason)
+    vram: tuple[tuple[int, int], ...] = ()  # (GPU index, bytes) the plan puts there
+    gpu_ram: int | None = None  # bytes of a planned model that stay in RAM
+    gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
+    gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
 
     @property
     def run(self) -> LlamaRun:
@@ -210,6 +218,10 @@ class ServiceSpec:
             "default_model": self.default_model,
             "wired_to": list(self.wired_to),
             "gpu": {"variant": self.variant, "reason": self.gpu_reason, "warnings": list(self.gpu_warnings)},
+            "gpus": list(self.gpus),
+            "gpu_layers": self.gpu_layers,
+            "gpu_plan": self.gpu_plan,
+            "vram": {str(i): b for i, b in self.vram},
             "spec_hash": self.spec_hash,
             "config_hash": self.config_hash,
             "project": self.project,
@@ -246,6 +258,8 @@ def from_record(data: dict) -> ServiceSpec:
         run = dict(d["llama"])
         run["shape"] = RunShape(**run["shape"])
         d["llama"] = LlamaRun(**run)
-    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings"):
+    d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
+    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
+                "gpu_pins"):
         d[key] = tuple(d[key])
     return ServiceSpec(**d)

@@ -156,3 +156,11 @@ def test_the_run_shape_is_typed_on_the_spec_and_sees_raw_args(cli, write_config)
     assert spec.llama is not None and spec.llama.shape.ctx == 8192 and spec.llama.shape.parallel == 2
     assert spec.llama.model_in_volume == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert spec.labels["io.airpods.run-shape"].startswith("ctx=8192,parallel=2")
+
+
+def test_models_list_reads_architecture_and_quantization_from_the_one_header_reader(fake, cli, write_config):
+    fake.ensure_volume(MODELS)
+    kv = {**llama_like("qwen2", 2, 64, 2, 2, 128, 100, 512), "general.file_type": 15, "general.name": "Tiny"}
+    write_gguf(Path(fake.volume_path(MODELS)) / "tiny.gguf", kv, [("w", F16, [64, 64])])
+    [entry] = json.loads(cli("--config", write_config(""), "models", "list", "--json").out)
+    assert (entry["architecture"], entry["quantization"]) == ("qwen2", "Q4_K_M")
