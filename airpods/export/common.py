@@ -106,8 +106,9 @@ def resources(spec: ServiceSpec, memory_estimate: int | None) -> dict[str, Any]:
     if spec.memory:
         limits["memory"] = f"{math.ceil(parse_size(spec.memory) / (1 << 20))}Mi"
         requests.setdefault("memory", limits["memory"])
-    if spec.variant in GPU_RESOURCES:
-        limits[GPU_RESOURCES[spec.variant]] = 1
+    gpus = len(spec.gpus) if spec.gpus or spec.gpu_layers is not None else 1  # as many as the GPU plan gives
+    if spec.variant in GPU_RESOURCES and gpus:
+        limits[GPU_RESOURCES[spec.variant]] = gpus
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
 
 

@@ -94,7 +94,7 @@ def _available(spec: ServiceSpec, *, budget_bytes: int | None, budget_why: str, 
                vram: list[int] | None = None) -> tuple[int | None, str, tuple[tuple[str, int, str], ...]]:
     """(what the service may use, where that comes from, the running services counted against it)."""
     offloads = spec.run.offloads
-    if vram and spec.variant != "cpu" and offloads:
+    if vram and spec.variant != "cpu" and offloads and spec.gpu_layers is None:  # planned: vram_check.py
         return max(vram), f"free VRAM on the best of {len(vram)} GPU(s)", ()
     if spec.memory:
         return parse_size(spec.memory), f"services.{spec.name}.resources.memory = \"{spec.memory}\"", ()
@@ -109,7 +109,12 @@ def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: in
     shape = spec.run.shape
     available, why, counted = _available(spec, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
                                          vram=vram)
-    return FitReport(spec.name, model, estimate(facts, shape), available, why, counted,
+    est = estimate(facts, shape)
+    if spec.gpu_layers is not None and spec.gpu_ram is not None:  # the GPU plan: only the rest is in RAM
+        est = MemoryEstimate(spec.gpu_ram, 0, 0, est.overhead, est.ctx, est.parallel)
+        model += f" (the part in RAM; {spec.gpu_layers} layers on GPU {','.join(map(str, spec.gpus))})"
+        return FitReport(spec.name, model, est, available, why, counted, 0)
+    return FitReport(spec.name, model, est, available, why, counted,
                      max_ctx(facts, shape, available) if available is not None else 0)
 
 

@@ -165,6 +165,20 @@ def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:
         return []
 
 
+def gpu_out_of_memory(lines: list[str], spec: ServiceSpec) -> int | None:
+    """The host index of the GPU llama.cpp ran out of memory on, from its log ("... on device 1:
+    cudaMalloc failed: out of memory"); None when the log says no such thing."""
+    import re
+
+    for line in reversed(lines):
+        low = line.lower()
+        if "out of memory" in low and ("cuda" in low or "hip" in low or "vram" in low or "device" in low):
+            m = re.search(r"device (\d+)", low)
+            inside = int(m.group(1)) if m else 0
+            return spec.gpus[inside] if inside < len(spec.gpus) else inside
+    return None
+
+
 def out_of_memory(state: ContainerState | None) -> bool:
     """Killed by the kernel for memory: inspect says OOMKilled, or SIGKILL (137) while loading."""
     return state is not None and (state.oom_killed or state.exit_code == 137)
@@ -201,9 +215,18 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
                           f"ctx_size, fewer slots (parallel), --cache-type-k q8_0, or a smaller quantization; "
                           f"see airpods models fit --service {spec.name} MODEL"),
                     service=spec.name, out_of_memory=True)
+            tail = log_tail(runtime, spec.container)
+            gpu = gpu_out_of_memory(tail, spec)
+            if gpu is not None:
+                raise ServiceExited(
+                    f"service '{spec.name}' ran out of GPU memory: GPU {gpu} ran out of memory (exit code {code})",
+                    details=[f"last log lines of {spec.container}:", *tail[-8:]],
+                    hint=(f"give it fewer layers (services.{spec.name}.command_args.n_gpu_layers), a smaller ctx_size "
+                          f"or quantization, or free GPU {gpu}; see airpods models fit --service {spec.name} MODEL"),
+                    service=spec.name, out_of_memory=True)
             raise ServiceExited(
                 f"service '{spec.name}' exited during startup (exit code {code})",
-                details=[f"last log lines of {spec.container}:", *log_tail(runtime, spec.container)],
+                details=[f"last log lines of {spec.container}:", *tail],
                 hint=f"see the full log: airpods logs {spec.name}")
         if not spec.health_urls:
             return Done(time.monotonic() - started)

@@ -41,6 +41,10 @@ class ServiceStatus:
     plan_differs: bool = False  # same config, but the machine plan (CPU/GPU probes) would differ now
     orphaned: str | None = None  # why this container no longer belongs to the config
     project: str = ""
+    gpus: list[int] = field(default_factory=list)
+    gpu_layers: int | None = None
+    gpu_plan: str = ""
+    gpu_text: str = ""  # "GPU 0 · 31/40 layers"
 
     def to_json(self) -> dict:
         return {"service": self.service, "state": self.state, "health": self.health, "url": self.url,
@@ -51,7 +55,8 @@ class ServiceStatus:
                 "cpuset_enforced": self.cpuset_enforced, "memory_limit": self.memory_limit,
                 "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure,
                 "router": self.router, "plan_differs": self.plan_differs, "orphaned": self.orphaned,
-                "project": self.project}
+                "project": self.project, "gpus": self.gpus, "gpu_layers": self.gpu_layers,
+                "gpu_plan": self.gpu_plan}
 
 
 def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
@@ -62,6 +67,8 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
                         cpuset_enforced=limits.enforces("cpuset") if spec.cpuset else None,
                         memory_limit=spec.memory,
                         memory_limit_enforced=limits.enforces("memory") if spec.memory else None)
+    out.gpus, out.gpu_layers, out.gpu_plan = list(spec.gpus), spec.gpu_layers, spec.gpu_plan
+    out.gpu_text = spec.gpu_text
     if spec.cpuset and not limits.enforces("cpuset"):
         out.cpu_plan += f"; cpuset not enforced ({limits.mode}, cgroups v{limits.cgroup_version}): threads only"
     if state is None:

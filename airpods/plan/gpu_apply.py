@@ -55,7 +55,7 @@ def apply_one(spec: ServiceSpec, p: GpuPlacement, inventory: dict[int, Any]) -> 
             command = _set_flag(command, ("--tensor-split", "-ts"), ",".join(f"{s:g}" for s in p.split))
     return replace(spec, devices=devs if spec.devices else spec.devices, env={**spec.env, **env},
                    command=tuple(command), llama=run_from_argv(command) if spec.router is None else None,
-                   gpus=p.gpus, gpu_layers=p.layers, gpu_plan=p.reason, vram=p.vram,
+                   gpus=p.gpus, gpu_layers=p.layers, gpu_n_layer=p.n_layer or None, gpu_plan=p.reason, vram=p.vram,
                    gpu_ram=p.ram if p.planned else None)
 
 

@@ -31,7 +31,7 @@ LABEL_URL = "io.airpods.url"
 # Fields that describe the service for airpods but are not part of what the container is made of.
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins")
+              "gpu_pins", "gpu_n_layer")
 
 
 @dataclass(frozen=True)
@@ -102,11 +102,22 @@ class ServiceSpec:
     llama: LlamaRun | None = None  # a single-model llama.cpp service's run, typed (resolve reads its argv once)
     gpus: tuple[int, ...] = ()  # host GPU indices the GPU plan gives it (empty: none planned)
     gpu_layers: int | None = None  # repeating layers on the GPUs (None: not planned)
+    gpu_n_layer: int | None = None  # the model's repeating layers (for "31/40 layers")
     gpu_plan: str = ""  # why (as cpu_reason)
     vram: tuple[tuple[int, int], ...] = ()  # (GPU index, bytes) the plan puts there
     gpu_ram: int | None = None  # bytes of a planned model that stay in RAM
     gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
     gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
+
+    @property
+    def gpu_text(self) -> str:
+        """'GPU 0 · 31/40 layers', 'GPU 0,1', 'CPU' (planned onto no GPU), or '' (no GPU plan)."""
+        if not self.gpus and self.gpu_layers is None:
+            return ""
+        where = "GPU " + ",".join(map(str, self.gpus)) if self.gpus else "CPU"
+        if self.gpu_layers is None or not self.gpu_n_layer:
+            return where
+        return f"{where} · {min(self.gpu_layers, self.gpu_n_layer)}/{self.gpu_n_layer} layers"
 
     @property
     def run(self) -> LlamaRun:

@@ -33,6 +33,8 @@ class FakeRuntime:
     unreachable: set[str] = field(default_factory=set)  # images whose pull fails
     exit_on_start: dict[str, int] = field(default_factory=dict)  # container -> exit code
     version: str = "4.3.1-fake"
+    url: str = "fake://in-memory"
+    origin: str = "the in-memory fake"
     limits: LimitSupport = ALL
     cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
     usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)

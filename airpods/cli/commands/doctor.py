@@ -46,10 +46,14 @@ def doctor(app: Application, as_json: bool) -> None:
     for r in detect(ProbeEnv.from_environ(app.environ)):
         report["probes"].append({"probe": r.probe, "variant": r.variant, "reason": r.reason,
                                  "devices": list(r.devices), "warning": r.warning})
+    report["gpus"] = [g.to_json() for g in app.gpu_inventory]
     try:
         specs = app.specs(create_secrets=False)
-        report["services"] = {n: {"enabled": s.enabled, "variant": s.variant,
-                                  "image": s.image, "devices": list(s.devices)} for n, s in specs.items()}
+        for g in report["gpus"]:  # which services the GPU plan puts on each GPU
+            g["services"] = [n for n, s in specs.items() if s.enabled and g["index"] in s.gpus]
+        report["services"] = {n: {"enabled": s.enabled, "variant": s.variant, "image": s.image,
+                                  "devices": list(s.devices), "gpus": list(s.gpus), "gpu_layers": s.gpu_layers,
+                                  "gpu_plan": s.gpu_plan} for n, s in specs.items()}
         report["cpu"]["plan"] = {n: {"cpuset": s.cpuset, "threads": s.threads, "reason": s.cpu_reason}
                                  for n, s in specs.items() if s.enabled and (s.cpuset or s.threads)}
     except AirpodsError as exc:
@@ -72,6 +76,12 @@ def doctor(app: Application, as_json: bool) -> None:
         for p in report["probes"]:
             mark = "✓" if p["variant"] else "-"
             t.print(f"  {mark} {p['probe']:<7} {p['reason']}")
+        if report["gpus"]:
+            from airpods.plan.memory import human
+
+            t.table(["GPU", "NAME", "MEMORY", "FREE", "SERVICES (GPU plan)"],
+                    [[g["index"], g["name"], human(g["memory_total"]), human(g["memory_free"]),
+                      ", ".join(g.get("services") or []) or "-"] for g in report["gpus"]])
         t.print(f"cpu:             {topo.describe()}; {len(topo.usable)} usable by the CPU plan")
         for name, share in report["cpu"]["plan"].items():
             t.print(f"  {name:<14} cpuset {share['cpuset'] or 'any':<7} threads {share['threads'] or '-':<3} "
@@ -80,6 +90,8 @@ def doctor(app: Application, as_json: bool) -> None:
         for name, s in report["services"].items():
             state = "" if s["enabled"] else "  (disabled)"
             t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
+            if s["gpu_plan"]:
+                t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
         for p in report["probes"]:
             if p["warning"]:
                 t.warning(p["warning"])

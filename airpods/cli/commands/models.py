@@ -202,6 +202,8 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     from airpods.plan.memory import run_from_argv
 
     probe = dataclasses.replace(spec, command=tuple(argv), router=None, llama=run_from_argv(argv))
+    gpus = _gpu_plan_for(app, specs, probe)
+    probe = gpus[0] if gpus else probe
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])
@@ -212,10 +214,15 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         have = ", ".join(e.file for e in store.list()) or "none"
         raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
                          hint="see airpods models list")
+    rows = gpus[1] if gpus else []
     if as_json:
-        app.terminal.print_json(report.to_json())
+        app.terminal.print_json({**report.to_json(), "gpus": rows})
         return
     e, t = report.estimate, app.terminal
+    if rows:
+        t.table(["GPU", "NAME", "VRAM NEEDED", "VRAM FREE", "LAYERS"],
+                [[r["index"], r["name"], human(r["vram_needed"]), human(r["vram_free"] or 0),
+                  f"{probe.gpu_layers}/{probe.gpu_n_layer}"] for r in rows], title=f"GPU plan: {probe.gpu_plan}")
     rows = [["weights", human(e.weights)], ["KV cache", human(e.kv_cache)], ["compute", human(e.compute)],
             ["overhead", human(e.overhead)], ["total", human(e.total)]]
     t.print(f"{model} with {spec.name}'s settings: ctx {e.ctx}, {e.parallel} slot{'s' if e.parallel > 1 else ''}")
@@ -228,6 +235,19 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         t.warning(f"does not fit: {human(e.total)} needed, {human(report.available)} available ({report.limit})")
         t.info(f"largest ctx_size that fits: {report.max_ctx}" if report.max_ctx else
                "even the smallest context does not fit: use a smaller quantization or model")
+
+
+def _gpu_plan_for(app: Application, specs: dict, probe) -> tuple | None:
+    """(the probe spec with its GPU plan, the `gpus` rows) on a GPU machine; None elsewhere."""
+    from airpods.plan.gpu_apply import apply, plannable
+
+    if not plannable(probe) or not app.gpu_inventory or app.runtime_settings.get("gpu_plan") == "off":
+        return None
+    others = {n: s for n, s in specs.items() if n != probe.name}
+    planned = apply({**others, probe.name: probe}, app.gpu_inventory, app.model_costs({**others, probe.name: probe}))
+    from airpods.orchestrate.vram_check import fit_rows
+
+    return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory)
 
 
 def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:

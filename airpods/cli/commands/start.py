@@ -104,14 +104,24 @@ def _start(app: Application, specs: dict, selected: list[str], timeout: float | 
 def memory_checker(app: Application, specs: dict, force: bool):
     """The memory preflight for orchestrate.start, bound to this machine's probes."""
     from airpods.orchestrate.memory_check import check_memory
+    from airpods.orchestrate.vram_check import check_vram
     from airpods.probes.memory import free_vram
 
     settings, mem = app.runtime_settings, app.memory_info
     path = app.environ.get("PATH", "")
-    return lambda todo: check_memory(app.runtime, specs, todo, models_volume=settings["models_volume"],
-                                     budget_setting=settings.get("memory_budget", "auto"), memory_total=mem.total,
-                                     memory_source=mem.source, force=force,
-                                     vram_for=lambda variant: free_vram(variant, path))
+
+    def check(todo: list) -> tuple[dict, list[str]]:
+        reports, warnings = check_memory(app.runtime, specs, todo, models_volume=settings["models_volume"],
+                                         budget_setting=settings.get("memory_budget", "auto"),
+                                         memory_total=mem.total, memory_source=mem.source, force=force,
+                                         vram_for=lambda variant: free_vram(variant, path))
+        planned = [s for s in todo if s.vram]
+        if not planned:
+            return reports, warnings
+        running = [s for s in planned if (state := app.runtime.inspect(s.container)) is not None and state.running]
+        return reports, warnings + check_vram(planned, app.gpu_inventory, force=force, released=running)
+
+    return check
 
 
 def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:

@@ -22,7 +22,7 @@ def _uptime(seconds: float | None) -> str:
 @click.argument("services", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list (keys: service, state, health, url, image, pod, container, model, "
-                   "cpuset, threads, cpu_plan).")
+                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs).")
 @pass_app
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """Show state, health, URL, image, uptime and served model of SERVICES.
@@ -79,7 +79,12 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
             extra += f" [memory limit {r.memory_limit} advisory: not enforced here]"
         table.append([r.service, state, r.health, r.url or "-", _uptime(r.uptime), _cpus(r), extra or "-",
                       r.image])
-    app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "CPUS", "MODEL / WIRED TO", "IMAGE"], table)
+    columns = ["SERVICE", "STATE", "HEALTH", "URL", "UP", "CPUS", "MODEL / WIRED TO", "IMAGE"]
+    if any(r.gpu_text for r in rows):  # the GPU plan: "GPU 0 · 31/40 layers"
+        columns.insert(6, "GPUS")
+        for r, line in zip(rows, table, strict=True):
+            line.insert(6, r.gpu_text or "-")
+    app.terminal.table(columns, table)
 
 
 def _cpus(r) -> str:
