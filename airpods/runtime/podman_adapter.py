@@ -27,6 +27,29 @@ from airpods.runtime.connect import INSTALL_HINT
 from airpods.runtime.port import ContainerState, PullProgress
 
 API = "/v4.0.0/libpod"
+OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
+            "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "
+            "and see the Podman API service's log")
+
+
+def _vague(message: str) -> bool:
+    low = message.lower()
+    return "internal libpod error" in low or "starting some containers" in low or "oci runtime" in low
+
+
+def pod_start_errors(body: bytes) -> list[str]:
+    """The per-container errors of a libpod pod start response ({"Errs": [...]}), most specific
+    first (the OCI runtime's text rather than Podman's wrapper)."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return []
+    errs = data.get("Errs") or data.get("errs") or [] if isinstance(data, dict) else []
+    out = []
+    for err in errs:
+        text = str(err.get("Err") or err.get("message") or err) if isinstance(err, dict) else str(err)
+        out.append(text.strip())
+    return sorted(dict.fromkeys(t for t in out if t), key=lambda t: ("runc" not in t and "crun" not in t, len(t)))
 
 
 def _message(exc: Exception) -> str:
@@ -332,7 +355,31 @@ class PodmanRuntime:
             raise RuntimeFailure(f"container {name} does not exist")
         if container.attrs.get("State", {}).get("Running"):
             return  # a concurrent start got there first
-        self._call(f"start container {name}", container.start)
+        try:
+            self._call(f"start container {name}", container.start)
+        except RuntimeFailure as exc:
+            pod = container.attrs.get("Pod") and (container.attrs.get("PodName") or container.attrs.get("Pod"))
+            causes = self._pod_start_errors(str(pod)) if pod and _vague(exc.message) else []
+            if not causes:
+                raise
+            raise RuntimeFailure(f"start container {name}: the OCI runtime refused: {causes[0]}",
+                                 details=causes[1:], hint=OCI_HINT) from exc
+
+    def _pod_start_errors(self, pod: str) -> list[str]:
+        """What Podman's API keeps from a vague 'internal libpod error': starting the pod answers
+        with the OCI runtime's own message per container."""
+        if self.socket_path is None:
+            return []
+        conn = _UnixHTTPConnection(self.socket_path)
+        try:
+            conn.request("POST", f"{API}/pods/{quote(pod, safe='')}/start")
+            response = conn.getresponse()
+            body = response.read()
+        except OSError:
+            return []
+        finally:
+            conn.close()
+        return pod_start_errors(body)
 
     def remove_container(self, name: str) -> None:
         container = self._container(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -103,7 +104,9 @@ def test_router_serves_every_model_one_at_a_time(prun, cli, write_config, models
     assert unknown.code == 2 and "gpt-4o-mini" in unknown.err
 
     # The preset is mounted read-only and holds no key.
-    text = (isolated / "data" / "airpods" / "router" / f"{name}.ini").read_text()
+    preset = json.loads(cli("--config", path, "config", "render", name, "--json").out)["router"]["preset"]
+    assert preset == str(isolated / "data" / "airpods" / "router" / "projects" / f"t{prun.id}" / f"{name}.ini")
+    text = Path(preset).read_text()
     assert "[a]" in text and "pooling = mean" in text and api_key(isolated, name) not in text
     mounts = json.loads(podman("inspect", "--format", "{{json .Mounts}}", f"{name}-0").stdout)
     assert any(m["Destination"] == "/etc/airpods/models.ini" and not m["RW"] for m in mounts)

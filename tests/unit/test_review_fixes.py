@@ -164,3 +164,41 @@ def test_models_list_reads_architecture_and_quantization_from_the_one_header_rea
     write_gguf(Path(fake.volume_path(MODELS)) / "tiny.gguf", kv, [("w", F16, [64, 64])])
     [entry] = json.loads(cli("--config", write_config(""), "models", "list", "--json").out)
     assert (entry["architecture"], entry["quantization"]) == ("qwen2", "Q4_K_M")
+
+
+def test_a_pod_start_failure_shows_the_oci_runtimes_own_message():
+    from airpods.runtime.podman_adapter import pod_start_errors
+
+    body = json.dumps({"Id": "abc", "Errs": [
+        "starting container 1a: internal libpod error",
+        "runc create failed: unable to start container process: error during container init: error reopening "
+        "/dev/null inside container: open /dev/null: operation not permitted: OCI permission denied"]}).encode()
+    errors = pod_start_errors(body)
+    assert errors[0].startswith("runc create failed") and "operation not permitted" in errors[0]
+    assert pod_start_errors(b"") == [] and pod_start_errors(b"not json") == []
+
+
+def test_export_with_keys_over_an_existing_readable_file_leaves_it_0600(cli, write_config, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "stack.yaml"
+    out.write_text("old\n")
+    os.chmod(out, 0o644)
+    result = cli("--config", write_config(""), "export", "kube", "--show-secrets", "-o", str(out))
+    assert result.code == 0, result.text
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and "kind: Secret" in out.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stack.yaml")]  # no temporary left
+
+
+def test_export_podman_creates_the_key_file_for_a_key_written_in_the_config(cli, write_config, isolated):
+    import stat
+
+    path = write_config('[services.llamacpp]\napi_key = "sk-written-in-the-config-0123456789"\n'
+                        '[services.open-webui]\nenabled = false\n')
+    result = cli("--config", path, "export", "kube", "llamacpp", "--target", "podman")
+    assert result.code == 0, result.text
+    key_file = isolated / "data" / "airpods" / "secrets" / "llamacpp-api-key.config"
+    assert key_file.read_text().strip() == "sk-written-in-the-config-0123456789"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(key_file) in result.out and "sk-written" not in result.out
