@@ -40,6 +40,7 @@ class FakeRuntime:
     usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)
     oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
     vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
     volume_root: Path | None = None  # when set, each volume is a real directory below it (like Podman's local driver)
     restart_on_exit: set[str] = field(default_factory=set)  # containers a restart policy brings back at once
 
@@ -161,3 +162,6 @@ class FakeRuntime:
 
     def list_managed(self) -> list[ContainerState]:
         return [s for s in self.containers.values() if s.labels.get(LABEL_MANAGED) == "true"]
+
+    def put_secret(self, name: str, value: str) -> None:
+        self.secrets[name] = value

@@ -10,6 +10,7 @@ imported only when something is created, changed, pulled or streamed."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -447,3 +448,11 @@ class PodmanRuntime:
                              filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
         # A pod's infra container carries the pod's labels too: it is not a service's container.
         return [self._state(c) for c in items or [] if not c.get("IsInfra")]
+
+    def put_secret(self, name: str, value: str) -> None:
+        """Create (or replace) a Podman secret; the value goes in the request body, never argv."""
+        from podman.errors import APIError, NotFound
+
+        with contextlib.suppress(APIError, NotFound):  # none yet
+            self.client.secrets.remove(name)
+        self._call(f"create secret {name}", self.client.secrets.create, name, value.encode())

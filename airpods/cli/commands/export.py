@@ -89,3 +89,67 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         app.terminal.success(f"wrote {len(docs)} documents to {output}")
     for note in notes:
         app.terminal.warning(note)
+
+
+@export.command("quadlet")
+@click.argument("services", nargs=-1)
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write the unit files into DIR (default: print them, each under a header).")
+@click.option("--rootless", is_flag=True, default=None,
+              help="Units for a user's own systemd (~/.config/containers/systemd); default: as you run now.")
+@click.option("--install", is_flag=True,
+              help="Write them where systemd's Quadlet generator reads them, create the Podman secrets, and "
+                   "print the systemctl commands to run.")
+@click.option("--variant", type=click.Choice(["cpu", "cuda", "rocm", "vulkan"]),
+              help="Images and devices for this accelerator (default: what this machine has).")
+@pass_app
+def quadlet(app: Application, services: tuple[str, ...], output: Path | None, rootless: bool | None,
+            install: bool, variant: str | None) -> None:
+    """Export SERVICES (default: every enabled one, with what they depend on) as Quadlet units,
+    so that systemd starts the whole stack at boot (Podman 4.4+; `.pod` units need Podman 5).
+
+    \b
+    One .network, a .volume per named volume, and per service a .pod (ports, aliases) and a
+    .container (image, devices from the GPU plan, argv, env, mounts, resources), ordered by
+    depends_on (Open WebUI after its backends). Keys go into Podman's secret store and the units
+    name them only (Secret=NAME,type=env,target=VAR): no key is ever in a unit file.
+    --install refuses (exit 2) to replace files airpods did not write.
+
+    \b
+    Examples:
+      airpods export quadlet                          # look at the units
+      airpods export quadlet --install                # then: systemctl daemon-reload && systemctl start llamacpp
+      airpods export quadlet -o ./units --rootless    # for a user's ~/.config/containers/systemd
+    """
+    import os
+
+    from airpods.export.quadlet import documents
+    from airpods.export.quadlet_install import install_dir, install_units, write_units
+    from airpods.plan.order import closure, dependencies
+
+    specs = app.specs(variant=variant, create_secrets=True)
+    selected = app.select(specs, services)
+    chosen = [specs[n] for n in closure(selected, dependencies(specs))]
+    rootless = (os.geteuid() != 0) if rootless is None else rootless
+    files, secrets = documents(chosen)
+    from airpods.orchestrate.start import write_preset
+
+    for s in chosen:
+        if s.router is not None:
+            write_preset(s)  # the unit mounts it from airpods' data dir, as start does
+    if install:
+        target = output or install_dir(rootless, app.environ)
+        write_units(files, target)
+        for line in install_units(app.runtime, secrets, [s.name for s in chosen], rootless):
+            app.terminal.info(line)
+        app.terminal.success(f"wrote {len(files)} units to {target}")
+        return
+    if output is not None:
+        write_units(files, output)
+        app.terminal.success(f"wrote {len(files)} units to {output}")
+    else:
+        for f in files:
+            click.echo(f"# ---- {f.name} ----\n{f.text}")
+    if secrets:
+        app.terminal.info(f"{len(secrets)} Podman secret(s) are referenced ({', '.join(r.name for r in secrets)}); "
+                          "`airpods export quadlet --install` creates them")

@@ -1,0 +1,111 @@
+"""The Quadlet export as a working layout, not only as text: Podman 5's generator (Debian 13's,
+-dryrun) turns the units into the commands systemd would run; those commands, adjusted for
+Podman 4.3 and run here in the units' dependency order, bring up llama.cpp and Open WebUI, and
+Open WebUI lists the llama.cpp model. The keys come from Podman's secret store only."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_openwebui import call, webui_models
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, image_exists, need, podman
+from tests.unit.test_quadlet import quadlet_binary
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
+ONLY_SYSTEMD = ("--sdnotify=conmon", "--cgroups=split")  # need a systemd unit around them
+
+
+def layout(prun, webui_port: int) -> str:
+    rid = prun.id
+    return prun.header().replace("[services.llamacpp]\nenabled = false\n", "").replace(
+        "[services.open-webui]\nenabled = false\n", "") + f"""
+[services.llamacpp]
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+pod = "qllama-{rid}"
+container = "qllama-{rid}-0"
+ports = [{{ host = {free_port()}, container = 8080 }}]
+[services.llamacpp.command_args]
+alias = "quadlet-chat"
+ctx_size = 1024
+
+[services.open-webui]
+image = "{OPENWEBUI_IMAGE}"
+pod = "qwebui-{rid}"
+container = "qwebui-{rid}-0"
+ports = [{{ host = {webui_port}, container = 8080 }}]
+volumes = [{{ source = "qwebui_{rid}_data", target = "/app/backend/data" }}]
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+RAG_EMBEDDING_ENGINE = "openai"
+WEBUI_AUTH = "false"
+"""
+
+
+def commands(dryrun: str, run_dir: Path) -> dict[str, list[list[str]]]:
+    """unit -> the podman commands systemd would run to start it (ExecStartPre, then ExecStart)."""
+    out = {}
+    for unit, body in re.findall(r"---(\S+?)\.service---\n(.*?)(?=\n---\S+---|\Z)", dryrun, re.S):
+        lines = [line.split("=", 1)[1] for line in body.splitlines()
+                 if line.startswith(("ExecStartPre=", "ExecStart="))]
+        argvs = []
+        for line in lines:
+            text = line.replace("%t", str(run_dir)).replace("%N", unit)
+            argv = [a for a in shlex.split(text) if a not in ONLY_SYSTEMD]
+            argvs.append(["podman", *argv[1:]])
+        out[unit] = argvs
+    return out
+
+
+def test_the_exported_units_run_the_stack(prun, cli, write_config, smollm2, tmp_path, llama_image):
+    need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
+    quadlet = quadlet_binary()
+    port = free_port()
+    path = write_config(layout(prun, port))
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+    units = tmp_path / "units"
+    installed = cli("--config", path, "export", "quadlet", "--install", "-o", str(units))
+    assert installed.code == 0, installed.text
+    secrets = podman("secret", "ls", "--format", "{{.Name}}").stdout.split()
+    mine = [s for s in secrets if s.startswith(f"airpods-t{prun.id}-")]
+    assert len(mine) == 3, secrets  # the llama.cpp key, Open WebUI's copy of it, its session secret
+    try:
+        gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
+                             env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        steps = commands(gen.stdout, run_dir)
+        order = [f"{prun.network}-network", *(u for u in steps if u.endswith("-volume")), f"qllama-{prun.id}-pod",
+                 "llamacpp", f"qwebui-{prun.id}-pod", "open-webui"]
+        assert set(order) == set(steps), sorted(steps)
+        for unit in order:
+            for argv in steps[unit]:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+                exists = "already exists" in done.stderr
+                assert done.returncode == 0 or exists, f"{unit}: {' '.join(argv)}\n{done.stderr}"
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 240
+        models: set[str] = set()
+        while time.monotonic() < deadline and "quadlet-chat" not in models:
+            try:
+                _, models = webui_models(base)
+            except OSError:
+                time.sleep(2)
+        assert "quadlet-chat" in models, models
+        inspect = podman("inspect", f"qllama-{prun.id}-0").stdout
+        key = next(iter(re.findall(r"LLAMA_API_KEY=(\S+?)\"", inspect)), None)
+        assert key is not None and len(key) >= 32  # reached the container from the secret store
+        assert key not in "".join(p.read_text() for p in units.iterdir())
+        assert call(f"{base}/health")["status"] is True
+    finally:
+        for pod in (f"qllama-{prun.id}", f"qwebui-{prun.id}"):
+            podman("pod", "rm", "-f", "-t", "0", pod, check=False)
+        if mine:
+            podman("secret", "rm", *mine, check=False)
