@@ -46,15 +46,17 @@ def _labels(spec: ServiceSpec) -> list[str]:
     return [f"Label={quote(f'{k}={v}')}" for k, v in keep.items()]
 
 
+def _resource_labels(spec: ServiceSpec) -> list[str]:
+    return [f"Label={quote(f'{k}={v}')}" for k, v in spec.resource_labels.items()]
+
+
 def network_unit(spec: ServiceSpec) -> UnitFile:
-    lines = [MARK, "[Network]", f"NetworkName={spec.network}", f"Label={quote(f'{LABEL_MANAGED}=true')}",
-             f"Label={quote(f'{LABEL_PROJECT}={spec.project}')}"]
+    lines = [MARK, "[Network]", f"NetworkName={spec.network}", *_resource_labels(spec)]
     return UnitFile(f"{spec.network}.network", "\n".join(lines) + "\n")
 
 
 def volume_unit(name: str, spec: ServiceSpec) -> UnitFile:
-    lines = [MARK, "[Volume]", f"VolumeName={name}", f"Label={quote(f'{LABEL_MANAGED}=true')}",
-             f"Label={quote(f'{LABEL_PROJECT}={spec.project}')}"]
+    lines = [MARK, "[Volume]", f"VolumeName={name}", *_resource_labels(spec)]
     return UnitFile(f"{name}.volume", "\n".join(lines) + "\n")
 
 
