@@ -13,7 +13,7 @@ import json
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +55,8 @@ def _selinux_enforcing(env: ProbeEnv) -> bool:
         return False
 
 
-def _cdi_has_nvidia(env: ProbeEnv) -> Path | None:
+def _cdi_specs(env: ProbeEnv) -> Iterator[tuple[Path, str]]:
+    """(path, text) of every CDI spec file in the CDI directories."""
     for directory in env.cdi_dirs:
         try:
             files = sorted(directory.iterdir())
@@ -65,11 +66,15 @@ def _cdi_has_nvidia(env: ProbeEnv) -> Path | None:
             if spec.suffix not in (".yaml", ".yml", ".json"):
                 continue
             try:
-                text = spec.read_text(errors="replace")
+                yield spec, spec.read_text(errors="replace")
             except OSError:
                 continue
-            if "nvidia.com/gpu" in text or ("nvidia.com" in text and "kind" in text):
-                return spec
+
+
+def _cdi_has_nvidia(env: ProbeEnv) -> Path | None:
+    for spec, text in _cdi_specs(env):
+        if "nvidia.com/gpu" in text or ("nvidia.com" in text and "kind" in text):
+            return spec
     return None
 
 
@@ -156,23 +161,14 @@ NVIDIA_QUERY = "index,uuid,name,memory.total,memory.free,compute_cap,driver_vers
 def _cdi_names(env: ProbeEnv) -> set[str]:
     """The nvidia.com/gpu device names the CDI specs define ("0", "GPU-<uuid>", "all", ...)."""
     names: set[str] = set()
-    for directory in env.cdi_dirs:
-        try:
-            files = sorted(directory.iterdir())
-        except OSError:
+    for spec, text in _cdi_specs(env):
+        if "nvidia.com" not in text:
             continue
-        for spec in files:
-            try:
-                text = spec.read_text(errors="replace")
-            except OSError:
-                continue
-            if "nvidia.com" not in text:
-                continue
-            if spec.suffix == ".json":
-                with contextlib.suppress(ValueError, AttributeError):
-                    names |= {str(d.get("name")) for d in json.loads(text).get("devices", [])}
-            else:  # YAML, as nvidia-ctk writes it: "- name: 0" / "name: GPU-..." under devices
-                names |= {m.strip("'\"") for m in re.findall(r"^\s*-?\s*name:\s*(\S+)\s*$", text, re.M)}
+        if spec.suffix == ".json":
+            with contextlib.suppress(ValueError, AttributeError):
+                names |= {str(d.get("name")) for d in json.loads(text).get("devices", [])}
+        else:  # YAML, as nvidia-ctk writes it: "- name: 0" / "name: GPU-..." under devices
+            names |= {m.strip("'\"") for m in re.findall(r"^\s*-?\s*name:\s*(\S+)\s*$", text, re.M)}
     return names
 
 

@@ -11,12 +11,9 @@ imported only when something is created, changed, pulled or streamed."""
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
-import socket
 from collections.abc import Iterator
-from datetime import datetime
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -25,37 +22,16 @@ from airpods.errors import RuntimeFailure, RuntimeUnavailable
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.probes.cgroups import LimitSupport, limit_support
 from airpods.runtime.connect import INSTALL_HINT
+from airpods.runtime.podman_wire import (
+    API,
+    OCI_HINT,
+    UnixHTTPConnection,
+    container_state,
+    message_of,
+    pod_start_errors,
+    vague,
+)
 from airpods.runtime.port import ContainerState, PullProgress
-
-API = "/v4.0.0/libpod"
-OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
-            "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "
-            "and see the Podman API service's log")
-
-
-def _vague(message: str) -> bool:
-    low = message.lower()
-    return "internal libpod error" in low or "starting some containers" in low or "oci runtime" in low
-
-
-def pod_start_errors(body: bytes) -> list[str]:
-    """The per-container errors of a libpod pod start response ({"Errs": [...]}), most specific
-    first (the OCI runtime's text rather than Podman's wrapper)."""
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except ValueError:
-        return []
-    errs = data.get("Errs") or data.get("errs") or [] if isinstance(data, dict) else []
-    out = []
-    for err in errs:
-        text = str(err.get("Err") or err.get("message") or err) if isinstance(err, dict) else str(err)
-        out.append(text.strip())
-    return sorted(dict.fromkeys(t for t in out if t), key=lambda t: ("runc" not in t and "crun" not in t, len(t)))
-
-
-def _message(exc: Exception) -> str:
-    explanation = getattr(exc, "explanation", None)
-    return str(explanation or exc).strip()
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -63,7 +39,7 @@ def _is_not_found(exc: Exception) -> bool:
 
     if isinstance(exc, NotFound):
         return True
-    msg = _message(exc).lower()
+    msg = message_of(exc).lower()
     return "no such" in msg or "not found" in msg
 
 
@@ -73,35 +49,6 @@ def _broken_stream_errors() -> tuple[type[Exception], ...]:
     import urllib3
 
     return (requests.RequestException, urllib3.exceptions.HTTPError)
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float = 30):
-        super().__init__("localhost", timeout=timeout)
-        self.socket_path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.socket_path)
-
-
-def _epoch(value: Any) -> float | None:
-    if not value or str(value).startswith("0001-01-01"):
-        return None
-    text = str(value)
-    # Podman gives nanoseconds and a zone: 2026-11-22T08:00:00.123456789Z / +00:00
-    if "." in text:
-        head, rest = text.split(".", 1)
-        digits = "".join(c for c in rest if c.isdigit())
-        zone = rest[len(digits):] or "+00:00"
-        text = f"{head}.{digits[:6]}{'+00:00' if zone == 'Z' else zone}"
-    elif text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
 
 
 class PodmanRuntime:
@@ -129,7 +76,7 @@ class PodmanRuntime:
         if self.socket_path is None:  # tcp:// or ssh://: let podman-py handle the transport
             response = self._call(f"GET {path}", self.client.api.get, path, params=query or None)
             return response.status_code, (response.json() if response.content else None)
-        conn = _UnixHTTPConnection(self.socket_path)
+        conn = UnixHTTPConnection(self.socket_path)
         try:
             conn.request("GET", API + path + (f"?{urlencode(query)}" if query else ""))
             response = conn.getresponse()
@@ -155,12 +102,12 @@ class PodmanRuntime:
         try:
             return fn(*args, **kwargs)
         except APIError as exc:
-            msg = _message(exc)
+            msg = message_of(exc)
             if "operation failed" in msg.lower() or "connection" in msg.lower():
                 raise self._unreachable(msg) from exc
             raise RuntimeFailure(f"{what}: {msg}") from exc
         except PodmanError as exc:
-            raise self._unreachable(_message(exc)) from exc
+            raise self._unreachable(message_of(exc)) from exc
         except OSError as exc:  # requests' ConnectionError is an OSError
             raise self._unreachable(exc) from exc
 
@@ -195,9 +142,9 @@ class PodmanRuntime:
         try:
             getattr(self.client, kind).create(name, **kwargs)
         except APIError as exc:
-            if "exists" in _message(exc):
+            if "exists" in message_of(exc):
                 return False
-            raise RuntimeFailure(f"create {kind[:-1]} {name}: {_message(exc)}") from exc
+            raise RuntimeFailure(f"create {kind[:-1]} {name}: {message_of(exc)}") from exc
         return True
 
     def ensure_network(self, name: str, labels: dict[str, str] | None = None) -> bool:
@@ -265,7 +212,7 @@ class PodmanRuntime:
                 yield PullProgress(ref, str(item.get("status") or item.get("stream") or "").strip(),
                                    item.get("id"), detail.get("current"), detail.get("total"))
         except APIError as exc:
-            raise RuntimeFailure(f"pulling {ref} failed: {_message(exc)}") from exc
+            raise RuntimeFailure(f"pulling {ref} failed: {message_of(exc)}") from exc
         except OSError as exc:
             raise RuntimeFailure(f"pulling {ref} failed: {exc}") from exc
         if not self.image_exists(ref):
@@ -297,7 +244,7 @@ class PodmanRuntime:
             self.client.pods.remove(name, force=True)
         except (APIError, NotFound) as exc:
             if not _is_not_found(exc):
-                raise RuntimeFailure(f"remove pod {name}: {_message(exc)}") from exc
+                raise RuntimeFailure(f"remove pod {name}: {message_of(exc)}") from exc
 
     def stop_pod(self, name: str, timeout: int) -> None:
         from podman.errors import APIError, NotFound
@@ -306,7 +253,7 @@ class PodmanRuntime:
             self.client.pods.get(name).stop(timeout=timeout)
         except (APIError, NotFound) as exc:
             if not _is_not_found(exc):
-                raise RuntimeFailure(f"stop pod {name}: {_message(exc)}") from exc
+                raise RuntimeFailure(f"stop pod {name}: {message_of(exc)}") from exc
 
     def create_container(self, spec: ServiceSpec) -> None:
         kwargs: dict[str, Any] = {
@@ -346,7 +293,7 @@ class PodmanRuntime:
         except (APIError, NotFound) as exc:
             if _is_not_found(exc):
                 return None
-            raise RuntimeFailure(f"inspect container {name}: {_message(exc)}") from exc
+            raise RuntimeFailure(f"inspect container {name}: {message_of(exc)}") from exc
         except OSError as exc:
             raise self._unreachable(exc) from exc
 
@@ -360,7 +307,7 @@ class PodmanRuntime:
             self._call(f"start container {name}", container.start)
         except RuntimeFailure as exc:
             pod = container.attrs.get("Pod") and (container.attrs.get("PodName") or container.attrs.get("Pod"))
-            causes = self._pod_start_errors(str(pod)) if pod and _vague(exc.message) else []
+            causes = self._pod_start_errors(str(pod)) if pod and vague(exc.message) else []
             if not causes:
                 raise
             raise RuntimeFailure(f"start container {name}: the OCI runtime refused: {causes[0]}",
@@ -371,7 +318,7 @@ class PodmanRuntime:
         with the OCI runtime's own message per container."""
         if self.socket_path is None:
             return []
-        conn = _UnixHTTPConnection(self.socket_path)
+        conn = UnixHTTPConnection(self.socket_path)
         try:
             conn.request("POST", f"{API}/pods/{quote(pod, safe='')}/start")
             response = conn.getresponse()
@@ -391,23 +338,7 @@ class PodmanRuntime:
         status, attrs = self._get(f"/containers/{quote(name, safe='')}/json")
         if status == 404 or not attrs:
             return None
-        return self._state(attrs)
-
-    @staticmethod
-    def _state(attrs: dict) -> ContainerState:
-        state = attrs.get("State") or {}
-        config = attrs.get("Config") or {}
-        name = str(attrs.get("Name") or (attrs.get("Names") or ["?"])[0]).lstrip("/")
-        status = state.get("Status") if isinstance(state, dict) else str(state)
-        exit_code = state.get("ExitCode") if isinstance(state, dict) else attrs.get("ExitCode")
-        started = state.get("StartedAt") if isinstance(state, dict) else attrs.get("StartedAt")
-        labels = config.get("Labels") or attrs.get("Labels") or {}
-        return ContainerState(name=name, status=str(status or "unknown"), exit_code=exit_code,
-                              image=str(attrs.get("ImageName") or config.get("Image") or attrs.get("Image") or ""),
-                              labels=dict(labels), started_at=_epoch(started) if not isinstance(started, int)
-                              else float(started), pod=attrs.get("PodName") or None,
-                              restart_count=int(attrs.get("RestartCount") or 0),
-                              oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False)
+        return container_state(attrs)
 
     def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
         container = self._container(name, self.stream_client if follow else None)
@@ -428,7 +359,7 @@ class PodmanRuntime:
             if pending:
                 yield pending
             raise RuntimeUnavailable(f"lost the connection to the Podman API at {self.url} while reading "
-                                     f"the log of {name}: {_message(exc)[:200]}", hint=INSTALL_HINT) from exc
+                                     f"the log of {name}: {message_of(exc)[:200]}", hint=INSTALL_HINT) from exc
         if pending:
             yield pending
 
@@ -447,7 +378,7 @@ class PodmanRuntime:
         _, items = self._get("/containers/json", all="true",
                              filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
         # A pod's infra container carries the pod's labels too: it is not a service's container.
-        return [self._state(c) for c in items or [] if not c.get("IsInfra")]
+        return [container_state(c) for c in items or [] if not c.get("IsInfra")]
 
     def put_secret(self, name: str, value: str) -> None:
         """Create (or replace) a Podman secret; the value goes in the request body, never argv."""

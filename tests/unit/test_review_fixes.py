@@ -167,7 +167,7 @@ def test_models_list_reads_architecture_and_quantization_from_the_one_header_rea
 
 
 def test_a_pod_start_failure_shows_the_oci_runtimes_own_message():
-    from airpods.runtime.podman_adapter import pod_start_errors
+    from airpods.runtime.podman_wire import pod_start_errors
 
     body = json.dumps({"Id": "abc", "Errs": [
         "starting container 1a: internal libpod error",

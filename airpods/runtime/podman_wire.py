@@ -1,0 +1,91 @@
+"""What the Podman adapter needs besides podman-py: a stdlib HTTP client on the unix socket for
+read-only calls, Podman's timestamps, inspect output mapped to ContainerState, and the pod start
+response's per-container errors. No podman-py import here."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from datetime import datetime
+from typing import Any
+
+from airpods.runtime.port import ContainerState
+
+API = "/v4.0.0/libpod"
+OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
+            "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "
+            "and see the Podman API service's log")
+
+
+def vague(message: str) -> bool:
+    low = message.lower()
+    return "internal libpod error" in low or "starting some containers" in low or "oci runtime" in low
+
+
+def pod_start_errors(body: bytes) -> list[str]:
+    """The per-container errors of a libpod pod start response ({"Errs": [...]}), most specific
+    first (the OCI runtime's text rather than Podman's wrapper)."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return []
+    errs = data.get("Errs") or data.get("errs") or [] if isinstance(data, dict) else []
+    out = []
+    for err in errs:
+        text = str(err.get("Err") or err.get("message") or err) if isinstance(err, dict) else str(err)
+        out.append(text.strip())
+    return sorted(dict.fromkeys(t for t in out if t), key=lambda t: ("runc" not in t and "crun" not in t, len(t)))
+
+
+def message_of(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc).strip()
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.socket_path)
+
+
+def epoch(value: Any) -> float | None:
+    if not value or str(value).startswith("0001-01-01"):
+        return None
+    text = str(value)
+    # Podman gives nanoseconds and a zone: 2026-11-22T08:00:00.123456789Z / +00:00
+    if "." in text:
+        head, rest = text.split(".", 1)
+        digits = "".join(c for c in rest if c.isdigit())
+        zone = rest[len(digits):] or "+00:00"
+        text = f"{head}.{digits[:6]}{'+00:00' if zone == 'Z' else zone}"
+    elif text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+
+
+def container_state(attrs: dict) -> ContainerState:
+    state = attrs.get("State") or {}
+    config = attrs.get("Config") or {}
+    name = str(attrs.get("Name") or (attrs.get("Names") or ["?"])[0]).lstrip("/")
+    status = state.get("Status") if isinstance(state, dict) else str(state)
+    exit_code = state.get("ExitCode") if isinstance(state, dict) else attrs.get("ExitCode")
+    started = state.get("StartedAt") if isinstance(state, dict) else attrs.get("StartedAt")
+    labels = config.get("Labels") or attrs.get("Labels") or {}
+    return ContainerState(name=name, status=str(status or "unknown"), exit_code=exit_code,
+                          image=str(attrs.get("ImageName") or config.get("Image") or attrs.get("Image") or ""),
+                          labels=dict(labels), started_at=epoch(started) if not isinstance(started, int)
+                          else float(started), pod=attrs.get("PodName") or None,
+                          restart_count=int(attrs.get("RestartCount") or 0),
+                          oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False)
+
