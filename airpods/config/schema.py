@@ -85,6 +85,14 @@ class GpuPolicy(Strict):
     enabled: bool = True
     force_cpu: bool = False
     devices: list[int | str] | None = None  # pin to these GPUs (indices or UUIDs); the GPU plan keeps to them
+    memory: str | None = None  # the most VRAM the GPU plan may give it ("8g"); the rest of the model stays in RAM
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not _MEMORY.match(v):
+            raise ValueError(f"memory {v!r} must be a size like \"8g\" or \"512m\"")
+        return v
 
     @field_validator("devices")
     @classmethod

@@ -21,7 +21,7 @@ def plannable(spec: ServiceSpec) -> bool:
 
 
 def claims(specs: dict[str, ServiceSpec], costs: dict[str, ModelCost | None]) -> list[GpuClaim]:
-    return [GpuClaim(n, costs.get(n) if s.router is None else None, s.gpu_pins, s.gpu_user)
+    return [GpuClaim(n, costs.get(n) if s.router is None else None, s.gpu_pins, s.gpu_user, s.gpu_cap)
             for n, s in specs.items() if plannable(s)]
 
 

@@ -71,6 +71,7 @@ class GpuClaim:
     cost: ModelCost | None  # None: its model cannot be read here (llama.cpp's own --fit decides)
     pins: tuple[str, ...] = ()  # services.NAME.gpu.devices: indices or UUIDs
     user: str | None = None  # the user's own GPU flag (key path): checked, not planned
+    cap: int | None = None  # services.NAME.gpu.memory: the most VRAM it may take in all (bytes)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,13 @@ def _share(cost: ModelCost, room: dict[int, int], chosen: list[int], layers: int
 def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlacement:
     cost = claim.cost
     assert cost is not None
+    if claim.cap is not None:  # held to its share: no more than the cap over all its GPUs
+        left = claim.cap
+        capped = {}
+        for i in sorted(allowed, key=lambda i: (-room[i], i)):
+            capped[i] = max(0, min(room[i], left))
+            left -= capped[i]
+        room = {**room, **capped}
     fits = [i for i in allowed if room[i] >= cost.full]
     if fits:  # one GPU of its own: the fullest that still holds it
         best = min(fits, key=lambda i: (room[i], i))

@@ -11,7 +11,7 @@ from airpods.plan import gpu as gpu_mod
 from airpods.plan import router as router_plan
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
-from airpods.plan.memory import run_from_argv
+from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import SecretStore, api_key_name
 
@@ -351,6 +351,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
                           ("/health",) if svc.kind == "llamacpp" else ()),
         gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
         gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
+        gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
         threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),

@@ -31,7 +31,7 @@ LABEL_URL = "io.airpods.url"
 # Fields that describe the service for airpods but are not part of what the container is made of.
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins", "gpu_n_layer")
+              "gpu_pins", "gpu_n_layer", "gpu_cap")
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class ServiceSpec:
     gpu_ram: int | None = None  # bytes of a planned model that stay in RAM
     gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
     gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
+    gpu_cap: int | None = None  # services.NAME.gpu.memory in bytes: its VRAM share
 
     @property
     def gpu_text(self) -> str:

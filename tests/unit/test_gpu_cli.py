@@ -166,3 +166,10 @@ def test_a_cpu_only_machine_has_no_gpu_plan(fake, cli, write_config):
     data = render(cli, config(write_config))
     assert data["variant"] == "cpu" and data["gpus"] == [] and data["gpu_layers"] is None
     assert data["command"][data["command"].index("--n-gpu-layers") + 1] == "0"
+
+
+def test_gpu_memory_forces_a_partial_offload(two_gpus, cli, write_config):
+    model(two_gpus, "m.gguf", layers=30, width=90_000)  # ~3 GiB
+    data = render(cli, config(write_config, extra='gpu = { memory = "1g" }'))
+    assert 0 < data["gpu_layers"] < 30 and "partial offload" in data["gpu_plan"]
+    assert sum(data["vram"].values()) <= 1 << 30

@@ -91,3 +91,10 @@ def test_eight_mixed_gpus():
             used[i] = used.get(i, 0) + v
     assert all(used[i] <= inventory[i].total for i in used)
     assert len(plan["m5"].gpus) >= 2 and plan["m5"].layers == plan["m5"].n_layer  # 150 GiB spans GPUs
+
+
+def test_a_vram_share_holds_a_service_below_what_the_gpu_could_give():
+    cost = model(6)
+    p = plan_gpus(gpus(80), [GpuClaim("held", cost, cap=4 * GIB)])["held"]
+    assert 0 < p.layers < cost.n_layer and dict(p.vram)[0] <= 4 * GIB and p.ram > 2 * GIB
+    assert "partial offload" in p.reason
