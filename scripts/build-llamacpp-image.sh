@@ -4,6 +4,9 @@
 # scripts/quickstart.sh where no container registry is reachable.
 #
 #   scripts/build-llamacpp-image.sh [IMAGE]      default IMAGE: localhost/airpods-test/llama.cpp:server
+#   LLAMA_CUDA=1 scripts/build-llamacpp-image.sh IMAGE   # with CUDA (nvcc; CUDA_ARCH, default native)
+#   LLAMA_NO_UI=1 ...                                    # without the web UI (no node/npm needed)
+#   LLAMA_SERVER_BIN=/path/llama-server ...              # pack an existing binary instead of building
 #
 # The compiled binary (with the native web UI embedded) is cached under
 # ${AIRPODS_BUILD_CACHE:-~/.cache/airpods}/llama.cpp-<version>/ so a rerun takes seconds.
@@ -13,8 +16,8 @@ set -euo pipefail
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
 IMAGE="${1:-localhost/airpods-test/llama.cpp:server}"
 CACHE_ROOT="${AIRPODS_BUILD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/airpods}"
-CACHE="$CACHE_ROOT/llama.cpp-$VERSION"
-BIN="$CACHE/bin/llama-server"
+CACHE="$CACHE_ROOT/llama.cpp-$VERSION${LLAMA_CUDA:+-cuda}${LLAMA_NO_UI:+-noui}"
+BIN="${LLAMA_SERVER_BIN:-$CACHE/bin/llama-server}"
 JOBS="${JOBS:-$(nproc)}"
 
 log() { printf 'build-llamacpp-image: %s\n' "$*" >&2; }
@@ -26,7 +29,8 @@ fi
 
 if [ ! -x "$BIN" ]; then
   need=()
-  for tool in cmake g++ npm; do command -v "$tool" >/dev/null || need+=("$tool"); done
+  tools=(cmake g++); [ -n "${LLAMA_NO_UI:-}" ] || tools+=(npm)
+  for tool in "${tools[@]}"; do command -v "$tool" >/dev/null || need+=("$tool"); done
   if [ "${#need[@]}" -gt 0 ]; then
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
       log "installing build tools: ${need[*]}"
@@ -44,14 +48,21 @@ if [ ! -x "$BIN" ]; then
 
   # The native web UI ships as SvelteKit source; build it so cmake embeds tools/ui/dist
   # (otherwise cmake tries the hub, fails offline and GET / answers 404).
-  log "building the web UI (npm ci + npm run build; a few minutes)"
-  ( cd "$src/tools/ui" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run build >/dev/null )
-  [ -f "$src/tools/ui/dist/index.html" ] || { log "web UI build produced no dist/index.html"; exit 1; }
+  if [ -z "${LLAMA_NO_UI:-}" ]; then
+    log "building the web UI (npm ci + npm run build; a few minutes)"
+    ( cd "$src/tools/ui" && npm ci --no-audit --no-fund --loglevel=error >/dev/null && npm run build >/dev/null )
+    [ -f "$src/tools/ui/dist/index.html" ] || { log "web UI build produced no dist/index.html"; exit 1; }
+  fi
+  extra=()
+  if [ -n "${LLAMA_CUDA:-}" ]; then
+    extra=(-DGGML_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-native}")
+    command -v ninja >/dev/null && extra+=(-G Ninja)
+  fi
 
   log "compiling llama-server with $JOBS jobs (10-15 min on 2 cores)"
   cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF \
     -DGGML_NATIVE=OFF -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
-    -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF >"$work/cmake-configure.log"
+    -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF "${extra[@]}" >"$work/cmake-configure.log"
   cmake --build "$work/build" --target llama-server -j "$JOBS" >"$work/cmake-build.log"
   mkdir -p "$CACHE/bin"
   cp "$work/build/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
@@ -67,6 +78,7 @@ chmod 1777 "$root/tmp"
 cp "$BIN" "$root/app/llama-server"
 ldd "$BIN" | awk '/=>/ {print $3} /^\s*\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
   [ -f "$lib" ] || continue
+  case "$(basename "$lib")" in libcuda.so*|libnvidia-*) continue ;; esac  # the driver's: the CDI spec mounts them
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
@@ -76,9 +88,13 @@ if [ -n "$interp" ] && [ ! -e "$root$interp" ]; then
   mkdir -p "$root$(dirname "$interp")"; cp -L "$interp" "$root$interp"
 fi
 tar -C "$root" -cf "$root.tar" .
+env_lib=()
+if [ -n "${LLAMA_CUDA:-}" ]; then  # where CDI specs put the driver's libcuda (nvidia-ctk, or a bind of the driver folder)
+  env_lib=(--change "ENV LD_LIBRARY_PATH=${CUDA_DRIVER_LIBS:-/usr/local/nvidia/lib64:/usr/lib64:/usr/lib/x86_64-linux-gnu}")
+fi
 podman import --quiet \
   --change 'ENTRYPOINT ["/app/llama-server"]' \
-  --change 'ENV LLAMA_ARG_HOST=0.0.0.0' \
+  --change 'ENV LLAMA_ARG_HOST=0.0.0.0' "${env_lib[@]}" \
   --change 'EXPOSE 8080' \
   "$root.tar" "$IMAGE" >/dev/null
 rm -f "$root.tar"
