@@ -116,13 +116,13 @@ with urllib.request.urlopen(req, timeout=120) as resp:
 print("\nllama.cpp says:", answer["choices"][0]["message"]["content"].strip())
 PY
 
-base="${url%/v1}"
+ui="$("${airpods[@]}" config render llamacpp-ui --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')"
 cat <<EOF
 
 Next, in a new shell:
   airpods status
   curl -s $url/chat/completions -H "Authorization: Bearer \$(cat $key_file)" \\
        -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hello"}]}'
-  open $base/ in a browser: llama.cpp's own chat page (the API key above logs you in);
-    Open WebUI needs its image: airpods start open-webui  ->  http://127.0.0.1:3000
+  airpods start llamacpp-ui     # then open $ui/ : llama.cpp's chat page, same model
+                                # (its key: ${key_file%llamacpp-api-key}llamacpp-ui-api-key)
 EOF

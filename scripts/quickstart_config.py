@@ -1,4 +1,5 @@
-"""Make the quickstart's locally built llama.cpp image what `airpods start llamacpp` uses.
+"""Make the quickstart's locally built llama.cpp image what `airpods start llamacpp` (and
+`llamacpp-ui`, the same server with its own web page) use.
 
     quickstart_config.py CONFIG IMAGE           # exit 0: CONFIG uses IMAGE (created, or merged with a yes)
     quickstart_config.py CONFIG IMAGE --write   # write CONFIG as a small file of its own
@@ -18,8 +19,11 @@ import tomlkit
 HEADER = "# Written by scripts/quickstart.sh: use the locally built llama-server image.\n"
 
 
+SERVICES = ("llamacpp", "llamacpp-ui")
+
+
 def lines(image: str) -> str:
-    return f'[services.llamacpp]\nimages = {{ cpu = "{image}" }}\n'
+    return "".join(f'[services.{name}]\nimages = {{ cpu = "{image}" }}\n' for name in SERVICES)
 
 
 def write(path: Path, text: str) -> None:
@@ -45,17 +49,19 @@ def main(argv: list[str]) -> int:
     except tomlkit.exceptions.ParseError as exc:
         print(f"{path} is not valid TOML ({exc}); add these lines yourself:\n\n{lines(image)}", file=sys.stderr)
         return 1
-    llama = doc.get("services", {}).get("llamacpp", {})
-    if llama.get("image") == image or llama.get("images", {}).get("cpu") == image:
+    tables = [doc.get("services", {}).get(name, {}) for name in SERVICES]
+    if all(t.get("image") == image or t.get("images", {}).get("cpu") == image for t in tables):
         print(f"{path} already uses {image}", file=sys.stderr)
         return 0
-    question = f"Add `images = {{ cpu = \"{image}\" }}` to [services.llamacpp] in {path}? [y/N] "
+    question = (f"Add `images = {{ cpu = \"{image}\" }}` to [services.llamacpp] and [services.llamacpp-ui] "
+                f"in {path}? [y/N] ")
     if sys.stdin.isatty() and input(question).strip().lower() in ("y", "yes"):
         services = doc.setdefault("services", tomlkit.table(is_super_table=True))
-        table = services.setdefault("llamacpp", tomlkit.table())
-        images = table.setdefault("images", tomlkit.inline_table())
-        images["cpu"] = image
-        table.pop("image", None)
+        for name in SERVICES:
+            table = services.setdefault(name, tomlkit.table())
+            images = table.setdefault("images", tomlkit.inline_table())
+            images["cpu"] = image
+            table.pop("image", None)
         write(path.with_name(path.name + ".bak"), text)
         write(path, tomlkit.dumps(doc))
         print(f"updated {path} (the old one is {path.name}.bak)", file=sys.stderr)
