@@ -117,6 +117,7 @@ print("\nllama.cpp says:", answer["choices"][0]["message"]["content"].strip())
 PY
 
 ui="$("${airpods[@]}" config render llamacpp-ui --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["url"])')"
+ui="${ui%/v1}"
 cat <<EOF
 
 Next, in a new shell:
