@@ -115,12 +115,6 @@ def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     runtime.create_container(spec)
 
 
-def converge(runtime: Any, spec: ServiceSpec, action: Action) -> None:
-    create(runtime, spec, action)
-    if action.kind != "noop":
-        runtime.start_container(spec.container)
-
-
 def startup_models(runtime: Any, spec: ServiceSpec, reporter: Reporter, started: float) -> Done[float] | Pending:
     """A router is ready when every load_on_startup model is loaded; one that failed fails the start."""
     from airpods.health.router_api import list_models
@@ -184,6 +178,38 @@ def out_of_memory(state: ContainerState | None) -> bool:
     return state is not None and (state.oom_killed or state.exit_code == 137)
 
 
+def exit_error(runtime: Any, spec: ServiceSpec, state: ContainerState | None, restarted: bool,
+               memory: Any) -> ServiceExited:
+    """Why a container died while starting, in the words a user can act on: out of memory (RAM,
+    with the estimate and the limit), a GPU out of memory (which one), or its exit code and log."""
+    code = state.exit_code if state else None
+    # A restart policy restarts it at once and the exit code is lost: an estimate over the limit
+    # is then the evidence (cgroups v1 + runc never sets OOMKilled, only exit 137).
+    if out_of_memory(state) or (restarted and memory is not None and not memory.fits):
+        how = (f"killed by the kernel, exit code {code}" if not restarted else
+               "it was killed and restarted; its estimate exceeds its limit")
+        return ServiceExited(
+            f"service '{spec.name}' ran out of memory during startup ({how})",
+            details=[*(memory.lines() if memory else []), f"last log lines of {spec.container}:",
+                     *log_tail(runtime, spec.container, 8)],
+            hint=(f"give it more memory (services.{spec.name}.resources.memory) or need less: a smaller "
+                  f"ctx_size, fewer slots (parallel), --cache-type-k q8_0, or a smaller quantization; "
+                  f"see airpods models fit --service {spec.name} MODEL"),
+            service=spec.name, out_of_memory=True)
+    tail = log_tail(runtime, spec.container)
+    gpu = gpu_out_of_memory(tail, spec)
+    if gpu is not None:
+        return ServiceExited(
+            f"service '{spec.name}' ran out of GPU memory: GPU {gpu} ran out of memory (exit code {code})",
+            details=[f"last log lines of {spec.container}:", *tail[-8:]],
+            hint=(f"give it fewer layers (services.{spec.name}.command_args.n_gpu_layers), a smaller ctx_size "
+                  f"or quantization, or free GPU {gpu}; see airpods models fit --service {spec.name} MODEL"),
+            service=spec.name, out_of_memory=True)
+    return ServiceExited(f"service '{spec.name}' exited during startup (exit code {code})",
+                         details=[f"last log lines of {spec.container}:", *tail],
+                         hint=f"see the full log: airpods logs {spec.name}")
+
+
 def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
                  started: float, memory: Any = None, cancel: threading.Event | None = None,
                  stops: Any = None, restarts: int | None = None) -> float:
@@ -197,37 +223,11 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
     def check() -> Done[float] | Pending:
         state = runtime.inspect(spec.container)
         if state is None or not state.running or state.restart_count > restarts:
-            code = state.exit_code if state else None
-            # A restart policy restarts it at once and the exit code is lost: an estimate over the
-            # limit is then the evidence (cgroups v1 + runc never sets OOMKilled, only exit 137).
             restarted = state is not None and state.restart_count > restarts and state.running
             if stops is not None and state is not None and on_purpose(state, stops(), since):
                 raise ServiceExited(f"service '{spec.name}' was stopped during startup (airpods stop)",
                                     hint=f"start it again: airpods start {spec.name}", service=spec.name)
-            if out_of_memory(state) or (restarted and memory is not None and not memory.fits):
-                how = (f"killed by the kernel, exit code {code}" if not restarted else
-                       "it was killed and restarted; its estimate exceeds its limit")
-                raise ServiceExited(
-                    f"service '{spec.name}' ran out of memory during startup ({how})",
-                    details=[*(memory.lines() if memory else []), f"last log lines of {spec.container}:",
-                             *log_tail(runtime, spec.container, 8)],
-                    hint=(f"give it more memory (services.{spec.name}.resources.memory) or need less: a smaller "
-                          f"ctx_size, fewer slots (parallel), --cache-type-k q8_0, or a smaller quantization; "
-                          f"see airpods models fit --service {spec.name} MODEL"),
-                    service=spec.name, out_of_memory=True)
-            tail = log_tail(runtime, spec.container)
-            gpu = gpu_out_of_memory(tail, spec)
-            if gpu is not None:
-                raise ServiceExited(
-                    f"service '{spec.name}' ran out of GPU memory: GPU {gpu} ran out of memory (exit code {code})",
-                    details=[f"last log lines of {spec.container}:", *tail[-8:]],
-                    hint=(f"give it fewer layers (services.{spec.name}.command_args.n_gpu_layers), a smaller ctx_size "
-                          f"or quantization, or free GPU {gpu}; see airpods models fit --service {spec.name} MODEL"),
-                    service=spec.name, out_of_memory=True)
-            raise ServiceExited(
-                f"service '{spec.name}' exited during startup (exit code {code})",
-                details=[f"last log lines of {spec.container}:", *tail],
-                hint=f"see the full log: airpods logs {spec.name}")
+            raise exit_error(runtime, spec, state, restarted, memory)
         if not spec.health_urls:
             return Done(time.monotonic() - started)
         result: HealthResult = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
@@ -305,9 +305,10 @@ def prepare(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], repor
     for spec in todo:
         report = reports.get(spec.name)
         stamped = replace(spec, memory_estimate=report.estimate.total) if report is not None else spec
+        action = actions[spec.name]
         reporter.stage(spec.name, {"start": "preparing", "create": "creating pod",
-                                   "recreate": "recreating (config changed)"}[actions[spec.name].kind], 0.0)
-        create(runtime, stamped, actions[spec.name])
+                                   "recreate": f"recreating ({action.reason})"}[action.kind], 0.0)
+        create(runtime, stamped, action)
     return actions, reports
 
 
