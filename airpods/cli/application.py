@@ -163,8 +163,7 @@ class Application:
                         router_dir=str(router_dir(self.environ, self.project)), project=self.project)
         self.runtime_settings = config.runtime.model_dump()
         if gpu_plan:
-            specs = self._plan_gpus(specs)
-            return specs
+            return self._plan_gpus(specs)
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
