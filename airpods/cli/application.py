@@ -74,7 +74,7 @@ class Application:
 
         from airpods.errors import AirpodsError
         from airpods.models.gguf import GGUFError
-        from airpods.models.gguf_header import read_header
+        from airpods.models.gguf_header import read_model
         from airpods.plan.gpu_apply import plannable
         from airpods.plan.gpu_plan import cost_of
         from airpods.plan.memory import facts_from_header
@@ -86,7 +86,7 @@ class Application:
             volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
             try:
                 root = self.runtime.volume_path(volume) if volume and self.runtime.volume_exists(volume) else None
-                header = read_header(Path(root) / spec.run.model_in_volume) if root else None
+                header = read_model(Path(root) / spec.run.model_in_volume) if root else None
             except (AirpodsError, GGUFError, OSError):
                 header = None
             if header is not None:

@@ -72,9 +72,19 @@ class Terminal:
 
     @contextlib.contextmanager
     def bytes_progress(self, description: str) -> Iterator[Callable[[int, int | None], None]]:
-        """A byte progress bar (interactive terminals only); yields an update(done, total) callback."""
+        """A byte progress bar with speed and time left on a terminal; elsewhere (logs, pipes) one
+        line per file when it is done. Yields an update(done, total) callback."""
         if not self.interactive:
-            yield lambda done, total: None
+            import time
+
+            began, seen = time.monotonic(), [0]
+
+            def note(done: int, total: int | None) -> None:
+                seen[0] = done
+
+            yield note
+            took = max(time.monotonic() - began, 1e-6)
+            self.info(f"{description}: {seen[0] / 1e6:.1f} MB in {took:.1f}s ({seen[0] / 1e6 / took:.1f} MB/s)")
             return
         from rich.progress import (
             BarColumn,

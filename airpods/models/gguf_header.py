@@ -156,3 +156,23 @@ def read_header(path: Path) -> GGUFHeader:
         align = int(kv.get("general.alignment", 32) or 32)
         data_offset = (r.at + align - 1) // align * align
     return GGUFHeader(version, kv, tuple(tensors), data_offset, size)
+
+
+def read_model(path: Path) -> GGUFHeader:
+    """A model's header: its own, or for a split model (`X-00001-of-0000N.gguf`) the first part's
+    key/values with every part's tensors, sizes added up (llama-server loads it from the first)."""
+    from airpods.models.store import split_parts
+
+    first = read_header(path)
+    parts = split_parts(path.name)
+    if len(parts) == 1:
+        return first
+    tensors, size = list(first.tensors), first.file_size
+    for name in parts[1:]:
+        try:
+            part = read_header(path.with_name(name))
+        except FileNotFoundError as exc:
+            raise GGUFError(f"{path.name} is split in {len(parts)} parts and {name} is missing") from exc
+        tensors += part.tensors
+        size += part.file_size
+    return GGUFHeader(first.version, first.kv, tuple(tensors), first.data_offset, size)

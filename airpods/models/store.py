@@ -32,10 +32,12 @@ class ModelEntry:
     quantization: str | None
     sha256: str | None
     source: str | None
+    parts: int = 1  # a split model: how many files (the first part's name stands for all)
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "size": self.size, "architecture": self.architecture,
-                "quantization": self.quantization, "sha256": self.sha256, "source": self.source}
+                "quantization": self.quantization, "sha256": self.sha256, "source": self.source,
+                "parts": self.parts}
 
 
 def check_name(name: str) -> str:
@@ -55,6 +57,24 @@ def inside(root: Path, name: str) -> Path:
         raise UsageError(f"{name} in the model volume is a link or leads outside it; airpods does not touch it",
                          hint=f"look at it yourself: ls -l {path}")
     return path
+
+
+_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
+
+
+def split_parts(name: str) -> list[str]:
+    """Every part's file name of a split model named by its first part (`X-00001-of-00003.gguf`
+    → the three names); [name] for a model in one file."""
+    m = _SPLIT.match(name)
+    if not m or m.group("no") != "00001":
+        return [name]
+    count = int(m.group("count"))
+    return [f"{m.group('stem')}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+
+
+def is_later_part(name: str) -> bool:
+    m = _SPLIT.match(name)
+    return bool(m) and m.group("no") != "00001"
 
 
 class ModelStore:
@@ -147,6 +167,7 @@ class ModelStore:
         return RuntimeFailure(f"writing {name} into the model volume {self.volume} failed: {exc.strerror or exc}")
 
     def entry(self, root: Path, name: str) -> ModelEntry:
+        """One model; a split model is its first part's name, with every part's size added up."""
         path = root / name
         try:
             info = read_info(path)
@@ -154,13 +175,16 @@ class ModelStore:
         except (GGUFError, OSError):
             arch = quant = None
         meta = self._manifest(root).get(name, {})
-        return ModelEntry(name, path.stat().st_size, arch, quant, meta.get("sha256"), meta.get("source"))
+        parts = split_parts(name)
+        size = sum((root / p).stat().st_size for p in parts if (root / p).is_file())
+        return ModelEntry(name, size, arch, quant, meta.get("sha256"), meta.get("source"), len(parts))
 
     def list(self) -> list[ModelEntry]:
         root = self.root(create=False)
         if root is None:
             return []
-        return [self.entry(root, p.name) for p in sorted(root.glob("*.gguf")) if p.is_file()]
+        return [self.entry(root, p.name) for p in sorted(root.glob("*.gguf"))
+                if p.is_file() and not is_later_part(p.name)]
 
     def remove(self, name: str) -> None:
         check_name(name)
@@ -169,10 +193,25 @@ class ModelStore:
         if path is None or not path.is_file():
             have = ", ".join(e.file for e in self.list()) or "none"
             raise UsageError(f"{name} is not in the model volume {self.volume} (models: {have})")
-        path.unlink()
         data = self._manifest(root)
-        if data.pop(name, None) is not None:
-            self._write_manifest(root, data)
+        for part in split_parts(name):  # a split model goes whole
+            inside(root, part).unlink(missing_ok=True)
+            data.pop(part, None)
+        self._write_manifest(root, data)
+
+    def has(self, root: Path, name: str, sha256: str | None) -> bool:
+        """Whether `name` is here already, with this sha256 (a pull of a split model resumes)."""
+        return bool(sha256) and (root / name).is_file() and self._manifest(root).get(name, {}).get("sha256") == sha256
+
+    def check_space(self, root: Path, needed: int, what: str) -> None:
+        """Refuse before downloading what cannot fit (exit 1, nothing written)."""
+        import shutil
+
+        free = shutil.disk_usage(root).free
+        if needed > free:
+            raise RuntimeFailure(f"{what} needs {needed / 1e9:.1f} GB but the model volume {self.volume} has "
+                                 f"{free / 1e9:.1f} GB free; nothing was downloaded",
+                                 hint="free space (airpods models rm NAME), or pick a smaller quantization")
 
     def record_download(self, root: Path, name: str, sha256: str, size: int, source: str) -> None:
         self._record(root, name, sha256=sha256, size=size, source=source)

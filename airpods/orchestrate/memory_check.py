@@ -64,9 +64,9 @@ class FitReport:
 
 @functools.lru_cache(maxsize=32)
 def _facts(path: str, mtime: int, size: int) -> ModelFacts:
-    from airpods.models.gguf_header import read_header
+    from airpods.models.gguf_header import read_model
 
-    header = read_header(Path(path))
+    header = read_model(Path(path))
     return facts_from_header(header.kv, header.tensor_bytes)
 
 

@@ -83,14 +83,21 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
             warnings.append(f"cannot look inside volume {volume} (not local); not checking {wanted}")
             continue
         if path is not None and (Path(path) / wanted).is_file():
-            continue
+            from airpods.models.store import split_parts
+
+            missing = [p for p in split_parts(wanted) if not (Path(path) / p).is_file()]
+            if not missing:
+                continue
+            raise UsageError(f"service '{spec.name}': model {wanted} is split and {len(missing)} of its parts are "
+                             f"missing from {volume}; nothing was created", details=missing,
+                             hint="pull it again (a pull resumes), or import the missing parts")
         have = sorted(p.name for p in Path(path).glob("*.gguf")) if path else []
         listing = ", ".join(have) if have else "none"
         raise UsageError(
             f"service '{spec.name}': model {wanted} is not in the model volume {volume}; nothing was created",
             details=[f"models in {volume}: {listing}"],
             hint=(f"import it: airpods models import /path/to/{wanted}   or download it: "
-                  f"airpods models pull <org>/<repo>/{wanted}   or set services.{spec.name}."
+                  f"airpods models pull <org>/<repo>:<QUANT>   or set services.{spec.name}."
                   + ("models.<id>.file" if spec.router else "default_model")
                   + (f" to one of: {listing}" if have else "")))
     return warnings

@@ -21,6 +21,8 @@ class StandIn(http.server.BaseHTTPRequestHandler):
     repos: dict[str, dict[str, bytes]] = {}
     gated: set[str] = set()
     served = 0
+    cut: dict[str, int] = {}  # file -> bytes sent before the connection drops (once)
+    lie: set[str] = set()  # files whose published sha256 is wrong (a corrupted download)
 
     def _route(self) -> tuple[str, str | None, bytes | None] | None:
         path = self.path.split("?")[0]
@@ -46,7 +48,8 @@ class StandIn(http.server.BaseHTTPRequestHandler):
         data = hit[2] or b""
         self.send_response(302)
         self.send_header("Location", self.path)
-        self.send_header("X-Linked-Etag", f'"{hashlib.sha256(data).hexdigest()}"')
+        sha = "0" * 64 if hit[1] in self.lie else hashlib.sha256(data).hexdigest()
+        self.send_header("X-Linked-Etag", f'"{sha}"')
         self.send_header("X-Linked-Size", str(len(data)))
         self.end_headers()
 
@@ -74,11 +77,25 @@ class StandIn(http.server.BaseHTTPRequestHandler):
             self.send_response(200)
         self.send_header("Content-Length", str(end - start + 1))
         self.end_headers()
+        if name in self.cut:  # a dropped connection, part of the way in
+            self.wfile.write(data[start:start + self.cut.pop(name)])
+            self.wfile.flush()
+            self.close_connection = True
+            return
         self.wfile.write(data[start:end + 1])
         type(self).served += end - start + 1
 
     def log_message(self, *args):
         pass
+
+
+def serve(monkeypatch, repos: dict[str, dict[str, bytes]]):
+    """Run the stand-in with these repos; returns (the handler class, the server)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    StandIn.repos, StandIn.gated, StandIn.served, StandIn.cut, StandIn.lie = repos, set(), 0, {}, set()
+    return StandIn, server
 
 
 def gguf(tmp: Path, name: str, ftype: int, layers: int = 4) -> bytes:
@@ -102,7 +119,7 @@ def hub(monkeypatch, tmp_path):
         "org/Gated-GGUF": {"g-Q4_K_M.gguf": q4},
         "org/Split-GGUF": {f"big-Q4_K_M-0000{i}-of-00003.gguf": q4 for i in (1, 2, 3)},
     }
-    StandIn.gated, StandIn.served = {"org/Gated-GGUF"}, 0
+    StandIn.gated, StandIn.served, StandIn.cut, StandIn.lie = {"org/Gated-GGUF"}, 0, {}, set()
     yield StandIn
     server.shutdown()
 

@@ -60,9 +60,17 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         return
     group = choose(found, tag, repo)
     store = _store(app, service)
+    root = store.root(create=True)
+    assert root is not None
+    todo = [f for f in group.files if force or not store.has(root, f.path.rsplit("/", 1)[-1], f.sha256)]
+    store.check_space(root, sum(f.size for f in todo), f"{repo}:{group.quant}")
     for i, f in enumerate(group.files, start=1):
         part = f" (part {i}/{len(group.files)})" if len(group.files) > 1 else ""
-        with app.terminal.bytes_progress(f"downloading {f.path.rsplit('/', 1)[-1]}{part}") as progress:
+        name = f.path.rsplit("/", 1)[-1]
+        if f not in todo:
+            app.terminal.info(f"{name}{part}: already here (sha256 matches)")
+            continue
+        with app.terminal.bytes_progress(f"downloading {name}{part}") as progress:
             pull(store, f"{repo}/{f.path}", revision=revision, environ=app.environ, progress=progress, force=force)
     app.terminal.success(f"downloaded {group.name} ({group.quant}, {_size(group.size)}) into {store.volume} "
                          "(sha256 verified)")
