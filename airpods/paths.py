@@ -35,3 +35,15 @@ def router_dir(environ: Mapping[str, str] = os.environ, project: str = "default"
     """Where router services' preset files live; one folder per project besides the default."""
     base = data_dir(environ) / "router"
     return base if project == "default" else base / "projects" / project
+
+
+def podman_volume_dir(name: str, environ: Mapping[str, str] = os.environ) -> Path:
+    """Where Podman's local driver keeps a named volume's files for this user (read without asking
+    Podman; AIRPODS_VOLUMES_ROOT points elsewhere for tests)."""
+    override = environ.get("AIRPODS_VOLUMES_ROOT")
+    if override:
+        return Path(override) / name / "_data"
+    if os.geteuid() == 0:
+        return Path("/var/lib/containers/storage/volumes") / name / "_data"
+    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "share")
+    return Path(base) / "containers" / "storage" / "volumes" / name / "_data"

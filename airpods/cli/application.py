@@ -144,7 +144,8 @@ class Application:
 
         results = () if force_cpu or self.config_forces_cpu else self.probe_results
         override = variant or self.gpu_override()  # export --variant: another machine's accelerator
-        texts = [s.text for s in self.loaded.sources] + [self.project]
+        projectors = self.projectors()
+        texts = [s.text for s in self.loaded.sources] + [self.project, repr(sorted(projectors.items()))]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
         probes = (*results, self.cpu_topology)
         gpu_plan = self._gpu_plan_on(force_cpu or variant == "cpu")
@@ -162,12 +163,31 @@ class Application:
                         self.secrets(create=create_secrets), cpu=self.cpu_topology,
                         router_dir=str(router_dir(self.environ, self.project)), project=self.project)
         self.runtime_settings = config.runtime.model_dump()
+        if projectors:
+            from airpods.plan.vision import with_projectors
+
+            specs = with_projectors(specs, projectors)
         if gpu_plan:
             return self._plan_gpus(specs)
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return specs
+
+    def projectors(self) -> dict[str, dict[str, str]]:
+        """model volume -> {model: its vision projector}, from the volumes' manifests on this disk
+        (never asking Podman, so `config render` works without it)."""
+        from airpods.models.store import projectors
+        from airpods.paths import podman_volume_dir
+
+        raw = self.loaded.data
+        volumes = {(raw.get("runtime") or {}).get("models_volume") or "airpods_llamacpp_models"}
+        for svc in (raw.get("services") or {}).values():
+            for v in (svc.get("volumes") or []) if isinstance(svc, dict) else []:
+                if isinstance(v, dict) and v.get("target") == "/models" and isinstance(v.get("source"), str):
+                    volumes.add(v["source"])
+        found = {v: projectors(podman_volume_dir(v, self.environ)) for v in sorted(volumes)}
+        return {v: p for v, p in found.items() if p}
 
     def _plan_gpus(self, specs: dict[str, Any]) -> dict[str, Any]:
         from airpods.errors import ConfigError

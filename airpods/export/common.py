@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -45,10 +44,9 @@ class VolumeFacts:
 
 
 def local_volume_dir(name: str, environ: Mapping[str, str]) -> Path:
-    if os.geteuid() == 0:
-        return Path("/var/lib/containers/storage/volumes") / name / "_data"
-    base = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".local" / "share")
-    return Path(base) / "containers" / "storage" / "volumes" / name / "_data"
+    from airpods.paths import podman_volume_dir
+
+    return podman_volume_dir(name, environ)
 
 
 def volume_facts(specs: list[ServiceSpec], environ: Mapping[str, str]) -> VolumeFacts:

@@ -169,3 +169,15 @@ def read_remote_header(repo: str, path: str, revision: str, endpoint: str, envir
                 if resp.status_code == 200 or len(resp.content) < size or size >= 64 << 20:
                     raise
         size *= 4
+
+
+def best_projector(projectors: list[RepoFile], group: Group) -> RepoFile | None:
+    """The vision projector for a model: one in the model's folder first, F16 before others."""
+    if not projectors:
+        return None
+    folder = group.files[0].path.rpartition("/")[0]
+
+    def rank(f: RepoFile) -> tuple[bool, bool, str]:
+        return (f.path.rpartition("/")[0] != folder, "f16" not in f.path.lower(), f.path)
+
+    return sorted(projectors, key=rank)[0]

@@ -33,11 +33,12 @@ class ModelEntry:
     sha256: str | None
     source: str | None
     parts: int = 1  # a split model: how many files (the first part's name stands for all)
+    mmproj: str | None = None  # its vision projector in the volume, when it came with one
 
     def to_json(self) -> dict[str, Any]:
         return {"file": self.file, "size": self.size, "architecture": self.architecture,
                 "quantization": self.quantization, "sha256": self.sha256, "source": self.source,
-                "parts": self.parts}
+                "parts": self.parts, "mmproj": self.mmproj, "vision": self.mmproj is not None}
 
 
 def check_name(name: str) -> str:
@@ -70,6 +71,20 @@ def split_parts(name: str) -> list[str]:
         return [name]
     count = int(m.group("count"))
     return [f"{m.group('stem')}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+
+
+def is_projector(name: str) -> bool:
+    return name.lower().startswith("mmproj")
+
+
+def projectors(root: Path) -> dict[str, str]:
+    """model file -> its vision projector's file, from the volume's manifest (read from disk)."""
+    try:
+        data = json.loads((root / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {name: str(meta["mmproj"]) for name, meta in data.items()
+            if isinstance(meta, dict) and meta.get("mmproj") and (root / str(meta["mmproj"])).is_file()}
 
 
 def is_later_part(name: str) -> bool:
@@ -177,14 +192,15 @@ class ModelStore:
         meta = self._manifest(root).get(name, {})
         parts = split_parts(name)
         size = sum((root / p).stat().st_size for p in parts if (root / p).is_file())
-        return ModelEntry(name, size, arch, quant, meta.get("sha256"), meta.get("source"), len(parts))
+        mmproj = meta.get("mmproj") if (root / str(meta.get("mmproj"))).is_file() else None
+        return ModelEntry(name, size, arch, quant, meta.get("sha256"), meta.get("source"), len(parts), mmproj)
 
     def list(self) -> list[ModelEntry]:
         root = self.root(create=False)
         if root is None:
             return []
         return [self.entry(root, p.name) for p in sorted(root.glob("*.gguf"))
-                if p.is_file() and not is_later_part(p.name)]
+                if p.is_file() and not is_later_part(p.name) and not is_projector(p.name)]
 
     def remove(self, name: str) -> None:
         check_name(name)
@@ -197,7 +213,7 @@ class ModelStore:
         for part in split_parts(name):  # a split model goes whole
             inside(root, part).unlink(missing_ok=True)
             data.pop(part, None)
-        self._write_manifest(root, data)
+        self._write_manifest(root, data)  # its projector stays: another quantization may use it
 
     def has(self, root: Path, name: str, sha256: str | None) -> bool:
         """Whether `name` is here already, with this sha256 (a pull of a split model resumes)."""
@@ -212,6 +228,11 @@ class ModelStore:
             raise RuntimeFailure(f"{what} needs {needed / 1e9:.1f} GB but the model volume {self.volume} has "
                                  f"{free / 1e9:.1f} GB free; nothing was downloaded",
                                  hint="free space (airpods models rm NAME), or pick a smaller quantization")
+
+    def set_projector(self, root: Path, model: str, mmproj: str) -> None:
+        data = self._manifest(root)
+        data.setdefault(model, {})["mmproj"] = mmproj
+        self._write_manifest(root, data)
 
     def record_download(self, root: Path, name: str, sha256: str, size: int, source: str) -> None:
         self._record(root, name, sha256=sha256, size=size, source=source)

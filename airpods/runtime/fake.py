@@ -71,7 +71,7 @@ class FakeRuntime:
     def volume_path(self, name: str) -> str | None:
         if self.volume_root is None or name not in self.volumes:
             return None
-        path = self.volume_root / name
+        path = self.volume_root / name / "_data"  # Podman's local driver layout
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
 

@@ -7,6 +7,13 @@ import pytest
 from airpods.runtime.fake import FakeRuntime
 
 
+@pytest.fixture(autouse=True)
+def volumes_on_disk(monkeypatch, tmp_path):
+    """Where airpods looks for volumes' files without asking Podman: the fake's folder, never this
+    machine's Podman storage."""
+    monkeypatch.setenv("AIRPODS_VOLUMES_ROOT", str(tmp_path / "volumes"))
+
+
 @pytest.fixture
 def fake(monkeypatch, tmp_path) -> FakeRuntime:
     runtime = FakeRuntime(volume_root=tmp_path / "volumes")

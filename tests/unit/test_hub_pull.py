@@ -193,3 +193,43 @@ def test_a_file_reference_still_works(hub, fake, cli, write_config):
     result = cli("--config", write_config(""), "models", "pull", "org/Tiny-GGUF/tiny-f16.gguf")
     assert result.code == 0, result.text
     assert (volume(fake) / "tiny-f16.gguf").exists()
+
+
+VISION_ROUTER = """
+[services.open-webui]
+enabled = false
+[services.eyes]
+kind = "llamacpp"
+mode = "router"
+images = { cpu = "localhost/test/llama:1" }
+ports = [{ container = 8080 }]
+[services.eyes.models.look]
+file = "Eyes-Q4_K_M.gguf"
+"""
+
+
+def test_a_vision_model_comes_with_its_projector_and_services_get_it(hub, fake, cli, write_config, tmp_path):
+    hub.repos["org/Eyes-GGUF"] = {"Eyes-Q4_K_M.gguf": gguf(tmp_path, "e", 15), "Eyes-Q8_0.gguf": gguf(tmp_path, "f", 7),
+                                  "mmproj-Eyes-f16.gguf": gguf(tmp_path, "g", 1, layers=1),
+                                  "mmproj-Eyes-q8_0.gguf": gguf(tmp_path, "h", 7, layers=1)}
+    path = write_config('[services.llamacpp]\ndefault_model = "Eyes-Q4_K_M.gguf"\n' + VISION_ROUTER)
+    pulled = cli("--config", path, "models", "pull", "org/Eyes-GGUF")
+    assert pulled.code == 0 and "with its vision projector mmproj-Eyes-f16.gguf" in pulled.err, pulled.text
+    [entry] = json.loads(cli("--config", path, "models", "list", "--json").out)  # the projector is no model
+    assert entry["file"] == "Eyes-Q4_K_M.gguf" and entry["vision"] and entry["mmproj"] == "mmproj-Eyes-f16.gguf"
+    assert "Eyes-Q4_K_M.gguf (vision)" in cli("--config", path, "models", "list").out
+    single = json.loads(cli("--config", path, "config", "render", "llamacpp", "--json").out)
+    assert single["command"][single["command"].index("--mmproj") + 1] == "/models/mmproj-Eyes-f16.gguf"
+    router = json.loads(cli("--config", path, "config", "render", "eyes", "--json").out)
+    assert "mmproj = /models/mmproj-Eyes-f16.gguf" in router["router_preset"]
+    mine = json.loads(cli("--config", write_config('[services.llamacpp]\ndefault_model = "Eyes-Q4_K_M.gguf"\n'
+                                                   'args = ["--mmproj", "/models/other.gguf"]\n'),
+                          "config", "render", "llamacpp", "--json").out)
+    assert mine["command"].count("--mmproj") == 1 and "/models/other.gguf" in mine["command"]  # the user's wins
+
+
+def test_no_mmproj_pulls_the_model_alone(hub, fake, cli, write_config, tmp_path):
+    hub.repos["org/Eyes-GGUF"] = {"Eyes-Q4_K_M.gguf": gguf(tmp_path, "e", 15),
+                                  "mmproj-Eyes-f16.gguf": gguf(tmp_path, "g", 1, layers=1)}
+    assert cli("--config", write_config(""), "models", "pull", "org/Eyes-GGUF", "--no-mmproj").code == 0
+    assert sorted(p.name for p in volume(fake).glob("*.gguf")) == ["Eyes-Q4_K_M.gguf"]

@@ -108,7 +108,8 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
 
     where = f" at {spec.name}'s ctx {shape.ctx or 'trained'} × {shape.parallel}" if spec else ""
     app.terminal.table(["FILE", "SIZE", "ARCH", "QUANT", "EST. MEM", "SHA256"],
-                       [[e.file, _size(e.size), e.architecture or "?", e.quantization or "?", est(e.file),
+                       [[e.file + (" (vision)" if e.mmproj else "") + (f" ({e.parts} parts)" if e.parts > 1 else ""),
+                         _size(e.size), e.architecture or "?", e.quantization or "?", est(e.file),
                          (e.sha256 or "-")[:12]] for e in entries])
     app.terminal.info(f"EST. MEM: weights + KV cache + compute{where} (airpods models fit NAME for the breakdown)")
 

