@@ -233,3 +233,14 @@ def test_no_mmproj_pulls_the_model_alone(hub, fake, cli, write_config, tmp_path)
                                   "mmproj-Eyes-f16.gguf": gguf(tmp_path, "g", 1, layers=1)}
     assert cli("--config", write_config(""), "models", "pull", "org/Eyes-GGUF", "--no-mmproj").code == 0
     assert sorted(p.name for p in volume(fake).glob("*.gguf")) == ["Eyes-Q4_K_M.gguf"]
+
+
+def test_a_pull_that_cannot_fit_the_disk_is_refused_before_downloading(hub, fake, cli, write_config, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 1000, 1000))
+    result = cli("--config", write_config(""), "models", "pull", "org/Tiny-GGUF:Q8_0")
+    assert result.code == 1 and "nothing was downloaded" in result.err and "GB free" in result.err, result.text
+    assert hub.served == 0 and list(volume(fake).glob("*")) == []
