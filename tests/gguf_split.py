@@ -11,21 +11,17 @@ from pathlib import Path
 from airpods.models.gguf_header import GGML_TYPES
 
 ALIGN = 32
-_SCALAR = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 
 
-def _skip(buf: bytes, at: int, vtype: int) -> int:
-    if vtype in _SCALAR:
-        return at + _SCALAR[vtype]
-    if vtype == 8:
-        return at + 8 + struct.unpack_from("<Q", buf, at)[0]
-    etype, count = struct.unpack_from("<IQ", buf, at)
-    at += 12
-    if etype in _SCALAR:
-        return at + _SCALAR[etype] * count
-    for _ in range(count):
-        at = _skip(buf, at, etype)
-    return at
+def _read_kvs(path: Path) -> tuple[list[tuple[str, bytes]], int]:
+    """The KV walker of scripts/synthetic_gguf.py (raw bytes of each key/value, where they end)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "synthetic_gguf", Path(__file__).resolve().parents[1] / "scripts" / "synthetic_gguf.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.read_kvs(path)
 
 
 def _s(text: str) -> bytes:
@@ -39,14 +35,9 @@ def _pad(n: int) -> int:
 
 def split(src: Path, out_dir: Path, stem: str, parts: int = 3) -> list[Path]:
     buf = src.read_bytes()
-    _, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
-    at = 24
-    kvs = []
-    for _ in range(n_kv):
-        start = at
-        at += 8 + struct.unpack_from("<Q", buf, at)[0]
-        at = _skip(buf, at + 4, struct.unpack_from("<I", buf, at)[0])
-        kvs.append(buf[start:at])
+    _, n_tensors, _ = struct.unpack_from("<IQQ", buf, 4)
+    pairs, at = _read_kvs(src)
+    kvs = [raw for _, raw in pairs]
     tensors = []  # (name, dims, type, offset, nbytes)
     for _ in range(n_tensors):
         length = struct.unpack_from("<Q", buf, at)[0]
