@@ -244,3 +244,20 @@ def test_a_pull_that_cannot_fit_the_disk_is_refused_before_downloading(hub, fake
     result = cli("--config", write_config(""), "models", "pull", "org/Tiny-GGUF:Q8_0")
     assert result.code == 1 and "nothing was downloaded" in result.err and "GB free" in result.err, result.text
     assert hub.served == 0 and list(volume(fake).glob("*")) == []
+
+
+def test_list_on_a_gpu_machine_uses_the_gpu_plan(hub, fake, cli, write_config, tmp_path, isolated, monkeypatch):
+    from tests.unit.test_gpu_cli import fake_nvidia
+
+    fake_nvidia(isolated, monkeypatch, [("Fake 2GB", 2048, 2000)])
+    big = tmp_path / "big.gguf"
+    write_gguf(big, llama_like("llama", 30, 576, 9, 3, 1536, 49152, 8192),
+               [(f"blk.{i}.w", F16, [576, 90_000]) for i in range(30)])  # ~3 GiB of tensors
+    with open(big, "rb") as fh:
+        header = fh.read(200_000)  # the stand-in serves the header alone: no 3 GiB here
+    hub.repos["org/Two-GGUF"] = {"two-Q4_K_M.gguf": gguf(tmp_path, "s", 15), "two-F16.gguf": header}
+    path = write_config('[services.llamacpp]\nimages = { cpu = "localhost/x:1", cuda = "localhost/x:1" }\n')
+    rows = {r["quant"]: r for r in json.loads(cli("--config", path, "models", "pull", "org/Two-GGUF", "--list",
+                                                  "--json").out)}
+    assert rows["Q4_K_M"]["fits"] is True and rows["Q4_K_M"]["gpus"] == [0] and rows["Q4_K_M"]["gpu_layers"] == 4
+    assert rows["F16"]["fits"] is False and 0 < rows["F16"]["gpu_layers"] < 30

@@ -85,14 +85,37 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
 
 
+def _fits(app: Application, spec, header, group, limit: int | None, why: str, others: list) -> dict:
+    """Whether a repo's model would fit `spec`: on a GPU machine the GPU plan for it (all its layers
+    on the GPUs, the rest within the memory budget), elsewhere the memory budget alone."""
+    import dataclasses
+
+    from airpods.orchestrate.memory_check import assess
+    from airpods.plan.gpu_apply import plannable
+    from airpods.plan.gpu_plan import GpuClaim, cost_of, plan_gpus
+    from airpods.plan.memory import facts_from_header
+
+    facts = facts_from_header(header.kv, group.size)
+    bare = dataclasses.replace(spec, gpus=(), gpu_layers=None, gpu_ram=None, vram=())  # not its current model's plan
+    report = assess(bare, facts, group.name, budget_bytes=limit, budget_why=why, others=others)
+    out = {"fits": report.fits, "max_ctx": report.max_ctx or None, "total": report.estimate.total}
+    if plannable(spec) and app.gpu_inventory and app.runtime_settings.get("gpu_plan") != "off":
+        cost = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
+        placed = plan_gpus(app.gpu_inventory, [GpuClaim(spec.name, cost, spec.gpu_pins, None, spec.gpu_cap)])
+        p = placed[spec.name]
+        ram_ok = limit is None or p.ram <= limit - sum(b for _, b, _ in others)
+        out.update(fits=bool(p.layers == cost.n_layer and ram_ok), gpu_layers=p.layers, gpus=list(p.gpus))
+    return out
+
+
 def _list_quants(app: Application, repo: str, revision: str, endpoint: str, found: list, service: str | None,
                  as_json: bool) -> None:
     """Every quantization of a repo, and whether it fits the service it would run in."""
     from airpods.errors import AirpodsError
     from airpods.models.gguf import GGUFError
     from airpods.models.hub_repo import read_remote_header
-    from airpods.orchestrate.memory_check import assess, budget, running_llama
-    from airpods.plan.memory import facts_from_header, human
+    from airpods.orchestrate.memory_check import budget, running_llama
+    from airpods.plan.memory import human
 
     spec = _llama_spec(app, app.specs(create_secrets=False), service)
     settings, mem = app.runtime_settings, app.memory_info
@@ -111,9 +134,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
         except GGUFError:
             header = None
         if header is not None and spec is not None:
-            report = assess(spec, facts_from_header(header.kv, g.size), g.name, budget_bytes=limit, budget_why=why,
-                            others=others)
-            row.update(fits=report.fits, max_ctx=report.max_ctx or None, total=report.estimate.total)
+            row.update(_fits(app, spec, header, g, limit, why, others))
         rows.append(row)
     if as_json:
         app.terminal.print_json(rows)
