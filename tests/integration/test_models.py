@@ -96,7 +96,8 @@ def test_import_list_rm(prun, cli, write_config, tmp_path):
     assert cli("--config", path, "models", "import", str(model)).code == 0
     [entry] = json.loads(cli("--config", path, "models", "list", "--json").out)
     assert entry == {"file": "tiny-q4.gguf", "size": 300_000, "architecture": "qwen2", "quantization": "Q4_K_M",
-                     "sha256": hashlib.sha256(model.read_bytes()).hexdigest(), "source": str(model)}
+                     "sha256": hashlib.sha256(model.read_bytes()).hexdigest(), "source": str(model),
+                     "parts": 1, "mmproj": None, "vision": False}  # the last three: split models, projectors
     again = cli("--config", path, "models", "import", str(model))
     assert again.code == 2 and "already in the model volume" in again.err
     not_gguf = tmp_path / "notes.gguf"
