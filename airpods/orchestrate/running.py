@@ -89,8 +89,9 @@ class Running:
 
 
 def in_project(states: list[ContainerState], project: str) -> list[Running]:
+    """This project's service containers (a pod's infra container carries the pod's labels too)."""
     return [Running.from_state(s) for s in states
-            if s.labels.get(LABEL_MANAGED) == "true" and project_of(s.labels) == project]
+            if not s.infra and s.labels.get(LABEL_MANAGED) == "true" and project_of(s.labels) == project]
 
 
 def owned_by(labels: dict[str, str] | None, project: str) -> bool:

@@ -161,7 +161,10 @@ class FakeRuntime:
         return self.usage.get(name) if state is not None and state.running else None
 
     def list_managed(self) -> list[ContainerState]:
-        return [s for s in self.containers.values() if s.labels.get(LABEL_MANAGED) == "true"]
+        """As Podman lists them: each pod's infra container too, with the pod's labels."""
+        infra = [ContainerState(f"{p.name}-infra", "running" if p.running else "created", labels=dict(p.labels),
+                                pod=p.name, infra=True) for p in self.pods.values()]
+        return [s for s in [*self.containers.values(), *infra] if s.labels.get(LABEL_MANAGED) == "true"]
 
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = value

@@ -377,8 +377,7 @@ class PodmanRuntime:
     def list_managed(self) -> list[ContainerState]:
         _, items = self._get("/containers/json", all="true",
                              filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
-        # A pod's infra container carries the pod's labels too: it is not a service's container.
-        return [container_state(c) for c in items or [] if not c.get("IsInfra")]
+        return [container_state(c) for c in items or []]
 
     def put_secret(self, name: str, value: str) -> None:
         """Create (or replace) a Podman secret; the value goes in the request body, never argv."""

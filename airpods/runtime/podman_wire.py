@@ -87,5 +87,6 @@ def container_state(attrs: dict) -> ContainerState:
                           labels=dict(labels), started_at=epoch(started) if not isinstance(started, int)
                           else float(started), pod=attrs.get("PodName") or None,
                           restart_count=int(attrs.get("RestartCount") or 0),
-                          oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False)
+                          oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
+                          infra=bool(attrs.get("IsInfra")))
 

@@ -25,6 +25,7 @@ class ContainerState:
     pod: str | None = None
     restart_count: int = 0
     oom_killed: bool = False  # the kernel killed it for memory (inspect State.OOMKilled)
+    infra: bool = False  # a pod's infra container: it carries the pod's labels but is no service
 
     @property
     def running(self) -> bool:
