@@ -233,7 +233,8 @@ def check_memory(runtime: Any, specs: dict[str, ServiceSpec], todo: list[Service
     refused: list[FitReport] = []
     warnings: list[str] = []
     for spec in checked:
-        vram = vram_for(spec.variant) if vram_for else None
+        # A service the GPU plan placed is checked per GPU by vram_check.py: no second probe here.
+        vram = vram_for(spec.variant) if vram_for and spec.gpu_layers is None else None
         report = fit_report(runtime, spec, models_volume, budget_bytes=budget_bytes, budget_why=why,
                             others=list(others), vram=vram)
         if report is None:

@@ -63,24 +63,15 @@ def probe_memory(proc: Path = Path("/proc"), cgroup_root: Path = Path("/sys/fs/c
 
 def free_vram(variant: str, path: str) -> list[int] | None:
     """Free bytes per GPU (nvidia-smi for cuda, rocm-smi for rocm); None when it cannot be asked."""
-    if variant == "cuda" and (smi := shutil.which("nvidia-smi", path=path)):
-        argv = [smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-        scale = 1 << 20  # MiB
-    elif variant == "rocm" and (smi := shutil.which("rocm-smi", path=path)):
-        argv = [smi, "--showmeminfo", "vram", "--csv"]
-        scale = 1
-    else:
+    if variant == "rocm":  # the inventory probe reads rocm-smi's table
+        from airpods.probes.gpu import ProbeEnv, amd_inventory
+
+        return [g.free for g in amd_inventory(ProbeEnv(path=path))] or None
+    if variant != "cuda" or not (smi := shutil.which("nvidia-smi", path=path)):
         return None
+    argv = [smi, "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=True).stdout  # noqa: S603
     except (OSError, subprocess.SubprocessError):
         return None
-    if variant == "cuda":
-        values = [int(v.strip()) * scale for v in out.splitlines() if v.strip().isdigit()]
-        return values or None
-    frees = []  # rocm-smi csv: device,VRAM Total Memory (B),VRAM Total Used Memory (B)
-    for line in out.splitlines()[1:]:
-        cells = [c.strip() for c in line.split(",")]
-        if len(cells) >= 3 and cells[1].isdigit() and cells[2].isdigit():
-            frees.append(int(cells[1]) - int(cells[2]))
-    return frees or None
+    return [int(v.strip()) << 20 for v in out.splitlines() if v.strip().isdigit()] or None  # MiB
