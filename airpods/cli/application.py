@@ -144,8 +144,7 @@ class Application:
 
         results = () if force_cpu or self.config_forces_cpu else self.probe_results
         override = variant or self.gpu_override()  # export --variant: another machine's accelerator
-        projectors = self.projectors()
-        texts = [s.text for s in self.loaded.sources] + [self.project, repr(sorted(projectors.items()))]
+        texts = [s.text for s in self.loaded.sources] + [self.project]
         path, secrets = cache.cache_path(self.environ), secrets_dir(self.environ)
         probes = (*results, self.cpu_topology)
         gpu_plan = self._gpu_plan_on(force_cpu or variant == "cpu")
@@ -153,7 +152,7 @@ class Application:
             hit = cache.load(path, cache.key(texts, override, force_cpu, probes, secrets))
             if hit is not None:
                 self.runtime_settings = hit["runtime"]
-                return {name: from_record(record) for name, record in hit["specs"].items()}
+                return self._machine_views({n: from_record(r) for n, r in hit["specs"].items()}, gpu_plan)
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
@@ -163,31 +162,24 @@ class Application:
                         self.secrets(create=create_secrets), cpu=self.cpu_topology,
                         router_dir=str(router_dir(self.environ, self.project)), project=self.project)
         self.runtime_settings = config.runtime.model_dump()
-        if projectors:
-            from airpods.plan.vision import with_projectors
-
-            specs = with_projectors(specs, projectors)
-        if gpu_plan:
-            return self._plan_gpus(specs)
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
-        if PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
+        if not gpu_plan and PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
-        return specs
+        return self._machine_views(specs, gpu_plan)
 
-    def projectors(self) -> dict[str, dict[str, str]]:
-        """model volume -> {model: its vision projector}, from the volumes' manifests on this disk
-        (never asking Podman, so `config render` works without it)."""
+    def _machine_views(self, specs: dict[str, Any], gpu_plan: bool) -> dict[str, Any]:
+        """What the model volumes on this disk add to the specs (vision projectors, never asking
+        Podman, so `config render` works without it), then the GPU plan. Not cached: they follow the
+        volumes' files, not the config."""
         from airpods.models.store import projectors
         from airpods.paths import podman_volume_dir
+        from airpods.plan.vision import with_projectors
 
-        raw = self.loaded.data
-        volumes = {(raw.get("runtime") or {}).get("models_volume") or "airpods_llamacpp_models"}
-        for svc in (raw.get("services") or {}).values():
-            for v in (svc.get("volumes") or []) if isinstance(svc, dict) else []:
-                if isinstance(v, dict) and v.get("target") == "/models" and isinstance(v.get("source"), str):
-                    volumes.add(v["source"])
-        found = {v: projectors(podman_volume_dir(v, self.environ)) for v in sorted(volumes)}
-        return {v: p for v, p in found.items() if p}
+        volumes = {v.source for s in specs.values() if s.kind == "llamacpp" for v in s.volumes if v.target == "/models"}
+        found = {v: p for v in sorted(volumes) if (p := projectors(podman_volume_dir(v, self.environ)))}
+        if found:
+            specs = with_projectors(specs, found)
+        return self._plan_gpus(specs) if gpu_plan else specs
 
     def _plan_gpus(self, specs: dict[str, Any]) -> dict[str, Any]:
         from airpods.errors import ConfigError
