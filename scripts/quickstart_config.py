@@ -10,7 +10,6 @@ A missing CONFIG is created. An existing one is changed only when the user says 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -27,10 +26,10 @@ def lines(image: str) -> str:
 
 
 def write(path: Path, text: str) -> None:
+    from airpods.secrets import write_atomic  # run with the .venv's python, where airpods is installed
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, text, 0o644)
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airpods.paths import podman_volume_dir
 from airpods.plan.spec import ServiceSpec
 
 PART_OF = "airpods"
@@ -43,16 +44,10 @@ class VolumeFacts:
     roots: dict[str, Path] = field(default_factory=dict)
 
 
-def local_volume_dir(name: str, environ: Mapping[str, str]) -> Path:
-    from airpods.paths import podman_volume_dir
-
-    return podman_volume_dir(name, environ)
-
-
 def volume_facts(specs: list[ServiceSpec], environ: Mapping[str, str]) -> VolumeFacts:
     facts = VolumeFacts()
     for volume in {v.source for s in specs for v in s.volumes if v.is_named}:
-        root = local_volume_dir(volume, environ)
+        root = podman_volume_dir(volume, environ)
         try:
             files = [p for p in root.iterdir() if p.suffix == ".gguf" and p.is_file() and not p.is_symlink()]
         except OSError:

@@ -16,10 +16,10 @@ from typing import Any
 from urllib.parse import quote
 
 from airpods.errors import RuntimeFailure, UsageError
+from airpods.models.store import split_stem
 
 DEFAULT_QUANT = "Q4_K_M"  # llama.cpp's own default for -hf repo without a tag
 _QUANT = re.compile(r"^(?:I?Q\d+(?:_[A-Z0-9]+)*|B?F(?:16|32)|TQ\d_\d|MXFP4(?:_MOE)?)$", re.IGNORECASE)
-_SPLIT = re.compile(r"-(\d{5})-of-(\d{5})$")
 _REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<quant>[\w.-]+))?$")
 
 
@@ -56,7 +56,7 @@ def parse_repo_ref(ref: str) -> tuple[str, str | None] | None:
 
 def quant_of(path: str) -> str | None:
     """The quantization a GGUF's file name says (Q4_K_M, IQ4_XS, F16, BF16, UD-Q4_K_XL, ...)."""
-    stem = _SPLIT.sub("", path.rsplit("/", 1)[-1].removesuffix(".gguf"))
+    stem = split_stem(path.rsplit("/", 1)[-1])
     tokens = re.split(r"[-.]", stem)
     for i in range(len(tokens) - 1, -1, -1):
         if _QUANT.match(tokens[i]):
@@ -76,7 +76,7 @@ def groups(files: list[RepoFile]) -> tuple[list[Group], list[RepoFile]]:
         if name.lower().startswith("mmproj"):
             projectors.append(f)
             continue
-        stem = _SPLIT.sub("", f.path.removesuffix(".gguf"))
+        stem = split_stem(f.path)
         group = models.setdefault(stem, Group(quant_of(f.path) or name.removesuffix(".gguf"), stem))
         group.files.append(f)
     return sorted(models.values(), key=lambda g: (g.quant, g.stem)), projectors

@@ -77,12 +77,23 @@ def is_projector(name: str) -> bool:
     return name.lower().startswith("mmproj")
 
 
-def projectors(root: Path) -> dict[str, str]:
-    """model file -> its vision projector's file, from the volume's manifest (read from disk)."""
+def split_stem(path: str) -> str:
+    """A GGUF path without `.gguf` and without a split part's `-0000K-of-0000N` (the model's stem)."""
+    m = _SPLIT.match(path)
+    return m.group("stem") if m else path.removesuffix(".gguf")
+
+
+def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
+    """The volume's manifest (sha256, source, projector per model); {} when there is none."""
     try:
-        data = json.loads((root / MANIFEST).read_text())
+        return json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
+
+
+def projectors(root: Path) -> dict[str, str]:
+    """model file -> its vision projector's file, from the volume's manifest (read from disk)."""
+    data = read_manifest(root)
     return {name: str(meta["mmproj"]) for name, meta in data.items()
             if isinstance(meta, dict) and meta.get("mmproj") and (root / str(meta["mmproj"])).is_file()}
 
@@ -111,10 +122,7 @@ class ModelStore:
 
     # manifest -----------------------------------------------------------------------------
     def _manifest(self, root: Path) -> dict[str, dict[str, Any]]:
-        try:
-            return json.loads((root / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return {}
+        return read_manifest(root)
 
     def _record(self, root: Path, name: str, **fields: Any) -> None:
         data = self._manifest(root)

@@ -18,7 +18,7 @@ def load(path: Path) -> dict[str, dict]:
     return data if isinstance(data, dict) else {}
 
 
-def _save(path: Path, data: dict[str, dict]) -> None:
+def save(path: Path, data: dict[str, dict]) -> None:
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -29,13 +29,13 @@ def _save(path: Path, data: dict[str, dict]) -> None:
 def record(path: Path, service: str, spec_hash: str, reason: str, details: list[str]) -> None:
     data = load(path)
     data[service] = {"spec_hash": spec_hash, "reason": reason, "details": details, "at": int(time.time())}
-    _save(path, data)
+    save(path, data)
 
 
 def clear(path: Path, services: list[str]) -> None:
     data = load(path)
     if any(data.pop(s, None) is not None for s in services):
-        _save(path, data)
+        save(path, data)
 
 
 def current(path: Path, service: str, spec_hash: str) -> dict | None:

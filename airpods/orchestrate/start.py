@@ -140,16 +140,14 @@ def startup_models(runtime: Any, spec: ServiceSpec, reporter: Reporter, started:
 
 def write_preset(spec: ServiceSpec) -> None:
     """The router's preset, from the spec, where its read-only bind mount expects it."""
-    import os
     from pathlib import Path
+
+    from airpods.secrets import write_atomic
 
     assert spec.router is not None
     path = Path(spec.router.preset_host_path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(spec.router_preset, encoding="utf-8")
-    os.chmod(tmp, 0o644)  # read by the container's user; it holds no secrets
-    tmp.replace(path)
+    write_atomic(path, spec.router_preset, 0o644)  # read by the container's user; it holds no secrets
 
 
 def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from airpods.orchestrate.failures import _save, load
+from airpods.orchestrate.failures import load, save
 
 
 def record(path: Path, containers: list[str]) -> None:
@@ -15,7 +15,7 @@ def record(path: Path, containers: list[str]) -> None:
     now = time.time()
     for name in containers:
         data[name] = now
-    _save(path, data)
+    save(path, data)
 
 
 def stopped_at(path: Path) -> dict[str, float]:
