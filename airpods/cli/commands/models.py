@@ -217,14 +217,18 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
                "even the smallest context does not fit: use a smaller quantization or model")
 
 
-def _gpu_plan_for(app: Application, specs: dict, probe) -> tuple | None:
-    """(the probe spec with its GPU plan, the `gpus` rows) on a GPU machine; None elsewhere."""
+def _gpu_plan_for(app: Application, specs: dict, probe, cost=None) -> tuple | None:
+    """(the probe spec with its GPU plan among the other services, the `gpus` rows) on a GPU
+    machine; None elsewhere. `cost`: the probe model's, when it is not in the volume (a hub repo's)."""
     from airpods.plan.gpu_apply import apply, plannable
 
     if not plannable(probe) or not app.gpu_inventory or app.runtime_settings.get("gpu_plan") == "off":
         return None
     others = {n: s for n, s in specs.items() if n != probe.name}
-    planned = apply({**others, probe.name: probe}, app.gpu_inventory, app.model_costs({**others, probe.name: probe}))
+    costs = app.model_costs(others if cost is not None else {**others, probe.name: probe})
+    if cost is not None:
+        costs[probe.name] = cost
+    planned = apply({**others, probe.name: probe}, app.gpu_inventory, costs)
     from airpods.orchestrate.vram_check import fit_rows
 
     return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory)

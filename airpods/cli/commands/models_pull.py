@@ -85,26 +85,28 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
 
 
-def _fits(app: Application, spec, header, group, limit: int | None, why: str, others: list) -> dict:
-    """Whether a repo's model would fit `spec`: on a GPU machine the GPU plan for it (all its layers
-    on the GPUs, the rest within the memory budget), elsewhere the memory budget alone."""
+def _fits(app: Application, specs: dict, spec, header, group, limit: int | None, why: str, others: list) -> dict:
+    """Whether a repo's model would fit `spec`: on a GPU machine the GPU plan for it among the other
+    services, as `models fit` makes it (all its layers on the GPUs, the rest within the memory
+    budget), elsewhere the memory budget alone."""
     import dataclasses
 
+    from airpods.cli.commands.models import _gpu_plan_for
     from airpods.orchestrate.memory_check import assess
-    from airpods.plan.gpu_apply import plannable
-    from airpods.plan.gpu_plan import GpuClaim, cost_of, plan_gpus
+    from airpods.plan.gpu_plan import cost_of
     from airpods.plan.memory import facts_from_header
 
     facts = facts_from_header(header.kv, group.size)
     bare = dataclasses.replace(spec, gpus=(), gpu_layers=None, gpu_ram=None, vram=())  # not its current model's plan
     report = assess(bare, facts, group.name, budget_bytes=limit, budget_why=why, others=others)
     out = {"fits": report.fits, "max_ctx": report.max_ctx or None, "total": report.estimate.total}
-    if plannable(spec) and app.gpu_inventory and app.runtime_settings.get("gpu_plan") != "off":
-        cost = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
-        placed = plan_gpus(app.gpu_inventory, [GpuClaim(spec.name, cost, spec.gpu_pins, None, spec.gpu_cap)])
-        p = placed[spec.name]
-        ram_ok = limit is None or p.ram <= limit - sum(b for _, b, _ in others)
-        out.update(fits=bool(p.layers == cost.n_layer and ram_ok), gpu_layers=p.layers, gpus=list(p.gpus))
+    cost = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
+    planned = _gpu_plan_for(app, specs, bare, cost)
+    if planned is not None:
+        placed = planned[0]
+        ram_ok = limit is None or (placed.gpu_ram or 0) <= limit - sum(b for _, b, _ in others)
+        out.update(fits=bool(placed.gpu_layers == cost.n_layer and ram_ok), gpu_layers=placed.gpu_layers,
+                   gpus=list(placed.gpus))
     return out
 
 
@@ -117,12 +119,12 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
     from airpods.orchestrate.memory_check import budget, running_llama
     from airpods.plan.memory import human
 
-    spec = _llama_spec(app, app.specs(create_secrets=False), service)
+    specs = app.specs(create_secrets=False)
+    spec = _llama_spec(app, specs, service)
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     try:
-        others = running_llama(app.runtime, app.specs(create_secrets=False), {spec.name}, settings["models_volume"]) \
-            if spec else []
+        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"]) if spec else []
     except AirpodsError:  # no Podman here: nothing running to count
         others = []
     rows = []
@@ -134,7 +136,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
         except GGUFError:
             header = None
         if header is not None and spec is not None:
-            row.update(_fits(app, spec, header, g, limit, why, others))
+            row.update(_fits(app, specs, spec, header, g, limit, why, others))
         rows.append(row)
     if as_json:
         app.terminal.print_json(rows)
