@@ -11,8 +11,8 @@ import pytest
 
 from tests.e2e.test_llamacpp import api_key, chat
 from tests.gguf_split import split
+from tests.hub_standin import serve
 from tests.podman_env import LLAMA_IMAGE, free_port, podman
-from tests.unit.test_hub_pull import serve
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 PARTS = [f"Smol-Q4_1-0000{i}-of-00003.gguf" for i in (1, 2, 3)]

@@ -4,13 +4,12 @@ layout and headers (the hub itself is unreachable here)."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
+from tests.hub_standin import serve
 from tests.podman_env import podman
 
 pytestmark = pytest.mark.podman
@@ -31,57 +30,10 @@ def fake_gguf(path: Path, size: int = 300_000) -> bytes:
     return data[:size]
 
 
-class Hub(http.server.BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-    served = 0
-    lie_about_sha = False
-
-    def _lookup(self) -> bytes | None:
-        """The file at this path, or None after answering 404."""
-        data = self.files.get(self.path)
-        if data is None:
-            self.send_response(404)
-            self.end_headers()
-        return data
-
-    def do_HEAD(self):  # noqa: N802
-        data = self._lookup()
-        if data is None:
-            return
-        sha = "0" * 64 if self.lie_about_sha else hashlib.sha256(data).hexdigest()
-        self.send_response(302)
-        self.send_header("Location", self.path)
-        self.send_header("X-Linked-Etag", f'"{sha}"')
-        self.send_header("X-Linked-Size", str(len(data)))
-        self.end_headers()
-
-    def do_GET(self):  # noqa: N802
-        data = self._lookup()
-        if data is None:
-            return
-        start = 0
-        if self.headers.get("Range", "").startswith("bytes="):
-            start = int(self.headers["Range"][6:].split("-")[0])
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
-        type(self).served += len(data) - start
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def hub(monkeypatch):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
-    Hub.files, Hub.served, Hub.lie_about_sha = {}, 0, False
-    yield Hub
+    stand_in, server = serve(monkeypatch, {})
+    yield stand_in
     server.shutdown()
 
 
@@ -113,7 +65,7 @@ def test_import_list_rm(prun, cli, write_config, tmp_path):
 def test_pull_resumes_and_verifies_sha256(prun, cli, write_config, tmp_path, hub):
     path = write_config(prun.header())
     data = fake_gguf(tmp_path / "src.gguf", size=2_000_000)
-    hub.files["/org/repo-GGUF/resolve/main/small-Q4_K_M.gguf"] = data
+    hub.repos["org/repo-GGUF"] = {"small-Q4_K_M.gguf": data}
     # A previous, interrupted download left the first 700 kB behind.
     assert cli("--config", path, "models", "list").code == 0
     podman("volume", "create", prun.models_volume, check=False)
@@ -130,8 +82,8 @@ def test_pull_resumes_and_verifies_sha256(prun, cli, write_config, tmp_path, hub
 
 def test_pull_rejects_bad_sha_and_bad_refs(prun, cli, write_config, tmp_path, hub):
     path = write_config(prun.header())
-    hub.files["/org/repo/resolve/main/x.gguf"] = fake_gguf(tmp_path / "x.gguf")
-    hub.lie_about_sha = True
+    hub.repos["org/repo"] = {"x.gguf": fake_gguf(tmp_path / "x.gguf")}
+    hub.lie.add("x.gguf")
     result = cli("--config", path, "models", "pull", "org/repo/x.gguf")
     assert result.code == 1 and "sha256 mismatch" in result.err
     assert not list(volume_dir(prun.models_volume).glob("*x.gguf*"))

@@ -1,0 +1,91 @@
+"""A local stand-in of the Hugging Face hub's HTTP API for tests: the tree listing, resolve with
+HEAD (the sha256 and size as the hub publishes them) and ranged GETs, gated repos, a connection
+that drops part of the way, a lying sha256. It counts the bytes of files it served."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import threading
+
+
+class StandIn(http.server.BaseHTTPRequestHandler):
+    repos: dict[str, dict[str, bytes]] = {}
+    gated: set[str] = set()
+    served = 0
+    cut: dict[str, int] = {}  # file -> bytes sent before the connection drops (once)
+    lie: set[str] = set()  # files whose published sha256 is wrong (a corrupted download)
+
+    def _route(self) -> tuple[str, str | None, bytes | None] | None:
+        path = self.path.split("?")[0]
+        for repo, files in self.repos.items():
+            mine = path.startswith((f"/api/models/{repo}/", f"/{repo}/"))
+            if mine and repo in self.gated and self.headers.get("Authorization") != "Bearer hf_good":
+                self.send_response(401)
+                self.end_headers()
+                return None
+            if path == f"/api/models/{repo}/tree/main":
+                return repo, None, None
+            prefix = f"/{repo}/resolve/main/"
+            if path.startswith(prefix) and path[len(prefix):] in files:
+                return repo, path[len(prefix):], files[path[len(prefix):]]
+        self.send_response(404)
+        self.end_headers()
+        return None
+
+    def do_HEAD(self):  # noqa: N802
+        hit = self._route()
+        if hit is None:
+            return
+        data = hit[2] or b""
+        self.send_response(302)
+        self.send_header("Location", self.path)
+        sha = "0" * 64 if hit[1] in self.lie else hashlib.sha256(data).hexdigest()
+        self.send_header("X-Linked-Etag", f'"{sha}"')
+        self.send_header("X-Linked-Size", str(len(data)))
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        hit = self._route()
+        if hit is None:
+            return
+        repo, name, data = hit
+        if name is None:
+            body = json.dumps([{"type": "file", "path": p, "size": len(d),
+                                "lfs": {"oid": hashlib.sha256(d).hexdigest(), "size": len(d)}}
+                               for p, d in self.repos[repo].items()] + [{"type": "directory", "path": "x"}]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
+        start, end = 0, len(data) - 1
+        if self.headers.get("Range", "").startswith("bytes="):
+            a, _, b = self.headers["Range"][6:].partition("-")
+            start, end = int(a), min(end, int(b)) if b else end
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(end - start + 1))
+        self.end_headers()
+        if name in self.cut:  # a dropped connection, part of the way in
+            self.wfile.write(data[start:start + self.cut.pop(name)])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data[start:end + 1])
+        type(self).served += end - start + 1
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(monkeypatch, repos: dict[str, dict[str, bytes]]):
+    """Run the stand-in with these repos; returns (the handler class, the server)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    StandIn.repos, StandIn.gated, StandIn.served, StandIn.cut, StandIn.lie = repos, set(), 0, {}, set()
+    return StandIn, server
