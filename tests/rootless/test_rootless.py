@@ -176,7 +176,7 @@ def test_rootless_models_pull_list_rm_in_the_users_volume(rootless_user, rl, hub
 
     user = rootless_user
     data = fake_gguf(tmp_path / "src.gguf", size=400_000)
-    hub.files["/org/repo-GGUF/resolve/main/tiny-Q4_K_M.gguf"] = data
+    hub.repos["org/repo-GGUF"] = {"tiny-Q4_K_M.gguf": data}
     conf = write_config(user, rl, "")
     endpoint = os.environ["HF_ENDPOINT"]
 
