@@ -37,6 +37,12 @@ def router_dir(environ: Mapping[str, str] = os.environ, project: str = "default"
     return base if project == "default" else base / "projects" / project
 
 
+def gateway_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
+    """The gateway's folder for a project: keys.json (the person keys) and etc/ (the Caddyfile and
+    keys.caddy, mounted read-only into the gateway)."""
+    return data_dir(environ) / "gateway" / project
+
+
 def podman_volume_dir(name: str, environ: Mapping[str, str] = os.environ) -> Path:
     """Where Podman's local driver keeps a named volume's files for this user (read without asking
     Podman; AIRPODS_VOLUMES_ROOT points elsewhere for tests)."""

@@ -58,11 +58,42 @@ def crosscheck(config: Any) -> list[Problem]:
                                  f"depends on unknown service '{dep}'{hint}"))
             elif dep == name:
                 problems.append((("services", name, "depends_on"), "a service cannot depend on itself"))
+    problems += gateway_problems(config)
     cycle = find_cycle({n: [d for d in s.depends_on if d in services and d != n]
                         for n, s in services.items()})
     if cycle:
         problems.append((("services", cycle[0], "depends_on"),
                          "dependency cycle: " + " -> ".join(cycle)))
+    return problems
+
+
+def gateway_problems(config: Any) -> list[Problem]:
+    """One gateway per config (its keys are the project's); `default` names a llama.cpp service; an
+    Open WebUI reachable through the gateway keeps its login on."""
+    services = config.services
+    gateways = [n for n, s in services.items() if s.kind == "gateway"]
+    problems: list[Problem] = []
+    if len(gateways) > 1:
+        problems.append((("services", gateways[1], "kind"),
+                         f"only one gateway per config (service '{gateways[0]}' is one already): "
+                         "its keys belong to the whole project"))
+    for name in gateways:
+        gw = services[name]
+        if gw.default is not None:
+            target = services.get(gw.default)
+            if target is None or target.kind != "llamacpp":
+                llamas = [n for n, s in services.items() if s.kind == "llamacpp"]
+                problems.append((("services", name, "default"),
+                                 f"'{gw.default}' is not a llama.cpp service of this config "
+                                 f"(llama.cpp services: {', '.join(llamas) or 'none'})"))
+        if not gw.enabled:
+            continue
+        for webui, svc in services.items():
+            auth = str(svc.env.get("WEBUI_AUTH", "")).strip().lower()
+            if svc.kind == "open-webui" and svc.enabled and auth in ("false", "0", "no", "off"):
+                problems.append((("services", webui, "env", "WEBUI_AUTH"),
+                                 f"the gateway '{name}' makes Open WebUI reachable, so its login stays on: "
+                                 "remove WEBUI_AUTH (or disable the gateway)"))
     return problems
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Kind = Literal["generic", "llamacpp", "ollama", "open-webui"]
+Kind = Literal["generic", "llamacpp", "ollama", "open-webui", "gateway"]
 Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
 ArgScalar = str | int | float | bool
 ArgValue = ArgScalar | list[str | int | float]
@@ -213,6 +213,40 @@ class Service(Strict):
     max_loaded: int | None = Field(default=None, ge=1, le=64)  # router: --models-max
     idle_unload: int | None = Field(default=None, ge=1)  # seconds idle before a model unloads: --sleep-idle-seconds
     models: dict[str, RouterModel] | Literal["all"] | None = None  # router: id -> model, or "all" in the volume
+    # gateway: the address its HTTPS port listens on, the llama.cpp service behind /v1, the names
+    # its certificate covers besides localhost and 127.0.0.1, and the user's own certificate.
+    listen: str | None = None
+    default: str | None = None
+    hostnames: list[str] = []
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        import ipaddress
+
+        if v is not None:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError as exc:
+                raise ValueError(f"listen {v!r} is not an IP address (e.g. \"127.0.0.1\" or \"0.0.0.0\")") from exc
+        return v
+
+    @field_validator("hostnames")
+    @classmethod
+    def _hostnames(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9*][A-Za-z0-9.:*-]*", name):
+                raise ValueError(f"hostname {name!r} must be a DNS name or an IP address")
+        return v
+
+    @field_validator("tls_cert", "tls_key")
+    @classmethod
+    def _tls_file(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith("/"):
+            raise ValueError(f"{v!r} must be an absolute path to a PEM file")
+        return v
 
     @field_validator("image")
     @classmethod
@@ -260,6 +294,13 @@ class Service(Strict):
                              "set mode = \"router\" or remove them")
         if self.kind == "llamacpp" and self.mode == "single" and not self.default_model:
             raise ValueError("a llamacpp service needs 'default_model' (a GGUF file in the model volume)")
+        gateway_keys = [k for k in ("listen", "default", "hostnames", "tls_cert", "tls_key")
+                        if k in self.model_fields_set]
+        if gateway_keys and self.kind != "gateway":
+            raise ValueError(f"'{gateway_keys[0]}' is for kind = \"gateway\" services")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both 'tls_cert' and 'tls_key' (your certificate and its key), or neither "
+                             "for the gateway's own local CA")
         return self
 
     def _check_router(self) -> None:

@@ -132,3 +132,31 @@ def check_pooling(specs: list[ServiceSpec], runtime: Any, models_volume: str) ->
                     f"service '{spec.name}': embedding model {m.id} ({m.file}) declares pooling '{declared}', "
                     "but airpods would serve it with 'mean'; nothing was created",
                     hint=f"say which: [services.{spec.name}.models.{m.id}] pooling = \"{declared}\"")
+
+
+def check_gateway(specs: list[ServiceSpec]) -> list[str]:
+    """A gateway published beyond this machine needs at least one key (else exit 2, nothing created),
+    and the user's own certificate files must be there. Returns the warnings to show."""
+    from airpods.gateway.keys import KeyStore
+    from airpods.plan.gateway import TLS_DIR, loopback
+
+    warnings = []
+    for spec in (s for s in specs if s.kind == "gateway"):
+        for v in spec.volumes:
+            if v.target.startswith(TLS_DIR + "/") and not Path(v.source).is_file():
+                key = "tls_cert" if v.target.endswith("cert.pem") else "tls_key"
+                raise UsageError(f"service '{spec.name}': {key} {v.source} is not a file; nothing was created",
+                                 hint=f"point services.{spec.name}.{key} at your PEM file, or remove tls_cert and "
+                                      "tls_key to use the gateway's own local CA")
+        wide = [p for p in spec.ports if not loopback(p.host_ip)]
+        if not wide:
+            continue
+        if KeyStore(Path(spec.gateway_dir)).count() == 0:
+            raise UsageError(
+                f"service '{spec.name}' would listen on {wide[0].host_ip}:{wide[0].host} with no key defined; "
+                "nothing was created",
+                hint="add a key for each person first: airpods keys add NAME   (or keep it on this machine: "
+                     f"remove services.{spec.name}.listen)")
+        warnings.append(f"the gateway listens on {wide[0].host_ip}:{wide[0].host}: reachable from other machines "
+                        f"(services.{spec.name}.listen); only requests with a key get through")
+    return warnings

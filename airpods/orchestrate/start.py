@@ -13,7 +13,7 @@ from airpods.health.probe import HealthResult, probe_all
 from airpods.health.wait import Done, Pending, WaitCancelled, WaitTimeout, wait_for
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.lock import NoLock
-from airpods.orchestrate.preflight import check_models, check_pooling, check_ports
+from airpods.orchestrate.preflight import check_gateway, check_models, check_pooling, check_ports
 from airpods.orchestrate.running import foreign_objects
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.order import closure, dependencies, waves
@@ -96,6 +96,12 @@ def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) ->
 
 def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     """Make the pod and container exist as the spec says (not started). Runs under the lock."""
+    if spec.kind == "gateway":  # even when it runs: Caddy reloads a changed Caddyfile by itself
+        from pathlib import Path
+
+        from airpods.gateway.keys import KeyStore
+
+        KeyStore(Path(spec.gateway_dir)).write_config(spec.gateway_config)
     if action.kind == "noop":
         return
     if spec.router is not None:
@@ -292,7 +298,7 @@ def prepare(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], repor
     check_foreign(runtime, todo)
     check_ports([specs[a.service] for a in actions.values() if not a.pod_exists and a.kind != "noop"],
                 rootless=runtime.limit_support().rootless)
-    for message in check_models(todo, runtime, models_volume):
+    for message in [*check_gateway(todo), *check_models(todo, runtime, models_volume)]:
         reporter.warning(message)
     check_pooling(todo, runtime, models_volume)
     reports, warnings = memory_check(todo) if memory_check else ({}, [])
@@ -307,6 +313,9 @@ def prepare(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], repor
         reporter.stage(spec.name, {"start": "preparing", "create": "creating pod",
                                    "recreate": f"recreating ({action.reason})"}[action.kind], 0.0)
         create(runtime, stamped, action)
+    for name in names:  # a running gateway gets today's Caddyfile too (routes of services added since)
+        if actions[name].kind == "noop" and specs[name].kind == "gateway":
+            create(runtime, specs[name], actions[name])
     return actions, reports
 
 

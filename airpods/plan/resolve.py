@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from airpods.errors import ConfigError
+from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
 from airpods.plan import router as router_plan
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
@@ -83,7 +84,10 @@ def _assign_ports(config: Any) -> dict[str, list[PortSpec]]:
                 taken.add(host)
             elif host is None:
                 host = port.container
-            specs.append(PortSpec(host=host, container=port.container, host_ip=port.host_ip))
+            host_ip = port.host_ip
+            if svc.kind == "gateway" and svc.listen and "host_ip" not in port.model_fields_set:
+                host_ip = svc.listen  # services.gateway.listen: where its HTTPS port is published
+            specs.append(PortSpec(host=host, container=port.container, host_ip=host_ip))
         out[name] = specs
     return out
 
@@ -203,17 +207,18 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
             "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
-            "wiring": wiring if f.svc.kind == "open-webui" else None}
+            "wiring": wiring if f.svc.kind in ("open-webui", "gateway") else None}
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
             cpu: Any = None, router_dir: str = "/nonexistent/airpods-router",
-            project: str = "default") -> dict[str, ServiceSpec]:
+            project: str = "default", gateway_dir: str = "/nonexistent/airpods-gateway") -> dict[str, ServiceSpec]:
     """`cpu` is the CpuTopology probe result; None plans no CPU shares. `router_dir` is where
     router services' preset files live on the host (airpods' data dir). `project` is the scope
-    stamped on everything the specs create (runtime.project, or one derived from the config file)."""
+    stamped on everything the specs create (runtime.project, or one derived from the config file).
+    `gateway_dir` is airpods' folder for this project's gateway (its Caddyfile and key file)."""
     from airpods.config.templating import Renderer, is_template
 
     facts = facts_for(config, results, ov, secrets)
@@ -233,7 +238,11 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         for n, f in facts.items()}
     rendered = renderer.render_all()
     problems: list[str] = []
-    specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir),
+    gateways = {n: gateway_plan.build(n, f.svc, dict(config.services), facts, gateway_dir)
+                for n, f in facts.items() if f.svc.kind == "gateway"}
+    wiring = {**wiring, "gateway": any(f.svc.enabled for n, f in facts.items() if n in gateways)}
+    specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
+                              gateways.get(n)),
                         project=config.runtime.project or project,
                         config_hash=config_hash(config, f, rendered[n], wiring))
              for n, f in facts.items()}
@@ -317,7 +326,8 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
 
 
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
-          is_template: Any, share: CpuShare | None = None, router_dir: str = "") -> ServiceSpec:
+          is_template: Any, share: CpuShare | None = None, router_dir: str = "",
+          gateway: gateway_plan.GatewayParts | None = None) -> ServiceSpec:
     svc, name = f.svc, f.name
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
     p = _Parts({k: coerce_rendered(v, is_template(svc.command_args.get(k)))
@@ -332,12 +342,21 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         wired = tuple(wiring["names"])
         depends += [b for b in wiring["names"] if b not in depends and b != name]
         _embedding_wiring(p, wiring)
+        if wiring.get("gateway"):
+            p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
+    if gateway is not None:
+        p.env = {**gateway.env, **p.env}
+        p.secret_env |= gateway.secret_env
+        p.volumes += gateway.volumes
+        depends += [d for d in gateway.depends_on if d not in depends]
     entry = rendered.get("entrypoint_override")
     entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
     command = tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])])
+    if gateway is not None and not command:
+        command = gateway.command
     thread_args = dict(p.router.defaults) if p.router is not None else p.args
     threads = str(thread_args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
     return ServiceSpec(
@@ -361,4 +380,13 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         secret_env=frozenset(p.secret_env), wired_to=wired,
         extra_labels=tuple(sorted(config.runtime.labels.items())), enabled=svc.enabled,
         gpu_reason=f.choice.reason, gpu_warnings=f.choice.warnings,
+        scheme="https" if gateway is not None else "http",
+        gateway_config=gateway.caddyfile if gateway else "",
+        gateway_dir=_gateway_dir(gateway) if gateway else "",
+        gateway_routes=gateway.routes if gateway else (),
     )
+
+
+def _gateway_dir(parts: gateway_plan.GatewayParts) -> str:
+    """airpods' folder for the gateway: the parent of the etc/ folder it mounts."""
+    return next(v.source for v in parts.volumes if v.target == gateway_plan.ETC).removesuffix("/etc")

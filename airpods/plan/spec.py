@@ -28,10 +28,11 @@ LABEL_MODEL = "io.airpods.model"
 LABEL_SHAPE = "io.airpods.run-shape"
 LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
-# Fields that describe the service for airpods but are not part of what the container is made of.
+# Fields that describe the service for airpods but are not part of what the container is made of
+# (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins", "gpu_n_layer", "gpu_cap")
+              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,10 @@ class ServiceSpec:
     gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
     gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
     gpu_cap: int | None = None  # services.NAME.gpu.memory in bytes: its VRAM share
+    scheme: str = "http"  # of the published URL (the gateway: https)
+    gateway_config: str = ""  # the gateway's Caddyfile (no keys in it), written to gateway_dir/etc
+    gateway_dir: str = ""  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
+    gateway_routes: tuple[tuple[str, str], ...] = ()  # (path prefix, service) the gateway serves
 
     @property
     def gpu_text(self) -> str:
@@ -131,7 +136,7 @@ class ServiceSpec:
             return None
         port = self.ports[0]
         host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
-        return f"http://[{host}]:{port.host}" if ":" in host else f"http://{host}:{port.host}"
+        return f"{self.scheme}://[{host}]:{port.host}" if ":" in host else f"{self.scheme}://{host}:{port.host}"
 
     @property
     def base_url(self) -> str | None:
@@ -240,6 +245,8 @@ class ServiceSpec:
             "mode": "router" if self.router else "single",
             "router": self.router.to_json() if self.router else None,
             "router_preset": self.router_preset or None,
+            "gateway": {"routes": {p: s for p, s in self.gateway_routes}, "caddyfile": self.gateway_config,
+                        "listen": self.ports[0].host_ip if self.ports else None} if self.kind == "gateway" else None,
         }
 
 
@@ -271,6 +278,7 @@ def from_record(data: dict) -> ServiceSpec:
         run["shape"] = RunShape(**run["shape"])
         d["llama"] = LlamaRun(**run)
     d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
+    d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
                 "gpu_pins"):
         d[key] = tuple(d[key])

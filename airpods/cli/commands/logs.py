@@ -35,9 +35,15 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
     container = next((r.container for r in mine if spec is not None and r.matches(spec)), mine[0].container)
     runtime = app.runtime
     out = sys.stdout
+    kind = next((r.kind for r in mine if r.container == container), None)
+    if kind == "gateway":  # Caddy's JSON access entries as one line each: time, key owner, request, status
+        from airpods.gateway.access import readable
+    else:
+        def readable(line: str) -> str:
+            return line
     try:
         for line in runtime.logs(container, tail=lines or None, follow=follow):
-            out.write(line + "\n")
+            out.write(readable(line) + "\n")
             if follow:
                 out.flush()
     except KeyboardInterrupt:

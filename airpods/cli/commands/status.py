@@ -60,8 +60,11 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         # policy has brought the container back since.
         if r.service in specs and not r.orphaned and r.state != "absent":
             r.last_failure = failures.current(failures_path(app.environ), r.service, specs[r.service].spec_hash)
+    gateways = {r.service: _ca_fingerprint(app, specs[r.service]) for r in rows
+                if r.service in specs and specs[r.service].kind == "gateway" and r.state != "absent"}
     if as_json:
-        app.terminal.print_json([r.to_json() for r in rows])
+        app.terminal.print_json([{**r.to_json(), **({"ca_fingerprint": gateways[r.service]}
+                                                    if r.service in gateways else {})} for r in rows])
         return
     table = []
     for r in rows:
@@ -85,6 +88,22 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         for r, line in zip(rows, table, strict=True):
             line.insert(6, r.gpu_text or "-")
     app.terminal.table(columns, table)
+    for name, fp in gateways.items():
+        app.terminal.info(f"gateway {specs[name].url}: " + (f"CA SHA-256 {fp}; clients trust it with "
+                          "airpods keys ca -o airpods-ca.pem" if fp else "its own certificate, or no CA made yet")
+                          + "; keys: airpods keys list")
+
+
+def _ca_fingerprint(app: Application, spec) -> str | None:
+    """The gateway's local CA fingerprint; None with the user's own certificate or before its first start."""
+    from airpods.cli.commands.keys import read_ca
+    from airpods.errors import AirpodsError
+    from airpods.gateway.ca import fingerprint
+
+    try:
+        return fingerprint(read_ca(app, spec))
+    except (AirpodsError, ValueError):
+        return None
 
 
 def _cpus(r) -> str:

@@ -1,0 +1,159 @@
+"""`airpods keys`: the gateway's person keys and its CA certificate."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application, pass_app
+from airpods.errors import UsageError
+
+
+def gateway_spec(app: Application):
+    specs = app.specs(create_secrets=False)
+    found = [s for s in specs.values() if s.kind == "gateway"]
+    if not found:
+        raise UsageError("this config has no gateway service (kind = \"gateway\")",
+                         hint="enable the built-in one: [services.gateway] enabled = true   (see docs/gateway.md)")
+    return found[0]
+
+
+def store(app: Application):
+    from pathlib import Path
+
+    from airpods.gateway.keys import KeyStore
+
+    return KeyStore(Path(gateway_spec(app).gateway_dir))
+
+
+@click.group()
+def keys() -> None:
+    """Keys for the HTTPS gateway: one per person, revocable on its own.
+
+    A client sends its key as `Authorization: Bearer KEY` (the `api_key` of the openai client);
+    the gateway lets it through and sends llama.cpp its own backend key, so a person's key never
+    reaches a model server. Keys are kept in a 0600 file in airpods' data folder, mounted
+    read-only into the gateway; the access log (airpods logs gateway) names the owner, never
+    the key.
+
+    \b
+    Examples:
+      airpods keys add alice          # prints alice's key, once
+      airpods keys list
+      airpods keys revoke alice       # refused within seconds; nothing restarts
+      airpods keys ca -o airpods-ca.pem
+    """
+
+
+@keys.command("add")
+@click.argument("name")
+@pass_app
+def add(app: Application, name: str) -> None:
+    """Make a key for NAME and print it (only this once: airpods cannot show it again)."""
+    spec = gateway_spec(app)
+    key = store(app).add(name)
+    click.echo(key)
+    app.terminal.success(f"key for '{name}' added; give it to them now, it is not shown again")
+    app.terminal.detail(f"use: OPENAI_BASE_URL={spec.url}/v1 OPENAI_API_KEY=<the key>; trust the gateway's CA: "
+                        "airpods keys ca -o airpods-ca.pem")
+    if not spec.enabled:
+        app.terminal.warning(f"the gateway is disabled in the config: [services.{spec.name}] enabled = true, "
+                             f"then airpods start {spec.name}")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@pass_app
+def revoke(app: Application, name: str) -> None:
+    """Revoke NAME's key. A running gateway refuses it within about two seconds; llama.cpp and the
+    gateway keep running."""
+    store(app).revoke(name)
+    app.terminal.success(f"key for '{name}' revoked; the gateway refuses it within about two seconds")
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (keys: name, created, last_used).")
+@pass_app
+def list_keys(app: Application, as_json: bool) -> None:
+    """Names, creation time and last use of the keys (never the keys themselves)."""
+    import time
+
+    from airpods.errors import AirpodsError
+    from airpods.gateway.access import last_use
+
+    spec = gateway_spec(app)
+    keystore = store(app)
+    try:  # last use, from the running gateway's access log
+        mine = [r for r in app.running() if r.service == spec.name]
+        if mine:
+            keystore.note_use(last_use(list(app.runtime.logs(mine[0].container))))
+    except AirpodsError as exc:
+        app.terminal.warning(f"last use not updated: {exc.message}")
+    found = keystore.keys()
+
+    def when(t: float | None) -> str | None:
+        return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    if as_json:
+        app.terminal.print_json([{"name": k.name, "created": when(k.created), "last_used": when(k.last_used)}
+                                 for k in found])
+        return
+    if not found:
+        app.terminal.info("no keys yet: airpods keys add NAME")
+        return
+    app.terminal.table(["NAME", "CREATED", "LAST USED"],
+                       [[k.name, when(k.created), when(k.last_used) or "never"] for k in found])
+
+
+@keys.command("ca")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the certificate to this file (default: print it).")
+@pass_app
+def ca(app: Application, output: str | None) -> None:
+    """The root certificate of the gateway's local CA, for clients to trust (PEM).
+
+    \b
+    Examples:
+      airpods keys ca -o airpods-ca.pem
+      curl --cacert airpods-ca.pem -H "Authorization: Bearer $KEY" https://127.0.0.1:8443/v1/models
+      SSL_CERT_FILE=airpods-ca.pem python my_openai_script.py
+    """
+    from pathlib import Path
+
+    from airpods.gateway.ca import fingerprint
+    from airpods.secrets import write_atomic
+
+    spec = gateway_spec(app)
+    pem = read_ca(app, spec)
+    if output is None:
+        click.echo(pem, nl=False)
+    else:
+        write_atomic(Path(output), pem, 0o644)  # a certificate is public
+        app.terminal.success(f"wrote {output}")
+    app.terminal.detail(f"SHA-256 fingerprint: {fingerprint(pem)}")
+
+
+def read_ca(app: Application, spec) -> str:
+    """The PEM of the gateway's root certificate, read from its data volume."""
+    from airpods.errors import AirpodsError
+    from airpods.gateway.ca import data_volume, root_path
+    from airpods.paths import podman_volume_dir
+
+    tls = next((v.source for v in spec.volumes if v.target.endswith("/cert.pem")), None)
+    if tls is not None:
+        raise UsageError(f"the gateway uses your own certificate ({tls}), not its local CA",
+                         hint="clients trust it as they trust the CA that issued it")
+    volume = data_volume(spec)
+    if volume is None:
+        raise UsageError(f"services.{spec.name} has no volume at /data, where Caddy keeps its CA",
+                         hint=f"add volumes = [{{ source = \"airpods_gateway_data\", target = \"/data\" }}] "
+                              f"to [services.{spec.name}]")
+    try:
+        root = app.runtime.volume_path(volume) if app.runtime.volume_exists(volume) else None
+    except AirpodsError:  # no Podman to ask: the local driver's folder
+        root = None
+    path = root_path(root or podman_volume_dir(volume, app.environ))
+    try:
+        return path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"the gateway has not made its CA yet (no {path})",
+                         hint=f"start it once: airpods start {spec.name}") from exc

@@ -1,0 +1,1 @@
+"""The gateway's own files on this host: person keys, the files Caddy reads, its CA, its access log."""

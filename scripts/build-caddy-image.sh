@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Build a local Caddy image offline for the gateway's tests: Debian 12's `caddy` package (from the
+# Debian mirror) on the local Debian base that scripts/build-openwebui-image.sh makes. Users with a
+# registry get docker.io/library/caddy:2, which airpods runs the same way (XDG_DATA_HOME=/data).
+#
+#   scripts/build-caddy-image.sh [IMAGE]   default IMAGE: localhost/airpods-test/caddy:2
+#
+# Cached by tag: when IMAGE exists it is reused (set AIRPODS_REBUILD=1 to rebuild).
+set -euo pipefail
+
+IMAGE="${1:-localhost/airpods-test/caddy:2}"
+BASE="localhost/airpods-test/debian-python:bookworm"
+log() { printf 'build-caddy-image: %s\n' "$*" >&2; }
+
+if [ -z "${AIRPODS_REBUILD:-}" ] && podman image exists "$IMAGE"; then
+  log "image $IMAGE already present"; exit 0
+fi
+podman image exists "$BASE" || bash "$(dirname "$0")/build-openwebui-image.sh" >&2
+
+work="$(mktemp -d)"
+ctr="airpods-build-caddy-$$"
+trap 'podman rm -f "$ctr" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+chmod 0755 "$work"
+cache="${AIRPODS_CACHE:-$HOME/.cache/airpods}/caddy"
+mkdir -p "$cache"
+deb="$(ls "$cache"/caddy_*.deb 2>/dev/null | head -n1 || true)"
+if [ -z "$deb" ]; then
+  log "downloading Debian's caddy package"
+  (cd "$cache" && apt-get download caddy >/dev/null 2>&1) || {
+    apt-get update -qq && (cd "$cache" && apt-get download caddy >/dev/null); }
+  deb="$(ls "$cache"/caddy_*.deb | head -n1)"
+fi
+dpkg-deb -x "$deb" "$work/root"
+"$work/root/usr/bin/caddy" version >&2
+podman create --name "$ctr" "$BASE" /bin/true >/dev/null
+podman cp "$work/root/usr/bin/caddy" "$ctr:/usr/bin/caddy"
+podman commit --quiet \
+  --change 'ENV XDG_CONFIG_HOME=/config' \
+  --change 'ENV XDG_DATA_HOME=/data' \
+  --change 'WORKDIR /srv' \
+  --change 'EXPOSE 8443' \
+  --change 'CMD ["caddy", "run", "--config", "/etc/caddy/Caddyfile", "--adapter", "caddyfile"]' \
+  "$ctr" "$IMAGE" >/dev/null
+log "built $IMAGE"
