@@ -67,6 +67,11 @@ def crosscheck(config: Any) -> list[Problem]:
     return problems
 
 
+# First path segments the gateway or Open WebUI (behind it at /) use: no llama.cpp service is routed there.
+RESERVED_PATHS = {"v1", "healthz", "api", "openai", "ollama", "static", "cache", "ws", "oauth", "assets", "health",
+                  "manifest.json", "opensearch.xml", "docs", "favicon.png"}
+
+
 def gateway_problems(config: Any) -> list[Problem]:
     """One gateway per config (its keys are the project's); `default` names a llama.cpp service; an
     Open WebUI reachable through the gateway keeps its login on."""
@@ -88,6 +93,11 @@ def gateway_problems(config: Any) -> list[Problem]:
                                  f"(llama.cpp services: {', '.join(llamas) or 'none'})"))
         if not gw.enabled:
             continue
+        for llama, svc in services.items():
+            if svc.kind == "llamacpp" and svc.enabled and llama in RESERVED_PATHS:
+                problems.append((("services", llama),
+                                 f"the gateway '{name}' serves it at /{llama}/v1, which is a path of its own or of "
+                                 f"Open WebUI: rename the service (e.g. '{llama}-llm')"))
         for webui, svc in services.items():
             auth = str(svc.env.get("WEBUI_AUTH", "")).strip().lower()
             if svc.kind == "open-webui" and svc.enabled and auth in ("false", "0", "no", "off"):

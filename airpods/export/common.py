@@ -74,7 +74,9 @@ def probes(spec: ServiceSpec) -> dict[str, Any]:
     path = probe_path(spec)
     if path is None or not spec.ports:
         return {}
-    http = {"path": path, "port": spec.ports[0].container}
+    http: dict[str, Any] = {"path": path, "port": spec.ports[0].container}
+    if spec.scheme == "https":
+        http["scheme"] = "HTTPS"
     return {
         "startupProbe": {"httpGet": http, "periodSeconds": 2,
                          "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},

@@ -19,6 +19,7 @@ from airpods.export.common import (
     resources,
     secret_key,
 )
+from airpods.plan.gateway import CADDYFILE, ETC, KEYS_FILE
 from airpods.plan.router import PRESET_PATH
 from airpods.plan.spec import ServiceSpec
 
@@ -46,6 +47,10 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
         if v.target == PRESET_PATH and spec.router is not None:
             mount["subPath"] = "models.ini"
             volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-preset"}})
+        elif v.target == ETC and spec.kind == "gateway":  # the Caddyfile and the key file, in one folder
+            volumes.append({"name": name, "projected": {"sources": [
+                {"configMap": {"name": f"{dns(spec.name)}-caddyfile"}},
+                {"secret": {"name": f"{dns(spec.name)}-keys"}}]}})
         elif v.is_named:
             claim = {"claimName": dns(v.source)}
             if v.mode == "ro" or v.source == model_volume:
@@ -123,6 +128,24 @@ def presets(specs: list[ServiceSpec]) -> list[dict[str, Any]]:
              "data": {"models.ini": s.router_preset}} for s in specs if s.router is not None]
 
 
+EMPTY_KEYS = ("# No keys in this export: fill this Secret with the keys.caddy that airpods keys writes, or "
+              "export with --show-secrets.\nmap {http.request.header.Authorization} {http.auth.user.id} {\n"
+              "\tdefault \"\"\n}\n")
+
+
+def gateway_documents(specs: list[ServiceSpec], keys_file: str | None) -> list[dict[str, Any]]:
+    """The gateway's Caddyfile (a ConfigMap) and its person keys (a Secret: the only place they are)."""
+    out: list[dict[str, Any]] = []
+    for s in (s for s in specs if s.kind == "gateway"):
+        out += [{"apiVersion": "v1", "kind": "ConfigMap",
+                 "metadata": {"name": f"{dns(s.name)}-caddyfile", "labels": labels(s)},
+                 "data": {CADDYFILE: s.gateway_config}},
+                {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                 "metadata": {"name": f"{dns(s.name)}-keys", "labels": labels(s)},
+                 "stringData": {KEYS_FILE: keys_file if keys_file is not None else EMPTY_KEYS}}]
+    return out
+
+
 def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str | None) -> tuple[list[dict], list[str]]:
     """A Job per pulled model the exported services use; the names of those that need filling by hand."""
     from airpods.orchestrate.preflight import wanted_models
@@ -155,8 +178,9 @@ def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str |
 
 
 def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str | None, show_secrets: bool,
-              models_job: bool) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every document, and notes for the person running the export."""
+              models_job: bool, gateway_keys: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every document, and notes for the person running the export. `gateway_keys`: the gateway's
+    keys.caddy (with --show-secrets), else its Secret holds no key."""
     notes: list[str] = []
     docs: list[dict[str, Any]] = []
     if (sec := secret(specs, show_secrets)) is not None:
@@ -165,7 +189,14 @@ def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str
             notes.append(f"the Secret {SECRET_NAME} holds {PLACEHOLDER} placeholders: fill them (kubectl edit secret "
                          f"{SECRET_NAME}), or export with --show-secrets; a llama.cpp key in OPENAI_API_KEYS must "
                          "equal that service's LLAMA_API_KEY")
-    docs += presets(specs) + claims(specs, facts, model_volume)
+    docs += presets(specs) + gateway_documents(specs, gateway_keys if show_secrets else None)
+    docs += claims(specs, facts, model_volume)
+    for s in (s for s in specs if s.kind == "gateway"):
+        if not show_secrets:
+            notes.append(f"the Secret {dns(s.name)}-keys holds no person key: export with --show-secrets, or put "
+                         "the keys.caddy that airpods keys writes into it")
+        notes.append(f"{s.name}: its certificate covers {', '.join(s.gateway_names)}; add the name clients use in "
+                     f"the cluster to services.{s.name}.hostnames")
     if models_job:
         jobs, by_hand = model_jobs(specs, facts, model_volume)
         docs += jobs

@@ -47,6 +47,7 @@ class GatewayParts:
     command: tuple[str, ...]
     depends_on: tuple[str, ...]
     routes: tuple[tuple[str, str], ...]  # (path prefix, service)
+    names: tuple[str, ...]  # what its certificate covers
 
 
 def key_env(service: str) -> str:
@@ -149,7 +150,8 @@ def build(name: str, svc: Any, services: dict[str, Any], facts: dict[str, Any], 
     default = default_backend(svc, services)
     port = facts[name].ports[0]
     listen = port.host_ip
-    text = caddyfile(names=site_names(listen, list(svc.hostnames)), port=port.container,
+    names = site_names(listen, list(svc.hostnames))
+    text = caddyfile(names=names, port=port.container,
                      own_tls=svc.tls_cert is not None, backends=backends, default=default, webui=webui)
     env = {"XDG_DATA_HOME": DATA, "XDG_CONFIG_HOME": "/config"}
     env.update({b.key_env: facts[b.service].api_key for b in backends if b.key_env})
@@ -161,4 +163,4 @@ def build(name: str, svc: Any, services: dict[str, Any], facts: dict[str, Any], 
               *((f"/{b.service}/v1", b.service) for b in backends), *((("/", webui_service),) if webui_service else ())]
     return GatewayParts(text, env, frozenset(b.key_env for b in backends if b.key_env), tuple(volumes), COMMAND,
                         tuple([b.service for b in backends] + ([webui_service] if webui_service else [])),
-                        tuple((p, s) for p, s in routes if s))
+                        tuple((p, s) for p, s in routes if s), tuple(names))

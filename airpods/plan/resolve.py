@@ -384,6 +384,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gateway_config=gateway.caddyfile if gateway else "",
         gateway_dir=_gateway_dir(gateway) if gateway else "",
         gateway_routes=gateway.routes if gateway else (),
+        gateway_names=gateway.names if gateway else (),
     )
 
 

@@ -32,7 +32,8 @@ LABEL_URL = "io.airpods.url"
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes")
+              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes",
+              "gateway_names")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class ServiceSpec:
     gateway_config: str = ""  # the gateway's Caddyfile (no keys in it), written to gateway_dir/etc
     gateway_dir: str = ""  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
     gateway_routes: tuple[tuple[str, str], ...] = ()  # (path prefix, service) the gateway serves
+    gateway_names: tuple[str, ...] = ()  # the names its certificate covers
 
     @property
     def gpu_text(self) -> str:
@@ -245,7 +247,8 @@ class ServiceSpec:
             "mode": "router" if self.router else "single",
             "router": self.router.to_json() if self.router else None,
             "router_preset": self.router_preset or None,
-            "gateway": {"routes": {p: s for p, s in self.gateway_routes}, "caddyfile": self.gateway_config,
+            "gateway": {"routes": dict(self.gateway_routes), "names": list(self.gateway_names),
+                        "caddyfile": self.gateway_config,
                         "listen": self.ports[0].host_ip if self.ports else None} if self.kind == "gateway" else None,
         }
 
@@ -280,6 +283,6 @@ def from_record(data: dict) -> ServiceSpec:
     d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
     d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
-                "gpu_pins"):
-        d[key] = tuple(d[key])
+                "gpu_pins", "gateway_names"):
+        d[key] = tuple(d.get(key, ()))
     return ServiceSpec(**d)

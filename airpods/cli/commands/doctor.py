@@ -56,6 +56,7 @@ def doctor(app: Application, as_json: bool) -> None:
                                   "gpu_plan": s.gpu_plan} for n, s in specs.items()}
         report["cpu"]["plan"] = {n: {"cpuset": s.cpuset, "threads": s.threads, "reason": s.cpu_reason}
                                  for n, s in specs.items() if s.enabled and (s.cpuset or s.threads)}
+        report["gateway"] = _gateway(app, specs)
     except AirpodsError as exc:
         report["config_error"] = exc.message
     if as_json:
@@ -92,6 +93,12 @@ def doctor(app: Application, as_json: bool) -> None:
             t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
             if s["gpu_plan"]:
                 t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
+        for gw in [report["gateway"]] if report.get("gateway") else []:
+            t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
+                    + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
+            if gw["beyond_loopback"]:
+                t.warning(f"the gateway listens on {gw['listen']}: reachable from other machines; start refuses "
+                          "it while no key is defined (airpods keys add NAME)")
         for p in report["probes"]:
             if p["warning"]:
                 t.warning(p["warning"])
@@ -101,3 +108,19 @@ def doctor(app: Application, as_json: bool) -> None:
         raise problem
     if "config_error" in report:
         raise click.exceptions.Exit(1)
+
+
+def _gateway(app: Application, specs: dict) -> dict | None:
+    """The gateway's URL, routes, listen address and key count (never a key)."""
+    from pathlib import Path
+
+    from airpods.gateway.keys import KeyStore
+    from airpods.plan.gateway import loopback
+
+    spec = next((s for s in specs.values() if s.kind == "gateway"), None)
+    if spec is None or not spec.ports:
+        return None
+    listen = spec.ports[0].host_ip
+    return {"service": spec.name, "enabled": spec.enabled, "url": spec.url, "listen": listen,
+            "beyond_loopback": not loopback(listen), "routes": dict(spec.gateway_routes),
+            "keys": KeyStore(Path(spec.gateway_dir)).count()}

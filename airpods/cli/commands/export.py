@@ -53,9 +53,18 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     chosen = [specs[n] for n in names]
     settings = app.runtime_settings
     if target == "kubernetes":
+        gateway_keys = None
+        if show_secrets and any(s.kind == "gateway" for s in chosen):
+            from pathlib import Path
+
+            from airpods.gateway.keys import KeyStore
+
+            gw = KeyStore(Path(next(s for s in chosen if s.kind == "gateway").gateway_dir))
+            gw.render()
+            gateway_keys = (gw.etc / "keys.caddy").read_text(encoding="utf-8")
         docs, notes = kube_writer.documents(chosen, volume_facts(chosen, app.environ),
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
-                                            models_job=models_job)
+                                            models_job=models_job, gateway_keys=gateway_keys)
     else:
         from airpods.orchestrate.start import write_preset
         from airpods.secrets import api_key_name
