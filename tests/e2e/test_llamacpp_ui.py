@@ -18,8 +18,8 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--window-size=1280,800"]
 
 
-@pytest.fixture
-def browser():
+def chromium(*extra: str):
+    """Headless Chromium driven by the system chromedriver, with a fresh profile."""
     need(shutil.which("chromium") is not None and shutil.which("chromedriver") is not None,
          "Chromium is not installed", "apt-get install chromium chromium-driver")
     webdriver = pytest.importorskip("selenium.webdriver")
@@ -27,9 +27,14 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='airpods-chromium-')}"]:
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='airpods-chromium-')}", *extra]:
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+@pytest.fixture
+def browser():
+    driver = chromium()
     yield driver
     driver.quit()
 

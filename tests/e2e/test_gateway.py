@@ -1,0 +1,269 @@
+"""The HTTPS gateway with a real Caddy (Debian's package in a local image) in front of a real
+llama-server router, a second llama-server and a real Open WebUI: the official `openai` client over
+verified HTTPS with the exported CA, a key per person (401 without, with a wrong or a revoked one),
+revocation without a restart, the access log naming the owner, the key nowhere else, and Open
+WebUI's page with its login on in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_llamacpp_ui import chromium
+from tests.e2e.test_router import FILES, router
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, PodmanRun, free_port, image_exists, need, podman
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui, pytest.mark.gateway]
+CADDY_IMAGE = "localhost/airpods-test/caddy:2"
+MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class Stack:
+    def __init__(self, run: PodmanRun, path: str, port: int, workdir: Path):
+        self.run, self.path, self.port, self.workdir = run, path, port, workdir
+        self.base = f"https://127.0.0.1:{port}"
+        self.ca = workdir / "airpods-ca.pem"
+        # The stack's own airpods folders, for every command on it (each test has its own otherwise).
+        self.env = {"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config"),
+                    "XDG_CACHE_HOME": str(workdir / "cache")}
+
+
+def config(run: PodmanRun, gateway_port: int, webui_port: int, *, webui: bool = True, extra: str = "") -> str:
+    rid = run.id
+    text = run.header().replace("[services.open-webui]\nenabled = false\n", "") + router(f"rt-{rid}", max_loaded=2)
+    text += f"""
+[services.llamacpp-2]
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+pod = "llamacpp-2-{rid}"
+container = "llamacpp-2-{rid}-0"
+ports = [{{ host = {free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{MODEL}"
+[services.llamacpp-2.command_args]
+model = "/models/{MODEL}"
+alias = "second"
+ctx_size = 512
+
+[services.open-webui]
+enabled = {str(webui).lower()}
+image = "{OPENWEBUI_IMAGE}"
+pod = "open-webui-{rid}"
+container = "open-webui-{rid}-0"
+ports = [{{ host = {webui_port}, container = 8080 }}]
+volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
+health = {{ path = "/health", timeout = 240 }}
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "gateway-{rid}"
+container = "gateway-{rid}-0"
+ports = [{{ host = {gateway_port}, container = 8443 }}]
+volumes = [{{ source = "gateway_{rid}_data", target = "/data" }}]
+{extra}
+"""
+    return text
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, smollm2):
+    need(image_exists(LLAMA_IMAGE), f"{LLAMA_IMAGE} is not built", "run scripts/build-llamacpp-image.sh")
+    need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
+    need(image_exists(CADDY_IMAGE), f"{CADDY_IMAGE} is not built", "run scripts/build-caddy-image.sh")
+    run = PodmanRun()
+    workdir = tmp_path_factory.mktemp("gateway")
+    path = workdir / "gateway.toml"
+    port = free_port()
+    path.write_text(config(run, port, free_port()))
+    made = Stack(run, str(path), port, workdir)
+    try:
+        for name in (*FILES, MODEL):
+            imported = cli(made, "models", "import", str(smollm2), "--name", name)
+            assert imported.code == 0, imported.text
+        started = cli(made, "start", "gateway")
+        assert started.code == 0, started.text
+        yield made
+    finally:
+        run.cleanup()
+
+
+def client(stack: Stack, key: str):
+    import openai
+
+    verify = ssl.create_default_context(cafile=str(stack.ca))  # the gateway's own CA, verified
+    return openai.OpenAI(base_url=f"{stack.base}/v1", api_key=key, max_retries=0, timeout=120,
+                         http_client=openai.DefaultHttpx2Client(verify=verify))
+
+
+def code_of(stack: Stack, path: str, key: str | None) -> int:
+    context = ssl.create_default_context(cafile=str(stack.ca))
+    req = urllib.request.Request(stack.base + path, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def started_at(container: str) -> str:
+    return podman("inspect", "--format", "{{.State.StartedAt}}", container).stdout.strip()
+
+
+def cli(stack: Stack, *args: str):
+    import os
+    from unittest import mock
+
+    from tests.conftest import run_cli
+
+    with mock.patch.dict(os.environ, stack.env):
+        return run_cli("--config", stack.path, *args)
+
+
+def test_person_keys_over_verified_https(stack):
+    import openai
+
+    rid = stack.run.id
+    ca = cli(stack, "keys", "ca", "-o", str(stack.ca))
+    assert ca.code == 0 and "SHA-256 fingerprint" in ca.err, ca.text
+    alice = cli(stack, "keys", "add", "alice").out.strip()
+    bob = cli(stack, "keys", "add", "bob").out.strip()
+    deadline = time.monotonic() + 15  # Caddy reloads the key file within a second or two
+    while code_of(stack, "/v1/models", bob) != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    c = client(stack, alice)
+    answer = c.chat.completions.create(model="a", max_tokens=8, temperature=0,
+                                       messages=[{"role": "user", "content": "Say hi."}])
+    assert answer.choices[0].message.content
+    chunks = [ch for ch in c.chat.completions.create(model="a", max_tokens=8, stream=True,
+                                                     messages=[{"role": "user", "content": "Count."}])]
+    assert len(chunks) > 2 and any(ch.choices and ch.choices[0].delta.content for ch in chunks)
+    vectors = c.embeddings.create(model="embed", input=["llamas", "alpacas"])
+    assert len(vectors.data) == 2 and len(vectors.data[0].embedding) > 16
+    assert {m.id for m in client(stack, bob).models.list()} >= {"a", "b", "embed"}
+    second = f"{stack.base}/llamacpp-2/v1"
+    import openai as o
+
+    other = o.OpenAI(base_url=second, api_key=bob, max_retries=0, timeout=60,
+                     http_client=o.DefaultHttpx2Client(verify=ssl.create_default_context(cafile=str(stack.ca))))
+    assert [m.id for m in other.models.list()] == ["second"]
+
+    for key in (None, "apk-wrong", alice + "x"):
+        assert code_of(stack, "/v1/models", key) == 401
+        assert code_of(stack, "/llamacpp-2/v1/models", key) == 401
+    with pytest.raises(openai.AuthenticationError):
+        client(stack, "apk-not-a-key").models.list()
+
+    before = {c_: started_at(c_) for c_ in (f"rt-{rid}-0", f"gateway-{rid}-0", f"llamacpp-2-{rid}-0")}
+    t0 = time.monotonic()
+    assert cli(stack, "keys", "revoke", "bob").code == 0
+    while code_of(stack, "/v1/models", bob) != 401:
+        assert time.monotonic() - t0 < 10, "the revoked key still works after 10 s"
+        time.sleep(0.1)
+    print(f"revoked key refused after {time.monotonic() - t0:.2f}s")
+    assert code_of(stack, "/v1/models", alice) == 200
+    assert {c_: started_at(c_) for c_ in before} == before  # nothing restarted
+
+    # The key is nowhere but the key file: not in any container, log, render or plain export.
+    for container in (f"rt-{rid}-0", f"gateway-{rid}-0", f"llamacpp-2-{rid}-0", f"open-webui-{rid}-0"):
+        assert alice not in podman("inspect", container).stdout
+    logs = cli(stack, "logs", "gateway", "-n", "0").out
+    assert alice not in logs and bob not in logs
+    assert " alice " in logs and "/v1/chat/completions 200" in logs  # the owner, by name
+    assert alice not in cli(stack, "config", "render", "--json").out
+    assert alice not in cli(stack, "config", "render", "--json", "--show-secrets").out
+    assert alice not in cli(stack, "export", "kube").out
+    import yaml
+
+    shown = list(yaml.safe_load_all(cli(stack, "export", "kube", "--show-secrets").out))
+    assert [d["metadata"]["name"] for d in shown if alice in json.dumps(d)] == ["gateway-keys"]
+    listed = json.loads(cli(stack, "keys", "list", "--json").out)
+    assert [k["name"] for k in listed] == ["alice"] and listed[0]["last_used"]
+    status = {r["service"]: r for r in json.loads(cli(stack, "status", "--json").out)}
+    assert status["gateway"]["health"] == "healthy" and status["gateway"]["url"] == stack.base
+    assert status["gateway"]["ca_fingerprint"] in ca.err
+
+
+def served_spki(stack: Stack) -> str:
+    """base64 SHA-256 of the public key the gateway serves (what Chromium's SPKI allow-list takes):
+    the browser then accepts this one certificate, the way a client that trusts the CA would."""
+    import base64
+    import hashlib
+    import subprocess
+
+    pem = ssl.get_server_certificate(("127.0.0.1", stack.port))
+    key = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=pem, capture_output=True, text=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=key.encode(), capture_output=True,
+                         check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def test_open_webui_through_the_gateway_with_its_login_on(stack):
+    if not stack.ca.exists():
+        assert cli(stack, "keys", "ca", "-o", str(stack.ca)).code == 0
+    context = ssl.create_default_context(cafile=str(stack.ca))
+    with urllib.request.urlopen(f"{stack.base}/api/config", timeout=30, context=context) as resp:
+        features = json.loads(resp.read())["features"]
+    assert features["auth"] is True  # WEBUI_AUTH forced on behind the gateway
+
+    driver = chromium(f"--ignore-certificate-errors-spki-list={served_spki(stack)}")
+    try:
+        driver.get(f"{stack.base}/")
+        # Not signed in: the app sends the browser to its sign-in page (a first run shows its welcome
+        # screen there, with the sign-up behind "Get started"), and no chat is reachable.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "/auth" not in driver.current_url:
+            time.sleep(0.3)
+        assert "/auth" in driver.current_url and driver.current_url.startswith(stack.base), driver.current_url
+        buttons = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not buttons:
+            buttons = [b for b in driver.find_elements("css selector", "button") if "Get started" in b.text]
+            if driver.find_elements("css selector", "input[type=password]"):
+                break
+            time.sleep(0.3)
+        if buttons:
+            buttons[0].click()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not driver.find_elements("css selector", "input[type=password]"):
+            time.sleep(0.3)
+        body = driver.find_element("tag name", "body").text
+        assert driver.find_elements("css selector", "input[type=password]"), (driver.current_url, body[:800])
+        assert "Open WebUI" in driver.title and "Create Admin" in driver.page_source  # the first sign-up
+    finally:
+        driver.quit()
+
+
+def test_a_gateway_beyond_loopback_without_keys_refuses_to_start(tmp_path):
+    from tests.conftest import run_cli
+
+    run = PodmanRun()
+    path = tmp_path / "wide.toml"
+    path.write_text(run.header() + f"""
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "gateway-{run.id}"
+container = "gateway-{run.id}-0"
+listen = "0.0.0.0"
+ports = [{{ host = {free_port()}, container = 8443 }}]
+volumes = [{{ source = "gateway_{run.id}_data", target = "/data" }}]
+""")
+    try:
+        result = run_cli("--config", str(path), "start", "gateway")
+        assert result.code == 2 and "no key defined" in result.err, result.text
+        assert podman("pod", "exists", f"gateway-{run.id}", check=False).returncode != 0
+        assert podman("volume", "exists", f"gateway_{run.id}_data", check=False).returncode != 0
+    finally:
+        run.cleanup()
