@@ -15,13 +15,14 @@ from pathlib import Path
 from benchmarks.cli_latency import cli_latency
 from benchmarks.common import ROOT, Env, Series, smollm2
 from benchmarks.contention import contention
+from benchmarks.gateway import gateway_overhead
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
 from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory", "router")
+SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory", "router", "gateway")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -109,6 +110,12 @@ def main() -> None:
             for what in ("swap first token", "warm first token"):
                 rows.append(row(swaps[f"{what} airpods"], swaps[f"{what} host"], target="ratio <= 1.05"))
             all_series += swaps.values()
+        if "gateway" in sections:
+            gw = gateway_overhead(env, 3 if args.quick else 30)
+            for what in ("chat", "first token"):
+                rows.append(row(gw[f"{what} gateway"], gw[f"{what} direct"], target="ratio <= 1.05"))
+            rows.append(row(gw["streams"], None, unit="count", target="= 32"))
+            all_series += gw.values()
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

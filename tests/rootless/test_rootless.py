@@ -192,3 +192,58 @@ def test_rootless_models_pull_list_rm_in_the_users_volume(rootless_user, rl, hub
     assert Path(mount, "tiny-Q4_K_M.gguf").stat().st_uid == user.home.stat().st_uid
     assert airpods("models", "rm", "tiny-Q4_K_M.gguf", "--yes").returncode == 0
     assert json.loads(airpods("models", "list", "--json").stdout) == []
+
+
+def test_rootless_gateway_keys_and_revocation(rootless_user, rl):
+    """The HTTPS gateway in the user's Podman: its key file is the user's (0600), the CA verifies,
+    a key answers, none and a revoked one do not."""
+    import ssl
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.e2e.test_gateway import CADDY_IMAGE
+
+    user = rootless_user
+    user.give_image(CADDY_IMAGE)
+    llm, port = f"llm-{rl}", free_port()
+    conf = write_config(user, rl, llama(llm, free_port()) + f"""
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "gateway-{rl}"
+container = "gateway-{rl}-0"
+default = "{llm}"
+ports = [{{ host = {port}, container = 8443 }}]
+volumes = [{{ source = "gw_{rl}_data", target = "/data" }}]
+""")
+    airpods = lambda *a: user.run(str(user.airpods), "--config", str(conf), *a, timeout=600)  # noqa: E731
+    assert airpods("models", "import", str(user.model)).returncode == 0
+    started = airpods("start", "gateway")
+    assert started.returncode == 0, started.stdout + started.stderr
+    key = airpods("keys", "add", "alice").stdout.strip()
+    pem = airpods("keys", "ca").stdout
+    assert key.startswith("apk-") and "BEGIN CERTIFICATE" in pem
+    keys = user.home / ".local" / "share" / "airpods" / "gateway" / conf.stem / "etc" / "keys.caddy"
+    assert keys.stat().st_uid == user.home.stat().st_uid and oct(keys.stat().st_mode & 0o777) == "0o600"
+    context = ssl.create_default_context(cadata=pem)
+
+    def code(k: str | None) -> int:
+        req = urllib.request.Request(f"https://127.0.0.1:{port}/v1/models",
+                                     headers={"Authorization": f"Bearer {k}"} if k else {})
+        try:
+            with urllib.request.urlopen(req, timeout=30, context=context) as resp:
+                return resp.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    deadline = time.monotonic() + 15
+    while code(key) != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert code(key) == 200 and code(None) == 401
+    assert airpods("keys", "revoke", "alice").returncode == 0
+    deadline = time.monotonic() + 10
+    while code(key) != 401 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert code(key) == 401
+    assert airpods("stop").returncode == 0

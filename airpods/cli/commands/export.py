@@ -146,6 +146,12 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     for s in chosen:
         if s.router is not None:
             write_preset(s)  # the unit mounts it from airpods' data dir, as start does
+        if s.kind == "gateway":  # its Caddyfile and key file, mounted from airpods' data dir likewise
+            from pathlib import Path
+
+            from airpods.gateway.keys import KeyStore
+
+            KeyStore(Path(s.gateway_dir)).write_config(s.gateway_config)
     if install:
         target = output or install_dir(rootless, app.environ)
         write_units(files, target)
