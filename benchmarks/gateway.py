@@ -115,6 +115,7 @@ def gateway_overhead(env: Env, runs: int, concurrent: int = 32) -> dict[str, Ser
         return out
     finally:
         env.run("stop", "--remove", "--timeout", "2", check=False)
+        env.run("clean", "gateway", "--volumes", "--yes", check=False)  # its CA volume (the models are kept)
         env.config.write_text(env.render_config())
 
 

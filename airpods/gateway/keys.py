@@ -2,7 +2,8 @@
 project, and rendered into the 0600 `keys.caddy` that the gateway imports from its read-only mount
 (a Caddy `map` from "Bearer KEY" to the owner's name). A change touches the Caddyfile: Caddy's
 `--watch` polls it every second and reloads, so a revoked key stops working within seconds without
-restarting anything."""
+restarting anything. (Caddy 2.6 reloads when the Caddyfile's modification time changes; later
+versions when the adapted config differs: a rewritten key file is both.)"""
 
 from __future__ import annotations
 
@@ -102,7 +103,8 @@ class KeyStore:
         self.etc.mkdir(parents=True, exist_ok=True, mode=0o700)
         lines = ["# Written by airpods keys; do not edit (airpods keys add/revoke rewrite it).",
                  "map {http.request.header.Authorization} {http.auth.user.id} {"]
-        lines += [f'\t"Bearer {r["key"]}" "{n}"' for n, r in sorted(data["keys"].items())]
+        for n, r in sorted(data["keys"].items()):  # the scheme's case is the client's (RFC 9110)
+            lines += [f'\t"Bearer {r["key"]}" "{n}"', f'\t"bearer {r["key"]}" "{n}"']
         lines += ['\tdefault ""', "}"]
         write_atomic(self.etc / KEYS_FILE, "\n".join(lines) + "\n", 0o600)
         caddyfile = self.etc / CADDYFILE

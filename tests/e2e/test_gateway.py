@@ -105,9 +105,9 @@ def client(stack: Stack, key: str):
                          http_client=openai.DefaultHttpx2Client(verify=verify))
 
 
-def code_of(stack: Stack, path: str, key: str | None) -> int:
+def code_of(stack: Stack, path: str, key: str | None, scheme: str = "Bearer") -> int:
     context = ssl.create_default_context(cafile=str(stack.ca))
-    req = urllib.request.Request(stack.base + path, headers={"Authorization": f"Bearer {key}"} if key else {})
+    req = urllib.request.Request(stack.base + path, headers={"Authorization": f"{scheme} {key}"} if key else {})
     try:
         with urllib.request.urlopen(req, timeout=30, context=context) as resp:
             return resp.status
@@ -158,6 +158,7 @@ def test_person_keys_over_verified_https(stack):
                      http_client=o.DefaultHttpx2Client(verify=ssl.create_default_context(cafile=str(stack.ca))))
     assert [m.id for m in other.models.list()] == ["second"]
 
+    assert code_of(stack, "/v1/models", alice, scheme="bearer") == 200  # the scheme is case-insensitive
     for key in (None, "apk-wrong", alice + "x"):
         assert code_of(stack, "/v1/models", key) == 401
         assert code_of(stack, "/llamacpp-2/v1/models", key) == 401
