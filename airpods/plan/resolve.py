@@ -20,6 +20,7 @@ BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
 THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
 THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")
+GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
 
@@ -203,7 +204,11 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
     import hashlib
     import json
 
-    data = {"format": 1, "service": f.svc.model_dump(mode="json"), "runtime": config.runtime.model_dump(mode="json"),
+    service = f.svc.model_dump(mode="json")
+    for key in GATEWAY_KEYS:  # keys added with the gateway: left out unless set, so older hashes still match
+        if key not in f.svc.model_fields_set:
+            service.pop(key, None)
+    data = {"format": 1, "service": service, "runtime": config.runtime.model_dump(mode="json"),
             "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
@@ -240,7 +245,8 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     problems: list[str] = []
     gateways = {n: gateway_plan.build(n, f.svc, dict(config.services), facts, gateway_dir)
                 for n, f in facts.items() if f.svc.kind == "gateway"}
-    wiring = {**wiring, "gateway": any(f.svc.enabled for n, f in facts.items() if n in gateways)}
+    if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
+        wiring = {**wiring, "gateway": True}
     specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
                               gateways.get(n)),
                         project=config.runtime.project or project,

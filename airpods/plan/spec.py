@@ -33,7 +33,7 @@ LABEL_URL = "io.airpods.url"
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
               "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes",
-              "gateway_names")
+              "gateway_names", "gateway_dir", "scheme")
 
 
 @dataclass(frozen=True)
