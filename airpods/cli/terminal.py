@@ -31,7 +31,8 @@ class Terminal:
         from rich.console import Console
 
         # On a terminal, wrap at word boundaries; in logs and pipes keep each message on one line.
-        return Console(file=self._err, no_color=not self.interactive, highlight=False,
+        # No emoji codes: a fingerprint's ":AB:" or a model named ":ok:" is text.
+        return Console(file=self._err, no_color=not self.interactive, highlight=False, emoji=False,
                        force_terminal=self.interactive or None, soft_wrap=not self.interactive,
                        width=None if self.interactive else 120)
 
@@ -40,7 +41,7 @@ class Terminal:
         from rich.console import Console
 
         tty = bool(getattr(self._out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
-        return Console(file=self._out, no_color=not tty, highlight=False, soft_wrap=True,
+        return Console(file=self._out, no_color=not tty, highlight=False, emoji=False, soft_wrap=True,
                        width=None if tty else 160)
 
     def _say(self, style: str, prefix: str, message: str) -> None:

@@ -55,7 +55,9 @@ def models_in_volume(prun, cli, write_config, smollm2):
 def client_for(row: dict, key: str):
     from openai import OpenAI
 
-    return OpenAI(base_url=row["url"], api_key=key, timeout=60, max_retries=0)
+    # The client's own default retries: llama-server's router may close a kept-alive connection as
+    # it swaps models, which the client then retries on a new one (seen once in CI).
+    return OpenAI(base_url=row["url"], api_key=key, timeout=60, max_retries=2)
 
 
 def ask(client, model: str) -> str:

@@ -276,3 +276,14 @@ def test_a_new_llama_service_recreates_the_gateway_with_its_route(rt, cli, write
     assert "/llamacpp-3/v1" in render(cli, more)["gateway"]["routes"]
     assert cli("--config", more, "start", "gateway", "--no-wait").code == 0
     assert rt.containers["gateway-0"].labels["io.airpods.config-hash"] != first
+
+
+def test_a_fingerprint_is_printed_as_it_is():
+    """Rich would turn ":AB:" into an emoji (seen in CI with a real CA's fingerprint)."""
+    import io
+
+    from airpods.cli.terminal import Terminal
+
+    err = io.StringIO()
+    Terminal(stderr=err).detail("SHA-256 fingerprint: 20:C9:AB:45:D6:FE:66 :ok: :smile:")
+    assert "20:C9:AB:45:D6:FE:66 :ok: :smile:" in err.getvalue()

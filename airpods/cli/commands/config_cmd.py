@@ -106,6 +106,10 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
             f" within {spec.health.timeout:g}s")
     if spec.url:
         t.print(f"url:        {spec.url}")
+    for prefix, target in spec.gateway_routes:
+        t.print(f"route:      {prefix} -> {target}")
+    if spec.gateway_names:
+        t.print(f"tls names:  {', '.join(spec.gateway_names)} (the Caddyfile: --json)")
     for warning in spec.gpu_warnings:
         t.warning(warning)
 
