@@ -103,7 +103,9 @@ def _site(name: str, port: int) -> str:
 def _proxy(backend: Backend, indent: str) -> list[str]:
     auth = (f'header_up Authorization "Bearer {{env.{backend.key_env}}}"' if backend.key_env
             else "header_up -Authorization")  # a person's key never reaches a backend
-    return [f"{indent}respond @anonymous `{UNAUTHORIZED}` 401",
+    return [f'{indent}header @anonymous WWW-Authenticate "Bearer"',
+            f"{indent}header @anonymous Content-Type application/json",
+            f"{indent}respond @anonymous `{UNAUTHORIZED}` 401",
             f"{indent}reverse_proxy {backend.address} {{",
             f"{indent}\t{auth}",
             f"{indent}\tflush_interval -1",  # streamed tokens pass through at once
@@ -121,7 +123,6 @@ def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Back
              "\tlog {", "\t\toutput stdout", "\t\tformat json", "\t}",
              f"\timport {ETC}/{KEYS_FILE}",  # sets {http.auth.user.id} to the key's owner, or ""
              '\t@anonymous vars {http.auth.user.id} ""',
-             '\theader @anonymous WWW-Authenticate "Bearer"',
              f"\thandle {HEALTH_PATH} {{", '\t\trespond "ok" 200', "\t}"]
     by_name = {b.service: b for b in backends}
     for b in backends:

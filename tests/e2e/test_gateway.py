@@ -162,8 +162,10 @@ def test_person_keys_over_verified_https(stack):
     for key in (None, "apk-wrong", alice + "x"):
         assert code_of(stack, "/v1/models", key) == 401
         assert code_of(stack, "/llamacpp-2/v1/models", key) == 401
-    with pytest.raises(openai.AuthenticationError):
+    with pytest.raises(openai.AuthenticationError) as denied:
         client(stack, "apk-not-a-key").models.list()
+    assert denied.value.response.headers["www-authenticate"] == "Bearer"
+    assert denied.value.body["type"] == "authentication_error"  # OpenAI's error shape, as JSON
 
     before = {c_: started_at(c_) for c_ in (f"rt-{rid}-0", f"gateway-{rid}-0", f"llamacpp-2-{rid}-0")}
     t0 = time.monotonic()
