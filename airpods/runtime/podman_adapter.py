@@ -29,6 +29,7 @@ from airpods.runtime.podman_wire import (
     container_state,
     message_of,
     pod_start_errors,
+    start_refused,
     vague,
 )
 from airpods.runtime.port import ContainerState, PullProgress
@@ -310,8 +311,8 @@ class PodmanRuntime:
             causes = self._pod_start_errors(str(pod)) if pod and vague(exc.message) else []
             if not causes:
                 raise
-            raise RuntimeFailure(f"start container {name}: the OCI runtime refused: {causes[0]}",
-                                 details=causes[1:], hint=OCI_HINT) from exc
+            message, hint = start_refused(name, causes)
+            raise RuntimeFailure(message, details=causes[1:] if hint == OCI_HINT else causes, hint=hint) from exc
 
     def _pod_start_errors(self, pod: str) -> list[str]:
         """What Podman's API keeps from a vague 'internal libpod error': starting the pod answers

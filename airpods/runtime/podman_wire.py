@@ -18,6 +18,23 @@ OCI_HINT = ("the container runtime (runc or crun) failed before the program ran;
             "and see the Podman API service's log")
 
 
+def start_refused(name: str, causes: list[str]) -> tuple[str, str]:
+    """(message, hint) for a start the OCI runtime refused, from its own per-container messages: a
+    host port someone else holds is said as such (rootful Podman keeps a removed pod's port open
+    in the process that started it, now and then), anything else as the runtime's failure."""
+    import re
+
+    for cause in causes:
+        m = re.search(r"listen tcp\d? \[?([0-9a-fA-F.:]*?)\]?:(\d+): bind: address already in use", cause)
+        if m:
+            ip, port = m.group(1) or "0.0.0.0", m.group(2)
+            return (f"start container {name}: host port {ip}:{port} is held by another process",
+                    f"see who holds it: ss -ltnp 'sport = :{port}'; when it is `podman system service` or conmon, "
+                    "Podman kept the port of a removed container: restart that service (systemctl restart "
+                    "podman.socket), or publish this service on another port")
+    return f"start container {name}: the OCI runtime refused: {causes[0]}", OCI_HINT
+
+
 def vague(message: str) -> bool:
     low = message.lower()
     return "internal libpod error" in low or "starting some containers" in low or "oci runtime" in low

@@ -178,6 +178,19 @@ def test_a_pod_start_failure_shows_the_oci_runtimes_own_message():
     assert pod_start_errors(b"") == [] and pod_start_errors(b"not json") == []
 
 
+def test_a_port_someone_else_holds_is_named_with_who_to_ask():
+    from airpods.runtime.podman_wire import OCI_HINT, start_refused
+
+    held = ["starting container 5853: cannot listen on the TCP port: listen tcp4 127.0.0.1:8080: bind: address "
+            "already in use", "starting container b4f7: a dependency of container b4f7 failed to start"]
+    message, hint = start_refused("llamacpp-0", held)
+    assert message == "start container llamacpp-0: host port 127.0.0.1:8080 is held by another process"
+    assert "ss -ltnp 'sport = :8080'" in hint and "podman system service" in hint
+    other = start_refused("x-0", ["runc create failed: error reopening /dev/null"])
+    assert other == ("start container x-0: the OCI runtime refused: runc create failed: error reopening /dev/null",
+                     OCI_HINT)
+
+
 def test_export_with_keys_over_an_existing_readable_file_leaves_it_0600(cli, write_config, tmp_path):
     import os
     import stat
