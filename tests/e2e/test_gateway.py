@@ -270,3 +270,42 @@ volumes = [{{ source = "gateway_{run.id}_data", target = "/data" }}]
         assert podman("volume", "exists", f"gateway_{run.id}_data", check=False).returncode != 0
     finally:
         run.cleanup()
+
+
+def test_the_users_own_certificate_is_served(tmp_path):
+    """tls_cert/tls_key instead of the local CA: clients verify against the user's certificate."""
+    import subprocess
+
+    from tests.conftest import run_cli
+
+    need(image_exists(CADDY_IMAGE), f"{CADDY_IMAGE} is not built", "run scripts/build-caddy-image.sh")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=airpods test",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    key.chmod(0o600)
+    run, port = PodmanRun(), free_port()
+    path = tmp_path / "own.toml"
+    path.write_text(run.header() + f"""
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "gateway-{run.id}"
+container = "gateway-{run.id}-0"
+ports = [{{ host = {port}, container = 8443 }}]
+volumes = [{{ source = "gateway_{run.id}_data", target = "/data" }}]
+tls_cert = "{cert}"
+tls_key = "{key}"
+""")
+    try:
+        started = run_cli("--config", str(path), "start", "gateway")
+        assert started.code == 0, started.text
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=30, context=context) as resp:
+            assert resp.status == 200
+        served = ssl.get_server_certificate(("127.0.0.1", port))
+        assert "".join(served.split()) == "".join(cert.read_text().split())
+        ca = run_cli("--config", str(path), "keys", "ca")
+        assert ca.code == 2 and "your own certificate" in ca.err
+    finally:
+        run.cleanup()

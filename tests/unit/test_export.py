@@ -41,10 +41,12 @@ def export(cli, path: str | None, *args: str) -> tuple[list[dict], str]:
 def layouts(write_config) -> dict[str, str | None]:
     out = {k: (str(v) if v else None) for k, v in LAYOUTS.items()}
     out["router"] = write_config(ROUTER + "[services.open-webui]\nenabled = true\n")
+    out["gateway"] = write_config(ROUTER + "[services.open-webui]\nenabled = true\n"
+                                           "[services.gateway]\nenabled = true\n")
     return out
 
 
-@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router"])
+@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router", "gateway"])
 def test_every_document_is_valid_kubernetes(cli, write_config, layout):
     import kubernetes_validate
 
@@ -55,10 +57,14 @@ def test_every_document_is_valid_kubernetes(cli, write_config, layout):
             kubernetes_validate.validate(doc, version, strict=True)
 
 
-@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router"])
+@pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router", "gateway"])
 def test_every_url_in_env_names_a_service_in_the_output(cli, write_config, layout):
     docs, _ = export(cli, layouts(write_config)[layout])
     services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    for d in docs:  # the gateway's upstreams too
+        for text in (d.get("data") or {}).values():
+            for host in re.findall(r"reverse_proxy ([a-z0-9.-]+):\d+", text):
+                assert host in services, f"the Caddyfile proxies to {host}, not among {services}"
     for d in docs:
         if d["kind"] != "Deployment":
             continue

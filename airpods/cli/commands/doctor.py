@@ -93,7 +93,7 @@ def doctor(app: Application, as_json: bool) -> None:
             t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
             if s["gpu_plan"]:
                 t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
-        for gw in [report["gateway"]] if report.get("gateway") else []:
+        for gw in [report["gateway"]] if report.get("gateway") and report["gateway"]["enabled"] else []:
             t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
                     + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
             if gw["beyond_loopback"]:
