@@ -111,3 +111,72 @@ def test_the_exported_units_run_the_stack(prun, cli, write_config, smollm2, tmp_
             podman("pod", "rm", "-f", "-t", "0", pod, check=False)
         if mine:
             podman("secret", "rm", *mine, check=False)
+
+
+def test_the_exported_units_run_the_gateway(prun, cli, write_config, smollm2, tmp_path, llama_image):
+    """The gateway at boot: its units (and its Caddyfile, which the export writes) bring up Caddy in
+    front of llama.cpp; a person key answers through it over HTTPS, verified with its CA."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from tests.e2e.test_gateway import CADDY_IMAGE
+
+    need(image_exists(CADDY_IMAGE), f"{CADDY_IMAGE} is not built", "run scripts/build-caddy-image.sh")
+    quadlet, rid, port = quadlet_binary(), prun.id, free_port()
+    path = write_config(prun.header().replace("[services.llamacpp]\nenabled = false\n", "") + f"""
+[services.llamacpp]
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+pod = "qllama-{rid}"
+container = "qllama-{rid}-0"
+ports = [{{ host = {free_port()}, container = 8080 }}]
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "qgw-{rid}"
+container = "qgw-{rid}-0"
+ports = [{{ host = {port}, container = 8443 }}]
+volumes = [{{ source = "qgw_{rid}_data", target = "/data" }}]
+""")
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+    key = cli("--config", path, "keys", "add", "alice").out.strip()
+    units = tmp_path / "units"
+    installed = cli("--config", path, "export", "quadlet", "gateway", "--install", "-o", str(units))
+    assert installed.code == 0, installed.text
+    mine = [s for s in podman("secret", "ls", "--format", "{{.Name}}").stdout.split()
+            if s.startswith(f"airpods-t{rid}-")]
+    try:
+        assert key not in "".join(p.read_text() for p in units.iterdir())
+        gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
+                             env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
+        run_dir = tmp_path / "run"
+        run_dir.mkdir()
+        steps = commands(gen.stdout, run_dir)
+        order = [f"{prun.network}-network", *(u for u in steps if u.endswith("-volume")), f"qllama-{rid}-pod",
+                 "llamacpp", f"qgw-{rid}-pod", "gateway"]
+        assert set(order) == set(steps), sorted(steps)
+        for unit in order:
+            for argv in steps[unit]:
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+                ok = done.returncode == 0 or "already exists" in done.stderr
+                assert ok, f"{unit}: {' '.join(argv)}\n{done.stderr}"
+        deadline, pem = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and "BEGIN CERTIFICATE" not in pem:
+            pem = cli("--config", path, "keys", "ca").out
+            time.sleep(0.5)
+        context = ssl.create_default_context(cadata=pem)
+        status = None
+        while time.monotonic() < deadline + 120 and status != 200:
+            req = urllib.request.Request(f"https://127.0.0.1:{port}/v1/models",
+                                         headers={"Authorization": f"Bearer {key}"})
+            try:
+                with urllib.request.urlopen(req, timeout=10, context=context) as resp:
+                    status = resp.status
+            except (urllib.error.URLError, OSError):
+                time.sleep(1)
+        assert status == 200
+    finally:
+        for pod in (f"qllama-{rid}", f"qgw-{rid}"):
+            podman("pod", "rm", "-f", "-t", "0", pod, check=False)
+        if mine:
+            podman("secret", "rm", *mine, check=False)
