@@ -22,7 +22,8 @@ def _uptime(seconds: float | None) -> str:
 @click.argument("services", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list (keys: service, state, health, url, image, pod, container, model, "
-                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs).")
+                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs; "
+                   "a gateway adds ca_fingerprint).")
 @pass_app
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """Show state, health, URL, image, uptime and served model of SERVICES.
