@@ -298,6 +298,8 @@ class Service(Strict):
                         if k in self.model_fields_set]
         if gateway_keys and self.kind != "gateway":
             raise ValueError(f"'{gateway_keys[0]}' is for kind = \"gateway\" services")
+        if self.kind == "gateway" and len(self.ports) != 1:
+            raise ValueError("a gateway publishes one HTTPS port: ports = [{ host = 8443, container = 8443 }]")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("set both 'tls_cert' and 'tls_key' (your certificate and its key), or neither "
                              "for the gateway's own local CA")

@@ -133,7 +133,8 @@ def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Back
     if webui:
         lines += [f"\t\treverse_proxy {webui}"]  # Open WebUI keeps its own login
     else:
-        routes = ", ".join([*(["/v1"] if default else []), *(f"/{b.service}/v1" for b in backends)]) or "none"
+        routes = ", ".join([*(["/v1"] if default in by_name else []), *(f"/{b.service}/v1" for b in backends)])
+        routes = routes or "none"
         lines += [f'\t\trespond "airpods gateway: OpenAI-compatible routes: {routes}" 404']
     lines += ["\t}", "}"]
     return "\n".join(lines) + "\n"

@@ -122,6 +122,13 @@ def test_open_webui_login_off_or_a_reserved_name_is_a_config_error(rt, cli, writ
     assert result.code == 2 and "services.api" in result.err and "rename" in result.err
 
 
+def test_a_gateway_without_its_port_is_a_config_error(rt, cli, write_config):
+    path = write_config("[services.open-webui]\nenabled = false\n[services.gateway]\nenabled = true\nports = []\n")
+    result = cli("--config", path, "start", "gateway", "--no-wait")
+    assert result.code == 2 and "services.gateway" in result.err and "one HTTPS port" in result.err, result.text
+    assert "Traceback" not in result.text and not rt.containers
+
+
 def test_keys_add_list_revoke(rt, cli, write_config, isolated):
     path = stack(write_config)
     added = cli("--config", path, "keys", "add", "alice@lab")
