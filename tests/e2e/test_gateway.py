@@ -24,6 +24,20 @@ CADDY_IMAGE = "localhost/airpods-test/caddy:2"
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def gateway_table(rid: str, port: int, extra: str = "", name: str = "gateway") -> str:
+    """A [services.gateway] of a test's own: the local Caddy image, its pod, port and CA volume."""
+    return f"""
+[services.gateway]
+enabled = true
+image = "{CADDY_IMAGE}"
+pod = "{name}-{rid}"
+container = "{name}-{rid}-0"
+ports = [{{ host = {port}, container = 8443 }}]
+volumes = [{{ source = "{name}_{rid}_data", target = "/data" }}]
+{extra}
+"""
+
+
 class Stack:
     def __init__(self, run: PodmanRun, path: str, port: int, workdir: Path):
         self.run, self.path, self.port, self.workdir = run, path, port, workdir
@@ -62,17 +76,8 @@ health = {{ path = "/health", timeout = 240 }}
 [services.open-webui.env]
 OFFLINE_MODE = "true"
 HF_HUB_OFFLINE = "1"
-
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "gateway-{rid}"
-container = "gateway-{rid}-0"
-ports = [{{ host = {gateway_port}, container = 8443 }}]
-volumes = [{{ source = "gateway_{rid}_data", target = "/data" }}]
-{extra}
 """
-    return text
+    return text + gateway_table(rid, gateway_port, extra)
 
 
 @pytest.fixture(scope="module")
@@ -253,16 +258,7 @@ def test_a_gateway_beyond_loopback_without_keys_refuses_to_start(tmp_path):
 
     run = PodmanRun()
     path = tmp_path / "wide.toml"
-    path.write_text(run.header() + f"""
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "gateway-{run.id}"
-container = "gateway-{run.id}-0"
-listen = "0.0.0.0"
-ports = [{{ host = {free_port()}, container = 8443 }}]
-volumes = [{{ source = "gateway_{run.id}_data", target = "/data" }}]
-""")
+    path.write_text(run.header() + gateway_table(run.id, free_port(), 'listen = "0.0.0.0"'))
     try:
         result = run_cli("--config", str(path), "start", "gateway")
         assert result.code == 2 and "no key defined" in result.err, result.text
@@ -286,17 +282,7 @@ def test_the_users_own_certificate_is_served(tmp_path):
     key.chmod(0o600)
     run, port = PodmanRun(), free_port()
     path = tmp_path / "own.toml"
-    path.write_text(run.header() + f"""
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "gateway-{run.id}"
-container = "gateway-{run.id}-0"
-ports = [{{ host = {port}, container = 8443 }}]
-volumes = [{{ source = "gateway_{run.id}_data", target = "/data" }}]
-tls_cert = "{cert}"
-tls_key = "{key}"
-""")
+    path.write_text(run.header() + gateway_table(run.id, port, f'tls_cert = "{cert}"\ntls_key = "{key}"'))
     try:
         started = run_cli("--config", str(path), "start", "gateway")
         assert started.code == 0, started.text

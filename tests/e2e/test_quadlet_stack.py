@@ -66,6 +66,23 @@ def commands(dryrun: str, run_dir: Path) -> dict[str, list[list[str]]]:
     return out
 
 
+def bring_up(quadlet: str, units: Path, tmp_path: Path, network: str, services: list[str]) -> None:
+    """Run what systemd would for the units: the network, the volumes, then `services` (pod and
+    container units) in the given order; every generated unit must be among them."""
+    gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
+                         env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    steps = commands(gen.stdout, run_dir)
+    order = [f"{network}-network", *(u for u in steps if u.endswith("-volume")), *services]
+    assert set(order) == set(steps), sorted(steps)
+    for unit in order:
+        for argv in steps[unit]:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+            exists = "already exists" in done.stderr
+            assert done.returncode == 0 or exists, f"{unit}: {' '.join(argv)}\n{done.stderr}"
+
+
 def test_the_exported_units_run_the_stack(prun, cli, write_config, smollm2, tmp_path, llama_image):
     need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
     quadlet = quadlet_binary()
@@ -79,19 +96,8 @@ def test_the_exported_units_run_the_stack(prun, cli, write_config, smollm2, tmp_
     mine = [s for s in secrets if s.startswith(f"airpods-t{prun.id}-")]
     assert len(mine) == 3, secrets  # the llama.cpp key, Open WebUI's copy of it, its session secret
     try:
-        gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
-                             env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
-        run_dir = tmp_path / "run"
-        run_dir.mkdir()
-        steps = commands(gen.stdout, run_dir)
-        order = [f"{prun.network}-network", *(u for u in steps if u.endswith("-volume")), f"qllama-{prun.id}-pod",
-                 "llamacpp", f"qwebui-{prun.id}-pod", "open-webui"]
-        assert set(order) == set(steps), sorted(steps)
-        for unit in order:
-            for argv in steps[unit]:
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-                exists = "already exists" in done.stderr
-                assert done.returncode == 0 or exists, f"{unit}: {' '.join(argv)}\n{done.stderr}"
+        bring_up(quadlet, units, tmp_path, prun.network, [f"qllama-{prun.id}-pod", "llamacpp",
+                                                          f"qwebui-{prun.id}-pod", "open-webui"])
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
         models: set[str] = set()
@@ -120,7 +126,7 @@ def test_the_exported_units_run_the_gateway(prun, cli, write_config, smollm2, tm
     import urllib.error
     import urllib.request
 
-    from tests.e2e.test_gateway import CADDY_IMAGE
+    from tests.e2e.test_gateway import CADDY_IMAGE, gateway_table
 
     need(image_exists(CADDY_IMAGE), f"{CADDY_IMAGE} is not built", "run scripts/build-caddy-image.sh")
     quadlet, rid, port = quadlet_binary(), prun.id, free_port()
@@ -130,14 +136,7 @@ images = {{ cpu = "{LLAMA_IMAGE}" }}
 pod = "qllama-{rid}"
 container = "qllama-{rid}-0"
 ports = [{{ host = {free_port()}, container = 8080 }}]
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "qgw-{rid}"
-container = "qgw-{rid}-0"
-ports = [{{ host = {port}, container = 8443 }}]
-volumes = [{{ source = "qgw_{rid}_data", target = "/data" }}]
-""")
+""" + gateway_table(rid, port, name="qgw"))
     assert cli("--config", path, "models", "import", str(smollm2)).code == 0
     key = cli("--config", path, "keys", "add", "alice").out.strip()
     units = tmp_path / "units"
@@ -147,19 +146,7 @@ volumes = [{{ source = "qgw_{rid}_data", target = "/data" }}]
             if s.startswith(f"airpods-t{rid}-")]
     try:
         assert key not in "".join(p.read_text() for p in units.iterdir())
-        gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
-                             env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
-        run_dir = tmp_path / "run"
-        run_dir.mkdir()
-        steps = commands(gen.stdout, run_dir)
-        order = [f"{prun.network}-network", *(u for u in steps if u.endswith("-volume")), f"qllama-{rid}-pod",
-                 "llamacpp", f"qgw-{rid}-pod", "gateway"]
-        assert set(order) == set(steps), sorted(steps)
-        for unit in order:
-            for argv in steps[unit]:
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-                ok = done.returncode == 0 or "already exists" in done.stderr
-                assert ok, f"{unit}: {' '.join(argv)}\n{done.stderr}"
+        bring_up(quadlet, units, tmp_path, prun.network, [f"qllama-{rid}-pod", "llamacpp", f"qgw-{rid}-pod", "gateway"])
         deadline, pem = time.monotonic() + 60, ""
         while time.monotonic() < deadline and "BEGIN CERTIFICATE" not in pem:
             pem = cli("--config", path, "keys", "ca").out

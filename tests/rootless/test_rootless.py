@@ -202,21 +202,12 @@ def test_rootless_gateway_keys_and_revocation(rootless_user, rl):
     import urllib.error
     import urllib.request
 
-    from tests.e2e.test_gateway import CADDY_IMAGE
+    from tests.e2e.test_gateway import CADDY_IMAGE, gateway_table
 
     user = rootless_user
     user.give_image(CADDY_IMAGE)
     llm, port = f"llm-{rl}", free_port()
-    conf = write_config(user, rl, llama(llm, free_port()) + f"""
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "gateway-{rl}"
-container = "gateway-{rl}-0"
-default = "{llm}"
-ports = [{{ host = {port}, container = 8443 }}]
-volumes = [{{ source = "gw_{rl}_data", target = "/data" }}]
-""")
+    conf = write_config(user, rl, llama(llm, free_port()) + gateway_table(rl, port, f'default = "{llm}"'))
     airpods = lambda *a: user.run(str(user.airpods), "--config", str(conf), *a, timeout=600)  # noqa: E731
     assert airpods("models", "import", str(user.model)).returncode == 0
     started = airpods("start", "gateway")
