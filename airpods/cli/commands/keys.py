@@ -17,12 +17,12 @@ def gateway_spec(app: Application):
     return found[0]
 
 
-def store(app: Application):
+def store(spec):
     from pathlib import Path
 
     from airpods.gateway.keys import KeyStore
 
-    return KeyStore(Path(gateway_spec(app).gateway_dir))
+    return KeyStore(Path(spec.gateway_dir))
 
 
 @click.group()
@@ -50,7 +50,7 @@ def keys() -> None:
 def add(app: Application, name: str) -> None:
     """Make a key for NAME and print it (only this once: airpods cannot show it again)."""
     spec = gateway_spec(app)
-    key = store(app).add(name)
+    key = store(spec).add(name)
     click.echo(key)
     app.terminal.success(f"key for '{name}' added; give it to them now, it is not shown again")
     app.terminal.detail(f"use: OPENAI_BASE_URL={spec.url}/v1 OPENAI_API_KEY=<the key>; trust the gateway's CA: "
@@ -66,7 +66,7 @@ def add(app: Application, name: str) -> None:
 def revoke(app: Application, name: str) -> None:
     """Revoke NAME's key. A running gateway refuses it within about two seconds; llama.cpp and the
     gateway keep running."""
-    store(app).revoke(name)
+    store(gateway_spec(app)).revoke(name)
     app.terminal.success(f"key for '{name}' revoked; the gateway refuses it within about two seconds")
 
 
@@ -81,7 +81,7 @@ def list_keys(app: Application, as_json: bool) -> None:
     from airpods.gateway.access import last_use
 
     spec = gateway_spec(app)
-    keystore = store(app)
+    keystore = store(spec)
     try:  # last use, from the running gateway's access log
         mine = [r for r in app.running() if r.service == spec.name]
         if mine:
