@@ -39,6 +39,11 @@ class KeyStore:
         self.records = directory / "keys.json"
         self.etc = directory / "etc"
 
+    @classmethod
+    def of(cls, spec) -> KeyStore:
+        """The key store of a gateway service's spec."""
+        return cls(Path(spec.gateway_dir))
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict]:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -97,22 +102,27 @@ class KeyStore:
     def count(self) -> int:
         return len(self._load()["keys"])
 
-    def render(self, data: dict | None = None) -> None:
-        """Write keys.caddy from keys.json, then touch the Caddyfile so a running gateway reloads."""
+    def caddy_text(self, data: dict | None = None) -> str:
+        """keys.caddy's text: a Caddy map from the Authorization header to the key's owner."""
         data = self._load() if data is None else data
-        self.etc.mkdir(parents=True, exist_ok=True, mode=0o700)
         lines = ["# Written by airpods keys; do not edit (airpods keys add/revoke rewrite it).",
                  "map {http.request.header.Authorization} {http.auth.user.id} {"]
         for n, r in sorted(data["keys"].items()):  # the scheme's case is the client's (RFC 9110)
             lines += [f'\t"Bearer {r["key"]}" "{n}"', f'\t"bearer {r["key"]}" "{n}"']
         lines += ['\tdefault ""', "}"]
-        write_atomic(self.etc / KEYS_FILE, "\n".join(lines) + "\n", 0o600)
+        return "\n".join(lines) + "\n"
+
+    def render(self, data: dict | None = None) -> None:
+        """Write keys.caddy from keys.json, then touch the Caddyfile so a running gateway reloads."""
+        self.etc.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(self.etc / KEYS_FILE, self.caddy_text(data), 0o600)
         caddyfile = self.etc / CADDYFILE
         if caddyfile.exists():
             os.utime(caddyfile)
 
     def write_config(self, text: str) -> None:
-        """The Caddyfile from the spec, and keys.caddy; both 0600 in the folder the gateway mounts."""
+        """The Caddyfile from the spec (spec.gateway_config), and keys.caddy; both 0600 in the folder
+        the gateway mounts. Every start and export calls it, so a running gateway gets today's routes."""
         self.etc.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.directory, 0o700)
         os.chmod(self.etc, 0o700)

@@ -151,7 +151,7 @@ def check_gateway(specs: list[ServiceSpec]) -> list[str]:
         wide = [p for p in spec.ports if not loopback(p.host_ip)]
         if not wide:
             continue
-        if KeyStore(Path(spec.gateway_dir)).count() == 0:
+        if KeyStore.of(spec).count() == 0:
             raise UsageError(
                 f"service '{spec.name}' would listen on {wide[0].host_ip}:{wide[0].host} with no key defined; "
                 "nothing was created",

@@ -97,11 +97,9 @@ def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) ->
 def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     """Make the pod and container exist as the spec says (not started). Runs under the lock."""
     if spec.kind == "gateway":  # even when it runs: Caddy reloads a changed Caddyfile by itself
-        from pathlib import Path
-
         from airpods.gateway.keys import KeyStore
 
-        KeyStore(Path(spec.gateway_dir)).write_config(spec.gateway_config)
+        KeyStore.of(spec).write_config(spec.gateway_config)
     if action.kind == "noop":
         return
     if spec.router is not None:

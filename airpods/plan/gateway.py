@@ -48,6 +48,7 @@ class GatewayParts:
     depends_on: tuple[str, ...]
     routes: tuple[tuple[str, str], ...]  # (path prefix, service)
     names: tuple[str, ...]  # what its certificate covers
+    directory: str  # airpods' folder for it (keys.json; etc/ is mounted at ETC)
 
 
 def key_env(service: str) -> str:
@@ -165,4 +166,4 @@ def build(name: str, svc: Any, services: dict[str, Any], facts: dict[str, Any], 
               *((f"/{b.service}/v1", b.service) for b in backends), *((("/", webui_service),) if webui_service else ())]
     return GatewayParts(text, env, frozenset(b.key_env for b in backends if b.key_env), tuple(volumes), COMMAND,
                         tuple([b.service for b in backends] + ([webui_service] if webui_service else [])),
-                        tuple((p, s) for p, s in routes if s), tuple(names))
+                        tuple((p, s) for p, s in routes if s), tuple(names), store_dir)

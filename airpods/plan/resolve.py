@@ -388,12 +388,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gpu_reason=f.choice.reason, gpu_warnings=f.choice.warnings,
         scheme="https" if gateway is not None else "http",
         gateway_config=gateway.caddyfile if gateway else "",
-        gateway_dir=_gateway_dir(gateway) if gateway else "",
+        gateway_dir=gateway.directory if gateway else "",
         gateway_routes=gateway.routes if gateway else (),
         gateway_names=gateway.names if gateway else (),
     )
-
-
-def _gateway_dir(parts: gateway_plan.GatewayParts) -> str:
-    """airpods' folder for the gateway: the parent of the etc/ folder it mounts."""
-    return next(v.source for v in parts.volumes if v.target == gateway_plan.ETC).removesuffix("/etc")

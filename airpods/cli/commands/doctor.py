@@ -112,7 +112,6 @@ def doctor(app: Application, as_json: bool) -> None:
 
 def _gateway(app: Application, specs: dict) -> dict | None:
     """The gateway's URL, routes, listen address and key count (never a key)."""
-    from pathlib import Path
 
     from airpods.gateway.keys import KeyStore
     from airpods.plan.gateway import loopback
@@ -123,4 +122,4 @@ def _gateway(app: Application, specs: dict) -> dict | None:
     listen = spec.ports[0].host_ip
     return {"service": spec.name, "enabled": spec.enabled, "url": spec.url, "listen": listen,
             "beyond_loopback": not loopback(listen), "routes": dict(spec.gateway_routes),
-            "keys": KeyStore(Path(spec.gateway_dir)).count()}
+            "keys": KeyStore.of(spec).count()}

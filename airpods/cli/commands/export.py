@@ -55,13 +55,9 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     if target == "kubernetes":
         gateway_keys = None
         if show_secrets and any(s.kind == "gateway" for s in chosen):
-            from pathlib import Path
-
             from airpods.gateway.keys import KeyStore
 
-            gw = KeyStore(Path(next(s for s in chosen if s.kind == "gateway").gateway_dir))
-            gw.render()
-            gateway_keys = (gw.etc / "keys.caddy").read_text(encoding="utf-8")
+            gateway_keys = KeyStore.of(next(s for s in chosen if s.kind == "gateway")).caddy_text()
         docs, notes = kube_writer.documents(chosen, volume_facts(chosen, app.environ),
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
                                             models_job=models_job, gateway_keys=gateway_keys)
@@ -147,11 +143,9 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
         if s.router is not None:
             write_preset(s)  # the unit mounts it from airpods' data dir, as start does
         if s.kind == "gateway":  # its Caddyfile and key file, mounted from airpods' data dir likewise
-            from pathlib import Path
-
             from airpods.gateway.keys import KeyStore
 
-            KeyStore(Path(s.gateway_dir)).write_config(s.gateway_config)
+            KeyStore.of(s).write_config(s.gateway_config)
     if install:
         target = output or install_dir(rootless, app.environ)
         write_units(files, target)

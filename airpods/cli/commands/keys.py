@@ -18,11 +18,9 @@ def gateway_spec(app: Application):
 
 
 def store(spec):
-    from pathlib import Path
-
     from airpods.gateway.keys import KeyStore
 
-    return KeyStore(Path(spec.gateway_dir))
+    return KeyStore.of(spec)
 
 
 @click.group()
