@@ -16,6 +16,9 @@ class StandIn(http.server.BaseHTTPRequestHandler):
     served = 0
     cut: dict[str, int] = {}  # file -> bytes sent before the connection drops (once)
     lie: set[str] = set()  # files whose published sha256 is wrong (a corrupted download)
+    mirror: dict[str, bytes] = {}  # file -> other bytes served, with no X-Linked-Etag (a mirror's swap)
+    unhashed: set[str] = set()  # files published with no sha256 at all (neither listing nor HEAD)
+    page: int = 0  # the listing's page size (0: one page), paged with Link: rel="next" as the hub does
 
     def _route(self) -> tuple[str, str | None, bytes | None] | None:
         path = self.path.split("?")[0]
@@ -38,11 +41,12 @@ class StandIn(http.server.BaseHTTPRequestHandler):
         hit = self._route()
         if hit is None:
             return
-        data = hit[2] or b""
+        data = self.mirror.get(hit[1], hit[2] or b"")
         self.send_response(302)
         self.send_header("Location", self.path)
         sha = "0" * 64 if hit[1] in self.lie else hashlib.sha256(data).hexdigest()
-        self.send_header("X-Linked-Etag", f'"{sha}"')
+        if hit[1] not in self.mirror and hit[1] not in self.unhashed:
+            self.send_header("X-Linked-Etag", f'"{sha}"')
         self.send_header("X-Linked-Size", str(len(data)))
         self.end_headers()
 
@@ -52,14 +56,9 @@ class StandIn(http.server.BaseHTTPRequestHandler):
             return
         repo, name, data = hit
         if name is None:
-            body = json.dumps([{"type": "file", "path": p, "size": len(d),
-                                "lfs": {"oid": hashlib.sha256(d).hexdigest(), "size": len(d)}}
-                               for p, d in self.repos[repo].items()] + [{"type": "directory", "path": "x"}]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._listing(repo)
             return
+        data = self.mirror.get(name, data)
         start, end = 0, len(data) - 1
         if self.headers.get("Range", "").startswith("bytes="):
             a, _, b = self.headers["Range"][6:].partition("-")
@@ -78,6 +77,21 @@ class StandIn(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data[start:end + 1])
         type(self).served += end - start + 1
 
+    def _listing(self, repo: str) -> None:
+        items = [{"type": "file", "path": p, "size": len(d),
+                  **({} if p in self.unhashed else {"lfs": {"oid": hashlib.sha256(d).hexdigest(), "size": len(d)}})}
+                 for p, d in self.repos[repo].items()] + [{"type": "directory", "path": "x"}]
+        start = int(self.path.partition("cursor=")[2] or 0)
+        end = start + self.page if self.page else len(items)
+        body = json.dumps(items[start:end]).encode()
+        self.send_response(200)
+        if end < len(items):
+            base = f"http://{self.headers['Host']}{self.path.split('?')[0]}"
+            self.send_header("Link", f'<{base}?recursive=1&cursor={end}>; rel="next"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def log_message(self, *args):
         pass
 
@@ -88,4 +102,5 @@ def serve(monkeypatch, repos: dict[str, dict[str, bytes]]):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     StandIn.repos, StandIn.gated, StandIn.served, StandIn.cut, StandIn.lie = repos, set(), 0, {}, set()
+    StandIn.mirror, StandIn.unhashed, StandIn.page = {}, set(), 0
     return StandIn, server

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-MAGIC = b"GGUF"
+from airpods.models.gguf_header import MAGIC, GGUFError, read_header
+
+__all__ = ["MAGIC", "GGUFError", "GGUFInfo", "is_gguf", "read_info", "read_version"]
+
 # llama.cpp's LLAMA_FTYPE values (general.file_type) → the quantization name users know.
 FILE_TYPES = {
     0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
@@ -15,10 +18,6 @@ FILE_TYPES = {
     30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
 }
 WANTED = ("general.architecture", "general.file_type", "general.name")
-
-
-class GGUFError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -40,8 +39,6 @@ def is_gguf(path: Path) -> bool:
 def read_info(path: Path) -> GGUFInfo:
     """What `models list` shows, from the one header reader (gguf_header.py); GGUFError names a
     broken or truncated file."""
-    from airpods.models.gguf_header import read_header
-
     kv = read_header(path).kv
     arch, ftype, name = (kv.get(k) for k in WANTED)
     quant = FILE_TYPES.get(int(ftype), f"type {ftype}") if isinstance(ftype, int) else None

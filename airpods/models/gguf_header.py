@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airpods.models.gguf import MAGIC, GGUFError
+from airpods.models.split_names import split_parts
+
+MAGIC = b"GGUF"
+
+
+class GGUFError(ValueError):
+    pass
+
+
+class GGUFTruncated(GGUFError):
+    """The bytes end inside the header: a cut file, or a ranged read that needs more."""
 
 _SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
 _STRING, _ARRAY = 8, 9
@@ -73,14 +83,16 @@ class _Reader:
         try:
             value = struct.unpack_from("<" + fmt, self.buf, self.at)
         except struct.error as exc:
-            raise GGUFError("file ends inside the GGUF header") from exc
+            raise GGUFTruncated("file ends inside the GGUF header") from exc
         self.at += struct.calcsize("<" + fmt)
         return value[0] if len(value) == 1 else value
 
     def string(self) -> str:
         length = self.take("Q")
-        if length > 1 << 24 or self.at + length > len(self.buf):
+        if length > 1 << 24:
             raise GGUFError("implausible string length in the GGUF header")
+        if self.at + length > len(self.buf):
+            raise GGUFTruncated("file ends inside the GGUF header")
         text = bytes(self.buf[self.at:self.at + length]).decode("utf-8", "replace")
         self.at += length
         return text
@@ -92,9 +104,9 @@ class _Reader:
             for _ in range(count):
                 at += 8 + length(buf, at)[0]
         except struct.error as exc:
-            raise GGUFError("file ends inside the GGUF header") from exc
+            raise GGUFTruncated("file ends inside the GGUF header") from exc
         if at > len(buf):
-            raise GGUFError("file ends inside the GGUF header")
+            raise GGUFTruncated("file ends inside the GGUF header")
         self.at = at
 
     def value(self, vtype: int) -> Any:
@@ -113,7 +125,7 @@ class _Reader:
             try:
                 values = struct.unpack_from(f"<{count}{_SCALAR[etype]}", self.buf, self.at)
             except struct.error as exc:
-                raise GGUFError("file ends inside the GGUF header") from exc
+                raise GGUFTruncated("file ends inside the GGUF header") from exc
             self.at += size
             return list(values)
         if etype == _STRING:
@@ -133,36 +145,44 @@ def read_header(path: Path) -> GGUFHeader:
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
         if buf[:4] != MAGIC:
             raise GGUFError(f"{path} is not a GGUF file (bad magic)")
-        r = _Reader(buf)
-        r.at = 4
-        version = r.take("I")
-        if version < 2:
-            raise GGUFError(f"{path}: GGUF version {version} is too old to read")
-        n_tensors, n_kv = r.take("Q"), r.take("Q")
-        kv: dict[str, Any] = {}
-        for _ in range(n_kv):
-            key = r.string()
-            kv[key] = r.value(r.take("I"))
-        tensors = []
-        for _ in range(n_tensors):
-            name = r.string()
-            dims = r.take("I")
-            shape = [r.take("Q") for _ in range(dims)]
-            ggml_type, _offset = r.take("I"), r.take("Q")
-            elements = 1
-            for d in shape:
-                elements *= d
-            tensors.append(Tensor(name, ggml_type, elements))
-        align = int(kv.get("general.alignment", 32) or 32)
-        data_offset = (r.at + align - 1) // align * align
-    return GGUFHeader(version, kv, tuple(tensors), data_offset, size)
+        return parse_header(buf, size, str(path))
+
+
+def parse_header(buf: mmap.mmap | bytes, file_size: int, what: str = "the file") -> GGUFHeader:
+    """The header from the file's first bytes (all of a mapped file, or the start of a remote one);
+    GGUFTruncated when `buf` ends inside it."""
+    if len(buf) < 24:
+        raise GGUFTruncated("file ends inside the GGUF header")
+    if bytes(buf[:4]) != MAGIC:
+        raise GGUFError(f"{what} is not a GGUF file (bad magic)")
+    r = _Reader(buf)
+    r.at = 4
+    version = r.take("I")
+    if version < 2:
+        raise GGUFError(f"{what}: GGUF version {version} is too old to read")
+    n_tensors, n_kv = r.take("Q"), r.take("Q")
+    kv: dict[str, Any] = {}
+    for _ in range(n_kv):
+        key = r.string()
+        kv[key] = r.value(r.take("I"))
+    tensors = []
+    for _ in range(n_tensors):
+        name = r.string()
+        dims = r.take("I")
+        shape = [r.take("Q") for _ in range(dims)]
+        ggml_type, _offset = r.take("I"), r.take("Q")
+        elements = 1
+        for d in shape:
+            elements *= d
+        tensors.append(Tensor(name, ggml_type, elements))
+    align = int(kv.get("general.alignment", 32) or 32)
+    data_offset = (r.at + align - 1) // align * align
+    return GGUFHeader(version, kv, tuple(tensors), data_offset, file_size)
 
 
 def read_model(path: Path) -> GGUFHeader:
     """A model's header: its own, or for a split model (`X-00001-of-0000N.gguf`) the first part's
     key/values with every part's tensors, sizes added up (llama-server loads it from the first)."""
-    from airpods.models.store import split_parts
-
     first = read_header(path)
     parts = split_parts(path.name)
     if len(parts) == 1:

@@ -8,15 +8,14 @@ Q4_K_M, else the only one), and reads a group's header with ranged GETs (never t
 from __future__ import annotations
 
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from airpods.errors import RuntimeFailure, UsageError
-from airpods.models.store import split_stem
+from airpods.models import hub_http
+from airpods.models.split_names import split_count, split_parts, split_stem
 
 DEFAULT_QUANT = "Q4_K_M"  # llama.cpp's own default for -hf repo without a tag
 _QUANT = re.compile(r"^(?:I?Q\d+(?:_[A-Z0-9]+)*|B?F(?:16|32)|TQ\d_\d|MXFP4(?:_MOE)?)$", re.IGNORECASE)
@@ -103,72 +102,118 @@ def choose(found: list[Group], tag: str | None, repo: str) -> Group:
                           f"{repo} --list)")
 
 
-def _headers(environ: Mapping[str, str]) -> dict[str, str]:
-    headers = {"User-Agent": "airpods"}
-    if environ.get("HF_TOKEN"):
-        headers["Authorization"] = f"Bearer {environ['HF_TOKEN']}"
-    return headers
-
-
 def _denied(repo: str, status: int, environ: Mapping[str, str]) -> RuntimeFailure:
-    token = "HF_TOKEN is set but has no access to it" if environ.get("HF_TOKEN") else "no HF_TOKEN is set"
+    token = "HF_TOKEN is set but has no access to it" if hub_http.token(environ) else "no HF_TOKEN is set"
     return RuntimeFailure(f"{repo}: access denied (HTTP {status}); {token}",
                           hint="a gated or private repo: accept its terms on the hub, then export HF_TOKEN=hf_...")
 
 
+def _next_page(resp: Any) -> str | None:
+    """The hub pages a long listing with `Link: <URL>; rel="next"` (requests parses it)."""
+    return (resp.links.get("next") or {}).get("url")
+
+
 def list_files(repo: str, revision: str, endpoint: str, environ: Mapping[str, str]) -> list[RepoFile]:
+    """Every file of the repo, following the listing's pages."""
     import requests
 
-    url = f"{endpoint}/api/models/{repo}/tree/{quote(revision, safe='')}?recursive=1"
-    try:
-        resp = requests.get(url, headers=_headers(environ), timeout=30)
-    except requests.RequestException as exc:
-        raise RuntimeFailure(f"listing {repo} on {endpoint} failed: {exc}",
-                             hint="check the network, or set HF_ENDPOINT for a mirror") from exc
-    if resp.status_code in (401, 403):
-        raise _denied(repo, resp.status_code, environ)
-    if resp.status_code == 404:
-        raise UsageError(f"{repo} was not found on {endpoint} (revision {revision})",
-                         hint="check the spelling: org/repo, as on the hub's page")
-    if resp.status_code >= 400:
-        raise RuntimeFailure(f"listing {repo}: HTTP {resp.status_code} from {endpoint}")
-    out = []
-    for item in resp.json():
-        if isinstance(item, dict) and item.get("type") == "file" and item.get("path"):
-            lfs = item.get("lfs") or {}
-            out.append(RepoFile(str(item["path"]), int(lfs.get("size") or item.get("size") or 0), lfs.get("oid")))
+    url: str | None = f"{endpoint}/api/models/{repo}/tree/{quote(revision, safe='')}?recursive=1"
+    headers = hub_http.headers(environ)
+    out: list[RepoFile] = []
+    pages = 0
+    while url is not None:
+        try:
+            resp = requests.get(url, headers=headers, timeout=30)
+        except requests.RequestException as exc:
+            raise RuntimeFailure(f"listing {repo} on {endpoint} failed: {hub_http.describe(exc, environ)}",
+                                 hint="check the network, or set HF_ENDPOINT for a mirror") from exc
+        if resp.status_code in (401, 403):
+            raise _denied(repo, resp.status_code, environ)
+        if resp.status_code == 404:
+            raise UsageError(f"{repo} was not found on {endpoint} (revision {revision})",
+                             hint="check the spelling: org/repo, as on the hub's page")
+        if resp.status_code >= 400:
+            raise RuntimeFailure(f"listing {repo}: HTTP {resp.status_code} from {endpoint}")
+        for item in resp.json():
+            if isinstance(item, dict) and item.get("type") == "file" and item.get("path"):
+                lfs = item.get("lfs") or {}
+                out.append(RepoFile(str(item["path"]), int(lfs.get("size") or item.get("size") or 0), lfs.get("oid")))
+        pages += 1
+        url = _next_page(resp)
+        if pages >= 1000:
+            raise RuntimeFailure(f"listing {repo}: more than 1000 pages from {endpoint}; stopped")
     return out
 
 
-def read_remote_header(repo: str, path: str, revision: str, endpoint: str, environ: Mapping[str, str]) -> Any:
-    """The GGUF header of a file on the hub, from ranged GETs that grow until it parses (a big
-    vocabulary needs a few MB); never the weights."""
+def missing_parts(group: Group) -> list[str]:
+    """The parts of a split model the listing lacks (`-0000K-of-0000N`: all N must be there)."""
+    first = group.files[0].path
+    folder = first.rpartition("/")[0]
+    expected = split_parts(first.rpartition("/")[2])
+    have = {f.path.rpartition("/")[2] for f in group.files if f.path.rpartition("/")[0] == folder}
+    if len(expected) == 1 and len(group.files) > 1:  # parts without their first
+        count = next((c for c in (split_count(f.path) for f in group.files) if c), 0)
+        stem = group.stem.rpartition("/")[2]
+        expected = [f"{stem}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
+    return [name for name in expected if name not in have]
+
+
+def check_complete(group: Group, repo: str) -> None:
+    """Exit 1 before any byte is downloaded when a split model's listing lacks a part."""
+    gone = missing_parts(group)
+    if gone:
+        raise RuntimeFailure(f"{repo}:{group.quant} is split in parts and the repo lacks {len(gone)} of them; "
+                             "nothing was downloaded", details=[f"missing: {n}" for n in gone],
+                             hint="the upload may be unfinished: try again later, or pick another quantization")
+
+
+FIRST_READ = 512 << 10  # most headers fit (a 50k vocabulary is ~1.7 MiB: a few more reads)
+MIN_READ = 256 << 10
+MAX_HEADER = 64 << 20
+
+
+def read_remote_header(repo: str, path: str, revision: str, endpoint: str, environ: Mapping[str, str],
+                       counter: list[int] | None = None) -> Any:
+    """The GGUF header of a file on the hub, from ranged GETs, each continuing where the last one
+    stopped (a sixth more of what was read, at least 256 KiB) until it parses; never the weights.
+    `counter`, when given, gets the bytes received added to its first item."""
     import requests
 
-    from airpods.models.gguf import GGUFError
-    from airpods.models.gguf_header import read_header
+    from airpods.models.gguf_header import GGUFTruncated, parse_header
 
     url = f"{endpoint}/{repo}/resolve/{quote(revision, safe='')}/{quote(path)}"
-    size = 256 << 10
-    while True:
-        headers = {**_headers(environ), "Range": f"bytes=0-{size - 1}"}
-        try:
-            resp = requests.get(url, headers=headers, timeout=60)
-        except requests.RequestException as exc:
-            raise RuntimeFailure(f"reading the header of {repo}/{path} failed: {exc}") from exc
-        if resp.status_code in (401, 403):
-            raise _denied(repo, resp.status_code, environ)
-        if resp.status_code not in (200, 206):
-            raise RuntimeFailure(f"reading the header of {repo}/{path}: HTTP {resp.status_code}")
-        with tempfile.NamedTemporaryFile(suffix=".gguf") as tmp:
-            tmp.write(resp.content)
-            tmp.flush()
+    buf = bytearray()
+    want = FIRST_READ
+    size = None
+    with requests.Session() as session:
+        while True:
+            headers = {**hub_http.headers(environ), "Range": f"bytes={len(buf)}-{len(buf) + want - 1}"}
             try:
-                return read_header(Path(tmp.name))
-            except GGUFError:
-                if resp.status_code == 200 or len(resp.content) < size or size >= 64 << 20:
+                resp = session.get(url, headers=headers, timeout=60)
+            except requests.RequestException as exc:
+                raise RuntimeFailure(f"reading the header of {repo}/{path} failed: "
+                                     f"{hub_http.describe(exc, environ)}") from exc
+            if resp.status_code in (401, 403):
+                raise _denied(repo, resp.status_code, environ)
+            if resp.status_code not in (200, 206):
+                raise RuntimeFailure(f"reading the header of {repo}/{path}: HTTP {resp.status_code}")
+            if counter is not None:
+                counter[0] += len(resp.content)
+            whole = resp.status_code == 200  # the server ignored the range: this is the file
+            buf = bytearray(resp.content) if whole else buf + resp.content
+            size = len(buf) if whole else _total(resp) or size
+            try:
+                return parse_header(bytes(buf), size or len(buf))
+            except GGUFTruncated:
+                if whole or len(resp.content) < want or len(buf) >= MAX_HEADER:
                     raise
-        size *= 4
+            want = max(MIN_READ, len(buf) // 6)
+
+
+def _total(resp: Any) -> int | None:
+    """The file's size from `Content-Range: bytes A-B/TOTAL`."""
+    total = resp.headers.get("Content-Range", "").rpartition("/")[2]
+    return int(total) if total.isdigit() else None
 
 
 def best_projector(projectors: list[RepoFile], group: Group) -> RepoFile | None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from airpods.errors import RuntimeFailure, UsageError
 from airpods.models.gguf import GGUFError, is_gguf, read_info
+from airpods.models.split_names import is_later_part, split_parts
 
 MANIFEST = ".airpods-models.json"
 CHUNK = 4 << 20
@@ -60,27 +61,8 @@ def inside(root: Path, name: str) -> Path:
     return path
 
 
-_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-
-
-def split_parts(name: str) -> list[str]:
-    """Every part's file name of a split model named by its first part (`X-00001-of-00003.gguf`
-    → the three names); [name] for a model in one file."""
-    m = _SPLIT.match(name)
-    if not m or m.group("no") != "00001":
-        return [name]
-    count = int(m.group("count"))
-    return [f"{m.group('stem')}-{i:05d}-of-{count:05d}.gguf" for i in range(1, count + 1)]
-
-
 def is_projector(name: str) -> bool:
     return name.lower().startswith("mmproj")
-
-
-def split_stem(path: str) -> str:
-    """A GGUF path without `.gguf` and without a split part's `-0000K-of-0000N` (the model's stem)."""
-    m = _SPLIT.match(path)
-    return m.group("stem") if m else path.removesuffix(".gguf")
 
 
 def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
@@ -96,11 +78,6 @@ def projectors(root: Path) -> dict[str, str]:
     data = read_manifest(root)
     return {name: str(meta["mmproj"]) for name, meta in data.items()
             if isinstance(meta, dict) and meta.get("mmproj") and (root / str(meta["mmproj"])).is_file()}
-
-
-def is_later_part(name: str) -> bool:
-    m = _SPLIT.match(name)
-    return bool(m) and m.group("no") != "00001"
 
 
 class ModelStore:
@@ -242,5 +219,7 @@ class ModelStore:
         data.setdefault(model, {})["mmproj"] = mmproj
         self._write_manifest(root, data)
 
-    def record_download(self, root: Path, name: str, sha256: str, size: int, source: str) -> None:
-        self._record(root, name, sha256=sha256, size=size, source=source)
+    def record_download(self, root: Path, name: str, sha256: str, size: int, source: str, *,
+                        verified: bool) -> None:
+        """`sha256` is of the bytes written; `verified` says whether it matched a published one."""
+        self._record(root, name, sha256=sha256, size=size, source=source, verified=verified)

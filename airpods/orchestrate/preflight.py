@@ -83,7 +83,7 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
             warnings.append(f"cannot look inside volume {volume} (not local); not checking {wanted}")
             continue
         if path is not None and (Path(path) / wanted).is_file():
-            from airpods.models.store import split_parts
+            from airpods.models.split_names import split_parts
 
             missing = [p for p in split_parts(wanted) if not (Path(path) / p).is_file()]
             if not missing:

