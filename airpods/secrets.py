@@ -11,7 +11,7 @@ from pathlib import Path
 
 from airpods.errors import ConfigError
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\Z")
 PLACEHOLDER = "<generated-on-first-start>"  # what a non-creating store returns for a missing secret
 
 

@@ -13,8 +13,8 @@ Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
 ArgScalar = str | int | float | bool
 ArgValue = ArgScalar | list[str | int | float]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\Z")
+_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?\Z")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -28,6 +28,14 @@ def _check_name(value: str, what: str) -> str:
             f"{what} {value!r} must be lower-case letters, digits, '.', '_' or '-' "
             "and start with a letter or digit"
         )
+    return value
+
+
+def _plain_text(value: str, what: str) -> str:
+    """No line break or other control character: such a value could start a line of its own in a
+    file airpods writes (a Quadlet unit, the Caddyfile)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError(f"{what} {value!r} holds a line break or another control character")
     return value
 
 
@@ -70,6 +78,9 @@ class VolumeMount(Strict):
     @classmethod
     def _source(cls, v: str) -> str:
         if v.startswith("/"):
+            _plain_text(v, "source")
+            if ":" in v:
+                raise ValueError(f"source {v!r} holds ':', which separates a mount's parts")
             return v  # a host path (bind mount)
         return _check_name(v, "volume name")
 
@@ -78,6 +89,9 @@ class VolumeMount(Strict):
     def _target(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"target {v!r} must be an absolute path inside the container")
+        _plain_text(v, "target")
+        if ":" in v:
+            raise ValueError(f"target {v!r} holds ':', which separates a mount's parts")
         return v
 
 
@@ -158,8 +172,8 @@ class Images(Strict):
         return None if v is None else check_image_ref(v)
 
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*$")
-_GGUF_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf$")
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*\Z")
+_GGUF_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf\Z")
 
 
 class RouterModel(Strict):
@@ -246,7 +260,7 @@ class Service(Strict):
     def _tls_file(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("/"):
             raise ValueError(f"{v!r} must be an absolute path to a PEM file")
-        return v
+        return None if v is None else _plain_text(v, "path")
 
     @field_validator("image")
     @classmethod
@@ -269,7 +283,7 @@ class Service(Strict):
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*\Z", key):
                 raise ValueError(f"env name {key!r} is not a valid environment variable name")
         return v
 
@@ -277,7 +291,7 @@ class Service(Strict):
     @classmethod
     def _args(cls, v: dict[str, ArgValue]) -> dict[str, ArgValue]:
         for key in v:
-            if not re.match(r"^-{0,2}[A-Za-z0-9][A-Za-z0-9_-]*$", key):
+            if not re.match(r"^-{0,2}[A-Za-z0-9][A-Za-z0-9_-]*\Z", key):
                 raise ValueError(f"command_args key {key!r} is not a valid flag name")
         return v
 
@@ -359,6 +373,18 @@ class Runtime(Strict):
     @classmethod
     def _p(cls, v: str | None) -> str | None:
         return None if v is None else _check_name(v, "project")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key, value in v.items():
+            _plain_text(key, "label")
+            _plain_text(value, f"label {key!r} value")
+            if not key or "=" in key:
+                raise ValueError(f"label {key!r} must be a non-empty name without '='")
+            if key.startswith("io.airpods."):
+                raise ValueError(f"label {key!r} is airpods' own (io.airpods.*): choose another name")
+        return v
 
     @field_validator("memory_budget")
     @classmethod

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airpods.plan.spec import LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, ServiceSpec
+from airpods.plan.spec import DEFAULT_PROJECT, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, ServiceSpec
 
 MARK = "# Written by airpods export quadlet; `airpods export quadlet --install` may replace it."
+PROJECT_MARK = "# airpods project: "  # the second line: whose unit it is (none: the default project's)
 RESTART = {"no": "no", "always": "always", "on-failure": "on-failure", "unless-stopped": "always"}
 
 
@@ -30,51 +31,86 @@ class SecretRef:
     value: str
 
 
+_C_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def quote(word: str) -> str:
-    """One systemd word: quoted, with systemd's specifiers (%) and variables ($) kept literal."""
+    """One systemd word: quoted, with systemd's specifiers (%) and variables ($) kept literal and
+    every control character written as a C escape (which Quadlet and systemd read back), so that no
+    value can end its line and start another (a `[Service]` or an `ExecStartPre=` of its own)."""
     escaped = word.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    escaped = "".join(_C_ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F else c)
+                      for c in escaped)
     return f'"{escaped}"'
+
+
+def raw(value: str) -> str:
+    """A value Quadlet takes as written, quotes and all (Volume=, PublishPort=, NetworkAlias=): the
+    schema keeps control characters out of what reaches them; this refuses one all the same."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        from airpods.errors import UsageError
+
+        raise UsageError(f"{value!r} holds a control character and cannot go into a Quadlet unit",
+                         hint="remove the line break or control character from the config value")
+    return value
+
+
+def stem(spec: ServiceSpec, name: str) -> str:
+    """A unit file's name without its suffix: the project's name first for a project other than the
+    default, so that two projects' units never replace each other in one folder."""
+    return name if spec.project == DEFAULT_PROJECT else f"{spec.project}-{name}"
+
+
+def _head(spec: ServiceSpec) -> list[str]:
+    return [MARK, f"{PROJECT_MARK}{spec.project}"]
 
 
 def secret_name(spec: ServiceSpec, env: str) -> str:
     return f"airpods-{spec.project}-{spec.name}-{env.lower().replace('_', '-')}"
 
 
+def _label_lines(ours: dict[str, str], spec: ServiceSpec) -> list[str]:
+    """The user's runtime.labels, then airpods' own, last, so that none of them is overridden."""
+    mine = {k: v for k, v in spec.extra_labels if k not in ours}
+    return [f"Label={quote(f'{k}={v}')}" for k, v in {**mine, **ours}.items()]
+
+
 def _labels(spec: ServiceSpec) -> list[str]:
-    keep = {LABEL_MANAGED: "true", LABEL_PROJECT: spec.project, LABEL_SERVICE: spec.name,
-            **dict(spec.extra_labels)}
-    return [f"Label={quote(f'{k}={v}')}" for k, v in keep.items()]
+    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project, LABEL_SERVICE: spec.name}, spec)
 
 
 def _resource_labels(spec: ServiceSpec) -> list[str]:
-    return [f"Label={quote(f'{k}={v}')}" for k, v in spec.resource_labels.items()]
+    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project}, spec)
 
 
 def network_unit(spec: ServiceSpec) -> UnitFile:
-    lines = [MARK, "[Network]", f"NetworkName={spec.network}", *_resource_labels(spec)]
-    return UnitFile(f"{spec.network}.network", "\n".join(lines) + "\n")
+    lines = [*_head(spec), "[Network]", f"NetworkName={spec.network}", *_resource_labels(spec)]
+    return UnitFile(f"{stem(spec, spec.network)}.network", "\n".join(lines) + "\n")
 
 
 def volume_unit(name: str, spec: ServiceSpec) -> UnitFile:
-    lines = [MARK, "[Volume]", f"VolumeName={name}", *_resource_labels(spec)]
-    return UnitFile(f"{name}.volume", "\n".join(lines) + "\n")
+    lines = [*_head(spec), "[Volume]", f"VolumeName={name}", *_resource_labels(spec)]
+    return UnitFile(f"{stem(spec, name)}.volume", "\n".join(lines) + "\n")
 
 
 def pod_unit(spec: ServiceSpec) -> UnitFile:
-    lines = [MARK, "[Unit]", f"Description=airpods pod {spec.pod} (service {spec.name})", "", "[Pod]",
-             f"PodName={spec.pod}", f"Network={spec.network}.network"]
-    lines += [f"NetworkAlias={a}" for a in spec.aliases]
-    lines += [f"PublishPort={('[' + p.host_ip + ']') if ':' in p.host_ip else p.host_ip}:{p.host}:{p.container}"
-              for p in spec.ports]
-    return UnitFile(f"{spec.pod}.pod", "\n".join(lines) + "\n")
+    lines = [*_head(spec), "[Unit]", f"Description=airpods pod {spec.pod} (service {spec.name})", "", "[Pod]",
+             f"PodName={spec.pod}", f"Network={stem(spec, spec.network)}.network"]
+    lines += [f"NetworkAlias={raw(a)}" for a in spec.aliases]
+    lines += [f"PublishPort={raw(_port(p.host_ip, p.host, p.container))}" for p in spec.ports]
+    return UnitFile(f"{stem(spec, spec.pod)}.pod", "\n".join(lines) + "\n")
+
+
+def _port(host_ip: str, host: int, container: int) -> str:
+    return f"{('[' + host_ip + ']') if ':' in host_ip else host_ip}:{host}:{container}"
 
 
 def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec]) -> tuple[UnitFile, list[SecretRef]]:
     deps = [specs[d] for d in spec.depends_on if d in specs]
-    unit = [MARK, "[Unit]", f"Description=airpods {spec.kind} service {spec.name}"]
+    unit = [*_head(spec), "[Unit]", f"Description=airpods {spec.kind} service {spec.name}"]
     for dep in deps:  # Open WebUI after its backends
-        unit += [f"Requires={dep.name}.service", f"After={dep.name}.service"]
-    box = ["[Container]", f"ContainerName={spec.container}", f"Pod={spec.pod}.pod", f"Image={spec.image}"]
+        unit += [f"Requires={stem(dep, dep.name)}.service", f"After={stem(dep, dep.name)}.service"]
+    box = ["[Container]", f"ContainerName={spec.container}", f"Pod={stem(spec, spec.pod)}.pod", f"Image={spec.image}"]
     if spec.entrypoint is not None:
         box.append(f"Entrypoint={quote(spec.entrypoint[0])}" if len(spec.entrypoint) == 1 else
                    f"PodmanArgs=--entrypoint={quote(_json(spec.entrypoint))}")
@@ -89,23 +125,23 @@ def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec]) -> tuple[Un
         else:
             box.append(f"Environment={quote(f'{key}={value}')}")
     for v in spec.volumes:
-        source = f"{v.source}.volume" if v.is_named else v.source
-        box.append(f"Volume={source}:{v.target}" + (":ro" if v.mode == "ro" else ""))
-    box += [f"AddDevice={d}" for d in spec.devices]
+        source = f"{stem(spec, v.source)}.volume" if v.is_named else v.source
+        box.append("Volume=" + raw(f"{source}:{v.target}" + (":ro" if v.mode == "ro" else "")))
+    box += [f"AddDevice={quote(d)}" for d in spec.devices]
     if "label=disable" in spec.security_opt:
         box.append("SecurityLabelDisable=true")
     args = [f"--cpuset-cpus={spec.cpuset}"] if spec.cpuset else []
     args += [f"--memory={spec.memory}"] if spec.memory else []
     args += [f"--cpus={spec.cpus:g}"] if spec.cpus else []
     if args:
-        box.append("PodmanArgs=" + " ".join(args))
+        box.append("PodmanArgs=" + " ".join(quote(a) for a in args))
     box += _labels(spec)
     box.append(f"StopTimeout={spec.stop_timeout}")
     service = ["[Service]", f"Restart={RESTART.get(spec.restart_policy, 'always')}",
                f"TimeoutStopSec={spec.stop_timeout + 20}", "TimeoutStartSec=900"]  # a first pull can be slow
     install = ["[Install]", "WantedBy=default.target"]
     text = "\n".join([*unit, "", *box, "", *service, "", *install]) + "\n"
-    return UnitFile(f"{spec.name}.container", text), secrets
+    return UnitFile(f"{stem(spec, spec.name)}.container", text), secrets
 
 
 def _json(items: tuple[str, ...]) -> str:

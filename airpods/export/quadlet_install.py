@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from airpods.errors import UsageError
-from airpods.export.quadlet import MARK, SecretRef, UnitFile
+from airpods.export.quadlet import MARK, PROJECT_MARK, SecretRef, UnitFile
+from airpods.plan.spec import DEFAULT_PROJECT
 
 
 def install_dir(rootless: bool, environ: Mapping[str, str]) -> Path:
@@ -18,24 +19,40 @@ def install_dir(rootless: bool, environ: Mapping[str, str]) -> Path:
     return Path(base) / "containers" / "systemd"
 
 
+def _owner(text: str) -> str | None:
+    """The project whose unit this text is; None: airpods did not write it."""
+    lines = text.splitlines()
+    if lines[:1] != [MARK]:
+        return None
+    second = lines[1] if len(lines) > 1 else ""
+    return second[len(PROJECT_MARK):].strip() if second.startswith(PROJECT_MARK) else DEFAULT_PROJECT
+
+
 def write_units(files: list[UnitFile], directory: Path) -> None:
-    """All or nothing: a file there that airpods did not write stops everything (exit 2)."""
+    """All or nothing: a file there that airpods did not write, or that another project's export
+    wrote, stops everything (exit 2)."""
     from airpods.secrets import write_atomic
 
-    foreign = []
+    foreign, others = [], []
     for f in files:
         path = directory / f.name
         try:
-            first = path.read_text(encoding="utf-8").splitlines()[:1]
+            owner = _owner(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError):
-            first = []
-        if first != [MARK]:
+            owner = None
+        if owner is None:
             foreign.append(str(path))
+        elif owner != _owner(f.text):
+            others.append(f"{path} (project {owner})")
     if foreign:
         raise UsageError(f"refusing to replace {len(foreign)} file(s) airpods did not write; nothing was written",
                          details=foreign, hint="move them away, or write elsewhere with -o DIR")
+    if others:
+        raise UsageError(f"refusing to replace {len(others)} unit(s) another project exported; nothing was written",
+                         details=others, hint="give this config its own runtime.project (its units then carry it "
+                                              "in their names), or write elsewhere with -o DIR")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         for f in files:
@@ -46,6 +63,7 @@ def write_units(files: list[UnitFile], directory: Path) -> None:
 
 
 def install_units(runtime: Any, secrets: list[SecretRef], services: list[str], rootless: bool) -> list[str]:
+    """`services`: the units' service names (their file stems)."""
     """Create the secrets (replacing older values) and say what to run next."""
     for ref in secrets:
         runtime.put_secret(ref.name, ref.value)

@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@:+-]*$")
+_PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./@:+-]*\Z")
 _SPECIAL = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 
 

@@ -22,7 +22,7 @@ from airpods.errors import UsageError
 from airpods.plan.gateway import CADDYFILE, KEYS_FILE
 from airpods.secrets import write_atomic
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}\Z")
 PREFIX = "apk-"  # tells an airpods gateway key from a backend key at a glance
 
 
@@ -65,7 +65,15 @@ class KeyStore:
         except (OSError, ValueError) as exc:
             raise UsageError(f"the gateway's key file {self.records} cannot be read ({type(exc).__name__})",
                              hint="restore it from a backup, or remove it and add the keys again") from exc
-        return data if isinstance(data.get("keys"), dict) else {"keys": {}}
+        if not isinstance(data, dict) or not isinstance(data.get("keys"), dict) or not all(
+                NAME.match(n) and isinstance(r, dict) and isinstance(r.get("key"), str)
+                and r["key"].startswith(PREFIX) and r["key"][len(PREFIX):].replace("-", "").replace("_", "").isalnum()
+                for n, r in data["keys"].items()):
+            raise UsageError(f"the gateway's key file {self.records} is not what airpods writes "
+                             "(a JSON object with a \"keys\" table of records)",
+                             hint="restore it from a backup, or move it away and add the keys again "
+                                  "(airpods keys add NAME)")
+        return data
 
     def keys(self) -> list[Key]:
         data = self._load()["keys"]

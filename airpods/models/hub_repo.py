@@ -18,8 +18,8 @@ from airpods.models import hub_http
 from airpods.models.split_names import split_count, split_parts, split_stem
 
 DEFAULT_QUANT = "Q4_K_M"  # llama.cpp's own default for -hf repo without a tag
-_QUANT = re.compile(r"^(?:I?Q\d+(?:_[A-Z0-9]+)*|B?F(?:16|32)|TQ\d_\d|MXFP4(?:_MOE)?)$", re.IGNORECASE)
-_REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<quant>[\w.-]+))?$")
+_QUANT = re.compile(r"^(?:I?Q\d+(?:_[A-Z0-9]+)*|B?F(?:16|32)|TQ\d_\d|MXFP4(?:_MOE)?)\Z", re.IGNORECASE)
+_REF = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<quant>[\w.-]+))?\Z")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
+_SPLIT = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf\Z")
 
 
 def split_parts(name: str) -> list[str]:

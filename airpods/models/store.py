@@ -22,7 +22,7 @@ from airpods.models.split_names import is_later_part, split_parts
 MANIFEST = ".airpods-models.json"
 CHUNK = 4 << 20
 Progress = Callable[[int, int | None], None]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf\Z")
 
 
 @dataclass(frozen=True)

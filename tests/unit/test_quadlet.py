@@ -31,13 +31,13 @@ def secret_values(isolated: Path) -> list[str]:
 @pytest.mark.parametrize("layout", ["default", "hybrid", "router"])
 def test_units_reference_secrets_and_never_hold_them(cli, write_config, isolated, tmp_path, layout):
     files, result = export(cli, layouts(write_config)[layout], tmp_path / "units")
-    assert "airpods.network" in files and any(n.endswith(".pod") for n in files)
+    assert any(n.endswith("airpods.network") for n in files) and any(n.endswith(".pod") for n in files)
     assert any(n.endswith(".volume") for n in files)
     keys = secret_values(isolated)
     assert keys and not any(k in text for k in keys for text in files.values())
-    webui = files.get("open-webui.container", "")
+    webui = next((t for n, t in files.items() if n.endswith("open-webui.container")), "")
     if webui:  # after its backends, its keys by reference
-        assert "Requires=llamacpp.service" in webui or "Requires=router.service" in webui
+        assert "llamacpp.service" in webui or "router.service" in webui
         assert "Secret=airpods-" in webui and "type=env,target=WEBUI_SECRET_KEY" in webui
     llama = next(t for n, t in files.items() if n.endswith(".container") and "llama" in t)
     assert "type=env,target=LLAMA_API_KEY" in llama and "Exec=" in llama and "PublishPort" not in llama

@@ -128,7 +128,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     """
     import os
 
-    from airpods.export.quadlet import documents
+    from airpods.export.quadlet import documents, stem
     from airpods.export.quadlet_install import install_dir, install_units, write_units
     from airpods.plan.order import closure, dependencies
 
@@ -149,7 +149,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     if install:
         target = output or install_dir(rootless, app.environ)
         write_units(files, target)
-        for line in install_units(app.runtime, secrets, [s.name for s in chosen], rootless):
+        for line in install_units(app.runtime, secrets, [stem(s, s.name) for s in chosen], rootless):
             app.terminal.info(line)
         app.terminal.success(f"wrote {len(files)} units to {target}")
         return

@@ -125,7 +125,12 @@ def ca(app: Application, output: str | None) -> None:
     if output is None:
         click.echo(pem, nl=False)
     else:
-        write_atomic(Path(output), pem, 0o644)  # a certificate is public
+        try:
+            write_atomic(Path(output), pem, 0o644)  # a certificate is public
+        except OSError as exc:
+            raise UsageError(f"cannot write the certificate to {output}: {exc.strerror or type(exc).__name__}",
+                             hint="name a file in a folder that exists and you can write, e.g. -o ./airpods-ca.pem"
+                             ) from exc
         app.terminal.success(f"wrote {output}")
     app.terminal.detail(f"SHA-256 fingerprint: {fingerprint(pem)}")
 
