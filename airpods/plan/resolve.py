@@ -18,6 +18,8 @@ from airpods.secrets import SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
+WEBUI_ADMIN_SECRET = "open-webui-admin-password"  # the generated password of Open WebUI's first admin
+WEBUI_ADMIN_EMAIL = "admin@airpods.local"
 THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
 THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")
 GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
@@ -247,10 +249,13 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                 for n, f in facts.items() if f.svc.kind == "gateway"}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
+    exposed = {n for n, f in facts.items() if webui_exposed(f, wiring)}
+    password = secrets.get(WEBUI_ADMIN_SECRET) if exposed else None
     specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
-                              gateways.get(n)),
+                              gateways.get(n), password if n in exposed else None),
                         project=config.runtime.project or project,
-                        config_hash=config_hash(config, f, rendered[n], wiring))
+                        config_hash=config_hash(config, f, rendered[n],
+                                                {**wiring, "headless_admin": True} if n in exposed else wiring))
              for n, f in facts.items()}
     if problems:
         raise ConfigError("the configuration is invalid", problems,
@@ -331,9 +336,27 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
     p.secret_env.add("RAG_OPENAI_API_KEY")
 
 
+def webui_exposed(f: _Facts, wiring: dict) -> bool:
+    """Whether an Open WebUI can be reached by others than this machine's users: through the gateway,
+    or on a port published beyond loopback. Its first sign-up would then make a stranger its admin."""
+    import ipaddress
+
+    wide = any(not ipaddress.ip_address(p.host_ip).is_loopback for p in f.ports)
+    return f.svc.kind == "open-webui" and f.svc.enabled and (bool(wiring.get("gateway")) or wide)
+
+
+def _headless_admin(p: _Parts, password: str) -> None:
+    """Open WebUI creates this admin on its first start (no user yet) and takes no sign-up: nobody
+    who reaches its page first becomes its admin. The user's own WEBUI_ADMIN_* env wins."""
+    p.env.setdefault("WEBUI_ADMIN_EMAIL", WEBUI_ADMIN_EMAIL)
+    p.env.setdefault("WEBUI_ADMIN_PASSWORD", password)
+    p.env["ENABLE_SIGNUP"] = "false"
+    p.secret_env.add("WEBUI_ADMIN_PASSWORD")
+
+
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
-          gateway: gateway_plan.GatewayParts | None = None) -> ServiceSpec:
+          gateway: gateway_plan.GatewayParts | None = None, admin_password: str | None = None) -> ServiceSpec:
     svc, name = f.svc, f.name
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
     p = _Parts({k: coerce_rendered(v, is_template(svc.command_args.get(k)))
@@ -350,6 +373,8 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         _embedding_wiring(p, wiring)
         if wiring.get("gateway"):
             p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
+        if admin_password is not None:
+            _headless_admin(p, admin_password)
     if gateway is not None:
         p.env = {**gateway.env, **p.env}
         p.secret_env |= gateway.secret_env

@@ -17,7 +17,16 @@ import pytest
 
 from tests.e2e.test_llamacpp_ui import chromium
 from tests.e2e.test_router import FILES, router
-from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, PodmanRun, free_port, image_exists, need, podman
+from tests.podman_env import (
+    LLAMA_IMAGE,
+    OPENWEBUI_IMAGE,
+    TEST_LABEL,
+    PodmanRun,
+    free_port,
+    image_exists,
+    need,
+    podman,
+)
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui, pytest.mark.gateway]
 CADDY_IMAGE = "localhost/airpods-test/caddy:2"
@@ -224,33 +233,80 @@ def test_open_webui_through_the_gateway_with_its_login_on(stack):
     with urllib.request.urlopen(f"{stack.base}/api/config", timeout=30, context=context) as resp:
         features = json.loads(resp.read())["features"]
     assert features["auth"] is True  # WEBUI_AUTH forced on behind the gateway
+    assert features["enable_signup"] is False  # airpods made the admin: no sign-up at all
 
     driver = chromium(f"--ignore-certificate-errors-spki-list={served_spki(stack)}")
     try:
         driver.get(f"{stack.base}/")
-        # Not signed in: the app sends the browser to its sign-in page (a first run shows its welcome
-        # screen there, with the sign-up behind "Get started"), and no chat is reachable.
+        # Not signed in: the app sends the browser to its sign-in page, and no chat is reachable.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and "/auth" not in driver.current_url:
             time.sleep(0.3)
         assert "/auth" in driver.current_url and driver.current_url.startswith(stack.base), driver.current_url
-        buttons = []
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not buttons:
-            buttons = [b for b in driver.find_elements("css selector", "button") if "Get started" in b.text]
-            if driver.find_elements("css selector", "input[type=password]"):
-                break
-            time.sleep(0.3)
-        if buttons:
-            buttons[0].click()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not driver.find_elements("css selector", "input[type=password]"):
+            buttons = [b for b in driver.find_elements("css selector", "button") if "Get started" in b.text]
+            if buttons:
+                buttons[0].click()
             time.sleep(0.3)
         body = driver.find_element("tag name", "body").text
         assert driver.find_elements("css selector", "input[type=password]"), (driver.current_url, body[:800])
-        assert "Open WebUI" in driver.title and "Create Admin" in driver.page_source  # the first sign-up
+        assert "Open WebUI" in driver.title
+        assert "Create Admin" not in driver.page_source and "Sign up" not in body, body[:800]  # sign-in only
     finally:
         driver.quit()
+
+
+STRANGER = """
+import http.client, json, socket, ssl
+ip = socket.gethostbyname("gateway")  # the gateway's address on the network: not loopback
+context = ssl._create_unverified_context()  # a stranger trusts nothing and checks nothing
+def call(method, path, body=None):
+    conn = http.client.HTTPSConnection(ip, 8443, context=context, timeout=60)
+    conn.request(method, path, body=json.dumps(body) if body else None,
+                 headers={"Host": "127.0.0.1:8443", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    return resp.status, resp.read().decode(errors="replace")[:300]
+eve = {"name": "Eve", "email": "eve@example.com", "password": "Eve-pass-1234"}
+print(json.dumps({"me": socket.gethostbyname(socket.gethostname()), "gateway": ip,
+                  "page": call("GET", "/auth")[0], "config": call("GET", "/api/config"),
+                  "signup": call("POST", "/api/v1/auths/signup", eve),
+                  "signin": call("POST", "/api/v1/auths/signin", {k: eve[k] for k in ("email", "password")})}))
+"""
+
+
+def test_a_stranger_beyond_loopback_cannot_create_the_first_account(stack):
+    """Open WebUI behind the gateway, reached from another address (a container on the stack's
+    network, straight at the gateway) on a fresh stack: the page answers, but its first account
+    is airpods' admin, made headlessly at its first start, and sign-up is closed to everyone."""
+    import ipaddress
+
+    from airpods.paths import secrets_dir
+
+    name = f"stranger-{stack.run.id}"
+    probe = podman("run", "--rm", "--name", name, "--network", stack.run.network, "--entrypoint", "python3",
+                   "--label", f"{TEST_LABEL}={stack.run.id}", OPENWEBUI_IMAGE, "-c", STRANGER, check=False)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert not ipaddress.ip_address(seen["me"]).is_loopback and not ipaddress.ip_address(seen["gateway"]).is_loopback
+    assert seen["page"] == 200  # Open WebUI answers the stranger...
+    assert json.loads(seen["config"][1])["features"]["enable_signup"] is False
+    assert seen["signup"][0] == 403, seen["signup"]  # ...who cannot make the first account
+    assert seen["signin"][0] in (400, 401, 403), seen["signin"]
+
+    # The first account is airpods' own admin: its password is in airpods' 0600 secret file.
+    password = (secrets_dir(stack.env) / "open-webui-admin-password").read_text().strip()
+    assert password not in podman("logs", f"open-webui-{stack.run.id}-0").stdout
+    req = urllib.request.Request(f"{stack.base}/api/v1/auths/signin", method="POST",
+                                 data=json.dumps({"email": "admin@airpods.local", "password": password}).encode(),
+                                 headers={"Content-Type": "application/json"})
+    if not stack.ca.exists():
+        assert cli(stack, "keys", "ca", "-o", str(stack.ca)).code == 0
+    with urllib.request.urlopen(req, timeout=30, context=ssl.create_default_context(cafile=str(stack.ca))) as resp:
+        me = json.loads(resp.read())
+    assert me["role"] == "admin" and me["email"] == "admin@airpods.local"
+    rendered = cli(stack, "config", "render", "open-webui", "--json").out
+    assert password not in rendered and json.loads(rendered)["env"]["WEBUI_ADMIN_PASSWORD"] == "********"
 
 
 def test_a_gateway_beyond_loopback_without_keys_refuses_to_start(tmp_path):

@@ -73,12 +73,17 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
+    from airpods.plan.resolve import WEBUI_ADMIN_SECRET
     from airpods.secrets import api_key_name
 
     for o in outcomes:
         key_file = app.secrets().path(api_key_name(o.service))
         if specs[o.service].kind == "llamacpp" and key_file.exists():  # not for a literal api_key
             t.info(f"{o.service}: API key in {key_file}")
+        admin = specs[o.service].env.get("WEBUI_ADMIN_EMAIL")
+        if specs[o.service].kind == "open-webui" and admin:  # made by airpods: no sign-up from outside
+            t.info(f"{o.service}: sign in as {admin}, password in {app.secrets().path(WEBUI_ADMIN_SECRET)} "
+                   "(sign-up is off: add people in its admin panel)")
 
 
 def _start(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
