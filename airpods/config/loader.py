@@ -92,6 +92,32 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+IMAGE_KEYS = ("image", "images")
+
+
+def merge_services(defaults: dict[str, Any], user: dict[str, Any]) -> dict[str, Any]:
+    """The user's services over the defaults. A user's `image` means "this image, whatever the GPU"
+    and replaces the default's `images`; a user's `images` replaces the default's `image` (its
+    variants merge with the default's, key by key). A service of the user's own with a known kind
+    and no image at all gets that kind's default images."""
+    merged = deep_merge(defaults, user)
+    by_kind = {}
+    for table in defaults.values():
+        if isinstance(table, dict) and table.get("kind") and table["kind"] not in by_kind:
+            by_kind[table["kind"]] = {k: table[k] for k in IMAGE_KEYS if k in table}
+    for name, table in user.items():
+        if not isinstance(table, dict) or not isinstance(merged.get(name), dict):
+            continue
+        base = defaults.get(name) if isinstance(defaults.get(name), dict) else None
+        if base is not None:
+            for mine, theirs in (("image", "images"), ("images", "image")):
+                if mine in table and theirs not in table:
+                    merged[name].pop(theirs, None)
+        elif not any(k in table for k in IMAGE_KEYS) and table.get("kind") in by_kind:
+            merged[name].update(by_kind[table["kind"]])
+    return merged
+
+
 def load_raw(user_file: str | os.PathLike[str] | None = None, *, required: bool = False) -> Loaded:
     """Defaults + the user file (if it exists; an explicit file must exist)."""
     defaults = read_toml(DEFAULTS)
@@ -100,6 +126,9 @@ def load_raw(user_file: str | os.PathLike[str] | None = None, *, required: bool 
     if path.exists() or required or origin != "XDG_CONFIG_HOME":
         user = read_toml(path)
         loaded.data = deep_merge(defaults.data, user.data)
+        services = user.data.get("services")
+        if isinstance(services, dict) and isinstance(defaults.data.get("services"), dict):
+            loaded.data["services"] = merge_services(defaults.data["services"], services)
         loaded.sources.append(user)
     return loaded
 
