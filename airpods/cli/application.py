@@ -188,11 +188,24 @@ class Application:
         from airpods.plan.gpu_plan import GpuPlanError
 
         try:
-            return apply(specs, self.gpu_inventory, self.model_costs(specs))
+            return apply(specs, self.gpu_inventory, self.model_costs(specs), self.gpu_held(specs))
         except GpuPlanError as exc:
             raise ConfigError("the configuration is invalid", [str(exc)],
                               hint="use an index or UUID that nvidia-smi -L (or rocm-smi) lists, or drop the pin") \
                 from exc
+
+    def gpu_held(self, specs: dict[str, Any]) -> dict[int, int]:
+        """VRAM per GPU that this config's running llama.cpp services hold (their labels): the GPU
+        plan counts it as airpods' own, not as others'. Without Podman: none known (plan on free)."""
+        from airpods.errors import AirpodsError
+        from airpods.orchestrate.running import held_vram
+
+        if "_running_for_gpus" not in self.__dict__:  # asked once per command
+            try:
+                self.__dict__["_running_for_gpus"] = self.running()
+            except AirpodsError:
+                self.__dict__["_running_for_gpus"] = []
+        return held_vram(self.__dict__["_running_for_gpus"], set(specs))
 
     def specs_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
         """(specs, None), or (None, why) when the config does not validate: stop and clean then act

@@ -24,6 +24,7 @@ from airpods.plan.spec import (
     LABEL_STOP_TIMEOUT,
     LABEL_URL,
     LABEL_VOLUMES,
+    LABEL_VRAM,
     ServiceSpec,
 )
 from airpods.runtime.port import ContainerState
@@ -31,6 +32,26 @@ from airpods.runtime.port import ContainerState
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v for v in (value or "").split(",") if v)
+
+
+def _vram(value: str | None) -> tuple[tuple[int, int], ...]:
+    """"0:123,1:456" -> ((0, 123), (1, 456)); what does not parse is left out."""
+    out = []
+    for item in _list(value):
+        gpu, _, size = item.partition(":")
+        if gpu.isdigit() and size.isdigit():
+            out.append((int(gpu), int(size)))
+    return tuple(out)
+
+
+def held_vram(running: list[Running], services: set[str]) -> dict[int, int]:
+    """Bytes per GPU that these services' running containers hold, by the plan they were made with."""
+    held: dict[int, int] = {}
+    for r in running:
+        if r.service in services and r.holds_vram:
+            for gpu, size in r.vram:
+                held[gpu] = held.get(gpu, 0) + size
+    return held
 
 
 def _int(value: str | None) -> int | None:
@@ -55,6 +76,11 @@ class Running:
     memory_estimate: int | None
     spec_hash: str
     config_hash: str
+    vram: tuple[tuple[int, int], ...] = ()  # the GPU plan's VRAM per GPU when it was created
+
+    @property
+    def holds_vram(self) -> bool:
+        return bool(self.vram) and self.state.status in ("running", "paused")
 
     @property
     def container(self) -> str:
@@ -69,7 +95,7 @@ class Running:
                    depends_on=_list(lab.get(LABEL_DEPENDS)), stop_timeout=_int(lab.get(LABEL_STOP_TIMEOUT)),
                    url=lab.get(LABEL_URL) or None, model=lab.get(LABEL_MODEL) or None,
                    memory_estimate=_int(lab.get(LABEL_MEMORY)), spec_hash=lab.get(LABEL_HASH, ""),
-                   config_hash=lab.get(LABEL_CONFIG_HASH, ""))
+                   config_hash=lab.get(LABEL_CONFIG_HASH, ""), vram=_vram(lab.get(LABEL_VRAM)))
 
     def matches(self, spec: ServiceSpec) -> bool:
         """The container the config's spec would create (same service, pod and container)."""

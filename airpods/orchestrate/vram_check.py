@@ -61,10 +61,12 @@ def check_vram(todo: list[ServiceSpec], inventory: tuple, *, force: bool = False
                      f"{human(free[gpu])} is free; nothing was created", details=lines, hint=hint)
 
 
-def fit_rows(spec: ServiceSpec, inventory: tuple) -> list[dict[str, Any]]:
-    """`models fit --json`'s `gpus`: per GPU the plan uses, what it needs and what is free."""
+def fit_rows(spec: ServiceSpec, inventory: tuple, own: dict[int, int] | None = None) -> list[dict[str, Any]]:
+    """`models fit --json`'s `gpus`: per GPU the plan uses, what it needs and what is free. `own`:
+    what the service holds there now, while it runs (a restart gives it back first)."""
     by_index = {g.index: g for g in inventory}
-    vram = dict(spec.vram)
+    vram, own = dict(spec.vram), own or {}
     return [{"index": i, "name": by_index[i].name if i in by_index else "?", "vram_needed": vram.get(i, 0),
-             "vram_free": by_index[i].free if i in by_index else None, "gpu_layers": spec.gpu_layers,
-             "fits": i not in by_index or vram.get(i, 0) <= by_index[i].free} for i in spec.gpus]
+             "vram_free": by_index[i].free if i in by_index else None, "vram_held": own.get(i, 0),
+             "gpu_layers": spec.gpu_layers,
+             "fits": i not in by_index or vram.get(i, 0) <= by_index[i].free + own.get(i, 0)} for i in spec.gpus]

@@ -56,16 +56,17 @@ def apply_one(spec: ServiceSpec, p: GpuPlacement, inventory: dict[int, Any]) -> 
     return replace(spec, devices=devs if spec.devices else spec.devices, env={**spec.env, **env},
                    command=tuple(command), llama=run_from_argv(command) if spec.router is None else None,
                    gpus=p.gpus, gpu_layers=p.layers, gpu_n_layer=p.n_layer or None, gpu_plan=p.reason, vram=p.vram,
-                   gpu_ram=p.ram if p.planned else None)
+                   gpu_ram=p.ram if p.planned else None, gpu_ram_parts=p.ram_parts if p.planned else ())
 
 
-def apply(specs: dict[str, ServiceSpec], inventory: tuple, costs: dict[str, ModelCost | None]
-          ) -> dict[str, ServiceSpec]:
-    """Plan the GPUs of every enabled llama.cpp service on a GPU variant and apply it. Raises
-    GpuPlanError for a pin to a GPU this machine does not have."""
+def apply(specs: dict[str, ServiceSpec], inventory: tuple, costs: dict[str, ModelCost | None],
+          held: dict[int, int] | None = None) -> dict[str, ServiceSpec]:
+    """Plan the GPUs of every enabled llama.cpp service on a GPU variant and apply it; `held` is
+    what these services hold now where they run (gpu_plan.available). Raises GpuPlanError for a pin
+    to a GPU this machine does not have."""
     found = claims(specs, costs)
     if not found or not inventory:
         return specs
-    placements = plan_gpus(inventory, found)
+    placements = plan_gpus(inventory, found, held)
     by_index = {g.index: g for g in inventory}
     return {n: apply_one(s, placements[n], by_index) if n in placements else s for n, s in specs.items()}

@@ -13,8 +13,10 @@ stays in RAM, the compute buffer). Policy, in this order:
 - what the GPUs cannot hold stays in RAM: as many layers as fit go to the GPUs (llama.cpp offloads
   the last N repeating layers; the output head only with all of them).
 
-Memory is planned against each GPU's total memory, so the plan is stable while services run;
-free VRAM is checked at start (orchestrate/memory_check.py)."""
+Memory is planned against what airpods can have of each GPU: its total less what other processes
+hold (a display server, another user's job), i.e. the free memory plus what this config's own
+running services hold (`held`, from their labels), so the plan stays the same while they run and
+never counts on memory something else uses. Free VRAM is checked again at start (vram_check.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +46,8 @@ class ModelCost:
     layers: tuple[int, ...]  # each repeating layer: its weights + its KV cache
     output: int  # the output head (goes to a GPU only with every layer)
     cpu_only: int  # what llama.cpp keeps in RAM whatever is offloaded (token embeddings)
-    compute: int  # the compute buffer, per GPU used
+    compute: int  # the compute buffer, per GPU used (and on the CPU while a layer runs there)
+    kv: tuple[int, ...] = ()  # each repeating layer's KV cache (part of `layers`)
 
     @property
     def n_layer(self) -> int:
@@ -59,10 +62,17 @@ class ModelCost:
     def full(self) -> int:
         return self.on_gpu(self.n_layer) + self.compute + GPU_OVERHEAD
 
+    def ram_parts(self, n: int) -> tuple[int, int, int]:
+        """(weights, KV cache, compute buffer) in RAM with n layers offloaded: the CPU's layers keep
+        their KV cache in RAM, and the CPU needs a compute buffer of its own while it runs any."""
+        on_cpu = self.n_layer - min(max(n, 0), self.n_layer)
+        kv = sum(self.kv[:on_cpu]) if self.kv else 0
+        weights = self.cpu_only + sum(self.layers[:on_cpu]) - kv + (0 if on_cpu == 0 else self.output)
+        return weights, kv, self.compute if on_cpu else 0
+
     def ram(self, n: int) -> int:
         """What stays in RAM with n layers offloaded."""
-        return self.cpu_only + sum(self.layers[:self.n_layer - min(n, self.n_layer)]) + \
-            (0 if n >= self.n_layer else self.output)
+        return sum(self.ram_parts(n))
 
 
 @dataclass(frozen=True)
@@ -84,6 +94,7 @@ class GpuPlacement:
     vram: tuple[tuple[int, int], ...]  # (GPU index, bytes)
     ram: int  # bytes that stay in RAM
     reason: str
+    ram_parts: tuple[int, ...] = ()  # (weights, KV cache, compute) of `ram`, when planned
 
     @property
     def planned(self) -> bool:
@@ -141,7 +152,7 @@ def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlac
     if fits:  # one GPU of its own: the fullest that still holds it
         best = min(fits, key=lambda i: (room[i], i))
         return GpuPlacement(claim.service, (best,), cost.n_layer, cost.n_layer, (), ((best, cost.full),),
-                            cost.ram(cost.n_layer), f"fits on GPU {best}")
+                            cost.ram(cost.n_layer), f"fits on GPU {best}", cost.ram_parts(cost.n_layer))
     per_gpu = cost.compute + GPU_OVERHEAD
     by_room = sorted(allowed, key=lambda i: (-room[i], i))
     for k in range(2, len(by_room) + 1):  # the fewest GPUs that hold it together
@@ -150,7 +161,8 @@ def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlac
             vram, split = _share(cost, room, chosen, cost.n_layer)
             return GpuPlacement(claim.service, tuple(chosen), cost.n_layer, cost.n_layer, split,
                                 tuple(vram.items()), cost.ram(cost.n_layer),
-                                f"no single GPU holds it: split over GPUs {', '.join(map(str, chosen))}")
+                                f"no single GPU holds it: split over GPUs {', '.join(map(str, chosen))}",
+                                cost.ram_parts(cost.n_layer))
     chosen = sorted(i for i in allowed if room[i] > per_gpu)  # part of it: as many layers as fit
     usable = sum(room[i] - per_gpu for i in chosen)
     layers = 0
@@ -158,18 +170,32 @@ def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlac
         layers += 1
     if layers == 0:
         return GpuPlacement(claim.service, (), 0, cost.n_layer, (), (), cost.ram(0),
-                            "no GPU has room for one layer: runs on the CPU")
+                            "no GPU has room for one layer: runs on the CPU", cost.ram_parts(0))
     vram, split = _share(cost, room, chosen, layers)
     return GpuPlacement(claim.service, tuple(chosen), layers, cost.n_layer, split if len(chosen) > 1 else (),
                         tuple(vram.items()), cost.ram(layers),
                         f"partial offload: {layers} of {cost.n_layer} layers fit on GPU "
-                        f"{', '.join(map(str, chosen))}; the rest runs from RAM")
+                        f"{', '.join(map(str, chosen))}; the rest runs from RAM", cost.ram_parts(layers))
 
 
-def plan_gpus(inventory: tuple, claims: list[GpuClaim]) -> dict[str, GpuPlacement]:
-    """Place every claim; `inventory` holds objects with `index`, `uuid` and `total` (bytes)."""
+def available(inventory: tuple, held: dict[int, int] | None = None) -> dict[int, int]:
+    """Per GPU, what airpods can have: its total less what processes other than this config's
+    running services hold (total - free - held, never below 0). `held`: bytes per GPU its running
+    services hold (their planned VRAM, from their labels); none known: all that is used is others'."""
+    held = held or {}
+    out = {}
+    for g in inventory:
+        total, free = int(g.total), int(getattr(g, "free", g.total))
+        others = max(0, total - free - held.get(g.index, 0))
+        out[g.index] = max(0, total - others)
+    return out
+
+
+def plan_gpus(inventory: tuple, claims: list[GpuClaim], held: dict[int, int] | None = None
+              ) -> dict[str, GpuPlacement]:
+    """Place every claim; `inventory` holds objects with `index`, `uuid`, `total` and `free` (bytes)."""
     gpus = {g.index: g for g in inventory}
-    room = {i: int(g.total) for i, g in gpus.items()}
+    room = available(inventory, held)
     out: dict[str, GpuPlacement] = {}
     planned = sorted((c for c in claims if c.cost is not None and c.user is None),
                      key=lambda c: (-(c.cost.full if c.cost else 0), c.service))
@@ -228,4 +254,5 @@ def cost_of(facts: object, shape: object, tensors: list[tuple[str, int]]) -> Mod
         weights = [rest // max(1, n_layer)] * n_layer
     kv = kv_per_layer(facts, shape)  # type: ignore[arg-type]
     layers = tuple(int(w + k) for w, k in zip(weights, kv, strict=False))
-    return ModelCost(layers, output, embd, estimate(facts, shape).compute)  # type: ignore[arg-type]
+    return ModelCost(layers, output, embd, estimate(facts, shape).compute,  # type: ignore[arg-type]
+                     tuple(int(k) for k in kv[:len(layers)]))

@@ -28,11 +28,12 @@ LABEL_MODEL = "io.airpods.model"
 LABEL_SHAPE = "io.airpods.run-shape"
 LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
+LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:bytes,1:bytes"
 # Fields that describe the service for airpods but are not part of what the container is made of
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes",
+              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes", "gpu_ram_parts",
               "gateway_names", "gateway_dir", "scheme")
 
 
@@ -108,6 +109,7 @@ class ServiceSpec:
     gpu_plan: str = ""  # why (as cpu_reason)
     vram: tuple[tuple[int, int], ...] = ()  # (GPU index, bytes) the plan puts there
     gpu_ram: int | None = None  # bytes of a planned model that stay in RAM
+    gpu_ram_parts: tuple[int, ...] = ()  # (weights, KV cache, compute) of gpu_ram
     gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
     gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
     gpu_cap: int | None = None  # services.NAME.gpu.memory in bytes: its VRAM share
@@ -190,6 +192,8 @@ class ServiceSpec:
             labels[LABEL_MODEL] = self.default_model
         if self.memory_estimate is not None:
             labels[LABEL_MEMORY] = str(self.memory_estimate)
+        if self.vram:
+            labels[LABEL_VRAM] = ",".join(f"{gpu}:{size}" for gpu, size in self.vram)
         if self.kind == "llamacpp" and self.router is None:
             labels[LABEL_SHAPE] = self.run.label()
             if self.run.model_in_volume:
@@ -281,6 +285,7 @@ def from_record(data: dict) -> ServiceSpec:
         run["shape"] = RunShape(**run["shape"])
         d["llama"] = LlamaRun(**run)
     d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
+    d["gpu_ram_parts"] = tuple(d.get("gpu_ram_parts", ()))
     d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
                 "gpu_pins", "gateway_names"):

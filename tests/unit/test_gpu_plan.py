@@ -98,3 +98,24 @@ def test_a_vram_share_holds_a_service_below_what_the_gpu_could_give():
     p = plan_gpus(gpus(80), [GpuClaim("held", cost, cap=4 * GIB)])["held"]
     assert 0 < p.layers < cost.n_layer and dict(p.vram)[0] <= 4 * GIB and p.ram > 2 * GIB
     assert "partial offload" in p.reason
+
+
+def test_the_plan_counts_what_others_hold_but_not_what_this_configs_services_hold():
+    from airpods.plan.gpu_plan import available
+
+    desk = (Gpu(0, "GPU-0000", "Desk", 8 * GIB, 6 * GIB),)  # 2 GiB held by something
+    assert available(desk) == {0: 6 * GIB}  # nothing known to be airpods': all of it is others'
+    assert available(desk, {0: GIB}) == {0: 7 * GIB}  # 1 GiB of it is this config's running service
+    assert available(desk, {0: 3 * GIB}) == {0: 8 * GIB}  # never more than the card
+    cost = model(12)
+    [p] = plan_gpus(desk, [GpuClaim("chat", cost)]).values()
+    assert dict(p.vram)[0] <= 6 * GIB < dict(p.vram)[0] + cost.layers[0]
+
+
+def test_the_ram_side_of_a_partial_offload_has_its_kv_cache_and_a_compute_buffer():
+    each_kv = 10 * MIB
+    cost = ModelCost(tuple([100 * MIB + each_kv] * 10), 50 * MIB, 20 * MIB, 64 * MIB, tuple([each_kv] * 10))
+    weights, kv, compute = cost.ram_parts(6)  # 4 layers on the CPU
+    assert kv == 4 * each_kv and compute == 64 * MIB
+    assert weights == 20 * MIB + 4 * 100 * MIB + 50 * MIB and cost.ram(6) == weights + kv + compute
+    assert cost.ram_parts(10) == (20 * MIB, 0, 0)  # all on the GPU: the embeddings alone stay

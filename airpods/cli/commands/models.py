@@ -228,10 +228,10 @@ def _gpu_plan_for(app: Application, specs: dict, probe, cost=None) -> tuple | No
     costs = app.model_costs(others if cost is not None else {**others, probe.name: probe})
     if cost is not None:
         costs[probe.name] = cost
-    planned = apply({**others, probe.name: probe}, app.gpu_inventory, costs)
+    planned = apply({**others, probe.name: probe}, app.gpu_inventory, costs, app.gpu_held(specs))
     from airpods.orchestrate.vram_check import fit_rows
 
-    return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory)
+    return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory, app.gpu_held({probe.name: probe}))
 
 
 def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
