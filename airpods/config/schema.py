@@ -39,6 +39,13 @@ def _plain_text(value: str, what: str) -> str:
     return value
 
 
+def _airpods_labels() -> set[str]:
+    """The labels airpods writes on what it creates (plan/spec.py's LABEL_*): a user's may not replace one."""
+    from airpods.plan import spec
+
+    return {value for name, value in vars(spec).items() if name.startswith("LABEL_") and isinstance(value, str)}
+
+
 def check_image_ref(ref: str) -> str:
     """An image reference must name its registry: Podman's short-name resolution is ambiguous."""
     if not ref or any(c.isspace() for c in ref):
@@ -382,8 +389,8 @@ class Runtime(Strict):
             _plain_text(value, f"label {key!r} value")
             if not key or "=" in key:
                 raise ValueError(f"label {key!r} must be a non-empty name without '='")
-            if key.startswith("io.airpods."):
-                raise ValueError(f"label {key!r} is airpods' own (io.airpods.*): choose another name")
+            if key in _airpods_labels():
+                raise ValueError(f"label {key!r} is one airpods sets itself: choose another name")
         return v
 
     @field_validator("memory_budget")

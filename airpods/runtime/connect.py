@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from airpods.errors import RuntimeUnavailable
+from airpods.runtime.podman_wire import INSTALL_HINT
 
-INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
-                "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
+__all__ = ["INSTALL_HINT", "connect", "resolve_url"]
 
 
 def _unix_path(url: str) -> str | None:

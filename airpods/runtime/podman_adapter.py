@@ -21,9 +21,9 @@ from urllib.parse import quote, urlencode
 from airpods.errors import RuntimeFailure, RuntimeUnavailable
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.probes.cgroups import LimitSupport, limit_support
-from airpods.runtime.connect import INSTALL_HINT
 from airpods.runtime.podman_wire import (
     API,
+    INSTALL_HINT,
     OCI_HINT,
     UnixHTTPConnection,
     container_state,

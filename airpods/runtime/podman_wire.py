@@ -12,6 +12,9 @@ from typing import Any
 
 from airpods.runtime.port import ContainerState
 
+INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
+                "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
+
 API = "/v4.0.0/libpod"
 OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
             "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "

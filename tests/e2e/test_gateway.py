@@ -266,7 +266,7 @@ def call(method, path, body=None):
     conn.request(method, path, body=json.dumps(body) if body else None,
                  headers={"Host": "127.0.0.1:8443", "Content-Type": "application/json"})
     resp = conn.getresponse()
-    return resp.status, resp.read().decode(errors="replace")[:300]
+    return resp.status, resp.read().decode(errors="replace")[:20000]
 eve = {"name": "Eve", "email": "eve@example.com", "password": "Eve-pass-1234"}
 print(json.dumps({"me": socket.gethostbyname(socket.gethostname()), "gateway": ip,
                   "page": call("GET", "/auth")[0], "config": call("GET", "/api/config"),

@@ -8,42 +8,9 @@ from pathlib import Path
 import click
 
 from airpods.cli.application import Application, pass_app
+from airpods.cli.commands.model_targets import gpu_plan_for, llama_spec, service_option, size_text, store_of
+from airpods.cli.commands.models_pull import pull_cmd
 from airpods.errors import UsageError
-
-service_option = click.option("--service", "-s", metavar="NAME",
-                              help="Use the model volume of this llama.cpp service (default: runtime.models_volume).")
-
-
-def _llama_spec(app: Application, specs: dict, service: str | None):
-    """The llama.cpp service whose settings (volume, ctx, slots) a models command uses: the one
-    named, else `llamacpp`, else the first llama.cpp service; None when there is none."""
-    if service:
-        app.select(specs, (service,))
-        if specs[service].kind != "llamacpp":
-            raise UsageError(f"service '{service}' is a {specs[service].kind} service, not llama.cpp")
-        return specs[service]
-    llama = [s for s in specs.values() if s.kind == "llamacpp"]
-    return next((s for s in llama if s.name == "llamacpp"), llama[0] if llama else None)
-
-
-def _store(app: Application, service: str | None):
-    from airpods.models.store import ModelStore
-
-    specs = app.specs(create_secrets=False)
-    volume = app.runtime_settings["models_volume"]
-    if service:
-        spec = _llama_spec(app, specs, service)
-        volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
-    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.project}
-    return ModelStore(app.runtime, volume, labels)
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return str(n)
 
 
 @click.group()
@@ -72,10 +39,10 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     check_name(name or path.name)  # before touching Podman
-    store = _store(app, service)
+    store = store_of(app, service)
     with app.terminal.bytes_progress(f"importing {path.name}") as progress:
         entry = store.import_file(path, name, progress, force=force)
-    app.terminal.success(f"imported {entry.file} into {store.volume} ({_size(entry.size)}, "
+    app.terminal.success(f"imported {entry.file} into {store.volume} ({size_text(entry.size)}, "
                          f"{entry.architecture or '?'} {entry.quantization or ''}, sha256 {entry.sha256[:12]}…)")
 
 
@@ -85,7 +52,7 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
 @pass_app
 def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     """List the models in the volume: file, size, architecture, quantization."""
-    store = _store(app, service)
+    store = store_of(app, service)
     entries = store.list()
     if as_json:
         app.terminal.print_json([e.to_json() for e in entries])
@@ -98,7 +65,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     from airpods.plan.memory import estimate, human, shape_from_argv
     from airpods.plan.router import model_argv
 
-    spec = _llama_spec(app, app.specs(create_secrets=False), service)
+    spec = llama_spec(app, app.specs(create_secrets=False), service)
     shape = shape_from_argv(() if spec is None else model_argv(spec.router) if spec.router else spec.command)
     root = store.root(create=False)
 
@@ -109,7 +76,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     where = f" at {spec.name}'s ctx {shape.ctx or 'trained'} × {shape.parallel}" if spec else ""
     app.terminal.table(["FILE", "SIZE", "ARCH", "QUANT", "EST. MEM", "SHA256"],
                        [[e.file + (" (vision)" if e.mmproj else "") + (f" ({e.parts} parts)" if e.parts > 1 else ""),
-                         _size(e.size), e.architecture or "?", e.quantization or "?", est(e.file),
+                         size_text(e.size), e.architecture or "?", e.quantization or "?", est(e.file),
                          (e.sha256 or "-")[:12]] for e in entries])
     app.terminal.info(f"EST. MEM: weights + KV cache + compute{where} (airpods models fit NAME for the breakdown)")
 
@@ -125,7 +92,7 @@ def rm_cmd(app: Application, name: str, yes: bool, service: str | None) -> None:
     from airpods.models.store import check_name
 
     check_name(name)  # before touching Podman
-    store = _store(app, service)
+    store = store_of(app, service)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to delete {name} without confirmation", hint="pass --yes")
@@ -167,7 +134,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
 
     check_name(model)
     specs = app.specs(create_secrets=False)
-    spec = _llama_spec(app, specs, service)
+    spec = llama_spec(app, specs, service)
     if spec is None:
         raise UsageError("no llama.cpp service in the config to take settings from",
                          hint="add one (see airpods config show) or pass --service NAME")
@@ -182,7 +149,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     from airpods.plan.memory import run_from_argv
 
     probe = dataclasses.replace(spec, command=tuple(argv), router=None, llama=run_from_argv(argv))
-    gpus = _gpu_plan_for(app, specs, probe)
+    gpus = gpu_plan_for(app, specs, probe)
     probe = gpus[0] if gpus else probe
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
@@ -190,7 +157,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     report = fit_report(app.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
                         others=others)
     if report is None:
-        store = _store(app, service)
+        store = store_of(app, service)
         have = ", ".join(e.file for e in store.list()) or "none"
         raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
                          hint="see airpods models list")
@@ -215,23 +182,6 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         t.warning(f"does not fit: {human(e.total)} needed, {human(report.available)} available ({report.limit})")
         t.info(f"largest ctx_size that fits: {report.max_ctx}" if report.max_ctx else
                "even the smallest context does not fit: use a smaller quantization or model")
-
-
-def _gpu_plan_for(app: Application, specs: dict, probe, cost=None) -> tuple | None:
-    """(the probe spec with its GPU plan among the other services, the `gpus` rows) on a GPU
-    machine; None elsewhere. `cost`: the probe model's, when it is not in the volume (a hub repo's)."""
-    from airpods.plan.gpu_apply import apply, plannable
-
-    if not plannable(probe) or not app.gpu_inventory or app.runtime_settings.get("gpu_plan") == "off":
-        return None
-    others = {n: s for n, s in specs.items() if n != probe.name}
-    costs = app.model_costs(others if cost is not None else {**others, probe.name: probe})
-    if cost is not None:
-        costs[probe.name] = cost
-    planned = apply({**others, probe.name: probe}, app.gpu_inventory, costs, app.gpu_held(specs))
-    from airpods.orchestrate.vram_check import fit_rows
-
-    return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory, app.gpu_held({probe.name: probe}))
 
 
 def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
@@ -340,7 +290,5 @@ def unload_cmd(app: Application, model: str, service: str | None) -> None:
     """Unload MODEL (an id or alias) from its router, freeing its memory."""
     _drive(app, model, service, unload=True)
 
-
-from airpods.cli.commands.models_pull import pull_cmd  # noqa: E402 - its own module, one of this group's commands
 
 models.add_command(pull_cmd)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
-from airpods.cli.commands.models import _llama_spec, _size, _store, service_option
+from airpods.cli.commands.model_targets import llama_spec, service_option, size_text, store_of
 from airpods.errors import UsageError
 
 
@@ -51,7 +51,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
             raise UsageError("--list takes a repo (org/repo), not a file",
                              hint="e.g. airpods models pull org/repo --list")
         parse_ref(ref)  # usage errors before touching Podman
-        store = _store(app, service)
+        store = store_of(app, service)
         with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
             got = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
         _report(app, f"downloaded {got.name} into {store.volume}", [got])
@@ -64,7 +64,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         return
     group = choose(found, tag, repo)
     check_complete(group, repo)
-    store = _store(app, service)
+    store = store_of(app, service)
     root = store.root(create=True)
     assert root is not None
     projector = None if no_mmproj else best_projector(projectors, group)
@@ -84,7 +84,8 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     if projector is not None:
         store.set_projector(root, group.name, projector.path.rsplit("/", 1)[-1])
     vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
-    _report(app, f"downloaded {group.name} ({group.quant}, {_size(group.size)}){vision} into {store.volume}", pulled)
+    what = f"downloaded {group.name} ({group.quant}, {size_text(group.size)}){vision} into {store.volume}"
+    _report(app, what, pulled)
     app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
 
 
@@ -106,7 +107,7 @@ def _fits(app: Application, specs: dict, spec, header, group, limit: int | None,
     budget), elsewhere the memory budget alone."""
     import dataclasses
 
-    from airpods.cli.commands.models import _gpu_plan_for
+    from airpods.cli.commands.model_targets import gpu_plan_for
     from airpods.orchestrate.memory_check import assess
     from airpods.plan.gpu_plan import cost_of
     from airpods.plan.memory import facts_from_header
@@ -116,7 +117,7 @@ def _fits(app: Application, specs: dict, spec, header, group, limit: int | None,
     report = assess(bare, facts, group.name, budget_bytes=limit, budget_why=why, others=others)
     out = {"fits": report.fits, "max_ctx": report.max_ctx or None, "total": report.estimate.total}
     cost = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
-    planned = _gpu_plan_for(app, specs, bare, cost)
+    planned = gpu_plan_for(app, specs, bare, cost)
     if planned is not None:
         placed = planned[0]
         ram_ok = limit is None or (placed.gpu_ram or 0) <= limit - sum(b for _, b, _ in others)
@@ -135,7 +136,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
     from airpods.plan.memory import human
 
     specs = app.specs(create_secrets=False)
-    spec = _llama_spec(app, specs, service)
+    spec = llama_spec(app, specs, service)
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     try:
@@ -157,7 +158,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
         app.terminal.print_json(rows)
         return
     app.terminal.table(["QUANT", "SIZE", "FILES", "EST. MEM", "FITS", "MAX CTX"],
-                       [[r["quant"], _size(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",
+                       [[r["quant"], size_text(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",
                          {True: "yes", False: "no", None: "?"}[r["fits"]], r["max_ctx"] or "-"] for r in rows],
                        title=f"{repo} ({'at ' + spec.name + ' settings' if spec else 'no llama.cpp service'})")
     app.terminal.info(f"pull one: airpods models pull {repo}:{rows[0]['quant'] if rows else 'QUANT'}")
