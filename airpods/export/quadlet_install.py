@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
 from airpods.export.quadlet import MARK, PROJECT_MARK, SecretRef, UnitFile
 from airpods.plan.spec import DEFAULT_PROJECT
+
+if TYPE_CHECKING:
+    from airpods.runtime.port import ContainerRuntime
 
 
 def install_dir(rootless: bool, environ: Mapping[str, str]) -> Path:
@@ -62,9 +65,10 @@ def write_units(files: list[UnitFile], directory: Path) -> None:
                          hint="run as root for /etc/containers/systemd, or use --rootless / -o DIR") from exc
 
 
-def install_units(runtime: Any, secrets: list[SecretRef], services: list[str], rootless: bool) -> list[str]:
-    """`services`: the units' service names (their file stems)."""
-    """Create the secrets (replacing older values) and say what to run next."""
+def install_units(runtime: ContainerRuntime, secrets: list[SecretRef], services: list[str],
+                  rootless: bool) -> list[str]:
+    """Create the secrets (replacing older values) and say what to run next. `services`: the units'
+    service names (their file stems)."""
     for ref in secrets:
         runtime.put_secret(ref.name, ref.value)
     ctl = "systemctl --user" if rootless else "systemctl"

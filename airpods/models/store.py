@@ -13,11 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.errors import RuntimeFailure, UsageError
 from airpods.models.gguf import GGUFError, is_gguf, read_info
 from airpods.models.split_names import is_later_part, split_parts
+
+if TYPE_CHECKING:
+    from airpods.runtime.port import ContainerRuntime
 
 MANIFEST = ".airpods-models.json"
 CHUNK = 4 << 20
@@ -81,7 +84,7 @@ def projectors(root: Path) -> dict[str, str]:
 
 
 class ModelStore:
-    def __init__(self, runtime: Any, volume: str, labels: dict[str, str] | None = None):
+    def __init__(self, runtime: ContainerRuntime, volume: str, labels: dict[str, str] | None = None):
         self.runtime = runtime
         self.volume = volume
         self.labels = labels  # stamped on the volume when airpods creates it

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.errors import UsageError
 from airpods.models.gguf import GGUFError
@@ -24,6 +24,9 @@ from airpods.plan.memory import (
     shape_from_argv,
 )
 from airpods.plan.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from airpods.runtime.port import ContainerRuntime
 
 BUDGET_SHARE = 0.8  # runtime.memory_budget = "auto": 80% of the machine's (or cgroup's) memory
 
@@ -141,7 +144,7 @@ def refuse(reports: list[FitReport]) -> UsageError:
         details=[line for r in reports for line in r.lines()], hint=advice(first))
 
 
-def _root(runtime: Any, spec: ServiceSpec, models_volume: str) -> Path | None:
+def _root(runtime: ContainerRuntime, spec: ServiceSpec, models_volume: str) -> Path | None:
     volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
     path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
     return Path(path) if path else None
@@ -183,7 +186,7 @@ def report_at(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget
     return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
 
 
-def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
+def fit_report(runtime: ContainerRuntime, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
                budget_why: str, others: list[tuple[str, int, str]],
                vram: list[int] | None = None) -> FitReport | None:
     """The report for one llama.cpp spec, its volume found through the runtime; None when its model
@@ -193,7 +196,7 @@ def fit_report(runtime: Any, spec: ServiceSpec, models_volume: str, *, budget_by
                      vram=vram) if root else None
 
 
-def running_llama(runtime: Any, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,
+def running_llama(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,
                   ) -> list[tuple[str, int, str]]:
     """What this project's llama.cpp containers (running, or created by a start still under way)
     hold, read from Podman: the larger of what they use now and the estimate stamped on them at
@@ -219,8 +222,8 @@ def running_llama(runtime: Any, specs: dict[str, ServiceSpec], exclude: set[str]
     return out
 
 
-def check_memory(runtime: Any, specs: dict[str, ServiceSpec], todo: list[ServiceSpec], *, models_volume: str,
-                 budget_setting: str, memory_total: int, memory_source: str, force: bool = False,
+def check_memory(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], todo: list[ServiceSpec], *,
+                 models_volume: str, budget_setting: str, memory_total: int, memory_source: str, force: bool = False,
                  vram_for: Any = None) -> tuple[dict[str, FitReport], list[str]]:
     """Refuse (UsageError, exit 2) when a llama.cpp service's estimate exceeds what it may use;
     with --force or memory_check = "warn" it is a warning instead. Services started together

@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
 from airpods.plan.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from airpods.runtime.port import ContainerRuntime
 
 
 def port_free(host_ip: str, port: int) -> bool:
@@ -72,7 +75,7 @@ def wanted_models(spec: ServiceSpec) -> list[str]:
     return [wanted] if wanted else []
 
 
-def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> list[str]:
+def check_models(specs: list[ServiceSpec], runtime: ContainerRuntime, models_volume: str) -> list[str]:
     """Exit 2 when a llama.cpp service's model is not in the volume. Returns warnings."""
     warnings = []
     for spec, wanted in [(s, w) for s in specs for w in wanted_models(s)]:
@@ -106,7 +109,7 @@ def check_models(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> 
 POOLING_TYPES = {0: "none", 1: "mean", 2: "cls", 3: "last", 4: "rank"}  # llama.cpp's enum in GGUF headers
 
 
-def check_pooling(specs: list[ServiceSpec], runtime: Any, models_volume: str) -> None:
+def check_pooling(specs: list[ServiceSpec], runtime: ContainerRuntime, models_volume: str) -> None:
     """An embeddings model gets pooling = "mean" unless the user chose one (llama-server's "none"
     is not OpenAI-compatible). A model whose header declares another pooling would be served
     wrongly that way: exit 2 and ask for an explicit choice."""

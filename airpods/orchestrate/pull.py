@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from airpods.errors import AirpodsError
 from airpods.orchestrate.events import Reporter
 from airpods.plan.spec import ServiceSpec
-from airpods.runtime.port import PullProgress
+from airpods.runtime.port import ContainerRuntime, PullProgress
 
 
-def pull_all(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) -> list[str]:
+def pull_all(runtime: ContainerRuntime, specs: list[ServiceSpec], reporter: Reporter) -> list[str]:
     """Pull each distinct image once; return one line per failed image."""
     images = list(dict.fromkeys(s.image for s in specs))
 

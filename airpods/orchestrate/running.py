@@ -7,7 +7,6 @@ config that no longer validates."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from airpods.config.project import project_of
 from airpods.plan.spec import (
@@ -27,7 +26,7 @@ from airpods.plan.spec import (
     LABEL_VRAM,
     ServiceSpec,
 )
-from airpods.runtime.port import ContainerState
+from airpods.runtime.port import ContainerRuntime, ContainerState
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -125,7 +124,7 @@ def owned_by(labels: dict[str, str] | None, project: str) -> bool:
     return labels is not None and labels.get(LABEL_MANAGED) == "true" and project_of(labels) == project
 
 
-def foreign_objects(runtime: Any, spec: ServiceSpec) -> list[str]:
+def foreign_objects(runtime: ContainerRuntime, spec: ServiceSpec) -> list[str]:
     """Objects with this spec's pod or container name that are not this project's: a start must
     never remove or recreate them (another config's, or not airpods' at all)."""
     out = []

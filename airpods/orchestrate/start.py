@@ -18,7 +18,7 @@ from airpods.orchestrate.running import foreign_objects
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
-from airpods.runtime.port import ContainerState
+from airpods.runtime.port import ContainerRuntime, ContainerState
 
 LOG_TAIL = 20
 
@@ -58,12 +58,13 @@ def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: boo
     return Action(spec.name, "start", f"container is {state.status}", pod_exists)
 
 
-def plan(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], recreate: bool = False) -> list[Action]:
+def plan(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str],
+         recreate: bool = False) -> list[Action]:
     return [plan_action(specs[n], runtime.inspect(specs[n].container), runtime.pod_exists(specs[n].pod), recreate)
             for n in names]
 
 
-def check_foreign(runtime: Any, specs: list[ServiceSpec]) -> None:
+def check_foreign(runtime: ContainerRuntime, specs: list[ServiceSpec]) -> None:
     """Refuse (exit 2, nothing created) when a pod or container name this config would use belongs
     to another project or is not airpods' at all: a start never removes what is not its own."""
     found = [(s, what) for s in specs for what in foreign_objects(runtime, s)]
@@ -82,7 +83,7 @@ def start_order(specs: dict[str, ServiceSpec], selected: list[str]) -> list[list
     return waves(closure(selected, deps), deps)
 
 
-def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) -> None:
+def ensure_images(runtime: ContainerRuntime, specs: list[ServiceSpec], reporter: Reporter) -> None:
     from airpods.orchestrate.pull import pull_all
 
     missing = [s for s in specs if not runtime.image_exists(s.image)]
@@ -94,7 +95,7 @@ def ensure_images(runtime: Any, specs: list[ServiceSpec], reporter: Reporter) ->
                 "services.<name>.images.<variant> at it"), details=failures)
 
 
-def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
+def create(runtime: ContainerRuntime, spec: ServiceSpec, action: Action) -> None:
     """Make the pod and container exist as the spec says (not started). Runs under the lock."""
     if spec.kind == "gateway":  # even when it runs: Caddy reloads a changed Caddyfile by itself
         from airpods.gateway.keys import KeyStore
@@ -119,7 +120,8 @@ def create(runtime: Any, spec: ServiceSpec, action: Action) -> None:
     runtime.create_container(spec)
 
 
-def startup_models(runtime: Any, spec: ServiceSpec, reporter: Reporter, started: float) -> Done[float] | Pending:
+def startup_models(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter,
+                   started: float) -> Done[float] | Pending:
     """A router is ready when every load_on_startup model is loaded; one that failed fails the start."""
     from airpods.health.router_api import list_models
 
@@ -154,7 +156,7 @@ def write_preset(spec: ServiceSpec) -> None:
     write_atomic(path, spec.router_preset, 0o644)  # read by the container's user; it holds no secrets
 
 
-def log_tail(runtime: Any, container: str, n: int = LOG_TAIL) -> list[str]:
+def log_tail(runtime: ContainerRuntime, container: str, n: int = LOG_TAIL) -> list[str]:
     try:
         return [line for line in runtime.logs(container, tail=n) if line.strip()][-n:]
     except AirpodsError:
@@ -180,7 +182,7 @@ def out_of_memory(state: ContainerState | None) -> bool:
     return state is not None and (state.oom_killed or state.exit_code == 137)
 
 
-def exit_error(runtime: Any, spec: ServiceSpec, state: ContainerState | None, restarted: bool,
+def exit_error(runtime: ContainerRuntime, spec: ServiceSpec, state: ContainerState | None, restarted: bool,
                memory: Any) -> ServiceExited:
     """Why a container died while starting, in the words a user can act on: out of memory (RAM,
     with the estimate and the limit), a GPU out of memory (which one), or its exit code and log."""
@@ -212,7 +214,7 @@ def exit_error(runtime: Any, spec: ServiceSpec, state: ContainerState | None, re
                          hint=f"see the full log: airpods logs {spec.name}")
 
 
-def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: float,
+def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter, timeout: float,
                  started: float, memory: Any = None, cancel: threading.Event | None = None,
                  stops: Any = None, restarts: int | None = None) -> float:
     """Poll health over HTTP and the container's state together; a crash fails at once.
@@ -252,7 +254,7 @@ def wait_healthy(runtime: Any, spec: ServiceSpec, reporter: Reporter, timeout: f
         ) from exc
 
 
-def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporter, *,
+def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, reporter: Reporter, *,
               timeout: float | None, wait: bool, memory: Any = None,
               cancel: threading.Event | None = None, stops: Any = None) -> Outcome:
     """Start one created service and wait for it; `cancel` ends the wait (another one failed)."""
@@ -286,7 +288,7 @@ def start_one(runtime: Any, spec: ServiceSpec, action: Action, reporter: Reporte
     return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
 
 
-def prepare(runtime: Any, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,
+def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,
             network: str, models_volume: str, memory_check: Any, recreate: bool) -> tuple[dict, dict]:
     """Plan → preflight → create, as one step under the caller's lock: nothing is created unless
     every check passes, and a concurrent start then sees these containers (and their memory
@@ -340,7 +342,7 @@ def _run_wave(wave: list[str], submit: Any, cancel: threading.Event,
     return outcomes, errors
 
 
-def start(runtime: Any, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
+def start(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
           lock: Any = None, memory_check: Any = None, recreate: bool = False,
           stops: Any = None) -> list[Outcome]:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from airpods.health.probe import probe_all, served_model
 from airpods.orchestrate.running import Running
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.probes.cgroups import LimitSupport
-from airpods.runtime.port import ContainerState
+from airpods.runtime.port import ContainerRuntime, ContainerState
 
 
 @dataclass
@@ -111,7 +110,7 @@ def _orphan(r: Running, reason: str, stops: dict[str, float] | None = None) -> S
     return out
 
 
-def status(runtime: Any, specs: list[ServiceSpec], running: list[Running] | None = None, *,
+def status(runtime: ContainerRuntime, specs: list[ServiceSpec], running: list[Running] | None = None, *,
            all_specs: dict[str, ServiceSpec] | None = None, names: list[str] | None = None,
            stops: dict[str, float] | None = None) -> list[ServiceStatus]:
     """One list call for every container's state (`running`: this project's, read back from

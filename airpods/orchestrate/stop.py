@@ -7,12 +7,15 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
 from airpods.orchestrate.running import Running, owned_by
 from airpods.plan.order import waves
 from airpods.plan.spec import ServiceSpec
+
+if TYPE_CHECKING:
+    from airpods.runtime.port import ContainerRuntime
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Target:
     note: str = ""
 
 
-def targets(runtime: Any, project: str, running: list[Running], specs: dict[str, ServiceSpec] | None,
+def targets(runtime: ContainerRuntime, project: str, running: list[Running], specs: dict[str, ServiceSpec] | None,
             names: list[str] | None) -> list[Target]:
     """The pods to stop: every container of this project (of `names`, when given) and the config's
     pods that exist without one. Never an object of another project or not created by airpods."""
@@ -60,7 +63,7 @@ def targets(runtime: Any, project: str, running: list[Running], specs: dict[str,
     return list(out.values())
 
 
-def stop(runtime: Any, found: list[Target], *, timeout: int | None, remove: bool,
+def stop(runtime: ContainerRuntime, found: list[Target], *, timeout: int | None, remove: bool,
          services: list[str] | None = None) -> list[Stopped]:
     """Stop (or remove) every target; `services` named on the command line that have nothing to
     stop are reported as absent."""
@@ -92,8 +95,8 @@ def stop(runtime: Any, found: list[Target], *, timeout: int | None, remove: bool
     return out
 
 
-def stop_services(runtime: Any, project: str, specs: dict[str, ServiceSpec] | None, names: list[str] | None, *,
-                  timeout: int | None, remove: bool) -> list[Stopped]:
+def stop_services(runtime: ContainerRuntime, project: str, specs: dict[str, ServiceSpec] | None,
+                  names: list[str] | None, *, timeout: int | None, remove: bool) -> list[Stopped]:
     """Find this project's targets in Podman and stop (or remove) them."""
     from airpods.orchestrate.running import in_project
 
