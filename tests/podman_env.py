@@ -118,6 +118,7 @@ class PodmanRun:
         return f"""
 [runtime]
 project = "t{self.id}"
+name_prefix = ""   # the tests name their objects with the run's id already
 network = "{self.network}"
 models_volume = "{self.models_volume}"
 stop_timeout = 3

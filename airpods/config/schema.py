@@ -370,6 +370,7 @@ class Runtime(Strict):
     memory_budget: str = "auto"  # "auto" (80% of this machine's or cgroup's memory), a size ("12g"), or "off"
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
     project: str | None = None  # the scope; None: derived from the config file (see config/project.py)
+    name_prefix: str | None = None  # pods and containers: None = "" for the default project, else "PROJECT-"
 
     @field_validator("network", "models_volume")
     @classmethod
@@ -380,6 +381,11 @@ class Runtime(Strict):
     @classmethod
     def _p(cls, v: str | None) -> str | None:
         return None if v is None else _check_name(v, "project")
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _prefix(cls, v: str | None) -> str | None:
+        return v if v in (None, "") else _check_name(v, "name_prefix")
 
     @field_validator("labels")
     @classmethod

@@ -58,7 +58,9 @@ def raw(value: str) -> str:
 def stem(spec: ServiceSpec, name: str) -> str:
     """A unit file's name without its suffix: the project's name first for a project other than the
     default, so that two projects' units never replace each other in one folder."""
-    return name if spec.project == DEFAULT_PROJECT else f"{spec.project}-{name}"
+    if spec.project == DEFAULT_PROJECT or name.startswith(f"{spec.project}-"):
+        return name  # the default project's, or named after its project already (its pods and containers)
+    return f"{spec.project}-{name}"
 
 
 def _head(spec: ServiceSpec) -> list[str]:

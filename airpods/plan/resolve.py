@@ -13,7 +13,7 @@ from airpods.plan import router as router_plan
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
 from airpods.plan.memory import parse_size, run_from_argv
-from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec, VolumeSpec
+from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
@@ -116,8 +116,32 @@ def _choice(name: str, svc: Any, config: Any, results: tuple, ov: Overrides) -> 
     return gpu_mod.choose(results, available, forced=forced, forced_by=by, cpu_only=cpu_only)
 
 
-def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) -> dict[str, _Facts]:
+def object_prefix(config: Any, project: str) -> str:
+    """What the names of a project's pods and containers start with: runtime.name_prefix when set,
+    else nothing for the default project (a user's stack keeps its plain names) and the project and
+    '-' for any other, like compose's project prefix: a second stack with the same service names
+    never collides with the first."""
+    if config.runtime.name_prefix is not None:
+        return config.runtime.name_prefix
+    return "" if project == DEFAULT_PROJECT else f"{project}-"
+
+
+DEFAULT_NETWORK = "airpods"
+
+
+def network_of(config: Any, project: str) -> str:
+    """runtime.network; left at "airpods" in a project other than the default: "airpods-PROJECT", a
+    network of its own, so its aliases (llamacpp, open-webui, ...) never answer for another project's."""
+    network = config.runtime.network
+    if network != DEFAULT_NETWORK or project == DEFAULT_PROJECT:
+        return network
+    return f"{network}-{project}"
+
+
+def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
+              project: str = DEFAULT_PROJECT) -> dict[str, _Facts]:
     ports = _assign_ports(config)
+    prefix = object_prefix(config, project)
     facts = {}
     for name, svc in config.services.items():
         choice = _choice(name, svc, config, results, ov)
@@ -129,7 +153,7 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore) 
             api_key = secrets.get(api_key_name(name)) if raw == "auto" else (raw or None)
         elif svc.api_key:
             api_key = secrets.get(api_key_name(name)) if svc.api_key == "auto" else svc.api_key
-        facts[name] = _Facts(name, svc, svc.pod or name, svc.container or f"{name}-0",
+        facts[name] = _Facts(name, svc, svc.pod or f"{prefix}{name}", svc.container or f"{prefix}{name}-0",
                              list(svc.network_aliases or [name]), ports[name], choice, image, api_key)
     return facts
 
@@ -210,7 +234,10 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
     for key in GATEWAY_KEYS:  # keys added with the gateway: left out unless set, so older hashes still match
         if key not in f.svc.model_fields_set:
             service.pop(key, None)
-    data = {"format": 1, "service": service, "runtime": config.runtime.model_dump(mode="json"),
+    runtime = config.runtime.model_dump(mode="json")
+    if "name_prefix" not in config.runtime.model_fields_set:  # added later: older hashes still match
+        runtime.pop("name_prefix", None)
+    data = {"format": 1, "service": service, "runtime": runtime,
             "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
@@ -228,7 +255,8 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     `gateway_dir` is airpods' folder for this project's gateway (its Caddyfile and key file)."""
     from airpods.config.templating import Renderer, is_template
 
-    facts = facts_for(config, results, ov, secrets)
+    project = config.runtime.project or project
+    facts = facts_for(config, results, ov, secrets, project)
     shares = cpu_shares(config, cpu)
     raw = {n: {"command_args": f.svc.command_args, "env": f.svc.env, "args": f.svc.args,
                "entrypoint_override": f.svc.entrypoint_override, **router_plan.model_sections(f.svc)}
@@ -253,7 +281,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     password = secrets.get(WEBUI_ADMIN_SECRET) if exposed else None
     specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
                               gateways.get(n), password if n in exposed else None),
-                        project=config.runtime.project or project,
+                        project=project, network=network_of(config, project),
                         config_hash=config_hash(config, f, rendered[n],
                                                 {**wiring, "headless_admin": True} if n in exposed else wiring))
              for n, f in facts.items()}

@@ -218,11 +218,11 @@ def test_starting_a_second_service_leaves_the_first_untouched(write_config, cli,
     specs = _specs(cli, write_config(TWO), monkeypatch)
     rt = FakeRuntime(images={s.image for s in specs.values()}, volumes={"airpods_llamacpp_models": {}})
     start(rt, specs, ["llamacpp"], Silent(), network="airpods", models_volume="m", wait=False)
-    first = rt.containers["llamacpp-0"]
+    first = rt.containers[specs["llamacpp"].container]
     outcomes = start(rt, specs, ["llamacpp", "llamacpp-ui"], Silent(), network="airpods", models_volume="m",
                      wait=False)
-    assert [o.action for o in outcomes] == ["noop", "create"] and rt.containers["llamacpp-0"] is first
-    assert rt.cpusets == {"llamacpp-0": "0-1", "llamacpp-ui-0": "2-3"}
+    assert [o.action for o in outcomes] == ["noop", "create"] and rt.containers[specs["llamacpp"].container] is first
+    assert rt.cpusets == {specs["llamacpp"].container: "0-1", specs["llamacpp-ui"].container: "2-3"}
 
 
 def test_engine_that_cannot_pin_gets_threads_only_and_status_says_so(write_config, cli, monkeypatch):
@@ -230,8 +230,8 @@ def test_engine_that_cannot_pin_gets_threads_only_and_status_says_so(write_confi
     rt = FakeRuntime(images={s.image for s in specs.values()}, volumes={"airpods_llamacpp_models": {}},
                      limits=LimitSupport(True, 1, frozenset()))
     start(rt, specs, ["llamacpp"], Silent(), network="airpods", models_volume="m", wait=False)
-    assert rt.cpusets == {"llamacpp-0": None}
-    assert "--threads" in rt.specs["llamacpp-0"].command
+    assert rt.cpusets == {specs["llamacpp"].container: None}
+    assert "--threads" in rt.specs[specs["llamacpp"].container].command
     [row] = status(rt, [specs["llamacpp"]])
     assert row.cpuset_enforced is False and "not enforced" in row.cpu_plan and row.threads == 2
 

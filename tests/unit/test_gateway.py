@@ -171,12 +171,12 @@ def test_start_mounts_the_folder_and_no_person_key_reaches_the_container(rt, cli
     started = cli("--config", path, "start", "gateway", "--no-wait")
     assert started.code == 0, started.text
     assert {"llamacpp", "llamacpp-2"} <= {s.name for s in rt.specs.values()}  # its backends start first
-    spec = rt.specs["gateway-0"]
+    spec = rt.specs["lab-gateway-0"]
     caddyfile = gateway_dir(isolated) / "etc" / "Caddyfile"
     assert caddyfile.read_text() == spec.gateway_config and stat.S_IMODE(caddyfile.stat().st_mode) == 0o600
     seen = json.dumps([spec.env, list(spec.command), [v.source for v in spec.volumes], spec.labels])
     assert key not in seen
-    backend = rt.specs["llamacpp-0"].env["LLAMA_API_KEY"]
+    backend = rt.specs["lab-llamacpp-0"].env["LLAMA_API_KEY"]
     assert spec.env["AIRPODS_BACKEND_KEY_LLAMACPP"] == backend and "AIRPODS_BACKEND_KEY_LLAMACPP_2" not in spec.env
 
 
@@ -242,9 +242,9 @@ def test_access_log_names_the_owner_and_feeds_last_use(rt, cli, write_config):
              "request": {"remote_ip": "10.89.0.1", "method": "POST", "uri": "/v1/chat/completions",
                          "headers": {"Authorization": []}}, "user_id": "alice", "duration": 0.25, "status": 200}
     denied = {**entry, "ts": 1796009999.0, "user_id": "", "status": 401}
-    rt.log_lines["gateway-0"] = ['{"level":"info","msg":"serving initial configuration"}', json.dumps(entry),
+    rt.log_lines["lab-gateway-0"] = ['{"level":"info","msg":"serving initial configuration"}', json.dumps(entry),
                                  json.dumps(denied)]
-    assert last_use(rt.log_lines["gateway-0"]) == {"alice": 1796004011.55}
+    assert last_use(rt.log_lines["lab-gateway-0"]) == {"alice": 1796004011.55}
     assert readable(json.dumps(entry)) == "2026-11-30T02:00:11Z alice 10.89.0.1 POST /v1/chat/completions 200 0.250s"
     logs = cli("--config", path, "logs", "gateway")
     assert "alice 10.89.0.1 POST /v1/chat/completions 200" in logs.out and "- 10.89.0.1 POST" in logs.out
@@ -276,13 +276,13 @@ def test_kube_export_puts_the_keys_in_the_secret_alone(rt, cli, write_config):
 def test_a_new_llama_service_recreates_the_gateway_with_its_route(rt, cli, write_config):
     path = stack(write_config)
     assert cli("--config", path, "start", "gateway", "--no-wait").code == 0
-    first = rt.containers["gateway-0"].labels["io.airpods.config-hash"]
+    first = rt.containers["lab-gateway-0"].labels["io.airpods.config-hash"]
     more = stack(write_config, extra=f'[services.llamacpp-3]\nkind = "llamacpp"\nimage = "{LLAMA}"\n'
                                      'default_model = "SmolLM2-135M-Instruct.Q4_1.gguf"\n'
                                      f'ports = [{{ host = {free_port()}, container = 8080 }}]\n')
     assert "/llamacpp-3/v1" in render(cli, more)["gateway"]["routes"]
     assert cli("--config", more, "start", "gateway", "--no-wait").code == 0
-    assert rt.containers["gateway-0"].labels["io.airpods.config-hash"] != first
+    assert rt.containers["lab-gateway-0"].labels["io.airpods.config-hash"] != first
 
 
 def test_a_fingerprint_is_printed_as_it_is():

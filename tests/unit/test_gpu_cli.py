@@ -91,7 +91,8 @@ def test_a_model_that_fits_the_smaller_gpu_goes_there_alone(two_gpus, cli, write
     assert data["vram"]["0"] > 3 << 30
     started = cli("--config", path, "start", "llamacpp", "--no-wait")
     assert started.code == 0, started.text
-    assert two_gpus.specs["llamacpp-0"].devices == ("nvidia.com/gpu=0",)  # the container sees GPU 0 alone
+    llama = next(s for s in two_gpus.specs.values() if s.name == "llamacpp")
+    assert llama.devices == ("nvidia.com/gpu=0",)  # the container sees GPU 0 alone
     [row] = [r for r in json.loads(cli("--config", path, "status", "--json").out) if r["service"] == "llamacpp"]
     assert row["gpus"] == [0] and row["gpu_layers"] == 30 and row["gpu_plan"]
     assert "GPU 0 · 30/30 layers" in cli("--config", path, "status").out

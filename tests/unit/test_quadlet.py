@@ -31,7 +31,7 @@ def secret_values(isolated: Path) -> list[str]:
 @pytest.mark.parametrize("layout", ["default", "hybrid", "router"])
 def test_units_reference_secrets_and_never_hold_them(cli, write_config, isolated, tmp_path, layout):
     files, result = export(cli, layouts(write_config)[layout], tmp_path / "units")
-    assert any(n.endswith("airpods.network") for n in files) and any(n.endswith(".pod") for n in files)
+    assert any(n.endswith(".network") for n in files) and any(n.endswith(".pod") for n in files)
     assert any(n.endswith(".volume") for n in files)
     keys = secret_values(isolated)
     assert keys and not any(k in text for k in keys for text in files.values())

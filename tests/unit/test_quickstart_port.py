@@ -8,8 +8,9 @@ import os
 import socket
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomlkit
 
 from tests.podman_env import free_port
 
@@ -44,7 +45,7 @@ def test_a_taken_port_moves_llama_cpp_and_says_so(isolated, tmp_path):
         holder.listen()
         out = run(tmp_path / "config.toml", port, isolated)
     assert out.returncode == 0, out.stderr
-    data = tomllib.loads((tmp_path / "config.toml").read_text())
+    data = tomlkit.parse((tmp_path / "config.toml").read_text())
     moved = data["runtime"]["llamacpp_base_port"]
     assert moved != port and f"port {port} is taken" in out.stderr and f"listen on {moved}" in out.stderr
     assert data["services"]["llamacpp"]["images"]["cpu"] == IMAGE

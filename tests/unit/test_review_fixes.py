@@ -109,9 +109,9 @@ def test_sigkill_from_airpods_stop_is_a_stop_and_from_the_kernel_a_crash(fake, c
     from dataclasses import replace
 
     fake.images.add("localhost/test/web:1")
-    path = write_config(f'[services.web]\nimage = "localhost/test/web:1"\nports = [{{ host = {free_port()}, '
-                        'container = 80 }]\n[services.llamacpp]\nenabled = false\n[services.open-webui]\n'
-                        'enabled = false\n')
+    path = write_config(f'[services.web]\nimage = "localhost/test/web:1"\ncontainer = "web-0"\n'
+                        f'ports = [{{ host = {free_port()}, container = 80 }}]\n'
+                        '[services.llamacpp]\nenabled = false\n[services.open-webui]\nenabled = false\n')
     assert cli("--config", path, "start", "web", "--no-wait").code == 0
     killed = fake.containers["web-0"]
     fake.containers["web-0"] = replace(killed, status="exited", exit_code=137)  # the kernel's SIGKILL
@@ -138,7 +138,7 @@ def test_status_keeps_an_out_of_memory_failure_when_the_restart_policy_brought_i
     model(fake, "m.gguf", layers=30)
     fake.images.add(LLAMA)
     path = write_config('[services.llamacpp]\ndefault_model = "m.gguf"\nresources = { memory = "64m" }\n'
-                        'memory_check = "warn"\n[services.open-webui]\nenabled = false\n')
+                        'memory_check = "warn"\ncontainer = "llamacpp-0"\n[services.open-webui]\nenabled = false\n')
     fake.oom_on_start.add("llamacpp-0")
     fake.restart_on_exit.add("llamacpp-0")
     fake.stop_pod = lambda name, timeout: None  # the restart policy wins every stop race

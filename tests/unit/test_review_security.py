@@ -142,5 +142,5 @@ def test_start_says_how_to_sign_in_and_never_shows_the_password(rt, cli, write_c
     secret = isolated / "data" / "airpods" / "secrets" / "open-webui-admin-password"
     assert f"sign in as admin@airpods.local, password in {secret}" in result.err
     assert secret.read_text().strip() not in result.text
-    webui = next(s for n, s in rt.specs.items() if n.startswith("open-webui"))  # what the container got
+    webui = next(s for s in rt.specs.values() if s.name == "open-webui")  # what the container got
     assert webui.env["ENABLE_SIGNUP"] == "false" and webui.env["WEBUI_ADMIN_PASSWORD"] == secret.read_text().strip()

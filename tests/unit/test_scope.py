@@ -25,6 +25,7 @@ enabled = false
 [services.web]
 image = "localhost/test/web:1"
 pod = "{pod}"
+container = "web-0"
 ports = [{{ host = {port}, container = 8080 }}]
 volumes = [{{ source = "web_data", target = "/data" }}]
 """
@@ -146,23 +147,23 @@ def test_a_probe_change_alone_does_not_recreate_a_running_container(rt, cli, wri
     (Path(rt.volume_path("airpods_llamacpp_models")) / "SmolLM2-135M-Instruct.Q4_1.gguf").write_bytes(b"GGUF")
     monkeypatch.setenv("AIRPODS_CPU_AFFINITY", "0-3")
     assert cli("--config", path, "start", "llamacpp", "--no-wait").code == 0, "first start"
-    first = rt.containers["llamacpp-0"]
-    assert "--threads" in rt.specs["llamacpp-0"].command
+    first = rt.containers["p-llamacpp-0"]
+    assert "--threads" in rt.specs["p-llamacpp-0"].command
     monkeypatch.setenv("AIRPODS_CPU_AFFINITY", "0")  # like `taskset -c 0 airpods start`
     again = cli("--config", path, "start", "llamacpp", "--no-wait")
     assert again.code == 0, again.text
-    assert rt.containers["llamacpp-0"] is first
+    assert rt.containers["p-llamacpp-0"] is first
     [row] = [r for r in json.loads(cli("--config", path, "status", "--json").out) if r["service"] == "llamacpp"]
     assert row["plan_differs"] and not row["outdated"]
     assert "--recreate applies it" in cli("--config", path, "status").text
     assert cli("--config", path, "start", "llamacpp", "--no-wait", "--recreate").code == 0
-    assert rt.containers["llamacpp-0"] is not first
+    assert rt.containers["p-llamacpp-0"] is not first
     # A changed config still recreates without --recreate.
     path2 = write_config(text.replace('[services.llamacpp]\nenabled = true',
                                       '[services.llamacpp]\nenabled = true\ncommand_args = { ctx_size = 1024 }'))
-    latest = rt.containers["llamacpp-0"]
+    latest = rt.containers["p-llamacpp-0"]
     assert cli("--config", path2, "start", "llamacpp", "--no-wait").code == 0
-    assert rt.containers["llamacpp-0"] is not latest
+    assert rt.containers["p-llamacpp-0"] is not latest
 
 
 def test_unlabelled_managed_container_of_another_project_is_not_counted(rt):

@@ -99,7 +99,8 @@ def _start(app: Application, specs: dict, selected: list[str], timeout: float | 
         settings = app.runtime_settings
         lock = HostLock(lock_path(app.environ),
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
-        outcomes = start_services(runtime, specs, selected, reporter, network=settings["network"],
+        network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
+        outcomes = start_services(runtime, specs, selected, reporter, network=network,
                                   models_volume=settings["models_volume"], timeout=timeout,
                                   wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
                                   recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))

@@ -88,6 +88,10 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         columns.insert(6, "GPUS")
         for r, line in zip(rows, table, strict=True):
             line.insert(6, r.gpu_text or "-")
+    if any(r.pod and r.pod != r.service for r in rows):  # a project's prefixed names: the real ones
+        columns.insert(1, "POD / CONTAINER")
+        for r, line in zip(rows, table, strict=True):
+            line.insert(1, f"{r.pod or '-'} / {r.container or '-'}")
     app.terminal.table(columns, table)
     for name, fp in gateways.items():
         app.terminal.info(f"gateway {specs[name].url}: " + (f"CA SHA-256 {fp}; clients trust it with "
