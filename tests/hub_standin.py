@@ -79,7 +79,8 @@ class StandIn(http.server.BaseHTTPRequestHandler):
 
     def _listing(self, repo: str) -> None:
         items = [{"type": "file", "path": p, "size": len(d),
-                  **({} if p in self.unhashed else {"lfs": {"oid": hashlib.sha256(d).hexdigest(), "size": len(d)}})}
+                  **({} if p in self.unhashed else {"lfs": {"oid": "0" * 64 if p in self.lie else
+                                                            hashlib.sha256(d).hexdigest(), "size": len(d)}})}
                  for p, d in self.repos[repo].items()] + [{"type": "directory", "path": "x"}]
         start = int(self.path.partition("cursor=")[2] or 0)
         end = start + self.page if self.page else len(items)
