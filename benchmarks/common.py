@@ -77,7 +77,7 @@ class Env:
     def render_config(self, enabled: int | None = None, extra: str = "") -> str:
         """bench1..bench4; with `enabled`, only the first that many are enabled (the CPU plan
         counts enabled llama.cpp services); `extra` goes into [runtime]."""
-        lines = [f'[runtime]\nproject = "bench"\nnetwork = "{NETWORK}"\nmodels_volume = "{VOLUME}"\n'
+        lines = [f'[runtime]\nproject = "bench"\nname_prefix = ""\nnetwork = "{NETWORK}"\nmodels_volume = "{VOLUME}"\n'
                  f'labels = {{ "io.airpods.bench" = "1" }}\n{extra}\n',
                  "[services.llamacpp]\nenabled = false\n[services.open-webui]\nenabled = false\n"]
         for i, port in enumerate(self.ports, start=1):

@@ -66,9 +66,12 @@ def commands(dryrun: str, run_dir: Path) -> dict[str, list[list[str]]]:
     return out
 
 
-def bring_up(quadlet: str, units: Path, tmp_path: Path, network: str, services: list[str]) -> None:
+def bring_up(quadlet: str, units: Path, tmp_path: Path, network: str, services: list[str], project: str) -> None:
     """Run what systemd would for the units: the network, the volumes, then `services` (pod and
-    container units) in the given order; every generated unit must be among them."""
+    container units) in the given order; every generated unit must be among them. The unit files of
+    a project other than the default carry its name first."""
+    services = [f"{project}-{s}" for s in services]
+    network = f"{project}-{network}"
     gen = subprocess.run([quadlet, "-dryrun"], capture_output=True, text=True, check=True, timeout=60,
                          env={**os.environ, "QUADLET_UNIT_DIRS": str(units)})
     run_dir = tmp_path / "run"
@@ -97,7 +100,7 @@ def test_the_exported_units_run_the_stack(prun, cli, write_config, smollm2, tmp_
     assert len(mine) == 3, secrets  # the llama.cpp key, Open WebUI's copy of it, its session secret
     try:
         bring_up(quadlet, units, tmp_path, prun.network, [f"qllama-{prun.id}-pod", "llamacpp",
-                                                          f"qwebui-{prun.id}-pod", "open-webui"])
+                                                          f"qwebui-{prun.id}-pod", "open-webui"], f"t{prun.id}")
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 240
         models: set[str] = set()
@@ -146,7 +149,8 @@ ports = [{{ host = {free_port()}, container = 8080 }}]
             if s.startswith(f"airpods-t{rid}-")]
     try:
         assert key not in "".join(p.read_text() for p in units.iterdir())
-        bring_up(quadlet, units, tmp_path, prun.network, [f"qllama-{rid}-pod", "llamacpp", f"qgw-{rid}-pod", "gateway"])
+        bring_up(quadlet, units, tmp_path, prun.network, [f"qllama-{rid}-pod", "llamacpp", f"qgw-{rid}-pod", "gateway"],
+                 f"t{rid}")
         deadline, pem = time.monotonic() + 60, ""
         while time.monotonic() < deadline and "BEGIN CERTIFICATE" not in pem:
             pem = cli("--config", path, "keys", "ca").out

@@ -294,3 +294,33 @@ def test_a_crash_fails_the_start_at_once_while_a_sibling_waits_for_health(prun, 
     took = time.monotonic() - began
     assert result.code == 1 and f"service '{crash}' exited during startup (exit code 3)" in result.err, result.text
     assert took < 10, f"took {took:.1f}s"
+
+
+def test_two_projects_with_the_same_service_name_run_side_by_side(prun, cli, write_config):
+    """Issue 29 item 5, on real Podman: two configs (projects) that both name a service `web`, with
+    nothing else set, get pods and containers named after their project and a network each; both
+    run, each sees only its own, and stopping one leaves the other running."""
+    made = []
+    for side in ("a", "b"):
+        header = prun.header().replace('name_prefix = ""', "").replace(
+            f'project = "t{prun.id}"', f'project = "t{prun.id}{side}"').replace(
+            f'network = "{prun.network}"\n', "")  # the project's own network
+        body = WEB.format(name="web", image=BUSYBOX_IMAGE, port=free_port(), volume=f"web_{prun.id}{side}_data",
+                          timeout=20, script=SERVE, greeting=side)
+        made.append((write_config(header + body), f"t{prun.id}{side}"))
+    try:
+        for path, project in made:
+            result = cli("--config", path, "start", "web")
+            assert result.code == 0, result.text
+            [row] = json.loads(cli("--config", path, "status", "--json").out)
+            assert (row["pod"], row["container"], row["state"]) == (f"{project}-web", f"{project}-web-0", "running")
+            network = podman("inspect", "--format", "{{json .NetworkSettings.Networks}}", f"{project}-web-0").stdout
+            assert f"airpods-{project}" in network
+        assert cli("--config", made[0][0], "stop", "--remove").code == 0
+        assert podman("pod", "exists", f"{made[0][1]}-web", check=False).returncode != 0
+        state = podman("inspect", "--format", "{{.State.Running}}", f"{made[1][1]}-web-0").stdout.strip()
+        assert state == "true"
+    finally:
+        for path, project in made:  # (the volumes carry the run's label: prun's clean-up takes them)
+            cli("--config", path, "stop", "--remove", "--timeout", "1")
+            podman("network", "rm", "-f", f"airpods-{project}", check=False)

@@ -19,6 +19,7 @@ def write_config(user, run_id: str, body: str, suffix: str = "") -> Path:
     path = Path("/tmp") / f"airpods-rl-{run_id}{suffix}.toml"
     path.write_text(f"""
 [runtime]
+name_prefix = ""   # the test names its objects with the run id
 network = "airpods-rl{run_id}"
 models_volume = "airpods_rl{run_id}_models"
 stop_timeout = 3
