@@ -58,7 +58,7 @@ def start_private_service(podman: str) -> str:
     subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [podman, "system", "service", "--time=5", f"unix://{path}"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,
+        start_new_session=True, cwd=directory,  # conmon leaves files (`oom`) in the service's folder
     )
     deadline = time.monotonic() + 5.0
     delay = 0.005
