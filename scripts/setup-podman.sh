@@ -97,7 +97,7 @@ if [ "$start_socket" -eq 1 ]; then
     rm -f "$SOCKET"
     # Started from the socket's folder: conmon writes files (an `oom` marker on a kill for memory)
     # into the service's working directory, which must not be the checkout or the user's folder.
-    (cd "$SOCKET_DIR" && nohup podman system service --time=0 "unix://$SOCKET" >/var/log/podman-service.log 2>&1 &)
+    (cd "$SOCKET_DIR" && exec nohup podman system service --time=0 "unix://$SOCKET" >/var/log/podman-service.log 2>&1) &
     for _ in $(seq 1 100); do
       [ -S "$SOCKET" ] && break
       sleep 0.05
