@@ -29,6 +29,9 @@ def write_atomic(path: Path, text: str, mode: int) -> None:
         tmp.unlink(missing_ok=True)
 
 
+WEBUI_ADMIN_SECRET = "open-webui-admin-password"  # the generated password of Open WebUI's first admin
+
+
 def api_key_name(service: str) -> str:
     """The secret holding a service's generated API key."""
     return f"{service}-api-key"

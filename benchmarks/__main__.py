@@ -72,7 +72,7 @@ def main() -> None:
         env.run("stop", "--remove")
         if "start" in sections:
             life = start_overhead(env, runs)
-            rows.append(row(life["start"][0], life["start"][1], target="ratio <= 1.3"))
+            rows.append(row(life["start"][0], life["start"][1], target="ratio <= 1.15"))
             rows.append(row(life["readiness"], None, target="<= 100 ms"))
             rows.append(row(life["stop"][0], life["stop"][1], target="<= 2 s"))
             all_series += [*life["start"], life["readiness"], *life["stop"]]

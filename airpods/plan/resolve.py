@@ -14,11 +14,10 @@ from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
-from airpods.secrets import SecretStore, api_key_name
+from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-WEBUI_ADMIN_SECRET = "open-webui-admin-password"  # the generated password of Open WebUI's first admin
 WEBUI_ADMIN_EMAIL = "admin@airpods.local"
 THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
 THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")

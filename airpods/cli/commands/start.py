@@ -73,8 +73,7 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
-    from airpods.plan.resolve import WEBUI_ADMIN_SECRET
-    from airpods.secrets import api_key_name
+    from airpods.secrets import WEBUI_ADMIN_SECRET, api_key_name
 
     for o in outcomes:
         key_file = app.secrets().path(api_key_name(o.service))
