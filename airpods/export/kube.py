@@ -161,16 +161,17 @@ def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str |
         endpoint_repo, _, rev_path = source.rpartition("@")
         revision, _, path = rev_path.partition("/")
         url = f"{endpoint_repo}/resolve/{revision}/{path}"
-        script = (f'set -e; cd /models; [ -f "{name}" ] && exit 0; '
-                  f'curl -fL --retry 5 -C - -o ".{name}.part" "{url}"; '
-                  f'echo "{sha}  .{name}.part" | sha256sum -c -; mv ".{name}.part" "{name}"')
+        # The values are the shell's positional arguments, never part of its text: a revision or a
+        # mirror's address (from the manifest) cannot add a command.
+        script = ('set -e; cd /models; [ -f "$2" ] && exit 0; curl -fL --retry 5 -C - -o ".$2.part" "$1"; '
+                  'echo "$3  .$2.part" | sha256sum -c -; mv ".$2.part" "$2"')
         jobs.append({"apiVersion": "batch/v1", "kind": "Job",
                      "metadata": {"name": dns(f"fetch-{name.removesuffix('.gguf')}"),
                                   "labels": {"app.kubernetes.io/part-of": "airpods"}},
                      "spec": {"backoffLimit": 3, "template": {"spec": {
                          "restartPolicy": "OnFailure",
                          "containers": [{"name": "fetch", "image": MODELS_JOB_IMAGE, "command": ["/bin/sh", "-c"],
-                                         "args": [script],
+                                         "args": [script, "fetch", url, name, str(sha)],
                                          "volumeMounts": [{"name": "models", "mountPath": "/models"}]}],
                          "volumes": [{"name": "models",
                                       "persistentVolumeClaim": {"claimName": dns(model_volume or "models")}}]}}}})

@@ -125,3 +125,23 @@ def test_output_file_with_secrets_is_0600(cli, tmp_path):
     out = tmp_path / "stack.yaml"
     assert cli("export", "kube", "--show-secrets", "-o", str(out)).code == 0
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_models_job_takes_manifest_values_as_arguments_never_as_shell_text(cli, write_config, tmp_path,
+                                                                               monkeypatch):
+    """A revision or a mirror's address recorded in the manifest cannot add a command to the Job."""
+    root = tmp_path / "volumes"
+    data = root / "airpods_llamacpp_models" / "_data"
+    data.mkdir(parents=True)
+    model = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    (data / model).write_bytes(b"GGUF")
+    evil = 'https://mirror.example/org/repo@main"; touch /tmp/pwned; echo "/' + model
+    (data / ".airpods-models.json").write_text(json.dumps({model: {"sha256": "a" * 64, "source": evil}}))
+    monkeypatch.setenv("AIRPODS_VOLUMES_ROOT", str(root))
+    path = write_config(f'[services.llamacpp]\ndefault_model = "{model}"\n')
+    docs, _ = export(cli, path, "--models-job")
+    [job] = [d for d in docs if d["kind"] == "Job"]
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    script, *argv = container["args"]
+    assert "touch" not in script and "mirror.example" not in script and model not in script
+    assert argv[0] == "fetch" and "touch /tmp/pwned" in argv[1] and argv[2:] == [model, "a" * 64]
