@@ -197,15 +197,19 @@ class Application:
     def gpu_held(self, specs: dict[str, Any]) -> dict[int, int]:
         """VRAM per GPU that this config's running llama.cpp services hold (their labels): the GPU
         plan counts it as airpods' own, not as others'. Without Podman: none known (plan on free)."""
-        from airpods.errors import AirpodsError
         from airpods.orchestrate.running import held_vram
 
-        if "_running_for_gpus" not in self.__dict__:  # asked once per command
-            try:
-                self.__dict__["_running_for_gpus"] = self.running()
-            except AirpodsError:
-                self.__dict__["_running_for_gpus"] = []
-        return held_vram(self.__dict__["_running_for_gpus"], set(specs))
+        return held_vram(self._running_for_gpus, set(specs))
+
+    @cached_property
+    def _running_for_gpus(self) -> list[Any]:
+        """This project's containers, asked once per command; none when Podman cannot be reached."""
+        from airpods.errors import AirpodsError
+
+        try:
+            return self.running()
+        except AirpodsError:
+            return []
 
     def specs_or_none(self) -> tuple[dict[str, Any] | None, str | None]:
         """(specs, None), or (None, why) when the config does not validate: stop and clean then act

@@ -8,55 +8,26 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from airpods.config.values import (
+    GGUF_FILE,
+    MEMORY,
+    MODEL_ID,
+    airpods_labels,
+    check_image_ref,
+    check_name,
+    plain_text,
+)
+
 Kind = Literal["generic", "llamacpp", "ollama", "open-webui", "gateway"]
 Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
 ArgScalar = str | int | float | bool
 ArgValue = ArgScalar | list[str | int | float]
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\Z")
-_MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?\Z")
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
-
-
-def _check_name(value: str, what: str) -> str:
-    if not _NAME.match(value):
-        raise ValueError(
-            f"{what} {value!r} must be lower-case letters, digits, '.', '_' or '-' "
-            "and start with a letter or digit"
-        )
-    return value
-
-
-def _plain_text(value: str, what: str) -> str:
-    """No line break or other control character: such a value could start a line of its own in a
-    file airpods writes (a Quadlet unit, the Caddyfile)."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-        raise ValueError(f"{what} {value!r} holds a line break or another control character")
-    return value
-
-
-def _airpods_labels() -> set[str]:
-    """The labels airpods writes on what it creates (plan/spec.py's LABEL_*): a user's may not replace one."""
-    from airpods.plan import spec
-
-    return {value for name, value in vars(spec).items() if name.startswith("LABEL_") and isinstance(value, str)}
-
-
-def check_image_ref(ref: str) -> str:
-    """An image reference must name its registry: Podman's short-name resolution is ambiguous."""
-    if not ref or any(c.isspace() for c in ref):
-        raise ValueError(f"image {ref!r} is not a valid image reference")
-    first = ref.split("/", 1)[0]
-    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
-        raise ValueError(
-            f"image {ref!r} has no registry; write it in full, e.g. 'docker.io/library/{ref}' "
-            "or 'ghcr.io/org/name:tag'"
-        )
-    return ref
 
 
 class PortMapping(Strict):
@@ -85,18 +56,18 @@ class VolumeMount(Strict):
     @classmethod
     def _source(cls, v: str) -> str:
         if v.startswith("/"):
-            _plain_text(v, "source")
+            plain_text(v, "source")
             if ":" in v:
                 raise ValueError(f"source {v!r} holds ':', which separates a mount's parts")
             return v  # a host path (bind mount)
-        return _check_name(v, "volume name")
+        return check_name(v, "volume name")
 
     @field_validator("target")
     @classmethod
     def _target(cls, v: str) -> str:
         if not v.startswith("/"):
             raise ValueError(f"target {v!r} must be an absolute path inside the container")
-        _plain_text(v, "target")
+        plain_text(v, "target")
         if ":" in v:
             raise ValueError(f"target {v!r} holds ':', which separates a mount's parts")
         return v
@@ -111,7 +82,7 @@ class GpuPolicy(Strict):
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not _MEMORY.match(v):
+        if v is not None and not MEMORY.match(v):
             raise ValueError(f"memory {v!r} must be a size like \"8g\" or \"512m\"")
         return v
 
@@ -162,7 +133,7 @@ class Resources(Strict):
     @field_validator("memory")
     @classmethod
     def _memory(cls, v: str | None) -> str | None:
-        if v is not None and not _MEMORY.match(v):
+        if v is not None and not MEMORY.match(v):
             raise ValueError(f"memory {v!r} must look like '512m' or '8g'")
         return v
 
@@ -179,8 +150,6 @@ class Images(Strict):
         return None if v is None else check_image_ref(v)
 
 
-_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*\Z")
-_GGUF_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf\Z")
 
 
 class RouterModel(Strict):
@@ -196,7 +165,7 @@ class RouterModel(Strict):
     @field_validator("file")
     @classmethod
     def _file(cls, v: str) -> str:
-        if not _GGUF_FILE.match(v) or ".." in v:
+        if not GGUF_FILE.match(v) or ".." in v:
             raise ValueError(f"file {v!r} must be a plain .gguf file name in the model volume (no '/', no '..')")
         return v
 
@@ -204,7 +173,7 @@ class RouterModel(Strict):
     @classmethod
     def _aliases(cls, v: list[str]) -> list[str]:
         for alias in v:
-            if not _MODEL_ID.match(alias):
+            if not MODEL_ID.match(alias):
                 raise ValueError(f"alias {alias!r} must be letters, digits, '.', '_', ':', '+' or '-'")
         return v
 
@@ -267,7 +236,7 @@ class Service(Strict):
     def _tls_file(cls, v: str | None) -> str | None:
         if v is not None and not v.startswith("/"):
             raise ValueError(f"{v!r} must be an absolute path to a PEM file")
-        return None if v is None else _plain_text(v, "path")
+        return None if v is None else plain_text(v, "path")
 
     @field_validator("image")
     @classmethod
@@ -277,13 +246,13 @@ class Service(Strict):
     @field_validator("pod", "container")
     @classmethod
     def _names(cls, v: str | None) -> str | None:
-        return None if v is None else _check_name(v, "name")
+        return None if v is None else check_name(v, "name")
 
     @field_validator("network_aliases")
     @classmethod
     def _aliases(cls, v: list[str] | None) -> list[str] | None:
         for alias in v or []:
-            _check_name(alias, "network alias")
+            check_name(alias, "network alias")
         return v
 
     @field_validator("env")
@@ -338,7 +307,7 @@ class Service(Strict):
             raise ValueError("'models' is empty: add [services.NAME.models.ID] tables, or models = \"all\"")
         names: dict[str, str] = {}
         for mid in self.models:
-            if not _MODEL_ID.match(mid):
+            if not MODEL_ID.match(mid):
                 raise ValueError(f"model id {mid!r} must be letters, digits, '.', '_', ':', '+' or '-'")
             names[mid] = mid
         for mid, model in self.models.items():
@@ -375,34 +344,34 @@ class Runtime(Strict):
     @field_validator("network", "models_volume")
     @classmethod
     def _n(cls, v: str) -> str:
-        return _check_name(v, "name")
+        return check_name(v, "name")
 
     @field_validator("project")
     @classmethod
     def _p(cls, v: str | None) -> str | None:
-        return None if v is None else _check_name(v, "project")
+        return None if v is None else check_name(v, "project")
 
     @field_validator("name_prefix")
     @classmethod
     def _prefix(cls, v: str | None) -> str | None:
-        return v if v in (None, "") else _check_name(v, "name_prefix")
+        return v if v in (None, "") else check_name(v, "name_prefix")
 
     @field_validator("labels")
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key, value in v.items():
-            _plain_text(key, "label")
-            _plain_text(value, f"label {key!r} value")
+            plain_text(key, "label")
+            plain_text(value, f"label {key!r} value")
             if not key or "=" in key:
                 raise ValueError(f"label {key!r} must be a non-empty name without '='")
-            if key in _airpods_labels():
+            if key in airpods_labels():
                 raise ValueError(f"label {key!r} is one airpods sets itself: choose another name")
         return v
 
     @field_validator("memory_budget")
     @classmethod
     def _budget(cls, v: str) -> str:
-        if v not in ("auto", "off") and not _MEMORY.match(v):
+        if v not in ("auto", "off") and not MEMORY.match(v):
             raise ValueError(f"memory_budget {v!r} must be \"auto\", \"off\" or a size like \"12g\"")
         return v
 
@@ -421,5 +390,5 @@ class Config(Strict):
     @classmethod
     def _service_names(cls, v: dict[str, Service]) -> dict[str, Service]:
         for name in v:
-            _check_name(name, "service name")
+            check_name(name, "service name")
         return v

@@ -47,7 +47,9 @@ def quote(word: str) -> str:
 def raw(value: str) -> str:
     """A value Quadlet takes as written, quotes and all (Volume=, PublishPort=, NetworkAlias=): the
     schema keeps control characters out of what reaches them; this refuses one all the same."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    from airpods.config.values import has_control
+
+    if has_control(value):
         from airpods.errors import UsageError
 
         raise UsageError(f"{value!r} holds a control character and cannot go into a Quadlet unit",

@@ -141,3 +141,22 @@ def _owner(labels: dict[str, str]) -> str:
     if labels.get(LABEL_MANAGED) != "true":
         return "not created by airpods"
     return f"belongs to the airpods project '{project_of(labels)}'"
+
+
+def renamed_in_project(runtime: ContainerRuntime, todo: list[ServiceSpec]) -> dict[str, Running]:
+    """Services being created whose container this project still has under another name (a project's
+    names gained its prefix, or `pod =` changed): the new one replaces it, ports and all."""
+    if not todo:
+        return {}
+    mine = {s.name: s for s in todo}
+    out = {}
+    for r in in_project(runtime.list_managed(), todo[0].project):
+        spec = mine.get(r.service)
+        if spec is not None and not r.matches(spec) and r.kind == spec.kind:
+            out[r.service] = r
+    return out
+
+
+def keeps_ports(spec: ServiceSpec, old: Running | None) -> bool:
+    """The new pod publishes only ports its renamed predecessor holds (freed when it is replaced)."""
+    return old is not None and all(f"{p.host_ip}:{p.host}:{p.container}" in old.ports for p in spec.ports)

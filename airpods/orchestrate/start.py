@@ -14,7 +14,7 @@ from airpods.health.wait import Done, Pending, WaitCancelled, WaitTimeout, wait_
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.lock import NoLock
 from airpods.orchestrate.preflight import check_gateway, check_models, check_pooling, check_ports
-from airpods.orchestrate.running import Running, foreign_objects, in_project
+from airpods.orchestrate.running import foreign_objects, keeps_ports, renamed_in_project
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
@@ -288,25 +288,6 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
     return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
 
 
-def _renamed(runtime: ContainerRuntime, todo: list[ServiceSpec]) -> dict[str, Running]:
-    """Services being created whose container this project still has under another name (a project's
-    names gained its prefix, or `pod =` changed): the new one replaces it, ports and all."""
-    if not todo:
-        return {}
-    mine = {s.name: s for s in todo}
-    out = {}
-    for r in in_project(runtime.list_managed(), todo[0].project):
-        spec = mine.get(r.service)
-        if spec is not None and not r.matches(spec) and r.kind == spec.kind:
-            out[r.service] = r
-    return out
-
-
-def _keeps_ports(spec: ServiceSpec, old: Running | None) -> bool:
-    """The new pod publishes only ports its renamed predecessor holds (freed when it is replaced)."""
-    return old is not None and all(f"{p.host_ip}:{p.host}:{p.container}" in old.ports for p in spec.ports)
-
-
 def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,
             network: str, models_volume: str, memory_check: Any, recreate: bool) -> tuple[dict, dict]:
     """Plan → preflight → create, as one step under the caller's lock: nothing is created unless
@@ -315,9 +296,9 @@ def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: lis
     actions = {a.service: a for a in plan(runtime, specs, names, recreate)}
     todo = [specs[n] for n in names if actions[n].kind != "noop"]
     check_foreign(runtime, todo)
-    renamed = _renamed(runtime, todo)
+    renamed = renamed_in_project(runtime, todo)
     check_ports([specs[a.service] for a in actions.values() if not a.pod_exists and a.kind != "noop"
-                 and not _keeps_ports(specs[a.service], renamed.get(a.service))],
+                 and not keeps_ports(specs[a.service], renamed.get(a.service))],
                 rootless=runtime.limit_support().rootless)
     for message in [*check_gateway(todo), *check_models(todo, runtime, models_volume)]:
         reporter.warning(message)

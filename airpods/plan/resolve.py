@@ -10,15 +10,16 @@ from airpods.errors import ConfigError
 from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
 from airpods.plan import router as router_plan
+from airpods.plan import webui_admin
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
 from airpods.plan.memory import parse_size, run_from_argv
+from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-WEBUI_ADMIN_EMAIL = "admin@airpods.local"
 THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
 THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")
 GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
@@ -113,28 +114,6 @@ def _choice(name: str, svc: Any, config: Any, results: tuple, ov: Overrides) -> 
         forced = None
         cpu_only = f"{by}=cpu"
     return gpu_mod.choose(results, available, forced=forced, forced_by=by, cpu_only=cpu_only)
-
-
-def object_prefix(config: Any, project: str) -> str:
-    """What the names of a project's pods and containers start with: runtime.name_prefix when set,
-    else nothing for the default project (a user's stack keeps its plain names) and the project and
-    '-' for any other, like compose's project prefix: a second stack with the same service names
-    never collides with the first."""
-    if config.runtime.name_prefix is not None:
-        return config.runtime.name_prefix
-    return "" if project == DEFAULT_PROJECT else f"{project}-"
-
-
-DEFAULT_NETWORK = "airpods"
-
-
-def network_of(config: Any, project: str) -> str:
-    """runtime.network; left at "airpods" in a project other than the default: "airpods-PROJECT", a
-    network of its own, so its aliases (llamacpp, open-webui, ...) never answer for another project's."""
-    network = config.runtime.network
-    if network != DEFAULT_NETWORK or project == DEFAULT_PROJECT:
-        return network
-    return f"{network}-{project}"
 
 
 def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
@@ -276,7 +255,8 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                 for n, f in facts.items() if f.svc.kind == "gateway"}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
-    exposed = {n for n, f in facts.items() if webui_exposed(f, wiring)}
+    exposed = {n for n, f in facts.items()
+               if webui_admin.exposed(f.svc.kind, f.svc.enabled, f.ports, bool(wiring.get("gateway")))}
     password = secrets.get(WEBUI_ADMIN_SECRET) if exposed else None
     specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
                               gateways.get(n), password if n in exposed else None),
@@ -363,24 +343,6 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
     p.secret_env.add("RAG_OPENAI_API_KEY")
 
 
-def webui_exposed(f: _Facts, wiring: dict) -> bool:
-    """Whether an Open WebUI can be reached by others than this machine's users: through the gateway,
-    or on a port published beyond loopback. Its first sign-up would then make a stranger its admin."""
-    import ipaddress
-
-    wide = any(not ipaddress.ip_address(p.host_ip).is_loopback for p in f.ports)
-    return f.svc.kind == "open-webui" and f.svc.enabled and (bool(wiring.get("gateway")) or wide)
-
-
-def _headless_admin(p: _Parts, password: str) -> None:
-    """Open WebUI creates this admin on its first start (no user yet) and takes no sign-up: nobody
-    who reaches its page first becomes its admin. The user's own WEBUI_ADMIN_* env wins."""
-    p.env.setdefault("WEBUI_ADMIN_EMAIL", WEBUI_ADMIN_EMAIL)
-    p.env.setdefault("WEBUI_ADMIN_PASSWORD", password)
-    p.env["ENABLE_SIGNUP"] = "false"
-    p.secret_env.add("WEBUI_ADMIN_PASSWORD")
-
-
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
           gateway: gateway_plan.GatewayParts | None = None, admin_password: str | None = None) -> ServiceSpec:
@@ -401,7 +363,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         if wiring.get("gateway"):
             p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
         if admin_password is not None:
-            _headless_admin(p, admin_password)
+            webui_admin.apply(p.env, p.secret_env, admin_password)
     if gateway is not None:
         p.env = {**gateway.env, **p.env}
         p.secret_env |= gateway.secret_env

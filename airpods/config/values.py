@@ -1,0 +1,54 @@
+"""The checks of single config values the schema applies (names, sizes, image references, text
+that ends up in files other programs read). Plain functions, no pydantic: the export writers use
+`has_control` too."""
+
+from __future__ import annotations
+
+import re
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\Z")
+MEMORY = re.compile(r"^[0-9]+(\.[0-9]+)?[bkmgBKMG]?\Z")
+MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+-]*\Z")
+GGUF_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf\Z")
+
+
+def check_name(value: str, what: str) -> str:
+    if not NAME.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be lower-case letters, digits, '.', '_' or '-' "
+            "and start with a letter or digit"
+        )
+    return value
+
+
+def has_control(value: str) -> bool:
+    """A line break or another control character: in a file airpods writes (a Quadlet unit, the
+    Caddyfile) such a value could start a line of its own."""
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+
+
+def plain_text(value: str, what: str) -> str:
+    if has_control(value):
+        raise ValueError(f"{what} {value!r} holds a line break or another control character")
+    return value
+
+
+def airpods_labels() -> set[str]:
+    """The labels airpods writes on what it creates (plan/spec.py's LABEL_*): a user's may not replace one."""
+    from airpods.plan import spec
+
+    return {value for name, value in vars(spec).items() if name.startswith("LABEL_") and isinstance(value, str)}
+
+
+def check_image_ref(ref: str) -> str:
+    """An image reference must name its registry: Podman's short-name resolution is ambiguous."""
+    if not ref or any(c.isspace() for c in ref):
+        raise ValueError(f"image {ref!r} is not a valid image reference")
+    first = ref.split("/", 1)[0]
+    if "/" not in ref or not ("." in first or ":" in first or first == "localhost"):
+        raise ValueError(
+            f"image {ref!r} has no registry; write it in full, e.g. 'docker.io/library/{ref}' "
+            "or 'ghcr.io/org/name:tag'"
+        )
+    return ref
+
