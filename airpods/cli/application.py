@@ -13,8 +13,9 @@ from airpods.cli.terminal import Terminal
 
 class Application:
     def __init__(self, *, config_path: str | None = None, url: str | None = None,
-                 debug: bool = False, environ: dict[str, str] | None = None):
+                 debug: bool = False, environ: dict[str, str] | None = None, overlay: dict[str, Any] | None = None):
         self.config_path = config_path
+        self.overlay = overlay  # what `airpods run` asks for over the config, for this command only
         self.url = url
         self.debug = debug
         self.environ = dict(os.environ if environ is None else environ)
@@ -23,9 +24,21 @@ class Application:
 
     @cached_property
     def loaded(self) -> Any:
-        from airpods.config.loader import load_raw
+        from airpods.config.loader import load_raw, overlay
 
-        return load_raw(self.config_path)
+        loaded = load_raw(self.config_path)
+        return overlay(loaded, self.overlay) if self.overlay else loaded
+
+    def overlaid(self, data: dict[str, Any]) -> Application:
+        """The same command's view with `data` over the config (e.g. another model for a service),
+        in memory: the config file is not written."""
+        app = Application(config_path=self.config_path, url=self.url, debug=self.debug, environ=self.environ,
+                          overlay=data)
+        app.terminal = self.terminal
+        for probe in ("runtime", "probe_results", "gpu_inventory", "cpu_topology", "memory_info"):
+            if probe in self.__dict__:  # asked already: the machine did not change
+                app.__dict__[probe] = self.__dict__[probe]
+        return app
 
     @cached_property
     def config(self) -> Any:

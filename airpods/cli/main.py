@@ -13,6 +13,8 @@ from airpods import __version__
 from airpods.errors import AirpodsError
 
 COMMANDS = {
+    "run": ("airpods.cli.commands.run:run", "Run a model by its name (org/repo:QUANT) and chat with it."),
+    "chat": ("airpods.cli.commands.chat:chat", "Chat with a running llama.cpp service (or through the gateway)."),
     "start": ("airpods.cli.commands.start:start", "Start services and wait until they are healthy."),
     "stop": ("airpods.cli.commands.stop:stop", "Stop services (volumes are always kept)."),
     "status": ("airpods.cli.commands.status:status", "Show state, health, URL and model of services."),
@@ -53,7 +55,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog="Example: airpods start llamacpp && airpods status\n\n"
+             epilog="Example: airpods run bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M\n\n"
                     "Config: --config FILE, else $AIRPODS_CONFIG, else ~/.config/airpods/config.toml.")
 @click.version_option(__version__, "-V", "--version", prog_name="airpods")
 @click.option("--config", "config_path", metavar="FILE", envvar=None,

@@ -133,6 +133,14 @@ def load_raw(user_file: str | os.PathLike[str] | None = None, *, required: bool 
     return loaded
 
 
+def overlay(loaded: Loaded, data: dict[str, Any]) -> Loaded:
+    """`data` over the loaded config, as one more source (its text, JSON, keys the spec cache)."""
+    import json
+
+    return Loaded(deep_merge(loaded.data, data),
+                  [*loaded.sources, Source(Path("<airpods run>"), json.dumps(data, sort_keys=True), data)])
+
+
 def _dotted(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:

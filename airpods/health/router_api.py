@@ -72,3 +72,15 @@ def load(base: str, key: str | None, model: str, *, unload: bool = False) -> Non
     if status != 200 or not (isinstance(data, dict) and data.get("success", True)):
         message = data.get("error", {}).get("message") if isinstance(data, dict) else data
         raise RuntimeFailure(f"{verb} {model}: HTTP {status}: {message}")
+
+
+def reload(base: str, key: str | None) -> None:
+    """Have the router read its preset again (`GET /models?reload=1`): a model added to it becomes
+    loadable, running ones it did not change keep running."""
+    try:
+        status, data = _request(base, "GET", "/models?reload=1", key, timeout=30.0)
+    except (OSError, http.client.HTTPException) as exc:
+        raise RuntimeFailure(f"the router at {base} did not answer: {exc}",
+                             hint="is the service running? airpods status") from exc
+    if status != 200:
+        raise RuntimeFailure(f"the router at {base} did not reload its models: HTTP {status}: {data}")

@@ -60,3 +60,49 @@ def gpu_plan_for(app: Application, specs: dict, probe, cost=None) -> tuple | Non
     from airpods.orchestrate.vram_check import fit_rows
 
     return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory, app.gpu_held({probe.name: probe}))
+
+
+def probe_spec(spec, model: str, *, ctx: int | None = None, parallel: int | None = None):
+    """`spec` as it would run `model` (a file in its volume): a router's child gets the router's
+    defaults and the model's own section; ctx and parallel replace the service's when given."""
+    import dataclasses
+
+    from airpods.plan.memory import run_from_argv
+    from airpods.plan.router import model_argv
+
+    argv = model_argv(spec.router, model) if spec.router is not None else list(spec.command)
+    for flags, value in ((("--ctx-size", "-c"), ctx), (("--parallel", "-np"), parallel)):
+        if value is not None:
+            argv = _set_flag(argv, flags, str(value))
+    argv = _set_flag(argv, ("--model", "-m"), f"/models/{model}")
+    return dataclasses.replace(spec, command=tuple(argv), router=None, llama=run_from_argv(argv))
+
+
+def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
+    for i, item in enumerate(argv[:-1]):
+        if item in flags:
+            return [*argv[:i + 1], value, *argv[i + 2:]]
+    return [*argv, flags[0], value]
+
+
+def settle(app: Application, spec, model_id: str, unload: bool) -> None:
+    """The router answers at once; wait until the model really is (un)loaded."""
+    from airpods.errors import RuntimeFailure
+    from airpods.health.router_api import list_models
+    from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
+
+    def check():
+        states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}
+        state = states[model_id].state if model_id in states else "unknown"
+        if state == "failed":
+            raise RuntimeFailure(f"{spec.name}: model {model_id} failed to load (exit code "
+                                 f"{states[model_id].exit_code})", hint=f"see airpods logs {spec.name}")
+        done = state not in ("loaded", "loading") if unload else state == "loaded"
+        return Done(state) if done else Pending(state)
+
+    try:
+        with app.terminal.status(f"{'unloading' if unload else 'loading'} {model_id}"):
+            wait_for(check, timeout=30 if unload else spec.health.timeout, cap=0.2)
+    except WaitTimeout as exc:
+        raise RuntimeFailure(f"{spec.name}: model {model_id} is still {exc.last.detail} after {exc.waited:.0f}s",
+                             hint=f"see airpods logs {spec.name}") from exc

@@ -8,8 +8,17 @@ from pathlib import Path
 import click
 
 from airpods.cli.application import Application, pass_app
-from airpods.cli.commands.model_targets import gpu_plan_for, llama_spec, service_option, size_text, store_of
+from airpods.cli.commands.model_targets import (
+    gpu_plan_for,
+    llama_spec,
+    probe_spec,
+    service_option,
+    settle,
+    size_text,
+    store_of,
+)
 from airpods.cli.commands.models_pull import pull_cmd
+from airpods.cli.commands.models_use import use_cmd
 from airpods.errors import UsageError
 
 
@@ -22,7 +31,7 @@ def models() -> None:
       airpods models import ~/Downloads/qwen2.5-0.5b-instruct-q4_k_m.gguf
       airpods models pull bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M
       airpods models list
-    Then set services.llamacpp.default_model to the file name.
+    Then make it the service's: airpods models use NAME (or try it: airpods run NAME).
     """
 
 
@@ -126,8 +135,6 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
       airpods models fit SmolLM2-135M-Instruct.Q4_1.gguf
       airpods models fit qwen2.5-7b-instruct-q4_k_m.gguf --ctx 32768 --parallel 4 --json
     """
-    import dataclasses
-
     from airpods.models.store import check_name
     from airpods.orchestrate.memory_check import budget, fit_report, running_llama
     from airpods.plan.memory import human
@@ -138,17 +145,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     if spec is None:
         raise UsageError("no llama.cpp service in the config to take settings from",
                          hint="add one (see airpods config show) or pass --service NAME")
-    from airpods.plan.router import model_argv
-
-    # A router runs each model as a child with its defaults and the model's own section.
-    argv = model_argv(spec.router, model) if spec.router is not None else list(spec.command)
-    for flags, value in ((("--ctx-size", "-c"), ctx), (("--parallel", "-np"), parallel)):
-        if value is not None:
-            argv = _set_flag(argv, flags, str(value))
-    argv = _set_flag(argv, ("--model", "-m"), f"/models/{model}")
-    from airpods.plan.memory import run_from_argv
-
-    probe = dataclasses.replace(spec, command=tuple(argv), router=None, llama=run_from_argv(argv))
+    probe = probe_spec(spec, model, ctx=ctx, parallel=parallel)
     gpus = gpu_plan_for(app, specs, probe)
     probe = gpus[0] if gpus else probe
     settings, mem = app.runtime_settings, app.memory_info
@@ -182,13 +179,6 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         t.warning(f"does not fit: {human(e.total)} needed, {human(report.available)} available ({report.limit})")
         t.info(f"largest ctx_size that fits: {report.max_ctx}" if report.max_ctx else
                "even the smallest context does not fit: use a smaller quantization or model")
-
-
-def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
-    for i, item in enumerate(argv[:-1]):
-        if item in flags:
-            return [*argv[:i + 1], value, *argv[i + 2:]]
-    return [*argv, flags[0], value]
 
 
 def _routers(app: Application, service: str | None) -> list:
@@ -242,35 +232,12 @@ def _drive(app: Application, model: str, service: str | None, unload: bool) -> N
             known.update({m.id: m.id for m in live})
         if model in known:
             load(spec.base_url or "", spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
-            _settle(app, spec, known[model], unload)
+            settle(app, spec, known[model], unload)
             app.terminal.success(f"{spec.name}: {'unloaded' if unload else 'loaded'} {known[model]}")
             return
     names = sorted({n for spec in _routers(app, service) for n in spec.router.ids()})
     raise UsageError(f"no router service has a model called {model!r}",
                      hint=f"models: {', '.join(names) or 'see airpods models ps'}")
-
-
-def _settle(app: Application, spec, model_id: str, unload: bool) -> None:
-    """The router answers at once; wait until the model really is (un)loaded."""
-    from airpods.errors import RuntimeFailure
-    from airpods.health.router_api import list_models
-    from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
-
-    def check():
-        states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}
-        state = states[model_id].state if model_id in states else "unknown"
-        if state == "failed":
-            raise RuntimeFailure(f"{spec.name}: model {model_id} failed to load (exit code "
-                                 f"{states[model_id].exit_code})", hint=f"see airpods logs {spec.name}")
-        done = state not in ("loaded", "loading") if unload else state == "loaded"
-        return Done(state) if done else Pending(state)
-
-    try:
-        with app.terminal.status(f"{'unloading' if unload else 'loading'} {model_id}"):
-            wait_for(check, timeout=30 if unload else spec.health.timeout, cap=0.2)
-    except WaitTimeout as exc:
-        raise RuntimeFailure(f"{spec.name}: model {model_id} is still {exc.last.detail} after {exc.waited:.0f}s",
-                             hint=f"see airpods logs {spec.name}") from exc
 
 
 @models.command("load")
@@ -292,3 +259,4 @@ def unload_cmd(app: Application, model: str, service: str | None) -> None:
 
 
 models.add_command(pull_cmd)
+models.add_command(use_cmd)

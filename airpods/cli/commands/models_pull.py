@@ -54,7 +54,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         store = store_of(app, service)
         with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
             got = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
-        _report(app, f"downloaded {got.name} into {store.volume}", [got])
+        report(app, f"downloaded {got.name} into {store.volume}", [got])
         return
     repo, tag = by_repo
     endpoint = hub_http.endpoint(app.environ)
@@ -65,9 +65,21 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     group = choose(found, tag, repo)
     check_complete(group, repo)
     store = store_of(app, service)
+    projector = None if no_mmproj else best_projector(projectors, group)
+    pulled = pull_group(app, store, repo, revision, group, projector, force=force)
+    vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
+    what = f"downloaded {group.name} ({group.quant}, {size_text(group.size)}){vision} into {store.volume}"
+    report(app, what, pulled)
+    app.terminal.info(f"use it: airpods models use {group.name}   (or: airpods run {group.name})")
+
+
+def pull_group(app: Application, store, repo: str, revision: str, group, projector, *, force: bool = False) -> list:
+    """Download a repo's model (every part of a split one) and its projector into the store,
+    skipping what is here with the hub's sha256; progress per file. Returns what was downloaded."""
+    from airpods.models.hub import pull
+
     root = store.root(create=True)
     assert root is not None
-    projector = None if no_mmproj else best_projector(projectors, group)
     wanted = [*group.files, *([projector] if projector else [])]
     todo = [f for f in wanted if force or not store.has(root, f.path.rsplit("/", 1)[-1], f.sha256)]
     store.check_space(root, sum(f.size for f in todo), f"{repo}:{group.quant}")
@@ -83,13 +95,10 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
                                force=force, sha256=f.sha256 or ""))
     if projector is not None:
         store.set_projector(root, group.name, projector.path.rsplit("/", 1)[-1])
-    vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
-    what = f"downloaded {group.name} ({group.quant}, {size_text(group.size)}){vision} into {store.volume}"
-    _report(app, what, pulled)
-    app.terminal.info(f"use it: [services.llamacpp] default_model = \"{group.name}\"")
+    return pulled
 
 
-def _report(app: Application, what: str, pulled: list) -> None:
+def report(app: Application, what: str, pulled: list) -> None:
     """Say "sha256 verified" only when every file downloaded now was checked against a published hash."""
     unchecked = [p.name for p in pulled if not p.verified]
     if not unchecked:
@@ -101,7 +110,7 @@ def _report(app: Application, what: str, pulled: list) -> None:
     app.terminal.detail("a mirror (HF_ENDPOINT) may omit it: compare `sha256sum` of the file with the model's page")
 
 
-def _fits(app: Application, specs: dict, spec, header, group, limit: int | None, why: str, others: list) -> dict:
+def fits_here(app: Application, specs: dict, spec, header, group, limit: int | None, why: str, others: list) -> dict:
     """Whether a repo's model would fit `spec`: on a GPU machine the GPU plan for it among the other
     services, as `models fit` makes it (all its layers on the GPUs, the rest within the memory
     budget), elsewhere the memory budget alone."""
@@ -115,7 +124,8 @@ def _fits(app: Application, specs: dict, spec, header, group, limit: int | None,
     facts = facts_from_header(header.kv, group.size)
     bare = dataclasses.replace(spec, gpus=(), gpu_layers=None, gpu_ram=None, vram=())  # not its current model's plan
     report = assess(bare, facts, group.name, budget_bytes=limit, budget_why=why, others=others)
-    out = {"fits": report.fits, "max_ctx": report.max_ctx or None, "total": report.estimate.total}
+    out = {"fits": report.fits, "max_ctx": report.max_ctx or None, "total": report.estimate.total,
+           "available": report.available, "limit": report.limit}
     cost = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
     planned = gpu_plan_for(app, specs, bare, cost)
     if planned is not None:
@@ -129,20 +139,28 @@ def _fits(app: Application, specs: dict, spec, header, group, limit: int | None,
 def _list_quants(app: Application, repo: str, revision: str, endpoint: str, found: list, service: str | None,
                  as_json: bool) -> None:
     """Every quantization of a repo, and whether it fits the service it would run in."""
-    from airpods.errors import AirpodsError
-    from airpods.models.gguf import GGUFError
-    from airpods.models.hub_repo import read_remote_header
-    from airpods.orchestrate.memory_check import budget, running_llama
     from airpods.plan.memory import human
 
     specs = app.specs(create_secrets=False)
     spec = llama_spec(app, specs, service)
-    settings, mem = app.runtime_settings, app.memory_info
-    limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
-    try:
-        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"]) if spec else []
-    except AirpodsError:  # no Podman here: nothing running to count
-        others = []
+    rows = quant_rows(app, specs, spec, repo, revision, endpoint, found)
+    if as_json:
+        app.terminal.print_json(rows)
+        return
+    app.terminal.table(["QUANT", "SIZE", "FILES", "EST. MEM", "FITS", "MAX CTX"],
+                       [[r["quant"], size_text(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",
+                         {True: "yes", False: "no", None: "?"}[r["fits"]], r["max_ctx"] or "-"] for r in rows],
+                       title=f"{repo} ({'at ' + spec.name + ' settings' if spec else 'no llama.cpp service'})")
+    app.terminal.info(f"pull one: airpods models pull {repo}:{rows[0]['quant'] if rows else 'QUANT'}")
+
+
+def quant_rows(app: Application, specs: dict, spec, repo: str, revision: str, endpoint: str, found: list) -> list:
+    """One row per quantization of the repo: its files and size and, from its header alone (ranged
+    reads), its memory estimate at `spec`'s settings and whether it fits here now."""
+    from airpods.models.gguf import GGUFError
+    from airpods.models.hub_repo import read_remote_header
+
+    limit, why, others = memory_room(app, specs, spec)
     rows = []
     for g in found:
         row = {"quant": g.quant, "name": g.name, "files": [f.path for f in g.files], "size": g.size,
@@ -152,13 +170,20 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
         except GGUFError:
             header = None
         if header is not None and spec is not None:
-            row.update(_fits(app, specs, spec, header, g, limit, why, others))
+            row.update(fits_here(app, specs, spec, header, g, limit, why, others))
         rows.append(row)
-    if as_json:
-        app.terminal.print_json(rows)
-        return
-    app.terminal.table(["QUANT", "SIZE", "FILES", "EST. MEM", "FITS", "MAX CTX"],
-                       [[r["quant"], size_text(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",
-                         {True: "yes", False: "no", None: "?"}[r["fits"]], r["max_ctx"] or "-"] for r in rows],
-                       title=f"{repo} ({'at ' + spec.name + ' settings' if spec else 'no llama.cpp service'})")
-    app.terminal.info(f"pull one: airpods models pull {repo}:{rows[0]['quant'] if rows else 'QUANT'}")
+    return rows
+
+
+def memory_room(app: Application, specs: dict, spec) -> tuple[int | None, str, list]:
+    """(the memory budget, why, the llama.cpp services other than `spec` running now and their use)."""
+    from airpods.errors import AirpodsError
+    from airpods.orchestrate.memory_check import budget, running_llama
+
+    settings, mem = app.runtime_settings, app.memory_info
+    limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
+    try:
+        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"]) if spec else []
+    except AirpodsError:  # no Podman here: nothing running to count
+        others = []
+    return limit, why, others

@@ -62,7 +62,7 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     from airpods.paths import failures_path
 
     try:
-        outcomes = _start(app, specs, selected, timeout, no_wait, force, recreate)
+        outcomes = start_live(app, specs, selected, timeout, no_wait, force, recreate)
     except StartFailure as exc:  # remember an out-of-memory kill for `status`
         for e in [exc, *exc.causes]:
             if isinstance(e, ServiceExited) and e.out_of_memory:
@@ -85,7 +85,7 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
                    "(sign-up is off: add people in its admin panel)")
 
 
-def _start(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
+def start_live(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
            force: bool, recreate: bool = False) -> list:
     from airpods.cli.live import LiveReporter
     from airpods.orchestrate import stops

@@ -1,0 +1,129 @@
+"""`airpods chat`: talk to a running llama.cpp service, or through the HTTPS gateway."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application, pass_app
+from airpods.errors import UsageError
+
+
+@click.command()
+@click.argument("words", nargs=-1, metavar="[SERVICE] [PROMPT]...")
+@click.option("--model", "-m", metavar="NAME", help="The model to ask (a router's id or alias; default: its "
+              "default_model).")
+@click.option("--system", metavar="TEXT", help="A system prompt for the conversation.")
+@click.option("--gateway", is_flag=True, help="Go through the HTTPS gateway with a person's key from $AIRPODS_KEY, "
+              "verifying the gateway's CA.")
+@click.option("--verbose", "-v", is_flag=True, help="After each answer: prompt and generation tokens/s, as "
+              "llama-server measured them.")
+@pass_app
+def chat(app: Application, words: tuple[str, ...], model: str | None, system: str | None, gateway: bool,
+         verbose: bool) -> None:
+    """Chat with a running llama.cpp service: answers stream as they are generated.
+
+    \b
+    On a terminal with no PROMPT: a conversation (it remembers what was said), with line editing
+    and history. Enter sends; Esc then Enter adds a line. Ctrl-C stops an answer (the server stops
+    generating) and keeps the conversation; Ctrl-D or /bye leaves. /clear, /model NAME (router),
+    /system TEXT, /stats (speed after each answer), /help.
+    With a PROMPT, or with stdin not a terminal: one answer, alone on stdout (progress and errors
+    go to stderr), so it pipes.
+
+    \b
+    The API key comes from where airpods keeps it; it is never printed or put on a command line.
+    SERVICE defaults to the enabled router, else `llamacpp`.
+
+    \b
+    Examples:
+      airpods chat
+      airpods chat "Why is the sky blue?"
+      git diff | airpods chat "Write a commit message for this diff:"
+      airpods chat router --model qwen --system "Answer in French."
+      AIRPODS_KEY=apk-... airpods chat --gateway "Hello"
+    """
+    from airpods.chat.client import ChatClient
+    from airpods.chat.session import Conversation
+    from airpods.cli.chat_loop import interactive, one_shot, question_from, wants_interactive
+
+    specs = app.specs(create_secrets=False)
+    service, prompt = _split_words(specs, words)
+    if gateway:
+        endpoint, behind = gateway_endpoint(app, service)
+        spec = specs[behind]
+    else:
+        spec = default_llama(app, specs, service)
+        endpoint = endpoint_of(spec)
+    conversation = Conversation(system=system, model=model or default_model_of(spec))
+    client = ChatClient(endpoint)
+    if wants_interactive(prompt):
+        where = f"{spec.name}" + (f" ({conversation.model})" if conversation.model else "") + f" at {endpoint.base}"
+        interactive(client, conversation, app.terminal, where=where, environ=app.environ)
+        return
+    one_shot(client, conversation, question_from(prompt), app.terminal, verbose=verbose)
+
+
+def _split_words(specs: dict, words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """`[SERVICE] [PROMPT...]`: the first word is the service when it names a llama.cpp service."""
+    if words and words[0] in specs and specs[words[0]].kind == "llamacpp":
+        return words[0], words[1:]
+    return None, words
+
+
+def default_llama(app: Application, specs: dict, service: str | None):
+    """The llama.cpp service a chat or a run goes to: the one named, else the enabled router, else
+    `llamacpp` (or the first llama.cpp service)."""
+    from airpods.cli.commands.model_targets import llama_spec
+
+    if service is None:
+        router = next((s for s in specs.values() if s.kind == "llamacpp" and s.router is not None and s.enabled),
+                      None)
+        if router is not None:
+            return router
+    spec = llama_spec(app, specs, service)
+    if spec is None:
+        raise UsageError("this config has no llama.cpp service",
+                         hint="add one: [services.llamacpp] (see airpods config show), or --config another file")
+    return spec
+
+
+def default_model_of(spec) -> str | None:
+    """What a router is asked for by default (its default_model, else its first model); a single
+    model server needs no name."""
+    if spec.router is None:
+        return None
+    ids = [m.id for m in spec.router.models]
+    return spec.default_model if spec.default_model in spec.router.ids() else (ids[0] if ids else None)
+
+
+def endpoint_of(spec):
+    from airpods.chat.client import Endpoint
+
+    if not spec.url:
+        raise UsageError(f"service '{spec.name}' publishes no port on this machine",
+                         hint=f"add ports to [services.{spec.name}], or chat through the gateway: "
+                              "airpods chat --gateway")
+    return Endpoint(spec.url, spec.env.get("LLAMA_API_KEY"))
+
+
+def gateway_endpoint(app: Application, service: str | None):
+    """(the gateway's /v1, or /SERVICE/v1, with a person's key from AIRPODS_KEY and the gateway's CA;
+    the llama.cpp service behind it)."""
+    from airpods.chat.client import Endpoint
+    from airpods.cli.commands.keys import gateway_spec, read_ca
+
+    key = app.environ.get("AIRPODS_KEY", "").strip()
+    if not key:
+        raise UsageError("--gateway needs a person's key in AIRPODS_KEY",
+                         hint="ask for one (airpods keys add NAME prints it), then: export AIRPODS_KEY=apk-...")
+    gw = gateway_spec(app)
+    if not gw.url:
+        raise UsageError(f"the gateway service '{gw.name}' publishes no port", hint=f"see [services.{gw.name}]")
+    routes = dict(gw.gateway_routes)
+    prefix = f"/{service}/v1" if service else "/v1"
+    if prefix not in routes:
+        raise UsageError(f"the gateway serves no {prefix}",
+                         hint=f"its routes: {', '.join(routes) or 'none'} (only enabled llama.cpp services are routed)")
+    own_cert = any(v.target.endswith("/cert.pem") for v in gw.volumes)
+    ca = None if own_cert else read_ca(app, gw)  # your own certificate: the system's trust store
+    return Endpoint(gw.url.rstrip("/") + prefix, key, ca), routes[prefix]

@@ -1,0 +1,118 @@
+"""`airpods run`: from a model's name to a conversation in one command."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application, pass_app
+from airpods.errors import UsageError
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("prompt", nargs=-1)
+@click.option("--service", "-s", metavar="NAME", help="The llama.cpp service to run it in (default: the enabled "
+              "router, else llamacpp).")
+@click.option("--revision", default="main", show_default=True, help="Branch, tag or commit on the hub.")
+@click.option("--system", metavar="TEXT", help="A system prompt for the conversation.")
+@click.option("--verbose", "-v", is_flag=True, help="After each answer: prompt and generation tokens/s.")
+@click.option("--cpu", is_flag=True, help="Use the CPU image and no GPU, whatever is detected.")
+@click.option("--force", is_flag=True, help="Pull and start even when the memory estimate says it does not fit "
+              "(warns).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Health wait (default: the service's health.timeout).")
+@pass_app
+def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None, revision: str,
+        system: str | None, verbose: bool, cpu: bool, force: bool, timeout: float | None) -> None:
+    """Run a model and chat with it: REF is ORG/REPO[:QUANT], ORG/REPO/FILE.gguf, or a model in the
+    volume (airpods models list).
+
+    \b
+    A model that is not in the volume is sized and checked against this machine (RAM, and VRAM
+    through the GPU plan) before anything is downloaded; one that does not fit is refused (exit 2)
+    with the repo's quantizations that do. Then it is pulled (verified), and run: an enabled router
+    service gets it as one more model, loaded now; otherwise the `llamacpp` service runs it
+    (--service for another), with the same memory checks and health wait as `airpods start`.
+    The config file is not changed: `airpods models use NAME` makes a model the service's own.
+
+    \b
+    With a terminal and no PROMPT: a chat (see airpods chat --help). With a PROMPT, or stdin not a
+    terminal: the answer alone on stdout, progress on stderr. The service keeps running.
+
+    \b
+    Examples:
+      airpods run bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M
+      airpods run bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M "Say hi"
+      airpods run SmolLM2-135M-Instruct.Q4_1.gguf "Summarize:" < notes.txt
+    """
+    from airpods.chat.client import ChatClient
+    from airpods.chat.session import Conversation
+    from airpods.cli.chat_loop import interactive, one_shot, question_from, wants_interactive
+    from airpods.cli.commands.chat import default_llama, endpoint_of
+    from airpods.cli.commands.run_model import ensure_model
+
+    specs = app.specs(force_cpu=cpu)
+    spec = default_llama(app, specs, service)
+    question = None if wants_interactive(prompt) else question_from(prompt)  # read stdin before the long work
+    model = ensure_model(app, specs, spec, ref, revision, force=force)
+    if spec.router is not None:
+        running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force)
+        bye = (f"{model_id} stays loaded in {running.name}: airpods models unload {model_id}; "
+               f"airpods stop {running.name}")
+    else:
+        running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force), None
+        bye = f"{running.name} keeps running {model}: airpods stop {running.name}"
+    client = ChatClient(endpoint_of(running))
+    conversation = Conversation(system=system, model=model_id)
+    try:
+        if question is None:
+            interactive(client, conversation, app.terminal, where=f"{model} in {running.name}", environ=app.environ)
+        else:
+            one_shot(client, conversation, question, app.terminal, verbose=verbose)
+    finally:
+        app.terminal.detail(bye)
+
+
+def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
+    """The service, resolved with `model` as its default_model (in memory), started or recreated
+    as `airpods start` would; unchanged when it runs that model already."""
+    from airpods.cli.commands.start import start_live
+
+    switched = app.overlaid({"services": {spec.name: {"default_model": model}}})
+    specs = switched.specs(force_cpu=cpu)
+    mine = specs[spec.name]
+    if mine.run.model_in_volume != model:
+        raise UsageError(f"services.{spec.name} does not take its model from default_model, so airpods run cannot "
+                         f"switch it (it runs {mine.run.model_in_volume or 'a model outside /models'})",
+                         hint=f"set command_args.model = \"/models/{{{{ default_model }}}}\" in "
+                              f"[services.{spec.name}], or run it in another service: --service NAME")
+    app.terminal.info(f"running {model} in {spec.name} ({mine.url or 'no published port'})")
+    start_live(switched, specs, [spec.name], timeout, False, force)
+    return mine
+
+
+def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
+    """The router gets `model` as one more model (its preset section, in memory), loaded now: a
+    running router reads its preset again and keeps the models it has; a stopped one starts."""
+    from airpods.cli.commands.model_targets import settle
+    from airpods.cli.commands.run_model import router_entry
+    from airpods.cli.commands.start import start_live
+    from airpods.health import router_api
+    from airpods.orchestrate.start import write_preset
+
+    key = spec.env.get("LLAMA_API_KEY")
+    live = router_api.list_models(spec.base_url or "", key)
+    model_id, overlay = router_entry(spec, model, live or [])
+    switched = app.overlaid(overlay) if overlay else app
+    specs = switched.specs(force_cpu=cpu)
+    mine = specs[spec.name]
+    app.terminal.info(f"{model} goes to the router {spec.name} as model {model_id}, loaded now")
+    if live is not None:
+        if overlay:
+            write_preset(mine)
+            router_api.reload(mine.base_url or "", key)
+    else:
+        start_live(switched, specs, [spec.name], timeout, False, force)
+    router_api.load(mine.base_url or "", key, model_id)
+    settle(switched, mine, model_id, unload=False)
+    return mine, model_id

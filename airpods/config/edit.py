@@ -1,0 +1,113 @@
+"""Changing the user's config file the way a person would: with tomlkit, so comments, order and
+formatting stay as they were and only the value that changes is new. Refuses (ConfigError, exit 2)
+what it cannot change safely: a read-only file, or a model that a template or another key decides."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Edit:
+    path: Path
+    before: str
+    after: str
+    overlay: dict[str, Any]  # the same change as data over the config (to resolve it before writing)
+
+    def diff(self) -> str:
+        import difflib
+
+        return "".join(difflib.unified_diff(self.before.splitlines(keepends=True), self.after.splitlines(keepends=True),
+                                            fromfile=str(self.path), tofile=str(self.path)))
+
+
+def writable(path: Path) -> None:
+    """Refuse a file that is read-only (its mode, even for root) or that we may not write."""
+    target = path.resolve()
+    where = target if target.exists() else target.parent
+    mode = where.stat().st_mode if where.exists() else 0
+    if target.exists() and not (mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)):
+        raise ConfigError(f"config file {path} is read-only; nothing was changed",
+                          hint="make it writable (chmod u+w), or edit it yourself")
+    if not os.access(where, os.W_OK):
+        raise ConfigError(f"cannot write config file {path} (permission denied); nothing was changed",
+                          hint="edit it yourself, or copy it to a file you own and pass --config")
+
+
+def _service_table(doc: Any, service: str) -> Any:
+    import tomlkit
+
+    services = doc.get("services")
+    if services is None:
+        services = tomlkit.table(is_super_table=True)
+        doc["services"] = services
+    table = services.get(service)
+    if table is None:
+        table = tomlkit.table()
+        services[service] = table
+    return table
+
+
+def use_model(path: Path, text: str, service: str, model: str) -> Edit:
+    """Set `services.SERVICE.default_model`, refusing where the user file makes the model come
+    from somewhere else (a template in default_model, or command_args.model not using it)."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    table = _service_table(doc, service)
+    current = table.get("default_model")
+    key = f"services.{service}.default_model"
+    if isinstance(current, str) and ("{{" in current or "{%" in current):
+        raise ConfigError(f"{key} in {path} is a template ({current!s}); nothing was changed",
+                          hint=f"edit it yourself: {key} = \"{model}\"")
+    args = table.get("command_args")
+    literal = args.get("model") if args is not None and hasattr(args, "get") else None
+    if isinstance(literal, str) and "default_model" not in literal:
+        raise ConfigError(f"services.{service}.command_args.model in {path} names the model itself ({literal!s}), "
+                          "so default_model would not change it; nothing was changed",
+                          hint=f"set it to \"/models/{{{{ default_model }}}}\", or edit it yourself: "
+                               f"model = \"/models/{model}\"")
+    table["default_model"] = model
+    return Edit(path, text, tomlkit.dumps(doc), {"services": {service: {"default_model": model}}})
+
+
+def add_router_model(path: Path, text: str, service: str, model_id: str, model: str) -> Edit:
+    """Add `[services.SERVICE.models.ID] file = MODEL` to a router service."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    table = _service_table(doc, service)
+    models = table.get("models")
+    if isinstance(models, str):
+        raise ConfigError(f"services.{service}.models in {path} is {models!r}: the router lists every model in "
+                          "its volume already; nothing was changed", hint=f"airpods models load {model}")
+    if models is None:
+        models = tomlkit.table(is_super_table=True)
+        table["models"] = models
+    entry = tomlkit.table()
+    entry["file"] = model
+    models[model_id] = entry
+    return Edit(path, text, tomlkit.dumps(doc), {"services": {service: {"models": {model_id: {"file": model}}}}})
+
+
+def write(edit: Edit) -> None:
+    """Replace the file atomically, keeping its mode (a symlink's target is what changes)."""
+    target = edit.path.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.airpods-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(edit.after)
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
