@@ -23,7 +23,10 @@ def question_from(prompt: tuple[str, ...]) -> str:
     terminal (`airpods run M "summarize:" < notes.txt`)."""
     parts = [" ".join(prompt)] if prompt else []
     if not sys.stdin.isatty():
-        piped = sys.stdin.read()
+        try:
+            piped = sys.stdin.read()
+        except (OSError, ValueError):  # closed or unreadable: nothing was piped
+            piped = ""
         if piped.strip():
             parts.append(piped)
     return "\n\n".join(p for p in parts if p.strip())

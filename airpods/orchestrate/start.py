@@ -144,8 +144,10 @@ def startup_models(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Repor
     return Pending(text)
 
 
-def write_preset(spec: ServiceSpec) -> None:
-    """The router's preset, from the spec, where its read-only bind mount expects it."""
+def write_preset(spec: ServiceSpec, *, in_place: bool = False) -> None:
+    """The router's preset, from the spec, where its read-only bind mount expects it. `in_place`
+    for a running router: a file bind mount keeps the inode it was made with, so the new text must
+    go into that same file (then the router is asked to read it again), not replace it."""
     from pathlib import Path
 
     from airpods.secrets import write_atomic
@@ -153,6 +155,11 @@ def write_preset(spec: ServiceSpec) -> None:
     assert spec.router is not None
     path = Path(spec.router.preset_host_path)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if in_place and path.is_file():
+        with open(path, "r+", encoding="utf-8") as fh:
+            fh.write(spec.router_preset)
+            fh.truncate()
+        return
     write_atomic(path, spec.router_preset, 0o644)  # read by the container's user; it holds no secrets
 
 

@@ -158,6 +158,19 @@ def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], p
     return router_argv(router, own), router, render_preset(router, name)
 
 
+def preset_models(text: str) -> dict[str, str]:
+    """The models a preset (as render_preset writes it) gives the router: id -> file in /models."""
+    out: dict[str, str] = {}
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section and section != "*" and line.startswith("model = /models/"):
+            out[section] = line.removeprefix("model = /models/")
+    return out
+
+
 def model_argv(router: RouterSpec, file: str | None = None) -> list[str]:
     """The flags a router's child llama-server runs `file` with: the router's defaults, then that
     model's own section (defaults alone for a file that is not one of its models)."""

@@ -351,3 +351,28 @@ def test_the_users_own_certificate_is_served(tmp_path):
         assert ca.code == 2 and "your own certificate" in ca.err
     finally:
         run.cleanup()
+
+
+def test_chat_through_the_gateway_with_a_persons_key_and_its_ca(stack):
+    import os
+    from unittest import mock
+
+    from tests.conftest import run_cli
+
+    key = cli(stack, "keys", "add", "carol").out.strip()
+    if not stack.ca.exists():
+        assert cli(stack, "keys", "ca", "-o", str(stack.ca)).code == 0
+    deadline = time.monotonic() + 15  # Caddy reloads the key file within a second or two
+    while code_of(stack, "/v1/models", key) != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with mock.patch.dict(os.environ, {**stack.env, "AIRPODS_KEY": key}):
+        answer = run_cli("--config", stack.path, "chat", "--gateway", "Say hi.")
+        second = run_cli("--config", stack.path, "chat", "--gateway", "llamacpp-2", "Say hi.")
+    assert answer.code == 0 and answer.out.strip(), answer.text
+    assert second.code == 0 and second.out.strip(), second.text
+    assert key not in answer.text + second.text  # the key is never printed
+    with mock.patch.dict(os.environ, {**stack.env, "AIRPODS_KEY": "apk-not-a-key"}):
+        refused = run_cli("--config", stack.path, "chat", "--gateway", "Say hi.")
+    assert refused.code == 1 and "HTTP 401" in refused.err and "apk-not-a-key" not in refused.text
+    log = podman("logs", f"gateway-{stack.run.id}-0", check=False)
+    assert "carol" in log.stdout + log.stderr  # the gateway saw carol's key, not llama.cpp's

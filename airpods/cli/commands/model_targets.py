@@ -106,3 +106,15 @@ def settle(app: Application, spec, model_id: str, unload: bool) -> None:
     except WaitTimeout as exc:
         raise RuntimeFailure(f"{spec.name}: model {model_id} is still {exc.last.detail} after {exc.waited:.0f}s",
                              hint=f"see airpods logs {spec.name}") from exc
+
+
+def preset_on_disk(spec) -> dict[str, str]:
+    """The models of the preset the running router was given (airpods' own file): id -> file."""
+    from pathlib import Path
+
+    from airpods.plan.router import preset_models
+
+    try:
+        return preset_models(Path(spec.router.preset_host_path).read_text(encoding="utf-8"))
+    except OSError:
+        return {}

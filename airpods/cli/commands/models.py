@@ -11,6 +11,7 @@ from airpods.cli.application import Application, pass_app
 from airpods.cli.commands.model_targets import (
     gpu_plan_for,
     llama_spec,
+    preset_on_disk,
     probe_spec,
     service_option,
     settle,
@@ -212,7 +213,7 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
         if models is None:
             raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
                              hint=f"start it: airpods start {spec.name}")
-        files = {m.id: m.file for m in spec.router.models}
+        files = {**preset_on_disk(spec), **{m.id: m.file for m in spec.router.models}}  # `run` adds to the preset
         rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id)} for m in models]
     if as_json:
         app.terminal.print_json(rows)

@@ -42,7 +42,7 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     edit.writable(path)
     if spec.router is not None:
-        model_id, overlay = router_entry(spec, model, [])
+        model_id, overlay = router_entry(spec, model, {})
         if overlay is None:
             app.terminal.success(f"{spec.name} has {model} already (model {model_id}); nothing to change")
             return

@@ -94,7 +94,7 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
 def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
     """The router gets `model` as one more model (its preset section, in memory), loaded now: a
     running router reads its preset again and keeps the models it has; a stopped one starts."""
-    from airpods.cli.commands.model_targets import settle
+    from airpods.cli.commands.model_targets import preset_on_disk, settle
     from airpods.cli.commands.run_model import router_entry
     from airpods.cli.commands.start import start_live
     from airpods.health import router_api
@@ -102,17 +102,23 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
 
     key = spec.env.get("LLAMA_API_KEY")
     live = router_api.list_models(spec.base_url or "", key)
-    model_id, overlay = router_entry(spec, model, live or [])
+    model_id, overlay = router_entry(spec, model, preset_on_disk(spec) if live is not None else {})
     switched = app.overlaid(overlay) if overlay else app
     specs = switched.specs(force_cpu=cpu)
     mine = specs[spec.name]
     app.terminal.info(f"{model} goes to the router {spec.name} as model {model_id}, loaded now")
-    if live is not None:
-        if overlay:
-            write_preset(mine)
-            router_api.reload(mine.base_url or "", key)
-    else:
+    if live is not None and overlay:
+        write_preset(mine, in_place=True)
+        router_api.reload(mine.base_url or "", key)
+        listed = {m.id for m in router_api.list_models(mine.base_url or "", key) or []}
+        if model_id not in listed:  # it reads another file than ours (a mount older than it): start it anew
+            app.terminal.warning(f"{spec.name} did not see its new preset; recreating it")
+            live = None
+    if live is None:
         start_live(switched, specs, [spec.name], timeout, False, force)
-    router_api.load(mine.base_url or "", key, model_id)
+    states = {m.id: m.state for m in router_api.list_models(mine.base_url or "", key) or []}
+    if states.get(model_id) not in ("loaded", "loading"):
+        router_api.load(mine.base_url or "", key, model_id)
     settle(switched, mine, model_id, unload=False)
     return mine, model_id
+

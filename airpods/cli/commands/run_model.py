@@ -42,7 +42,7 @@ def ensure_model(app: Application, specs: dict, spec, ref: str, revision: str, *
 def in_volume(store, root, name: str) -> str:
     from airpods.models.store import check_name
 
-    check_name(name)
+    check_name(name if name.endswith(".gguf") else f"{name}.gguf")  # "qwen" may name qwen.gguf
     have = [e.file for e in store.list()] if root is not None else []
     for candidate in (name, f"{name}.gguf"):
         if candidate in have:
@@ -157,8 +157,9 @@ def _check_fit(app: Application, specs: dict, spec, repo: str, revision: str, en
                      details=(["quantizations of this repo that fit:", *details] if fitting else details), hint=hint)
 
 
-def router_entry(spec, model: str, live: list) -> tuple[str, dict | None]:
-    """(the model's id in the router, the config overlay that adds it; None when it is there)."""
+def router_entry(spec, model: str, running: dict[str, str]) -> tuple[str, dict | None]:
+    """(the model's id in the router, the config overlay that adds it; None when it is there).
+    `running`: id -> file of the preset the running router has, so models `run` added before stay."""
     router = spec.router
     if router.all_models:  # llama-server lists /models itself: the id is the file's name
         return model.removesuffix(".gguf"), None
@@ -166,7 +167,7 @@ def router_entry(spec, model: str, live: list) -> tuple[str, dict | None]:
     if mine is not None:
         return mine, None
     known = router.ids()
-    added = {m.id: {"file": m.file} for m in live if m.id not in known and m.file}  # run added them before
+    added = {i: {"file": f} for i, f in running.items() if i not in known}  # run added them before
     again = next((i for i, v in added.items() if v["file"] == model), None)
     if again is not None:
         return again, {"services": {spec.name: {"models": added}}}
