@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmarks.cli_latency import cli_latency
 from benchmarks.common import ROOT, Env, Series, smollm2
 from benchmarks.contention import contention
+from benchmarks.first_contact import first_token
 from benchmarks.gateway import gateway_overhead
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
@@ -22,7 +23,7 @@ from benchmarks.memory import accuracy, header_speed
 from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "inference", "contention", "memory", "router", "gateway")
+SECTIONS = ("scaling", "cli", "start", "run", "inference", "contention", "memory", "router", "gateway")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -76,6 +77,10 @@ def main() -> None:
             rows.append(row(life["readiness"], None, target="<= 100 ms"))
             rows.append(row(life["stop"][0], life["stop"][1], target="<= 2 s"))
             all_series += [*life["start"], life["readiness"], *life["stop"]]
+        if "run" in sections and host_binary().exists():
+            first = first_token(env, model, 2 if args.quick else 10)
+            rows.append(row(first["airpods"], first["bare"], target="ratio <= 1.2"))
+            all_series += first.values()
         if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
             for what in ("generation", "prompt"):

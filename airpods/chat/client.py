@@ -16,6 +16,11 @@ from urllib.parse import urlsplit
 from airpods.errors import RuntimeFailure, UsageError
 
 
+class StopAnswer(Exception):
+    """Raised by an on_text callback to stop the answer (nobody reads it any more): like a Ctrl-C,
+    the connection is closed so the server stops generating."""
+
+
 @dataclass
 class Reply:
     text: str = ""
@@ -91,7 +96,7 @@ class ChatClient:
                 raise _http_error(self.endpoint.describe(), resp.status, resp.read())
             for event in _events(resp):
                 _take(reply, event, on_text)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, StopAnswer):
             reply.stopped = True
         except (OSError, http.client.HTTPException) as exc:
             raise RuntimeFailure(f"the answer from {self.endpoint.describe()} broke off: {exc}") from exc

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from airpods.chat.client import ChatClient, Reply
+from airpods.chat.client import ChatClient, Reply, StopAnswer
 from airpods.chat.session import Conversation, parse
 from airpods.cli.terminal import Terminal
 from airpods.errors import AirpodsError
@@ -32,9 +32,19 @@ def question_from(prompt: tuple[str, ...]) -> str:
     return "\n\n".join(p for p in parts if p.strip())
 
 
+_closed: list[bool] = []  # stdout's reader went away during this command
+
+
 def _write(piece: str) -> None:
-    sys.stdout.write(piece)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `airpods run M "..." | head -c 100`: the reader has gone
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        _closed.append(True)
+        raise StopAnswer from None
 
 
 def one_shot(client: ChatClient, conversation: Conversation, question: str, terminal: Terminal, *,
@@ -46,6 +56,8 @@ def one_shot(client: ChatClient, conversation: Conversation, question: str, term
         raise UsageError("nothing to ask: give a PROMPT, or pipe text into stdin",
                          hint='e.g. airpods chat "Say hi"   or   echo "Say hi" | airpods chat')
     reply = client.stream(conversation.messages(question), model=conversation.model, on_text=_write)
+    if reply.stopped and _closed:
+        return reply  # the pipe's reader took what it wanted: not an error
     if reply.text and not reply.text.endswith("\n"):
         _write("\n")
     if reply.stopped:

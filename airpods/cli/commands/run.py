@@ -78,7 +78,8 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     as `airpods start` would; unchanged when it runs that model already."""
     from airpods.cli.commands.start import start_live
 
-    switched = app.overlaid({"services": {spec.name: {"default_model": model}}})
+    same = spec.run.model_in_volume == model  # its own model: the config as it is (no second resolve)
+    switched = app if same else app.overlaid({"services": {spec.name: {"default_model": model}}})
     specs = switched.specs(force_cpu=cpu)
     mine = specs[spec.name]
     if mine.run.model_in_volume != model:

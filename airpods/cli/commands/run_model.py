@@ -43,10 +43,10 @@ def in_volume(store, root, name: str) -> str:
     from airpods.models.store import check_name
 
     check_name(name if name.endswith(".gguf") else f"{name}.gguf")  # "qwen" may name qwen.gguf
-    have = [e.file for e in store.list()] if root is not None else []
     for candidate in (name, f"{name}.gguf"):
-        if candidate in have:
+        if root is not None and candidate.endswith(".gguf") and (root / candidate).is_file():
             return candidate
+    have = [e.file for e in store.list()] if root is not None else []
     raise UsageError(f"no model {name!r} in {store.volume}",
                      details=[f"models there: {', '.join(have) or 'none'}"],
                      hint="name one of them, or a hub model: airpods run ORG/REPO:QUANT "
