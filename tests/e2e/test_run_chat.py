@@ -82,6 +82,11 @@ def test_run_pulls_starts_and_answers_alone_on_stdout_then_again_without_a_downl
     assert "already" in again.stderr
     [row] = json.loads(airpods("--config", path, "status", name, "--json").stdout)
     assert row["state"] == "running" and FILE in json.dumps(row)
+    cut = subprocess.run(["bash", "-c", f'set -o pipefail; "{sys.executable}" -m airpods --config "{path}" run '
+                          f'{FILE} --service {name} "Tell a long story." < /dev/null | head -c 5'],
+                         capture_output=True, text=True, timeout=120, env=dict(os.environ), check=False)
+    assert cut.returncode == 0 and len(cut.stdout) == 5, cut.stderr  # a reader that goes away is no error
+    assert "error" not in cut.stderr and "Traceback" not in cut.stderr
 
 
 def _slots(port: int, key: str) -> list[dict]:
