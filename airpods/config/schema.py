@@ -199,6 +199,7 @@ class Service(Strict):
     api_key: str | None = None
     depends_on: list[str] = []
     memory_check: Literal["refuse", "warn", "off"] = "refuse"  # llama.cpp: an estimate over budget refuses start
+    metrics: bool = True  # llama.cpp: --metrics (Prometheus /metrics, for `top` and monitoring) unless false
     mode: Literal["single", "router"] = "single"  # llama.cpp: one model, or many behind llama-server's router
     max_loaded: int | None = Field(default=None, ge=1, le=64)  # router: --models-max
     idle_unload: int | None = Field(default=None, ge=1)  # seconds idle before a model unloads: --sleep-idle-seconds

@@ -27,6 +27,8 @@ COMMAND = ("caddy", "run", "--config", f"{ETC}/{CADDYFILE}", "--adapter", "caddy
 UNAUTHORIZED = json.dumps({"error": {"message": "missing, unknown or revoked API key: ask the gateway's "
                                                 "owner for one (airpods keys add NAME)",
                                      "type": "authentication_error", "code": 401}})
+NOT_HERE = json.dumps({"error": {"message": "not served through the gateway: /metrics and /slots are for the host "
+                                            "and the monitoring service", "type": "not_found_error", "code": 404}})
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,13 @@ def _proxy(backend: Backend, indent: str) -> list[str]:
             f"{indent}}}"]
 
 
+def internal_paths(services: list[str]) -> list[str]:
+    """llama-server's /metrics and /slots under every prefix the gateway serves: they tell prompts'
+    sizes and what each slot holds, so they are for the host and the monitoring service only."""
+    prefixes = ["", "/v1", *(p for s in services for p in (f"/{s}", f"/{s}/v1"))]
+    return [f"{prefix}/{what}*" for prefix in prefixes for what in ("metrics", "slots")]
+
+
 def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Backend], default: str | None,
               webui: str | None) -> str:
     lines = ["# Written by airpods from the gateway's service table; `airpods start` rewrites it.",
@@ -126,6 +135,9 @@ def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Back
              '\t@anonymous vars {http.auth.user.id} ""',
              f"\thandle {HEALTH_PATH} {{", '\t\trespond "ok" 200', "\t}"]
     by_name = {b.service: b for b in backends}
+    for path in internal_paths([b.service for b in backends]):  # a person's key never sees slot state
+        lines += [f"\thandle {path} {{", "\t\theader Content-Type application/json",
+                  f"\t\trespond `{NOT_HERE}` 404", "\t}"]
     for b in backends:
         lines += [f"\thandle /{b.service}/v1/* {{", f"\t\turi strip_prefix /{b.service}", *_proxy(b, "\t\t"), "\t}"]
     if default is not None and default in by_name:

@@ -316,6 +316,8 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
     if not any(flag_name(k) in ("--n-gpu-layers", "-ngl", "--gpu-layers") for k in args):
         # Every layer on an accelerator (the GPU plan may lower it), none on the CPU variant.
         args["n_gpu_layers"] = 999 if f.choice.accelerated else 0
+    if svc.metrics and "--metrics" not in {flag_name(k) for k in args}:  # the user's own flag wins
+        args["metrics"] = True
     if share is not None and share.threads:
         args.setdefault("threads", share.threads)
         args.setdefault("threads_batch", share.threads)

@@ -10,7 +10,7 @@ from pathlib import Path
 from airpods.errors import RuntimeFailure
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.probes.cgroups import ALL, LimitSupport
-from airpods.runtime.port import ContainerState, PullProgress
+from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
 
 
 @dataclass
@@ -38,6 +38,7 @@ class FakeRuntime:
     limits: LimitSupport = ALL
     cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
     usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)
+    cpu_ns: dict[str, int] = field(default_factory=dict)  # container -> CPU time used (ns)
     oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
     vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
@@ -152,13 +153,21 @@ class FakeRuntime:
     def inspect(self, name: str) -> ContainerState | None:
         return self.containers.get(name)
 
-    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False,
+             timestamps: bool = False) -> Iterator[str]:  # a test gives its lines with stamps when it needs them
         lines = self.log_lines.get(name, [])
         yield from (lines[-tail:] if tail else lines)
 
     def memory_usage(self, name: str) -> int | None:
         state = self.containers.get(name)
         return self.usage.get(name) if state is not None and state.running else None
+
+    def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]:
+        """From `cpu_ns` and `usage`, for running containers; the clock is the test's monotonic one."""
+        import time
+
+        return {n: ContainerUsage(self.cpu_ns.get(n, 0), time.monotonic_ns(), self.usage.get(n, 0)) for n in names
+                if n in self.containers and self.containers[n].running}
 
     def list_managed(self) -> list[ContainerState]:
         """As Podman lists them: each pod's infra container too, with the pod's labels."""

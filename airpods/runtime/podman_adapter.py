@@ -32,7 +32,7 @@ from airpods.runtime.podman_wire import (
     start_refused,
     vague,
 )
-from airpods.runtime.port import ContainerState, PullProgress
+from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
 
 
 def _is_not_found(exc: Exception) -> bool:
@@ -341,12 +341,13 @@ class PodmanRuntime:
             return None
         return container_state(attrs)
 
-    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]:
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False,
+             timestamps: bool = False) -> Iterator[str]:
         container = self._container(name, self.stream_client if follow else None)
         if container is None:
             raise RuntimeFailure(f"container {name} does not exist")
         stream = self._call(f"logs of {name}", container.logs, stream=True, follow=follow,
-                            tail=tail if tail is not None else "all", stdout=True, stderr=True)
+                            tail=tail if tail is not None else "all", stdout=True, stderr=True, timestamps=timestamps)
         from podman.errors import APIError
 
         pending = ""
@@ -374,6 +375,23 @@ class PodmanRuntime:
         stats = (data or {}).get("Stats") or [] if status == 200 else []
         usage = stats[0].get("MemUsage") if stats else None
         return int(usage) if isinstance(usage, (int, float)) and usage > 0 else None
+
+    def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]:
+        """CPU and memory counters of these containers, in one call (libpod stats, not streamed);
+        those not running, or on an engine without stats (rootless cgroups v1), are left out."""
+        if not names:
+            return {}
+        query = urlencode([("containers", n) for n in names] + [("stream", "false")])
+        try:
+            status, data = self._get(f"/containers/stats?{query}")
+        except RuntimeFailure:
+            return {}
+        out = {}
+        for item in (data or {}).get("Stats") or [] if status == 200 else []:
+            cpu, at, mem = item.get("CPUNano"), item.get("SystemNano"), item.get("MemUsage")
+            if isinstance(cpu, int) and isinstance(at, int) and isinstance(mem, (int, float)):
+                out[str(item.get("Name"))] = ContainerUsage(cpu, at, int(mem))
+        return out
 
     def list_managed(self) -> list[ContainerState]:
         _, items = self._get("/containers/json", all="true",

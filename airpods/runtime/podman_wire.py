@@ -108,5 +108,5 @@ def container_state(attrs: dict) -> ContainerState:
                           else float(started), pod=attrs.get("PodName") or None,
                           restart_count=int(attrs.get("RestartCount") or 0),
                           oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
-                          infra=bool(attrs.get("IsInfra")))
+                          infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""))
 

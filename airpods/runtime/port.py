@@ -26,6 +26,7 @@ class ContainerState:
     restart_count: int = 0
     oom_killed: bool = False  # the kernel killed it for memory (inspect State.OOMKilled)
     infra: bool = False  # a pod's infra container: it carries the pod's labels but is no service
+    id: str = ""  # the engine's container id (64 hex), where it said
 
     @property
     def running(self) -> bool:
@@ -46,6 +47,20 @@ class ContainerState:
         if self.status == "exited" and self.exit_code == 137 and not on_purpose:
             return "exited"
         return self.state
+
+
+@dataclass(frozen=True)
+class ContainerUsage:
+    """CPU and memory counters of a running container at one moment; CPU % comes from two of them."""
+
+    cpu_ns: int  # CPU time used since it started
+    at_ns: int  # the engine's clock when read
+    memory: int  # bytes in use (cgroup)
+
+    def cpu_percent(self, before: ContainerUsage) -> float | None:
+        """CPU use between two readings, in % of one core; None when they cannot be compared."""
+        wall = self.at_ns - before.at_ns
+        return None if wall <= 0 or self.cpu_ns < before.cpu_ns else 100.0 * (self.cpu_ns - before.cpu_ns) / wall
 
 
 @dataclass(frozen=True)
@@ -78,7 +93,9 @@ class ContainerRuntime(Protocol):
     def start_container(self, name: str) -> None: ...
     def remove_container(self, name: str) -> None: ...
     def inspect(self, name: str) -> ContainerState | None: ...
-    def logs(self, name: str, *, tail: int | None = None, follow: bool = False) -> Iterator[str]: ...
+    def logs(self, name: str, *, tail: int | None = None, follow: bool = False,
+             timestamps: bool = False) -> Iterator[str]: ...  # timestamps: each line starts with RFC 3339
     def list_managed(self) -> list[ContainerState]: ...
     def memory_usage(self, name: str) -> int | None: ...  # bytes now, None when the engine cannot say
+    def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]: ...  # running ones the engine can measure
     def put_secret(self, name: str, value: str) -> None: ...  # Podman's secret store; replaces an older value

@@ -376,3 +376,49 @@ def test_chat_through_the_gateway_with_a_persons_key_and_its_ca(stack):
     assert refused.code == 1 and "HTTP 401" in refused.err and "apk-not-a-key" not in refused.text
     log = podman("logs", f"gateway-{stack.run.id}-0", check=False)
     assert "carol" in log.stdout + log.stderr  # the gateway saw carol's key, not llama.cpp's
+
+
+def test_keys_usage_counts_each_persons_requests_and_tokens_and_keeps_a_revoked_ones(stack):
+    if not stack.ca.exists():
+        assert cli(stack, "keys", "ca", "-o", str(stack.ca)).code == 0
+    dave = cli(stack, "keys", "add", "dave").out.strip()
+    erin = cli(stack, "keys", "add", "erin").out.strip()
+    deadline = time.monotonic() + 15
+    while code_of(stack, "/v1/models", erin) != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for key, n in ((dave, 2), (erin, 1)):
+        for _ in range(n):
+            answer = client(stack, key).chat.completions.create(
+                model="a", max_tokens=8, messages=[{"role": "user", "content": "Say hi."}])
+            assert answer.usage.completion_tokens > 0
+    time.sleep(0.5)  # the access log entry is written as the response ends
+    rows = json.loads(cli(stack, "keys", "usage", "--json").out)
+    mine = {r["person"]: r for r in rows if r["person"] in ("dave", "erin")}
+    assert mine["dave"]["requests"] == 2 and mine["erin"]["requests"] == 1, rows
+    for who in ("dave", "erin"):
+        assert mine[who]["prompt_tokens"] > 0 and 0 < mine[who]["completion_tokens"] <= 8 * mine[who]["requests"]
+        assert mine[who]["model"] == "a" and mine[who]["errors"] == 0 and mine[who]["unmatched"] == 0
+    assert cli(stack, "keys", "revoke", "erin").code == 0
+    after = {r["person"]: r for r in json.loads(cli(stack, "keys", "usage", "erin", "--json").out)}
+    assert after["erin"]["requests"] == 1 and after["erin"]["completion_tokens"] == mine["erin"]["completion_tokens"]
+    table = cli(stack, "keys", "usage")
+    assert table.code == 0 and "dave" in table.out and erin not in table.text and dave not in table.text
+
+
+def test_metrics_and_slots_are_not_served_to_a_persons_key_but_are_from_the_host(stack):
+    if not stack.ca.exists():
+        assert cli(stack, "keys", "ca", "-o", str(stack.ca)).code == 0
+    key = cli(stack, "keys", "add", "frank").out.strip()
+    deadline = time.monotonic() + 15
+    while code_of(stack, "/v1/models", key) != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for path in ("/metrics", "/slots", "/v1/metrics", "/v1/slots", "/llamacpp-2/metrics", "/llamacpp-2/slots",
+                 "/llamacpp-2/v1/slots"):
+        assert code_of(stack, path, key) in (403, 404), path
+    [row] = json.loads(cli(stack, "status", "llamacpp-2", "--json").out)
+    base = row["url"].removesuffix("/v1")
+    backend = (stack.workdir / "data" / "airpods" / "secrets" / "llamacpp-2-api-key").read_text().strip()
+    for path in ("/metrics", "/slots"):
+        req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {backend}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200, path

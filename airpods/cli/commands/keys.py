@@ -160,3 +160,87 @@ def read_ca(app: Application, spec) -> str:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"the gateway has not made its CA yet (no {path})",
                          hint=f"start it once: airpods start {spec.name}") from exc
+
+
+@keys.command("usage")
+@click.argument("name", required=False)
+@click.option("--since", default="24h", show_default=True, metavar="AGE",
+              help="How far back: 90m, 24h, 7d, or all.")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list (keys: person, model, service, requests, errors, seconds, prompt_tokens, "
+                   "completion_tokens, unmatched, last).")
+@pass_app
+def usage(app: Application, name: str | None, since: str, as_json: bool) -> None:
+    """Use per person and model: requests, errors, time, prompt and completion tokens.
+
+    \b
+    Requests and time come from the gateway's access log (it names each key's owner); tokens from
+    llama-server's log of the request it served at that moment on the service it was routed to
+    (nothing sits in the traffic to count them). What was read is kept in a ledger in the
+    gateway's folder, so history outlives the containers and a revoked person's stays.
+    Two people's requests to one service at the same moment can swap their token counts;
+    UNMATCHED counts successful requests no llama-server task was found for.
+    """
+    import time
+
+    from airpods.gateway.usage import summary
+
+    cutoff = None if since == "all" else time.time() - _age(since)
+    rows = summary(record_usage(app), cutoff, name)
+    if as_json:
+        app.terminal.print_json(rows)
+        return
+    if not rows:
+        app.terminal.info(f"no requests through the gateway{' by ' + name if name else ''} in the last {since}")
+        return
+    app.terminal.table(["PERSON", "MODEL", "REQUESTS", "ERRORS", "TIME", "PROMPT TOK", "COMPLETION TOK", "UNMATCHED"],
+                       [[r["person"], r["model"], r["requests"], r["errors"], f"{r['seconds']:.1f}s",
+                         r["prompt_tokens"], r["completion_tokens"], r["unmatched"]] for r in rows])
+
+
+def _age(text: str) -> float:
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text.strip())
+    if m is None:
+        raise UsageError(f"--since {text!r} is not an age", hint="e.g. --since 90m, 24h, 7d, or all")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+
+
+def record_usage(app: Application) -> list:
+    """Read the gateway's and its backends' logs, pair requests with tasks, add what is new to the
+    ledger; returns every recorded request."""
+    from pathlib import Path
+
+    from airpods.errors import AirpodsError
+    from airpods.gateway.usage import Ledger, pair, requests, tasks
+
+    spec = gateway_spec(app)
+    specs = app.specs(create_secrets=False)
+    ledger = Ledger(Path(spec.gateway_dir) / "usage.jsonl")
+    running = {r.service: r for r in app.running() if not r.state.infra}
+    gw = running.get(spec.name)
+    if gw is None:
+        return ledger.read()
+    routes = dict(spec.gateway_routes)
+    try:
+        uses = requests(list(app.runtime.logs(gw.container)), routes)
+    except AirpodsError:
+        return ledger.read()
+    served = []
+    for service in {s for p, s in routes.items() if p != "/"}:
+        backend = running.get(service)
+        if backend is None:
+            continue
+        try:
+            lines = list(app.runtime.logs(backend.container, timestamps=True))
+        except AirpodsError:
+            continue
+        single = service in specs and specs[service].router is None
+        state = app.runtime.inspect(backend.container)  # its start to the nanosecond (a listing rounds it)
+        found = tasks(lines, backend.model if single else None, state.started_at if state else None)
+        for use in (u for u in uses if u.service == service):
+            use.model = backend.model if single else None
+        pair([u for u in uses if u.service == service], found)
+        served += found
+    return ledger.add(uses)

@@ -1,0 +1,93 @@
+"""What one llama-server (or one model of a router) is doing, from two readings of its /metrics and
+/slots taken an interval apart. Pure: the readings come in, the figures `airpods top` shows go out.
+
+llama-server counts prompt tokens as it processes them, but adds a request's generated tokens to
+its counter only when the request ends, so a long generation would show 0 tokens/s until it
+finishes. The generation rate therefore adds what the busy slots decoded during the interval
+(`next_token.n_decoded`) and takes out, for the requests that ended within it, what had been
+counted from their slots already."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PREFIX = "llamacpp:"
+
+
+@dataclass(frozen=True)
+class Reading:
+    at: float  # monotonic seconds
+    metrics: dict[str, float] = field(default_factory=dict)  # without the llamacpp: prefix
+    slots: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, at: float, metrics: dict[str, float], slots: Any) -> Reading:
+        clean = {k.removeprefix(PREFIX): v for k, v in metrics.items()}
+        return cls(at, clean, [s for s in slots or [] if isinstance(s, dict)])
+
+    def busy(self) -> dict[int, int]:
+        """id_task -> tokens decoded so far, of each slot at work."""
+        return {s["id_task"]: _decoded(s) for s in self.slots
+                if s.get("is_processing") and isinstance(s.get("id_task"), int)}
+
+
+def _decoded(slot: dict[str, Any]) -> int:
+    nxt = slot.get("next_token")
+    first = nxt[0] if isinstance(nxt, list) and nxt else nxt if isinstance(nxt, dict) else {}
+    return int(first.get("n_decoded") or 0) if isinstance(first, dict) else 0
+
+
+def _counted(before: Reading, after: Reading, counter: str) -> float:
+    done = after.metrics.get(counter, 0.0) - before.metrics.get(counter, 0.0)
+    return after.metrics.get(counter, 0.0) if done < 0 else done  # < 0: it restarted, counting anew
+
+
+def generated(before: Reading, after: Reading) -> float:
+    """Tokens generated between the two readings: the counter's delta (requests that ended) plus
+    what busy slots decoded, less what ended requests had decoded at the first reading."""
+    was, now = before.busy(), after.busy()
+    live = sum(n - was.get(t, 0) for t, n in now.items())
+    ended = sum(n for t, n in was.items() if t not in now)  # counted from their slots already
+    return max(0.0, _counted(before, after, "tokens_predicted_total") + live - ended)
+
+
+@dataclass(frozen=True)
+class Activity:
+    processing: int
+    deferred: int
+    prompt_tps: float
+    generation_tps: float
+    slots_busy: int
+    slots_total: int
+    kv_used: int  # tokens held by the busy slots' contexts
+    kv_total: int  # the slots' context, all together
+    contexts: list[dict[str, int]]  # per busy slot: id, tokens used, its context
+
+    @property
+    def kv_percent(self) -> float | None:
+        return None if not self.kv_total else 100.0 * self.kv_used / self.kv_total
+
+    def to_json(self) -> dict[str, Any]:
+        return {"requests_processing": self.processing, "requests_deferred": self.deferred,
+                "prompt_tokens_per_s": round(self.prompt_tps, 2),
+                "generation_tokens_per_s": round(self.generation_tps, 2),
+                "kv_cache_used_percent": None if self.kv_percent is None else round(self.kv_percent, 1),
+                "slots_busy": self.slots_busy, "slots_total": self.slots_total, "slots": self.contexts}
+
+
+def activity(before: Reading, after: Reading) -> Activity:
+    wall = max(after.at - before.at, 1e-6)
+    contexts = []
+    for s in after.slots:
+        if s.get("is_processing"):
+            used = int(s.get("n_prompt_tokens") or 0) + _decoded(s)
+            contexts.append({"id": int(s.get("id", -1)), "tokens": used, "n_ctx": int(s.get("n_ctx") or 0)})
+    return Activity(
+        processing=int(after.metrics.get("requests_processing", len(contexts))),
+        deferred=int(after.metrics.get("requests_deferred", 0)),
+        prompt_tps=_counted(before, after, "prompt_tokens_total") / wall,
+        generation_tps=generated(before, after) / wall,
+        slots_busy=len(contexts), slots_total=len(after.slots),
+        kv_used=sum(c["tokens"] for c in contexts), kv_total=sum(int(s.get("n_ctx") or 0) for s in after.slots),
+        contexts=contexts)
