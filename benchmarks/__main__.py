@@ -20,10 +20,11 @@ from benchmarks.gateway import gateway_overhead
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
+from benchmarks.metrics_cost import metrics_cost
 from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "run", "inference", "contention", "memory", "router", "gateway")
+SECTIONS = ("scaling", "cli", "start", "run", "metrics", "inference", "contention", "memory", "router", "gateway")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -81,6 +82,10 @@ def main() -> None:
             first = first_token(env, model, 2 if args.quick else 10)
             rows.append(row(first["airpods"], first["bare"], target="ratio <= 1.2"))
             all_series += first.values()
+        if "metrics" in sections:
+            cost = metrics_cost(env, 1 if args.quick else 4)
+            rows.append(row(cost["on"], cost["off"], unit="tok/s", target="ratio >= 0.99"))
+            all_series += cost.values()
         if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
             for what in ("generation", "prompt"):
