@@ -43,6 +43,12 @@ def gateway_dir(environ: Mapping[str, str] = os.environ, project: str = "default
     return data_dir(environ) / "gateway" / project
 
 
+def prometheus_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
+    """Prometheus' folder for a project: etc/prometheus.yml (its scrape configuration, no keys in
+    it), mounted read-only into the container."""
+    return data_dir(environ) / "prometheus" / project
+
+
 def podman_volume_dir(name: str, environ: Mapping[str, str] = os.environ) -> Path:
     """Where Podman's local driver keeps a named volume's files for this user (read without asking
     Podman; AIRPODS_VOLUMES_ROOT points elsewhere for tests)."""

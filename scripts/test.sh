@@ -42,6 +42,8 @@ log "local images"
 bash scripts/build-llamacpp-image.sh
 bash scripts/build-openwebui-image.sh
 bash scripts/build-caddy-image.sh
+log "the Prometheus test image (Debian's prometheus package)"
+bash scripts/build-prometheus-image.sh
 bash scripts/get-smollm2.sh >/dev/null
 bash scripts/get-quadlet.sh >/dev/null   # Debian 13's Quadlet generator, to check exported units
 

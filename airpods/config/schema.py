@@ -18,7 +18,7 @@ from airpods.config.values import (
     plain_text,
 )
 
-Kind = Literal["generic", "llamacpp", "ollama", "open-webui", "gateway"]
+Kind = Literal["generic", "llamacpp", "ollama", "open-webui", "gateway", "prometheus"]
 Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
 ArgScalar = str | int | float | bool
 ArgValue = ArgScalar | list[str | int | float]
@@ -200,6 +200,7 @@ class Service(Strict):
     depends_on: list[str] = []
     memory_check: Literal["refuse", "warn", "off"] = "refuse"  # llama.cpp: an estimate over budget refuses start
     metrics: bool = True  # llama.cpp: --metrics (Prometheus /metrics, for `top` and monitoring) unless false
+    scrape_interval: str = Field(default="15s", pattern=r"^[0-9]+(ms|s|m|h)$")  # prometheus: how often it scrapes
     mode: Literal["single", "router"] = "single"  # llama.cpp: one model, or many behind llama-server's router
     max_loaded: int | None = Field(default=None, ge=1, le=64)  # router: --models-max
     idle_unload: int | None = Field(default=None, ge=1)  # seconds idle before a model unloads: --sleep-idle-seconds

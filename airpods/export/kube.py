@@ -19,6 +19,7 @@ from airpods.export.common import (
     resources,
     secret_key,
 )
+from airpods.plan import prometheus as prometheus_plan
 from airpods.plan.gateway import CADDYFILE, ETC, KEYS_FILE
 from airpods.plan.router import PRESET_PATH
 from airpods.plan.spec import ServiceSpec
@@ -51,6 +52,8 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
             volumes.append({"name": name, "projected": {"sources": [
                 {"configMap": {"name": f"{dns(spec.name)}-caddyfile"}},
                 {"secret": {"name": f"{dns(spec.name)}-keys"}}]}})
+        elif v.target == prometheus_plan.ETC and spec.kind == "prometheus":  # its scrape configuration
+            volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-config"}})
         elif v.is_named:
             claim = {"claimName": dns(v.source)}
             if v.mode == "ro" or v.source == model_volume:
@@ -83,11 +86,15 @@ def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) 
     pod: dict[str, Any] = {"containers": [container]}
     if volumes:
         pod["volumes"] = volumes
+    template: dict[str, Any] = {"labels": labels(spec)}
+    if spec.kind == "llamacpp" and "--metrics" in spec.command and spec.ports:  # the usual scrape annotations
+        template["annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
+                                   "prometheus.io/port": str(spec.ports[0].container)}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": dns(spec.name), "labels": labels(spec)},
             "spec": {"replicas": 1, "strategy": {"type": "Recreate"},
                      "selector": {"matchLabels": {"app.kubernetes.io/name": dns(spec.name)}},
-                     "template": {"metadata": {"labels": labels(spec)}, "spec": pod}}}
+                     "template": {"metadata": template, "spec": pod}}}
 
 
 def service(spec: ServiceSpec) -> dict[str, Any] | None:
@@ -123,9 +130,15 @@ def secret(specs: list[ServiceSpec], show: bool) -> dict[str, Any] | None:
 
 
 def presets(specs: list[ServiceSpec]) -> list[dict[str, Any]]:
-    return [{"apiVersion": "v1", "kind": "ConfigMap",
-             "metadata": {"name": f"{dns(s.name)}-preset", "labels": labels(s)},
-             "data": {"models.ini": s.router_preset}} for s in specs if s.router is not None]
+    """A router's preset, and Prometheus' scrape configuration (which holds no key: the keys come in
+    from the Secret as environment variables), as ConfigMaps."""
+    out = [{"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": f"{dns(s.name)}-preset", "labels": labels(s)},
+            "data": {"models.ini": s.router_preset}} for s in specs if s.router is not None]
+    return out + [{"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": f"{dns(s.name)}-config", "labels": labels(s)},
+                   "data": {prometheus_plan.CONFIG: dict(s.config_files).popitem()[1]}}
+                  for s in specs if s.kind == "prometheus" and s.config_files]
 
 
 EMPTY_KEYS = ("# No keys in this export: fill this Secret with the keys.caddy that airpods keys writes, or "

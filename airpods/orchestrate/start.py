@@ -101,6 +101,7 @@ def create(runtime: ContainerRuntime, spec: ServiceSpec, action: Action) -> None
         from airpods.gateway.keys import KeyStore
 
         KeyStore.of(spec).write_config(spec.gateway_config)
+    write_config_files(spec)  # Prometheus' scrape configuration; a changed one changes the spec's hash
     if action.kind == "noop":
         return
     if spec.router is not None:
@@ -142,6 +143,19 @@ def startup_models(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Repor
     text = f"model {pending[0]}: {states[pending[0]].state if pending[0] in states else 'waiting'}"
     reporter.stage(spec.name, text, time.monotonic() - started)
     return Pending(text)
+
+
+def write_config_files(spec: ServiceSpec) -> None:
+    """The files a spec's container reads from airpods' folder (no secrets in them): world-readable,
+    as the container's own user (Prometheus runs as nobody) reads them through a read-only mount."""
+    from pathlib import Path
+
+    from airpods.secrets import write_atomic
+
+    for host_path, text in spec.config_files:
+        path = Path(host_path)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        write_atomic(path, text, 0o644)
 
 
 def write_preset(spec: ServiceSpec, *, in_place: bool = False) -> None:

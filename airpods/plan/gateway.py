@@ -23,6 +23,7 @@ KEYS_FILE = "keys.caddy"
 CADDYFILE = "Caddyfile"
 CA_PATH = "caddy/pki/authorities/local/root.crt"  # in DATA: the local CA's root certificate
 HEALTH_PATH = "/healthz"
+METRICS_PORT = 9180  # Caddy's metrics listener, inside the airpods network only
 COMMAND = ("caddy", "run", "--config", f"{ETC}/{CADDYFILE}", "--adapter", "caddyfile", "--watch")
 UNAUTHORIZED = json.dumps({"error": {"message": "missing, unknown or revoked API key: ask the gateway's "
                                                 "owner for one (airpods keys add NAME)",
@@ -149,7 +150,9 @@ def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Back
         routes = ", ".join([*(["/v1"] if default in by_name else []), *(f"/{b.service}/v1" for b in backends)])
         routes = routes or "none"
         lines += [f'\t\trespond "airpods gateway: OpenAI-compatible routes: {routes}" 404']
-    lines += ["\t}", "}"]
+    lines += ["\t}", "}", "",
+              "# Caddy's own metrics for a Prometheus on the airpods network (this port is never published).",
+              f"http://:{METRICS_PORT} {{", "\tmetrics /metrics", "}"]
     return "\n".join(lines) + "\n"
 
 

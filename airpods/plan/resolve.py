@@ -9,10 +9,12 @@ from typing import Any
 from airpods.errors import ConfigError
 from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
+from airpods.plan import prometheus as prometheus_plan
 from airpods.plan import router as router_plan
 from airpods.plan import webui_admin
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
-from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
+from airpods.plan.cpu_plan import CpuShare
+from airpods.plan.cpu_shares import cpu_reason, cpu_shares
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
@@ -20,8 +22,6 @@ from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-THREAD_FLAGS = ("--threads", "-t", "--threads-batch", "-tb")
-THREAD_ENV = ("LLAMA_ARG_THREADS", "LLAMA_ARG_THREADS_BATCH")
 GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
@@ -155,22 +155,6 @@ def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
             "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
 
 
-def _user_cpu_setting(name: str, svc: Any) -> str | None:
-    """The user's own CPU setting for a service, which the plan then leaves alone."""
-    if svc.resources.cpuset:
-        return f"services.{name}.resources.cpuset"
-    if svc.resources.cpus:
-        return f"services.{name}.resources.cpus"
-    if svc.kind == "llamacpp":
-        for key in svc.command_args:
-            if flag_name(key) in THREAD_FLAGS:
-                return f"services.{name}.command_args.{key}"
-        for key in THREAD_ENV:
-            if key in svc.env:
-                return f"services.{name}.env.{key}"
-    return None
-
-
 def _user_gpu_setting(name: str, svc: Any) -> str | None:
     """The user's own GPU layout flag for a llama.cpp service, which the GPU plan then checks but
     leaves alone."""
@@ -185,19 +169,6 @@ def _user_gpu_setting(name: str, svc: Any) -> str | None:
     if "LLAMA_ARG_N_GPU_LAYERS" in svc.env:
         return f"services.{name}.env.LLAMA_ARG_N_GPU_LAYERS"
     return None
-
-
-def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
-    """Every enabled llama.cpp process gets its own CPUs; Ollama, when it runs next to them, too.
-    Open WebUI and other services are not pinned."""
-    if topology is None or config.runtime.cpu_plan == "off":
-        return {}
-    enabled = {n: s for n, s in config.services.items() if s.enabled}
-    claims = [CpuClaim(n, router_plan.processes_of(s), True, _user_cpu_setting(n, s))
-              for n, s in enabled.items() if s.kind == "llamacpp"]
-    if claims:
-        claims += [CpuClaim(n, 1, False, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "ollama"]
-    return plan_cpu(topology, claims)
 
 
 def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
@@ -226,7 +197,8 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
 
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
             cpu: Any = None, router_dir: str = "/nonexistent/airpods-router",
-            project: str = "default", gateway_dir: str = "/nonexistent/airpods-gateway") -> dict[str, ServiceSpec]:
+            project: str = "default", gateway_dir: str = "/nonexistent/airpods-gateway",
+            prometheus_dir: str = "/nonexistent/airpods-prometheus") -> dict[str, ServiceSpec]:
     """`cpu` is the CpuTopology probe result; None plans no CPU shares. `router_dir` is where
     router services' preset files live on the host (airpods' data dir). `project` is the scope
     stamped on everything the specs create (runtime.project, or one derived from the config file).
@@ -253,13 +225,15 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     problems: list[str] = []
     gateways = {n: gateway_plan.build(n, f.svc, dict(config.services), facts, gateway_dir)
                 for n, f in facts.items() if f.svc.kind == "gateway"}
+    monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir)
+                for n, f in facts.items() if f.svc.kind == "prometheus"}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
     exposed = {n for n, f in facts.items()
                if webui_admin.exposed(f.svc.kind, f.svc.enabled, f.ports, bool(wiring.get("gateway")))}
     password = secrets.get(WEBUI_ADMIN_SECRET) if exposed else None
     specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
-                              gateways.get(n), password if n in exposed else None),
+                              gateways.get(n) or monitors.get(n), password if n in exposed else None),
                         project=project, network=network_of(config, project),
                         config_hash=config_hash(config, f, rendered[n],
                                                 {**wiring, "headless_admin": True} if n in exposed else wiring))
@@ -268,16 +242,6 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         raise ConfigError("the configuration is invalid", problems,
                           hint="fix the keys listed, then run `airpods config validate`")
     return specs
-
-
-def _cpu_reason(config: Any, svc: Any, share: CpuShare | None) -> str:
-    if share is not None:
-        return share.reason
-    if config.runtime.cpu_plan == "off":
-        return "not planned: runtime.cpu_plan = \"off\""
-    if svc.kind == "llamacpp" and not svc.enabled:
-        return "not planned: the service is disabled in the config (enable it to give it a share)"
-    return "not pinned"
 
 
 @dataclass
@@ -347,7 +311,8 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
 
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
-          gateway: gateway_plan.GatewayParts | None = None, admin_password: str | None = None) -> ServiceSpec:
+          parts: gateway_plan.GatewayParts | prometheus_plan.PrometheusParts | None = None,
+          admin_password: str | None = None) -> ServiceSpec:
     svc, name = f.svc, f.name
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
     p = _Parts({k: coerce_rendered(v, is_template(svc.command_args.get(k)))
@@ -366,19 +331,23 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
             p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
         if admin_password is not None:
             webui_admin.apply(p.env, p.secret_env, admin_password)
-    if gateway is not None:
-        p.env = {**gateway.env, **p.env}
-        p.secret_env |= gateway.secret_env
-        p.volumes += gateway.volumes
-        depends += [d for d in gateway.depends_on if d not in depends]
+    gateway = parts if isinstance(parts, gateway_plan.GatewayParts) else None
+    monitor = parts if isinstance(parts, prometheus_plan.PrometheusParts) else None
+    if parts is not None:  # the gateway's or Prometheus' own env (keys), mounts and argv
+        p.env = {**parts.env, **p.env}
+        p.secret_env |= parts.secret_env
+        p.volumes += parts.volumes
+        depends += [d for d in getattr(parts, "depends_on", ()) if d not in depends]
     entry = rendered.get("entrypoint_override")
     entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
+    if monitor is not None and entry is None:
+        entrypoint = monitor.entrypoint
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
     command = tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])])
-    if gateway is not None and not command:
-        command = gateway.command
+    if parts is not None and not command:
+        command = parts.command
     thread_args = dict(p.router.defaults) if p.router is not None else p.args
     threads = str(thread_args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
     return ServiceSpec(
@@ -395,7 +364,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
-        threads=int(threads) if threads.isdigit() else None, cpu_reason=_cpu_reason(config, svc, share),
+        threads=int(threads) if threads.isdigit() else None, cpu_reason=cpu_reason(config, svc, share),
         memory_check=svc.memory_check, router=p.router, router_preset=p.preset,
         restart_policy=config.runtime.restart_policy, stop_timeout=config.runtime.stop_timeout,
         depends_on=tuple(depends), default_model=svc.default_model,
@@ -407,4 +376,5 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gateway_dir=gateway.directory if gateway else "",
         gateway_routes=gateway.routes if gateway else (),
         gateway_names=gateway.names if gateway else (),
+        config_files=((monitor.config_path, monitor.config),) if monitor else (),
     )

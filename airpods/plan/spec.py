@@ -118,6 +118,7 @@ class ServiceSpec:
     gateway_dir: str = ""  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
     gateway_routes: tuple[tuple[str, str], ...] = ()  # (path prefix, service) the gateway serves
     gateway_names: tuple[str, ...] = ()  # the names its certificate covers
+    config_files: tuple[tuple[str, str], ...] = ()  # (host path, text) start writes before it creates (no secrets)
 
     @property
     def gpu_text(self) -> str:
@@ -174,6 +175,8 @@ class ServiceSpec:
         for key in NOT_HASHED:
             data.pop(key)  # not part of the container
         data["secret_env"] = sorted(self.secret_env)
+        if not self.config_files:
+            data.pop("config_files")  # added later: absent, so that older services' hashes still match
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -254,6 +257,7 @@ class ServiceSpec:
             "gateway": {"routes": dict(self.gateway_routes), "names": list(self.gateway_names),
                         "caddyfile": self.gateway_config,
                         "listen": self.ports[0].host_ip if self.ports else None} if self.kind == "gateway" else None,
+            "config_files": dict(self.config_files),
         }
 
 
@@ -287,6 +291,7 @@ def from_record(data: dict) -> ServiceSpec:
     d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
     d["gpu_ram_parts"] = tuple(d.get("gpu_ram_parts", ()))
     d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))
+    d["config_files"] = tuple(tuple(pair) for pair in d.get("config_files", ()))
     for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
                 "gpu_pins", "gateway_names"):
         d[key] = tuple(d.get(key, ()))

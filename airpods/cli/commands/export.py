@@ -62,7 +62,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
                                             models_job=models_job, gateway_keys=gateway_keys)
     else:
-        from airpods.orchestrate.start import write_preset
+        from airpods.orchestrate.start import write_config_files, write_preset
         from airpods.secrets import api_key_name
 
         store = app.secrets()
@@ -75,6 +75,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         for s in chosen:
             if s.router is not None:
                 write_preset(s)  # the pod mounts it from airpods' data dir, as start does
+            write_config_files(s)  # Prometheus' scrape configuration, likewise
         docs, notes = podman_kube.documents(chosen, key_files, named=bool(services))
     text = dump_all(docs)
     if output is None:
@@ -137,11 +138,12 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     files, secrets = documents(chosen)
-    from airpods.orchestrate.start import write_preset
+    from airpods.orchestrate.start import write_config_files, write_preset
 
     for s in chosen:
         if s.router is not None:
             write_preset(s)  # the unit mounts it from airpods' data dir, as start does
+        write_config_files(s)  # Prometheus' scrape configuration, likewise
         if s.kind == "gateway":  # its Caddyfile and key file, mounted from airpods' data dir likewise
             from airpods.gateway.keys import KeyStore
 

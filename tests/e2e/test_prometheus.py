@@ -1,0 +1,85 @@
+"""A real Prometheus (Debian's package in a local image, run as the official one is) started by
+airpods next to two real llama-servers: its scrape configuration comes from the services, it
+reaches each /metrics with that service's key, and after three chats its HTTP API has the
+predicted-tokens counter of each instance, labelled service, model and project."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.e2e.test_run_chat import key_of
+from tests.e2e.test_split_model import chat_model
+from tests.podman_env import LLAMA_IMAGE, free_port, image_exists, need
+
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
+PROMETHEUS_IMAGE = "localhost/airpods-test/prometheus:2"
+MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def llama(name: str) -> str:
+    return f"""
+[services.{name}]
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{name}"]
+ports = [{{ host = {free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{MODEL}"
+[services.{name}.command_args]
+model = "/models/{{{{ default_model }}}}"
+ctx_size = 512
+no_webui = true
+"""
+
+
+def query(port: int, promql: str) -> list[dict]:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.loads(resp.read())["data"]["result"]
+
+
+def test_prometheus_scrapes_every_llama_service_with_its_labels(prun, cli, write_config, smollm2, isolated):
+    need(image_exists(PROMETHEUS_IMAGE), f"{PROMETHEUS_IMAGE} is not built", "run scripts/build-prometheus-image.sh")
+    one, two = prun.name("pa"), prun.name("pb")
+    port = free_port()
+    path = write_config(prun.header() + llama(one) + llama(two) + f"""
+[services.prometheus]
+enabled = true
+image = "{PROMETHEUS_IMAGE}"
+pod = "{prun.name('prom')}"
+container = "{prun.name('prom')}-0"
+ports = [{{ host = {port}, container = 9090 }}]
+volumes = [{{ source = "prom_{prun.id}_data", target = "/prometheus" }}]
+scrape_interval = "1s"
+""")
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+    started = cli("--config", path, "start")
+    assert started.code == 0, started.text
+    rendered = json.loads(cli("--config", path, "config", "render", "prometheus", "--json").out)
+    [(config_path, text)] = rendered["config_files"].items()
+    assert key_of(isolated, one) not in text and key_of(isolated, one) not in json.dumps(rendered)
+    for name in (one, two, one):
+        [row] = json.loads(cli("--config", path, "status", name, "--json").out)
+        code, answer = chat_model(row["url"], key_of(isolated, name), "x")
+        assert code == 200 and answer["usage"]["completion_tokens"] > 0
+    deadline, found = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        found = {r["metric"].get("service"): r for r in query(port, "llamacpp:tokens_predicted_total")}
+        if all(n in found and float(found[n]["value"][1]) > 0 for n in (one, two)):
+            break
+        time.sleep(1)
+    for name in (one, two):
+        assert name in found and float(found[name]["value"][1]) > 0, found
+        labels = found[name]["metric"]
+        assert labels["project"] == f"t{prun.id}" and labels["model"] == MODEL
+    up = {r["metric"]["service"]: r["value"][1] for r in query(port, "up")}
+    assert up[one] == "1" and up[two] == "1"
+    stopped = cli("--config", path, "stop", "prometheus")
+    assert stopped.code == 0
+    assert "prom_" + prun.id + "_data" in [v for v in __import__("subprocess").run(
+        ["podman", "volume", "ls", "-q"], capture_output=True, text=True).stdout.split()]  # its data is kept
