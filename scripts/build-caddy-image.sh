@@ -21,15 +21,8 @@ work="$(mktemp -d)"
 ctr="airpods-build-caddy-$$"
 trap 'podman rm -f "$ctr" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 chmod 0755 "$work"
-cache="${AIRPODS_CACHE:-$HOME/.cache/airpods}/caddy"
-mkdir -p "$cache"
-deb="$(ls "$cache"/caddy_*.deb 2>/dev/null | head -n1 || true)"
-if [ -z "$deb" ]; then
-  log "downloading Debian's caddy package"
-  (cd "$cache" && apt-get download caddy >/dev/null 2>&1) || {
-    apt-get update -qq && (cd "$cache" && apt-get download caddy >/dev/null); }
-  deb="$(ls "$cache"/caddy_*.deb | head -n1)"
-fi
+. "$(dirname "$0")/debian-package.sh"
+deb="$(debian_package caddy)"
 dpkg-deb -x "$deb" "$work/root"
 "$work/root/usr/bin/caddy" version >&2
 podman create --name "$ctr" "$BASE" /bin/true >/dev/null

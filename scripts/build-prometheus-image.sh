@@ -22,15 +22,8 @@ work="$(mktemp -d)"
 ctr="airpods-build-prometheus-$$"
 trap 'podman rm -f "$ctr" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 chmod 0755 "$work"
-cache="${AIRPODS_CACHE:-$HOME/.cache/airpods}/prometheus"
-mkdir -p "$cache"
-deb="$(ls "$cache"/prometheus_*.deb 2>/dev/null | head -n1 || true)"
-if [ -z "$deb" ]; then
-  log "downloading Debian's prometheus package"
-  (cd "$cache" && apt-get download prometheus >/dev/null 2>&1) || {
-    apt-get update -qq && (cd "$cache" && apt-get download prometheus >/dev/null); }
-  deb="$(ls "$cache"/prometheus_*.deb | head -n1)"
-fi
+. "$(dirname "$0")/debian-package.sh"
+deb="$(debian_package prometheus)"
 dpkg-deb -x "$deb" "$work/root"
 "$work/root/usr/bin/prometheus" --version 2>&1 | head -n1 >&2
 mkdir -p "$work/data"

@@ -144,3 +144,21 @@ enabled = false
         if vols:
             podman("volume", "rm", "-f", *vols, check=False)
         podman("network", "rm", "-f", self.network, check=False)
+
+
+def llama_table(name: str, model: str, *, ctx: int = 1024, port: int | None = None) -> str:
+    """A single-model [services.NAME] on the locally built llama-server image, its own alias and
+    host port, its model from default_model (so `airpods run` can switch it)."""
+    return f"""
+[services.{name}]
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{name}"]
+ports = [{{ host = {port or free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{model}"
+[services.{name}.command_args]
+model = "/models/{{{{ default_model }}}}"
+ctx_size = {ctx}
+no_webui = true
+"""

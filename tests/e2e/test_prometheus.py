@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.test_run_chat import key_of
 from tests.e2e.test_split_model import chat_model
-from tests.podman_env import LLAMA_IMAGE, free_port, image_exists, need
+from tests.podman_env import free_port, image_exists, llama_table, need
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 PROMETHEUS_IMAGE = "localhost/airpods-test/prometheus:2"
@@ -22,19 +22,7 @@ MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def llama(name: str) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {free_port()}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "{MODEL}"
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-ctx_size = 512
-no_webui = true
-"""
+    return llama_table(name, MODEL, ctx=512)
 
 
 def query(port: int, promql: str) -> list[dict]:

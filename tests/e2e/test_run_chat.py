@@ -17,7 +17,7 @@ import pexpect
 import pytest
 
 from tests.hub_standin import serve
-from tests.podman_env import LLAMA_IMAGE, free_port
+from tests.podman_env import LLAMA_IMAGE, free_port, llama_table
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,19 +32,7 @@ def hub(monkeypatch, smollm2):
 
 
 def single(name: str, port: int) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {port}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "not-pulled-yet.gguf"
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-ctx_size = 2048
-no_webui = true
-"""
+    return llama_table(name, "not-pulled-yet.gguf", ctx=2048, port=port)
 
 
 def airpods(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

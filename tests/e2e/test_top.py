@@ -12,26 +12,14 @@ import pytest
 
 from tests.e2e.test_run_chat import key_of
 from tests.e2e.test_split_model import chat_model
-from tests.podman_env import LLAMA_IMAGE, free_port
+from tests.podman_env import LLAMA_IMAGE, free_port, llama_table
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def config(single: str, router: str) -> str:
-    return f"""
-[services.{single}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{single}"]
-ports = [{{ host = {free_port()}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "{MODEL}"
-[services.{single}.command_args]
-model = "/models/{{{{ default_model }}}}"
-ctx_size = 2048
-no_webui = true
-
+    return llama_table(single, MODEL, ctx=2048) + f"""
 [services.{router}]
 kind = "llamacpp"
 mode = "router"
