@@ -108,11 +108,12 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     specs = switched.specs(force_cpu=cpu)
     mine = specs[spec.name]
     app.terminal.info(f"{model} goes to the router {spec.name} as model {model_id}, loaded now")
-    if live is not None and overlay:
-        write_preset(mine, in_place=True)
+    if live is not None and (overlay or mine.router.all_models):  # all_models: a new file is listed on reload
+        if overlay:
+            write_preset(mine, in_place=True)
         router_api.reload(mine.base_url or "", key)
         listed = {m.id for m in router_api.list_models(mine.base_url or "", key) or []}
-        if model_id not in listed:  # it reads another file than ours (a mount older than it): start it anew
+        if overlay and model_id not in listed:  # it reads another file than ours (an older mount): start it anew
             app.terminal.warning(f"{spec.name} did not see its new preset; recreating it")
             live = None
     if live is None:
