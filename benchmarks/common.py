@@ -69,6 +69,9 @@ class Env:
                     "AIRPODS_BUILD_CACHE": os.environ.get("AIRPODS_BUILD_CACHE") or f"{real_cache}/airpods",
                     "XDG_DATA_HOME": str(self.tmp / "data"), "NO_COLOR": "1"}
         self.env.pop("AIRPODS_CONFIG", None)
+        # As installed for users: Python caches compiled modules (this workplace's shells set
+        # PYTHONDONTWRITEBYTECODE, which would make every airpods run compile ~190 modules again).
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.config = self.tmp / "bench.toml"
         self.instances = 4
         self.ports = [free_port() for _ in range(self.instances)]

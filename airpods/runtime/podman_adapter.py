@@ -26,30 +26,16 @@ from airpods.runtime.podman_wire import (
     INSTALL_HINT,
     OCI_HINT,
     UnixHTTPConnection,
+    broken_stream_errors,
     container_state,
+    is_not_found,
     message_of,
     pod_start_errors,
     start_refused,
+    usage_of,
     vague,
 )
 from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
-
-
-def _is_not_found(exc: Exception) -> bool:
-    from podman.errors import NotFound
-
-    if isinstance(exc, NotFound):
-        return True
-    msg = message_of(exc).lower()
-    return "no such" in msg or "not found" in msg
-
-
-def _broken_stream_errors() -> tuple[type[Exception], ...]:
-    """What requests/urllib3 raise when a streamed response is cut (not all are OSErrors)."""
-    import requests
-    import urllib3
-
-    return (requests.RequestException, urllib3.exceptions.HTTPError)
 
 
 class PodmanRuntime:
@@ -244,7 +230,7 @@ class PodmanRuntime:
         try:
             self.client.pods.remove(name, force=True)
         except (APIError, NotFound) as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise RuntimeFailure(f"remove pod {name}: {message_of(exc)}") from exc
 
     def stop_pod(self, name: str, timeout: int) -> None:
@@ -253,7 +239,7 @@ class PodmanRuntime:
         try:
             self.client.pods.get(name).stop(timeout=timeout)
         except (APIError, NotFound) as exc:
-            if not _is_not_found(exc):
+            if not is_not_found(exc):
                 raise RuntimeFailure(f"stop pod {name}: {message_of(exc)}") from exc
 
     def create_container(self, spec: ServiceSpec) -> None:
@@ -292,7 +278,7 @@ class PodmanRuntime:
         try:
             return (client or self.client).containers.get(name)
         except (APIError, NotFound) as exc:
-            if _is_not_found(exc):
+            if is_not_found(exc):
                 return None
             raise RuntimeFailure(f"inspect container {name}: {message_of(exc)}") from exc
         except OSError as exc:
@@ -357,7 +343,7 @@ class PodmanRuntime:
                 pending += text
                 *lines, pending = pending.split("\n")
                 yield from lines
-        except (APIError, OSError, *_broken_stream_errors()) as exc:  # the API went away: not a normal end
+        except (APIError, OSError, *broken_stream_errors()) as exc:  # the API went away: not a normal end
             if pending:
                 yield pending
             raise RuntimeUnavailable(f"lost the connection to the Podman API at {self.url} while reading "
@@ -378,20 +364,20 @@ class PodmanRuntime:
 
     def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]:
         """CPU and memory counters of these containers, in one call (libpod stats, not streamed);
-        those not running, or on an engine without stats (rootless cgroups v1), are left out."""
+        those not running, or on an engine without stats (rootless cgroups v1), are left out. One
+        that stopped since it was listed fails the whole call (200, "Stats": null): then each is
+        asked alone."""
         if not names:
             return {}
         query = urlencode([("containers", n) for n in names] + [("stream", "false")])
         try:
             status, data = self._get(f"/containers/stats?{query}")
         except RuntimeFailure:
-            return {}
-        out = {}
-        for item in (data or {}).get("Stats") or [] if status == 200 else []:
-            cpu, at, mem = item.get("CPUNano"), item.get("SystemNano"), item.get("MemUsage")
-            if isinstance(cpu, int) and isinstance(at, int) and isinstance(mem, (int, float)):
-                out[str(item.get("Name"))] = ContainerUsage(cpu, at, int(mem))
-        return out
+            status, data = 500, None
+        failed = status != 200 or (data or {}).get("Error") is not None or not (data or {}).get("Stats")
+        if not failed or len(names) == 1:
+            return {} if failed else usage_of(data)
+        return {k: v for n in names for k, v in self.resource_usage([n]).items()}
 
     def list_managed(self) -> list[ContainerState]:
         _, items = self._get("/containers/json", all="true",

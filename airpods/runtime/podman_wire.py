@@ -10,7 +10,7 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from airpods.runtime.port import ContainerState
+from airpods.runtime.port import ContainerState, ContainerUsage
 
 INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
                 "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
@@ -110,3 +110,29 @@ def container_state(attrs: dict) -> ContainerState:
                           oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
                           infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""))
 
+
+def usage_of(data: Any) -> dict[str, ContainerUsage]:
+    """libpod's stats answer (not streamed) -> name -> CPU time, the engine's clock, memory in use."""
+    out = {}
+    for item in (data or {}).get("Stats") or []:
+        cpu, at, mem = item.get("CPUNano"), item.get("SystemNano"), item.get("MemUsage")
+        if isinstance(cpu, int) and isinstance(at, int) and isinstance(mem, (int, float)):
+            out[str(item.get("Name"))] = ContainerUsage(cpu, at, int(mem))
+    return out
+
+
+def is_not_found(exc: Exception) -> bool:
+    from podman.errors import NotFound
+
+    if isinstance(exc, NotFound):
+        return True
+    msg = message_of(exc).lower()
+    return "no such" in msg or "not found" in msg
+
+
+def broken_stream_errors() -> tuple[type[Exception], ...]:
+    """What requests/urllib3 raise when a streamed response is cut (not all are OSErrors)."""
+    import requests
+    import urllib3
+
+    return (requests.RequestException, urllib3.exceptions.HTTPError)

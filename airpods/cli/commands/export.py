@@ -62,7 +62,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
                                             models_job=models_job, gateway_keys=gateway_keys)
     else:
-        from airpods.orchestrate.start import write_config_files, write_preset
+        from airpods.orchestrate.host_files import write_config_files, write_preset
         from airpods.secrets import api_key_name
 
         store = app.secrets()
@@ -138,7 +138,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     files, secrets = documents(chosen)
-    from airpods.orchestrate.start import write_config_files, write_preset
+    from airpods.orchestrate.host_files import write_config_files, write_preset
 
     for s in chosen:
         if s.router is not None:

@@ -99,7 +99,7 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     from airpods.cli.commands.run_model import router_entry
     from airpods.cli.commands.start import start_live
     from airpods.health import router_api
-    from airpods.orchestrate.start import write_preset
+    from airpods.orchestrate.host_files import write_preset
 
     key = spec.env.get("LLAMA_API_KEY")
     live = router_api.list_models(spec.base_url or "", key)
