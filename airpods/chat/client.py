@@ -5,6 +5,7 @@ and frees the slot, so a Ctrl-C never leaves a generation running on the server.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import ssl
@@ -98,6 +99,7 @@ class ChatClient:
                 _take(reply, event, on_text)
         except (KeyboardInterrupt, StopAnswer):
             reply.stopped = True
+            _reset(conn)
         except (OSError, http.client.HTTPException) as exc:
             raise RuntimeFailure(f"the answer from {self.endpoint.describe()} broke off: {exc}") from exc
         finally:
@@ -123,6 +125,17 @@ class ChatClient:
             return [str(m.get("id")) for m in json.loads(raw).get("data") or [] if isinstance(m, dict)]
         except (ValueError, AttributeError):
             return []
+
+
+def _reset(conn: http.client.HTTPConnection) -> None:
+    """Close with a reset rather than a FIN, so the server's very next write fails and it stops
+    generating at once (after a FIN the first write still succeeds)."""
+    import socket
+    import struct
+
+    if conn.sock is not None:
+        with contextlib.suppress(OSError):
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def _events(resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
