@@ -23,6 +23,7 @@ from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
 GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
+KIND_KEYS = {"metrics": "llamacpp", "scrape_interval": "prometheus"}  # added later; hashed for their kind only
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
 
@@ -182,6 +183,9 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
     service = f.svc.model_dump(mode="json")
     for key in GATEWAY_KEYS:  # keys added with the gateway: left out unless set, so older hashes still match
         if key not in f.svc.model_fields_set:
+            service.pop(key, None)
+    for key, kind in KIND_KEYS.items():  # a llama.cpp service's config did change: it gained --metrics
+        if f.svc.kind != kind and key not in f.svc.model_fields_set:
             service.pop(key, None)
     runtime = config.runtime.model_dump(mode="json")
     if "name_prefix" not in config.runtime.model_fields_set:  # added later: older hashes still match
