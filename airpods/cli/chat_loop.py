@@ -85,8 +85,14 @@ def interactive(client: ChatClient, conversation: Conversation, terminal: Termin
                 environ: dict[str, str]) -> None:
     """The chat loop: a question per prompt, answers streamed; Ctrl-C stops an answer and keeps the
     session; Ctrl-D or /bye leaves."""
+    import signal
+
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory
+
+    # Ctrl-C is how a person stops an answer: even when a parent left SIGINT ignored (a program
+    # started in the background of a script inherits that, and Python then raises nothing).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     session: Any = PromptSession(history=FileHistory(str(history_file(environ))), key_bindings=_bindings())
     terminal.info(f"chatting with {where}; /help for commands, /bye or Ctrl-D to leave")
