@@ -85,6 +85,7 @@ def main() -> None:
         if "metrics" in sections:
             cost = metrics_cost(env, 1 if args.quick else 4)
             rows.append(row(cost["on"], cost["off"], unit="tok/s", target="ratio >= 0.99"))
+            rows.append(row(cost["polled"], cost["off"], unit="tok/s"))
             all_series += cost.values()
         if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
