@@ -25,6 +25,7 @@ class StopAnswer(Exception):
 @dataclass
 class Reply:
     text: str = ""
+    reasoning: str = ""  # a reasoning model's `reasoning_content` (not part of the answer)
     timings: dict[str, Any] = field(default_factory=dict)  # llama-server's own: prompt_per_second, ...
     model: str | None = None
     finish_reason: str | None = None
@@ -168,6 +169,7 @@ def _take(reply: Reply, event: dict[str, Any], on_text: Callable[[str], None] | 
         reply.timings = event["timings"]
     for choice in event.get("choices") or []:
         delta = choice.get("delta") or {}
+        reply.reasoning += delta.get("reasoning_content") or ""
         piece = delta.get("content")
         if piece:
             reply.text += piece

@@ -62,9 +62,19 @@ def one_shot(client: ChatClient, conversation: Conversation, question: str, term
         _write("\n")
     if reply.stopped:
         raise KeyboardInterrupt
+    _empty(reply, terminal)
     if verbose:
         terminal.info(reply.stats())
     return reply
+
+
+def _empty(reply: Reply, terminal: Terminal) -> None:
+    """An answer with no text is said so (on stderr), rather than looking like nothing happened."""
+    if reply.text.strip():
+        return
+    why = f"it only reasoned ({len(reply.reasoning)} characters of reasoning_content)" if reply.reasoning \
+        else f"it stopped at once (finish_reason {reply.finish_reason or 'none'})"
+    terminal.warning(f"the model's answer is empty: {why}; ask again, or rephrase")
 
 
 def history_file(environ: dict[str, str]) -> Path:
@@ -126,6 +136,8 @@ def _ask(client: ChatClient, conversation: Conversation, question: str, terminal
         _write("\n")
     if reply.stopped:
         terminal.info("[stopped]")
+    else:
+        _empty(reply, terminal)
     conversation.answered(question, reply.text)
     if conversation.show_stats and not reply.stopped:
         terminal.info(reply.stats())

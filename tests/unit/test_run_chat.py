@@ -252,3 +252,16 @@ def test_models_use_on_a_router_adds_a_model_table(fake, cli, tmp_path):
     listed = json.loads(cli("--config", str(path), "config", "render", "router", "--json").out)
     assert "qwen-Q4_K_M" in json.dumps(listed)
     assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_an_empty_answer_is_said_on_stderr_not_left_silent(sse, capsys):
+    import io
+
+    from airpods.cli.chat_loop import one_shot
+    from airpods.cli.terminal import Terminal
+
+    _SSE.pieces = 0
+    err = io.StringIO()
+    reply = one_shot(ChatClient(Endpoint(sse)), Conversation(), "hi", Terminal(stderr=err), verbose=False)
+    assert reply.text == "" and capsys.readouterr().out == ""
+    assert "answer is empty" in err.getvalue() and "finish_reason stop" in err.getvalue()
