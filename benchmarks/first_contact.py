@@ -46,6 +46,7 @@ def _airpods(env: Env) -> float:
     assert proc.stdout is not None
     first = proc.stdout.read(1)
     took = time.perf_counter() - began
+    proc.stdout.close()  # the rest of the answer is not measured: airpods stops it (a closed pipe)
     proc.wait(120)
     if not first or proc.returncode != 0:
         raise RuntimeError(f"airpods run gave no answer (exit {proc.returncode})")
