@@ -8,8 +8,8 @@ from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 
 
-def gateway_spec(app: Application):
-    specs = app.specs(create_secrets=False)
+def gateway_spec(app: Application, specs: dict | None = None):
+    specs = specs if specs is not None else app.specs(create_secrets=False)
     found = [s for s in specs.values() if s.kind == "gateway"]
     if not found:
         raise UsageError("this config has no gateway service (kind = \"gateway\")",
@@ -215,8 +215,8 @@ def record_usage(app: Application) -> list:
     from airpods.errors import AirpodsError
     from airpods.gateway.usage import Ledger, pair, requests, tasks
 
-    spec = gateway_spec(app)
     specs = app.specs(create_secrets=False)
+    spec = gateway_spec(app, specs)
     ledger = Ledger(Path(spec.gateway_dir) / "usage.jsonl")
     running = {r.service: r for r in app.running() if not r.state.infra}
     gw = running.get(spec.name)
@@ -227,7 +227,6 @@ def record_usage(app: Application) -> list:
         uses = requests(list(app.runtime.logs(gw.container)), routes)
     except AirpodsError:
         return ledger.read()
-    served = []
     for service in {s for p, s in routes.items() if p != "/"}:
         backend = running.get(service)
         if backend is None:
@@ -242,5 +241,4 @@ def record_usage(app: Application) -> list:
         for use in (u for u in uses if u.service == service):
             use.model = backend.model if single else None
         pair([u for u in uses if u.service == service], found)
-        served += found
     return ledger.add(uses)
