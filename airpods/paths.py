@@ -49,6 +49,11 @@ def prometheus_dir(environ: Mapping[str, str] = os.environ, project: str = "defa
     return data_dir(environ) / "prometheus" / project
 
 
+def health_ledger(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
+    """The watcher's record of restarts for a project (read by `status`); its log sits beside it."""
+    return data_dir(environ) / "health" / f"{project}.json"
+
+
 def podman_volume_dir(name: str, environ: Mapping[str, str] = os.environ) -> Path:
     """Where Podman's local driver keeps a named volume's files for this user (read without asking
     Podman; AIRPODS_VOLUMES_ROOT points elsewhere for tests)."""

@@ -37,6 +37,11 @@ def api_key_name(service: str) -> str:
     return f"{service}-api-key"
 
 
+def health_key_name(service: str) -> str:
+    """The secret holding the key a llama.cpp service's health probe sends (mounted, never in env)."""
+    return f"{service}-health-key"
+
+
 class SecretStore:
     def __init__(self, directory: Path, *, create: bool = True):
         self.directory = directory

@@ -12,7 +12,9 @@ IMAGE="${1:-localhost/airpods-test/caddy:2}"
 BASE="localhost/airpods-test/debian-python:bookworm"
 log() { printf 'build-caddy-image: %s\n' "$*" >&2; }
 
-if [ -z "${AIRPODS_REBUILD:-}" ] && podman image exists "$IMAGE"; then
+# io.airpods.test-image=2: with busybox's wget, as the upstream (busybox/Alpine) image has it
+if [ -z "${AIRPODS_REBUILD:-}" ] && [ "$(podman image inspect --format \
+    '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 2 ]; then
   log "image $IMAGE already present"; exit 0
 fi
 podman image exists "$BASE" || bash "$(dirname "$0")/build-openwebui-image.sh" >&2
@@ -27,7 +29,11 @@ dpkg-deb -x "$deb" "$work/root"
 "$work/root/usr/bin/caddy" version >&2
 podman create --name "$ctr" "$BASE" /bin/true >/dev/null
 podman cp "$work/root/usr/bin/caddy" "$ctr:/usr/bin/caddy"
+busybox="$(command -v busybox || echo /bin/busybox)"
+[ -x "$busybox" ] || { log "busybox is missing (apt-get install busybox-static)"; exit 1; }
+podman cp "$busybox" "$ctr:/usr/local/bin/wget"  # busybox runs the applet its name says
 podman commit --quiet \
+  --change 'LABEL io.airpods.test-image=2' \
   --change 'ENV XDG_CONFIG_HOME=/config' \
   --change 'ENV XDG_DATA_HOME=/data' \
   --change 'WORKDIR /srv' \

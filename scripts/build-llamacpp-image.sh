@@ -22,7 +22,8 @@ JOBS="${JOBS:-$(nproc)}"
 
 log() { printf 'build-llamacpp-image: %s\n' "$*" >&2; }
 
-if [ -n "${AIRPODS_SKIP_IMAGE_IF_PRESENT:-}" ] && podman image exists "$IMAGE" 2>/dev/null; then
+if [ -n "${AIRPODS_SKIP_IMAGE_IF_PRESENT:-}" ] && [ "$(podman image inspect --format \
+    '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 2 ]; then
   log "image $IMAGE already present"
   exit 0
 fi
@@ -76,7 +77,14 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/app" "$root/tmp" "$root/models"
 chmod 1777 "$root/tmp"
 cp "$BIN" "$root/app/llama-server"
-ldd "$BIN" | awk '/=>/ {print $3} /^\s*\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
+# What the upstream image (Ubuntu) has and airpods' health check uses: sh, curl, grep, cat.
+mkdir -p "$root/bin" "$root/usr/bin"
+for tool in sh curl grep cat; do
+  path="$(command -v "$tool")" || { log "missing $tool on this host (apt-get install curl)"; exit 1; }
+  cp -L "$path" "$root/usr/bin/$tool"
+  ln -sf "../usr/bin/$tool" "$root/bin/$tool"
+done
+for exe in "$BIN" "$root/usr/bin/sh" "$root/usr/bin/curl" "$root/usr/bin/grep" "$root/usr/bin/cat"; do ldd "$exe"; done | awk '/=>/ {print $3} /^\s*\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
   [ -f "$lib" ] || continue
   case "$(basename "$lib")" in libcuda.so*|libnvidia-*) continue ;; esac  # the driver's: the CDI spec mounts them
   mkdir -p "$root$(dirname "$lib")"
@@ -96,6 +104,8 @@ podman import --quiet \
   --change 'ENTRYPOINT ["/app/llama-server"]' \
   --change 'ENV LLAMA_ARG_HOST=0.0.0.0' "${env_lib[@]}" \
   --change 'EXPOSE 8080' \
+  --change 'ENV PATH=/usr/bin:/bin' \
+  --change 'LABEL io.airpods.test-image=2' \
   "$root.tar" "$IMAGE" >/dev/null
 rm -f "$root.tar"
 log "built $IMAGE ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"

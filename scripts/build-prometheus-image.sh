@@ -13,7 +13,9 @@ IMAGE="${1:-localhost/airpods-test/prometheus:2}"
 BASE="localhost/airpods-test/debian-python:bookworm"
 log() { printf 'build-prometheus-image: %s\n' "$*" >&2; }
 
-if [ -z "${AIRPODS_REBUILD:-}" ] && podman image exists "$IMAGE"; then
+# io.airpods.test-image=2: with busybox's wget, as the upstream (busybox/Alpine) image has it
+if [ -z "${AIRPODS_REBUILD:-}" ] && [ "$(podman image inspect --format \
+    '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 2 ]; then
   log "image $IMAGE already present"; exit 0
 fi
 podman image exists "$BASE" || bash "$(dirname "$0")/build-openwebui-image.sh" >&2
@@ -30,7 +32,11 @@ mkdir -p "$work/data"
 podman create --name "$ctr" "$BASE" /bin/true >/dev/null
 podman cp "$work/root/usr/bin/prometheus" "$ctr:/usr/bin/prometheus"
 podman cp "$work/data" "$ctr:/prometheus"
+busybox="$(command -v busybox || echo /bin/busybox)"
+[ -x "$busybox" ] || { log "busybox is missing (apt-get install busybox-static)"; exit 1; }
+podman cp "$busybox" "$ctr:/usr/local/bin/wget"  # busybox runs the applet its name says
 podman commit --quiet \
+  --change 'LABEL io.airpods.test-image=2' \
   --change 'USER root' \
   "$ctr" "$IMAGE.tmp" >/dev/null
 podman rm -f "$ctr" >/dev/null

@@ -27,6 +27,7 @@ COMMANDS = {
     "export": ("airpods.cli.commands.export:export", "Export services as Kubernetes or podman-kube YAML."),
     "keys": ("airpods.cli.commands.keys:keys", "Keys per person for the HTTPS gateway, and its CA."),
 }
+HIDDEN = {"watch": "airpods.cli.commands.watch:watch"}  # started by `start`, not by people
 
 
 class LazyGroup(click.Group):
@@ -34,9 +35,9 @@ class LazyGroup(click.Group):
         return list(COMMANDS)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in COMMANDS:
+        if name not in COMMANDS and name not in HIDDEN:
             return None
-        module, attr = COMMANDS[name][0].split(":")
+        module, attr = (HIDDEN[name] if name in HIDDEN else COMMANDS[name][0]).split(":")
         return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -46,7 +47,7 @@ class LazyGroup(click.Group):
 
     def resolve_command(self, ctx, args):  # type: ignore[override]
         name = args[0] if args else ""
-        if name and not name.startswith("-") and name not in COMMANDS:
+        if name and not name.startswith("-") and name not in COMMANDS and name not in HIDDEN:
             import difflib
 
             close = difflib.get_close_matches(name, list(COMMANDS), n=1)

@@ -101,6 +101,12 @@ class Health(Strict):
     path: str | None = "/"
     expected_status: tuple[int, int] = (200, 299)
     timeout: float = Field(default=120.0, gt=0, le=86400)
+    # After start: Podman's health check, from the kind (see plan/health.py). interval = 0: none.
+    interval: float = Field(default=30.0, ge=0, le=86400)  # seconds between checks
+    retries: int = Field(default=3, ge=1, le=100)  # failures in a row before it counts as unhealthy
+    start_period: float | None = Field(default=None, ge=0, le=86400)  # failures ignored; None: `timeout`
+    probe_timeout: float = Field(default=10.0, gt=0, le=3600)  # one probe request's limit
+    max_restarts: int = Field(default=4, ge=0, le=1000)  # restarts in a row before it is left stopped
 
     @field_validator("path")
     @classmethod

@@ -77,11 +77,16 @@ def probes(spec: ServiceSpec) -> dict[str, Any]:
     http: dict[str, Any] = {"path": path, "port": spec.ports[0].container}
     if spec.scheme == "https":
         http["scheme"] = "HTTPS"
+    h = spec.health
+    live: dict[str, Any] = {"httpGet": http, "periodSeconds": 20, "failureThreshold": 3}
+    if h.check:  # the check `start` gives the container: a model that answers, not only a port
+        live = {"exec": {"command": ["sh", "-c", h.check]}, "periodSeconds": max(1, math.ceil(h.interval)),
+                "failureThreshold": h.retries, "timeoutSeconds": math.ceil(3 * h.probe_timeout + 2)}
     return {
         "startupProbe": {"httpGet": http, "periodSeconds": 2,
                          "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},
         "readinessProbe": {"httpGet": http, "periodSeconds": 10, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": http, "periodSeconds": 20, "failureThreshold": 3},
+        "livenessProbe": live,
     }
 
 

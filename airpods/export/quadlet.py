@@ -139,13 +139,25 @@ def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec]) -> tuple[Un
     args += [f"--cpus={spec.cpus:g}"] if spec.cpus else []
     if args:
         box.append("PodmanArgs=" + " ".join(quote(a) for a in args))
-    box += _labels(spec)
+    box += _labels(spec) + _health(spec)
     box.append(f"StopTimeout={spec.stop_timeout}")
     service = ["[Service]", f"Restart={RESTART.get(spec.restart_policy, 'always')}",
                f"TimeoutStopSec={spec.stop_timeout + 20}", "TimeoutStartSec=900"]  # a first pull can be slow
     install = ["[Install]", "WantedBy=default.target"]
     text = "\n".join([*unit, "", *box, "", *service, "", *install]) + "\n"
     return UnitFile(f"{stem(spec, spec.name)}.container", text), secrets
+
+
+def _health(spec: ServiceSpec) -> list[str]:
+    """The same check `start` gives the container. Quadlet copies HealthCmd= into ExecStart as it
+    stands, where systemd reads % and $: both are doubled (the check holds no control character)."""
+    h = spec.health
+    if not h.check:
+        return []
+    check = raw(h.check).replace("%", "%%").replace("$", "$$")
+    return [f"HealthCmd={check}", f"HealthInterval={h.interval:g}s", f"HealthRetries={h.retries}",
+            f"HealthStartPeriod={h.start_period:g}s", f"HealthTimeout={3 * h.probe_timeout + 2:g}s",
+            "HealthOnFailure=restart"]
 
 
 def _json(items: tuple[str, ...]) -> str:

@@ -35,7 +35,8 @@ class ServiceStatus:
     cpuset_enforced: bool | None = None  # None: no cpuset to enforce
     memory_limit: str | None = None
     memory_limit_enforced: bool | None = None  # False: advisory (rootless on cgroups v1)
-    last_failure: dict | None = None  # why the last start failed (out of memory), while the config is unchanged
+    last_failure: dict | None = None  # why the last start failed (out of memory), else the watcher's last restart
+    restarts: int = 0  # restarts the health watcher saw since the last `airpods start` made the container
     router: dict | None = None  # a router service: loaded ids, how many available, each model's state
     plan_differs: bool = False  # same config, but the machine plan (CPU/GPU probes) would differ now
     orphaned: str | None = None  # why this container no longer belongs to the config
@@ -53,7 +54,8 @@ class ServiceStatus:
                 "cpuset": self.cpuset, "threads": self.threads, "cpu_plan": self.cpu_plan,
                 "cpuset_enforced": self.cpuset_enforced, "memory_limit": self.memory_limit,
                 "memory_limit_enforced": self.memory_limit_enforced, "last_failure": self.last_failure,
-                "router": self.router, "plan_differs": self.plan_differs, "orphaned": self.orphaned,
+                "restarts": self.restarts, "router": self.router, "plan_differs": self.plan_differs,
+                "orphaned": self.orphaned,
                 "project": self.project, "gpus": self.gpus, "gpu_layers": self.gpu_layers,
                 "gpu_plan": self.gpu_plan}
 

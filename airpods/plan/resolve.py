@@ -9,6 +9,7 @@ from typing import Any
 from airpods.errors import ConfigError
 from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
+from airpods.plan import health as health_plan
 from airpods.plan import prometheus as prometheus_plan
 from airpods.plan import router as router_plan
 from airpods.plan import webui_admin
@@ -18,7 +19,7 @@ from airpods.plan.cpu_shares import cpu_reason, cpu_shares
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
-from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name
+from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
@@ -47,6 +48,7 @@ class _Facts:
     choice: gpu_mod.GpuChoice
     image: str
     api_key: str | None
+    health_key: str = ""  # llama.cpp with a key: the host file holding its health probe's own key
 
     def node(self, sections: Any) -> dict[str, Any]:
         base = (f"http://{self.aliases[0]}:{self.ports[0].container}" if self.ports else None)
@@ -126,14 +128,18 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         choice = _choice(name, svc, config, results, ov)
         images = _images(svc)
         image = images.get(choice.variant) or images.get("cpu") or next(iter(images.values()))
-        api_key = None
+        api_key, health_key = None, ""
         if svc.kind == "llamacpp":
             raw = "auto" if svc.api_key is None else svc.api_key
             api_key = secrets.get(api_key_name(name)) if raw == "auto" else (raw or None)
+            if api_key and svc.health.interval:
+                secrets.get(health_key_name(name))  # made once, 0600; only its path goes in the spec
+                health_key = str(secrets.path(health_key_name(name)))
         elif svc.api_key:
             api_key = secrets.get(api_key_name(name)) if svc.api_key == "auto" else svc.api_key
         facts[name] = _Facts(name, svc, svc.pod or f"{prefix}{name}", svc.container or f"{prefix}{name}-0",
-                             list(svc.network_aliases or [name]), ports[name], choice, image, api_key)
+                             list(svc.network_aliases or [name]), ports[name], choice, image, api_key,
+                             health_key)
     return facts
 
 
@@ -292,6 +298,9 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
     if f.api_key:
         p.env["LLAMA_API_KEY"] = f.api_key
         p.secret_env.add("LLAMA_API_KEY")
+    if f.health_key:  # the health probe's own key: a second key, read from a mounted 0600 file
+        args["api_key_file"] = health_plan.KEY_PATH
+        p.volumes.append(VolumeSpec(f.health_key, health_plan.KEY_PATH, "ro"))
     if svc.mode == "router":
         coerce = lambda v, raw: coerce_rendered(v, is_template(raw))  # noqa: E731
         try:
@@ -311,6 +320,21 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
                        ("RAG_OPENAI_API_KEY", emb["api_key"]), ("RAG_EMBEDDING_MODEL", emb["model"])):
         p.env.setdefault(key, value)
     p.secret_env.add("RAG_OPENAI_API_KEY")
+
+
+def _health(svc: Any, f: _Facts, p: _Parts, timeout: float) -> HealthSpec:
+    """The start wait's URLs and the check Podman runs after it (from the kind; plan/health.py)."""
+    h = svc.health
+    port = f.ports[0].container if f.ports else None
+    if svc.kind == "llamacpp":
+        port = int(p.args.get("port") or port or 8080)  # llama-server's own default
+    check = health_plan.script(health_plan.CheckFacts(
+        svc.kind, port, router=p.router is not None, keyed=bool(f.health_key),
+        timeout=h.probe_timeout)) if h.interval else None
+    return HealthSpec(h.path, tuple(h.expected_status), timeout, ("/health",) if svc.kind == "llamacpp" else (),
+                      check=check or "", interval=h.interval if check else 0.0, retries=h.retries,
+                      start_period=timeout if h.start_period is None else h.start_period,
+                      probe_timeout=h.probe_timeout, max_restarts=h.max_restarts)
 
 
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
@@ -361,8 +385,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
         command=command, llama=run_from_argv(command) if svc.kind == "llamacpp" and p.router is None else None,
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
-        health=HealthSpec(svc.health.path, tuple(svc.health.expected_status), timeout,
-                          ("/health",) if svc.kind == "llamacpp" else ()),
+        health=_health(svc, f, p, timeout),
         gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
         gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
         gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,

@@ -28,6 +28,7 @@ LABEL_MODEL = "io.airpods.model"
 LABEL_SHAPE = "io.airpods.run-shape"
 LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
+LABEL_HEALTH = "io.airpods.health"  # the health policy the watcher keeps: "interval/retries/max_restarts/start"
 LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:bytes,1:bytes"
 # Fields that describe the service for airpods but are not part of what the container is made of
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
@@ -61,6 +62,18 @@ class HealthSpec:
     expected_status: tuple[int, int]
     timeout: float
     gates: tuple[str, ...] = ()  # paths that must answer 2xx before `path` counts (llama.cpp: /health)
+    # After start (plan/health.py): Podman's health check. check = "": none.
+    check: str = ""  # the shell text run in the container (CMD-SHELL)
+    interval: float = 0.0  # seconds between checks
+    retries: int = 3  # failures in a row that make it unhealthy (then Podman restarts it)
+    start_period: float = 0.0  # seconds after a start in which failures do not count
+    probe_timeout: float = 10.0  # one probe request's limit (the check itself gets a little more)
+    max_restarts: int = 4  # restarts in a row before airpods leaves it stopped
+
+    @property
+    def bound(self) -> float:
+        """The configured time from a failure to a restart: interval x retries + start period."""
+        return self.interval * self.retries + self.start_period
 
 
 @dataclass(frozen=True)
@@ -195,6 +208,9 @@ class ServiceSpec:
             labels[LABEL_MODEL] = self.default_model
         if self.memory_estimate is not None:
             labels[LABEL_MEMORY] = str(self.memory_estimate)
+        if self.health.check:
+            h = self.health
+            labels[LABEL_HEALTH] = f"{h.interval:g}/{h.retries}/{h.max_restarts}/{h.start_period:g}"
         if self.vram:
             labels[LABEL_VRAM] = ",".join(f"{gpu}:{size}" for gpu, size in self.vram)
         if self.kind == "llamacpp" and self.router is None:
@@ -232,7 +248,10 @@ class ServiceSpec:
             "command": list(self.command),
             "health": {"path": self.health.path, "expected_status": list(self.health.expected_status),
                        "timeout": self.health.timeout, "url": self.health_url,
-                       "urls": self.health_urls},
+                       "urls": self.health_urls, "check": self.health.check or None,
+                       "interval": self.health.interval, "retries": self.health.retries,
+                       "start_period": self.health.start_period, "probe_timeout": self.health.probe_timeout,
+                       "max_restarts": self.health.max_restarts},
             "url": self.url,
             "security_opt": list(self.security_opt),
             "resources": {"memory": self.memory, "cpus": self.cpus, "cpuset": self.cpuset},
@@ -272,8 +291,9 @@ def from_record(data: dict) -> ServiceSpec:
     d = dict(data)
     d["ports"] = tuple(PortSpec(**p) for p in d["ports"])
     d["volumes"] = tuple(VolumeSpec(**v) for v in d["volumes"])
-    h = d["health"]
-    d["health"] = HealthSpec(h["path"], tuple(h["expected_status"]), h["timeout"], tuple(h.get("gates", ())))
+    h = dict(d["health"])
+    d["health"] = HealthSpec(**{**h, "expected_status": tuple(h["expected_status"]),
+                                "gates": tuple(h.get("gates", ()))})
     d["secret_env"] = frozenset(d["secret_env"])
     d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
     if d["entrypoint"] is not None:

@@ -43,7 +43,11 @@ class FakeRuntime:
     vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     volume_root: Path | None = None  # when set, each volume is a real directory below it (like Podman's local driver)
+    shared = False  # in this process's memory: no other process (the health watcher) can reach it
     restart_on_exit: set[str] = field(default_factory=set)  # containers a restart policy brings back at once
+    unhealthy: dict[str, str] = field(default_factory=dict)  # container -> what its failing check prints
+    streaks: dict[str, int] = field(default_factory=dict)  # container -> failed checks in a row
+    stays_unhealthy: set[str] = field(default_factory=set)  # a restart does not mend these
 
     def ping(self) -> str:
         return self.version
@@ -174,6 +178,32 @@ class FakeRuntime:
         infra = [ContainerState(f"{p.name}-infra", "running" if p.running else "created", labels=dict(p.labels),
                                 pod=p.name, infra=True) for p in self.pods.values()]
         return [s for s in [*self.containers.values(), *infra] if s.labels.get(LABEL_MANAGED) == "true"]
+
+    def run_healthcheck(self, name: str) -> str:
+        """As Podman 4.3 does: log the run; after `retries` failures in a row restart it (the
+        streak is not reset by the restart, as Podman's is not)."""
+        from airpods.runtime.port import HealthRun
+
+        state, spec = self.containers[name], self.specs.get(name)
+        if not state.running or spec is None or not spec.health.check:
+            raise RuntimeFailure(f"health check {name}: container is not running or has no check")
+        output = self.unhealthy.get(name)
+        self.streaks[name] = self.streaks.get(name, 0) + 1 if output is not None else 0
+        run = HealthRun(time.time(), 0 if output is None else 1, output or "")
+        status = "healthy" if output is None else ("unhealthy" if self.streaks[name] >= spec.health.retries
+                                                   else "starting")
+        state = replace(state, health=status, health_log=(*state.health_log, run)[-5:])
+        if status == "unhealthy":  # on-failure = restart: a new process, healthy unless told otherwise
+            if name not in self.stays_unhealthy:
+                self.unhealthy.pop(name, None)
+            state = replace(state, started_at=max(time.time(), (state.started_at or 0) + 1), health="starting")
+        self.containers[name] = state
+        return status
+
+    def stop_container(self, name: str, timeout: int) -> None:
+        state = self.containers.get(name)
+        if state is not None and state.running:
+            self.containers[name] = replace(state, status="exited", exit_code=0)
 
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = value

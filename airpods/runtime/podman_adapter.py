@@ -28,6 +28,7 @@ from airpods.runtime.podman_wire import (
     UnixHTTPConnection,
     broken_stream_errors,
     container_state,
+    healthcheck,
     is_not_found,
     message_of,
     pod_start_errors,
@@ -39,6 +40,7 @@ from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
 
 
 class PodmanRuntime:
+    shared = True  # another process (the health watcher) reaches the same engine
     def __init__(self, url: str, origin: str = ""):
         self.url = url
         self.origin = origin
@@ -255,6 +257,8 @@ class PodmanRuntime:
         }
         if spec.entrypoint is not None:
             kwargs["entrypoint"] = list(spec.entrypoint)
+        if spec.health.check:
+            kwargs.update(healthcheck(spec))
         if spec.devices:
             kwargs["devices"] = list(spec.devices)
             if self.limit_support().rootless and any(d.startswith(("/dev/kfd", "/dev/dri")) for d in spec.devices):
@@ -383,6 +387,32 @@ class PodmanRuntime:
         _, items = self._get("/containers/json", all="true",
                              filters=json.dumps({"label": [f"{LABEL_MANAGED}=true"]}))
         return [container_state(c) for c in items or []]
+
+    def run_healthcheck(self, name: str) -> str:
+        """Run the container's check now (what Podman's timer would do): Podman records the
+        result and, after `retries` failures, takes its on-failure action (restart)."""
+        conn = UnixHTTPConnection(self.socket_path, timeout=600) if self.socket_path else None
+        if conn is None:
+            response = self._call(f"health check {name}", self.client.api.get,
+                                  f"/containers/{quote(name, safe='')}/healthcheck")
+            return str((response.json() or {}).get("Status") or "")
+        try:
+            conn.request("GET", f"{API}/containers/{quote(name, safe='')}/healthcheck")
+            response = conn.getresponse()
+            body = response.read()
+        except OSError as exc:
+            raise self._unreachable(exc) from exc
+        finally:
+            conn.close()
+        data = json.loads(body) if body.strip() else {}
+        if response.status >= 400:
+            raise RuntimeFailure(f"health check {name}: {(data or {}).get('message', response.status)}")
+        return str((data or {}).get("Status") or "")
+
+    def stop_container(self, name: str, timeout: int) -> None:
+        container = self._container(name)
+        if container is not None:
+            self._call(f"stop container {name}", container.stop, timeout=timeout)
 
     def put_secret(self, name: str, value: str) -> None:
         """Create (or replace) a Podman secret; the value goes in the request body, never argv."""

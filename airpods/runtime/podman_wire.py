@@ -10,7 +10,7 @@ import socket
 from datetime import datetime
 from typing import Any
 
-from airpods.runtime.port import ContainerState, ContainerUsage
+from airpods.runtime.port import ContainerState, ContainerUsage, HealthRun
 
 INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
                 "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
@@ -19,6 +19,20 @@ API = "/v4.0.0/libpod"
 OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
             "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "
             "and see the Podman API service's log")
+
+
+ON_FAILURE_RESTART = 3  # libpod's HealthCheckOnFailureAction: 1 none, 2 kill, 3 restart, 4 stop
+
+
+def healthcheck(spec: Any) -> dict[str, Any]:
+    """podman-py's create kwargs for a spec's health check (Docker's HealthConfig, nanoseconds),
+    restarted by Podman when it turns unhealthy. The check gets time for its three requests."""
+    h = spec.health
+    ns = lambda seconds: int(seconds * 1_000_000_000)  # noqa: E731
+    return {"healthcheck": {"Test": ["CMD-SHELL", h.check], "Interval": ns(h.interval),
+                            "Timeout": ns(3 * h.probe_timeout + 2), "Retries": h.retries,
+                            "StartPeriod": ns(h.start_period)},
+            "health_check_on_failure_action": ON_FAILURE_RESTART}
 
 
 def start_refused(name: str, causes: list[str]) -> tuple[str, str]:
@@ -108,7 +122,21 @@ def container_state(attrs: dict) -> ContainerState:
                           else float(started), pod=attrs.get("PodName") or None,
                           restart_count=int(attrs.get("RestartCount") or 0),
                           oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
-                          infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""))
+                          infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""),
+                          **health_of(state if isinstance(state, dict) else {}))
+
+
+def health_of(state: dict) -> dict[str, Any]:
+    """inspect's State.Health (Podman 4.3 spells it Healthcheck in places) -> status and log."""
+    health = state.get("Health") or state.get("Healthcheck") or {}
+    if not isinstance(health, dict) or not health.get("Status"):
+        return {}
+    runs = []
+    for item in health.get("Log") or []:
+        at = epoch(item.get("Start"))
+        if at is not None:
+            runs.append(HealthRun(at, int(item.get("ExitCode") or 0), str(item.get("Output") or "").strip()))
+    return {"health": str(health["Status"]), "health_log": tuple(runs)}
 
 
 def usage_of(data: Any) -> dict[str, ContainerUsage]:

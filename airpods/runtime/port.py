@@ -15,6 +15,15 @@ STOP_EXIT_CODES = (0, 143, 137)
 
 
 @dataclass(frozen=True)
+class HealthRun:
+    """One run of a container's health check, as Podman logged it."""
+
+    at: float  # epoch seconds it started
+    exit_code: int  # 0 healthy, else failed
+    output: str  # what the check printed (our checks say why they failed)
+
+
+@dataclass(frozen=True)
 class ContainerState:
     name: str
     status: str  # podman's raw status: created, running, exited, stopped, paused, ...
@@ -27,6 +36,8 @@ class ContainerState:
     oom_killed: bool = False  # the kernel killed it for memory (inspect State.OOMKilled)
     infra: bool = False  # a pod's infra container: it carries the pod's labels but is no service
     id: str = ""  # the engine's container id (64 hex), where it said
+    health: str = ""  # Podman's health status: starting | healthy | unhealthy ("" : no check)
+    health_log: tuple[HealthRun, ...] = ()  # the last checks Podman kept, oldest first
 
     @property
     def running(self) -> bool:
@@ -98,4 +109,6 @@ class ContainerRuntime(Protocol):
     def list_managed(self) -> list[ContainerState]: ...
     def memory_usage(self, name: str) -> int | None: ...  # bytes now, None when the engine cannot say
     def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]: ...  # running ones the engine can measure
+    def run_healthcheck(self, name: str) -> str: ...  # run its check now: healthy | unhealthy | starting
+    def stop_container(self, name: str, timeout: int) -> None: ...  # stopped on purpose (no restart)
     def put_secret(self, name: str, value: str) -> None: ...  # Podman's secret store; replaces an older value

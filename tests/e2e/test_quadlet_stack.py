@@ -59,8 +59,8 @@ def commands(dryrun: str, run_dir: Path) -> dict[str, list[list[str]]]:
                  for line in body.splitlines() if line.startswith(key)]
         argvs = []
         for line in lines:
-            text = line.replace("%t", str(run_dir)).replace("%N", unit)
-            argv = [a for a in shlex.split(text) if a not in ONLY_SYSTEMD]
+            text = line.replace("%t", str(run_dir)).replace("%N", unit).replace("%%", "%")
+            argv = [a.replace("$$", "$") for a in shlex.split(text) if a not in ONLY_SYSTEMD]  # as systemd reads them
             argvs.append(["podman", *argv[1:]])
         out[unit] = argvs
     return out

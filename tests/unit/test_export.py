@@ -145,3 +145,25 @@ def test_the_models_job_takes_manifest_values_as_arguments_never_as_shell_text(c
     script, *argv = container["args"]
     assert "touch" not in script and "mirror.example" not in script and model not in script
     assert argv[0] == "fetch" and "touch /tmp/pwned" in argv[1] and argv[2:] == [model, "a" * 64]
+
+
+def test_liveness_is_the_services_own_check_and_the_probe_key_comes_from_the_secret(cli, write_config, isolated):
+    docs, _ = export(cli, None)
+    deploy = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "llamacpp")
+    pod = deploy["spec"]["template"]["spec"]
+    [box] = pod["containers"]
+    live, ready = box["livenessProbe"], box["readinessProbe"]
+    assert live["exec"]["command"][:2] == ["sh", "-c"] and "/completion" in live["exec"]["command"][2]
+    assert (live["periodSeconds"], live["failureThreshold"]) == (30, 3) and live["timeoutSeconds"] == 32
+    assert ready["httpGet"]["path"] == "/health"
+    mount = next(m for m in box["volumeMounts"] if m["mountPath"] == "/run/airpods/health.key")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert mount["subPath"] == "health.key" and volume["secret"]["items"][0]["path"] == "health.key"
+    assert "hostPath" not in volume  # never a path of this host in a cluster
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert secret["stringData"][volume["secret"]["items"][0]["key"]] == "REPLACE-ME"  # without --show-secrets
+    shown, _ = export(cli, None, "--show-secrets")
+    key = (isolated / "data" / "airpods" / "secrets" / "llamacpp-health-key").read_text().strip()
+    secret = next(d for d in shown if d["kind"] == "Secret")
+    assert key in secret["stringData"].values()
+    assert key not in json.dumps([d for d in shown if d["kind"] != "Secret"])

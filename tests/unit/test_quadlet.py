@@ -85,6 +85,9 @@ def test_the_real_quadlet_generator_accepts_every_unit(cli, write_config, tmp_pa
         assert f"---{service}.service---" in gen.stdout, f"no unit for {name}"
     starts = [line for line in gen.stdout.splitlines() if line.startswith("ExecStart=") and " run " in line]
     assert starts and all("--secret airpods-" in s for s in starts if "--name llamacpp" in s)
+    for start in starts:  # every service carries its health check, restarted by Podman when unhealthy
+        assert "--health-cmd" in start and "--health-on-failure restart" in start, start
+        assert "--health-retries 3" in start and "--health-interval 30s" in start
     if shutil.which("systemd-analyze"):  # the generated units as systemd reads them
         generated = tmp_path / "generated"
         generated.mkdir()

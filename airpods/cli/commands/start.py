@@ -103,7 +103,23 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
                                   models_volume=settings["models_volume"], timeout=timeout,
                                   wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
                                   recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))
+    watched = [n for n in selected if specs[n].health.check]
+    if watched:
+        _new_chance(app, specs[watched[0]].project, {n: runtime.inspect(specs[n].container) for n in watched})
+    if watched and getattr(runtime, "shared", False):
+        from airpods.cli.commands.watch import spawn
+
+        spawn(app, specs[watched[0]].project)
     return outcomes
+
+
+def _new_chance(app: Application, project: str, states: dict) -> None:
+    """A start ends a row of restarts (a service the watcher stopped): the watcher counts from here."""
+    from airpods.health.supervisor import Ledger, forget
+    from airpods.paths import health_ledger
+
+    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
+        forget(ledger, states)
 
 
 def memory_checker(app: Application, specs: dict, force: bool):

@@ -22,7 +22,8 @@ def _uptime(seconds: float | None) -> str:
 @click.argument("services", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list (keys: service, state, health, url, image, pod, container, model, "
-                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs; "
+                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs, "
+                   "restarts, last_failure; "
                    "a gateway adds ca_fingerprint).")
 @pass_app
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
@@ -53,14 +54,20 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
 
     rows = get_status(runtime, [specs[n] for n in names], running, all_specs=specs, names=list(services) or None,
                       stops=stops.stopped_at(stops_path(app.environ)))
+    from airpods.health.supervisor import status_fields
     from airpods.orchestrate import failures
-    from airpods.paths import failures_path
+    from airpods.paths import failures_path, health_ledger
 
+    ids = {r.state.name: r.state.id for r in running}
     for r in rows:
         # Recorded when a start failed and cleared by the next good start: shown even when a restart
         # policy has brought the container back since.
         if r.service in specs and not r.orphaned and r.state != "absent":
             r.last_failure = failures.current(failures_path(app.environ), r.service, specs[r.service].spec_hash)
+            watched = status_fields(health_ledger(app.environ, specs[r.service].project), r.service,
+                                    ids.get(r.container, ""))
+            r.restarts = watched["restarts"]
+            r.last_failure = r.last_failure or watched["last_failure"]
     gateways = {r.service: _ca_fingerprint(app, specs[r.service]) for r in rows
                 if r.service in specs and specs[r.service].kind == "gateway" and r.state != "absent"}
     if as_json:
@@ -70,6 +77,8 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     table = []
     for r in rows:
         state = r.state + (f" ({r.exit_code})" if r.state == "exited" else "")
+        if r.restarts:
+            state += f", {r.restarts} restart{'s' if r.restarts != 1 else ''}"
         if r.last_failure:
             state += f" ({r.last_failure['reason']})"
         extra = r.model or (("-> " + ", ".join(r.wired_to)) if r.wired_to else "")

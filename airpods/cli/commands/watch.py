@@ -1,0 +1,61 @@
+"""`airpods watch`: the per-project health watcher `start` leaves running (not for people)."""
+
+from __future__ import annotations
+
+import click
+
+from airpods.cli.application import Application, pass_app
+
+
+@click.command(hidden=True)
+@click.option("--project", required=True, help="The project whose services are watched.")
+@click.option("--tick", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between looks.")
+@pass_app
+def watch(app: Application, project: str, tick: float) -> None:
+    """Watch a project's services after `airpods start`: run their health checks where Podman's
+    systemd timers cannot, count restarts (`airpods status`), and stop a service after
+    health.max_restarts restarts in a row. One per project; it ends when they are all stopped."""
+    import fcntl
+    import os
+    import time
+
+    from airpods.health.supervisor import watch as watch_loop
+    from airpods.paths import health_ledger
+    from airpods.probes.systemd import timers_available
+
+    ledger = health_ledger(app.environ, project)
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    with open(ledger.with_suffix(".pid"), "a+") as pid:
+        try:
+            fcntl.flock(pid, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another watcher has this project
+        pid.seek(0)
+        pid.truncate()
+        pid.write(f"{os.getpid()}\n")
+        pid.flush()
+        stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
+        run_checks = not timers_available(app.environ, os.geteuid())
+        stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
+        watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp)
+        stamp("nothing of the project runs: done")
+
+
+def spawn(app: Application, project: str) -> None:
+    """Leave a watcher running for the project (it exits at once if one already is)."""
+    import subprocess
+    import sys
+
+    from airpods.paths import health_ledger
+
+    log = health_ledger(app.environ, project).with_suffix(".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "airpods"]
+    if app.config_path:
+        argv += ["--config", app.config_path]
+    if app.url:
+        argv += ["--url", app.url]
+    with open(log, "a") as out:
+        subprocess.Popen([*argv, "watch", "--project", project], stdin=subprocess.DEVNULL, stdout=out,
+                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=app.environ)

@@ -1,0 +1,179 @@
+"""Health after start: the check each kind gets (rendered from the config), and the watcher that
+runs checks without systemd timers, counts restarts and stops a service that keeps failing,
+against the in-memory runtime with a test clock."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from airpods.health.supervisor import HealthPolicy, Ledger, forget, observe, status_fields, watch
+from airpods.orchestrate.events import Silent
+from airpods.orchestrate.start import start
+from airpods.plan.health import KEY_PATH
+from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec
+from airpods.runtime.fake import FakeRuntime
+from tests.unit.test_resolve import render
+
+CHECK = "curl -fsS http://127.0.0.1:8080/health"
+
+
+def _spec(name: str, **health) -> ServiceSpec:
+    h = dict(check=CHECK, interval=2.0, retries=2, start_period=0.0, probe_timeout=1.0, max_restarts=2)
+    h.update(health)
+    return ServiceSpec(name=name, kind="generic", image="localhost/test/a:1", variant="cpu", pod=name,
+                       container=f"{name}-0", network="airpods", aliases=(name,), ports=(PortSpec(18080, 8080),),
+                       volumes=(), env={}, devices=(), security_opt=(), entrypoint=None, command=(),
+                       health=HealthSpec(None, (200, 299), 5.0, **h), project="p1")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _started(rt: FakeRuntime, *specs: ServiceSpec) -> None:
+    start(rt, {s.name: s for s in specs}, [s.name for s in specs], Silent(), network="airpods",
+          models_volume="m", wait=False)
+
+
+def test_each_kind_gets_its_own_check_and_the_llama_probe_key_is_a_mounted_file(cli, write_config, isolated):
+    data = render(cli)  # the default llama.cpp service: it has an API key
+    h = data["health"]
+    assert h["interval"] == 30 and h["retries"] == 3 and h["max_restarts"] == 4
+    assert h["start_period"] == data["health"]["timeout"]  # a start may take what the start wait allows
+    check = h["check"]
+    assert "/health" in check and "/completion" in check and '"n_predict":1' in check
+    assert f"cat {KEY_PATH}" in check
+    key_file = isolated / "data" / "airpods" / "secrets" / "llamacpp-health-key"
+    shown = json.dumps(render(cli, None, "llamacpp", "--show-secrets"))  # makes the secrets, as start does
+    key = key_file.read_text().strip()
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600" and len(key) >= 32
+    assert key not in shown  # only its path is in the plan, even with the secrets shown
+    assert {"source": str(key_file), "target": KEY_PATH, "mode": "ro"} in data["volumes"]
+    cmd = data["command"]
+    assert cmd[cmd.index("--api-key-file") + 1] == KEY_PATH
+    shlex.split(check)  # one shell text, quoted as sh reads it
+    webui = render(cli, None, "open-webui")["health"]["check"]
+    assert "python3" in webui and "/health" in webui
+    path = write_config("""
+[services.llamacpp]
+api_key = ""
+health = { interval = 0 }
+[services.open-webui]
+health = { interval = 5, retries = 2, start_period = 7, max_restarts = 0 }
+""")
+    keyless = render(cli, path)
+    assert keyless["health"]["check"] is None and "--api-key-file" not in keyless["command"]
+    webui = render(cli, path, "open-webui")["health"]
+    assert (webui["interval"], webui["retries"], webui["start_period"], webui["max_restarts"]) == (5, 2, 7, 0)
+
+
+def test_a_refused_health_key_is_said_with_its_key_path(cli, write_config):
+    path = write_config("[services.llamacpp]\nhealth = { retries = 0 }\n")
+    result = cli("--config", path, "config", "validate")
+    assert result.code == 2 and "services.llamacpp.health.retries" in result.err, result.text
+
+
+def test_the_container_gets_the_check_and_its_policy_label():
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a"))
+    state = rt.containers["a-0"]
+    assert HealthPolicy.parse(state.labels["io.airpods.health"]) == HealthPolicy(2.0, 2, 2, 0.0)
+    assert rt.specs["a-0"].health.check == CHECK
+
+
+def test_watcher_runs_checks_counts_a_health_restart_with_its_reason(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a"))
+    clock, ledger = Clock(), tmp_path / "p1.json"
+    said: list[str] = []
+    ticks = iter(range(12))
+
+    def sleep(_: float) -> None:
+        clock.now += 1.0
+        step = next(ticks, None)
+        if step == 3:
+            rt.unhealthy["a-0"] = "llama-server /health did not answer 200 within 1 s"  # a restart mends it
+        if step is None:
+            rt.stop_container("a-0", 1)
+
+    watch(rt, "p1", ledger, run_checks=True, clock=clock, sleep=sleep, say=said.append, idle_ticks=2,
+          parallel=False)
+    fields = status_fields(ledger, "a", rt.containers["a-0"].id)
+    assert fields["restarts"] == 1, said
+    assert "unhealthy: 2 failed health checks" in fields["last_failure"]["reason"]
+    assert "did not answer 200" in fields["last_failure"]["reason"]
+    assert any("a restarted" in line for line in said)
+    assert rt.containers["a-0"].health_log[-1].exit_code == 0  # healthy again after the restart
+
+
+def test_no_checks_are_run_where_systemd_timers_run_them(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a"))
+    clock = Clock()
+    steps = iter(range(6))
+
+    def sleep(_: float) -> None:
+        clock.now += 1.0
+        if next(steps, None) is None:
+            rt.stop_container("a-0", 1)
+
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=False, clock=clock, sleep=sleep, say=lambda _: None,
+          idle_ticks=1)
+    assert rt.containers["a-0"].health_log == ()
+
+
+def test_after_max_restarts_in_a_row_it_is_stopped_and_start_gives_a_new_chance(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", max_restarts=2))
+    policy = HealthPolicy(2.0, 2, 2, 0.0)
+    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
+    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    outcomes = []
+    for i in range(3):  # killed three times: the restart policy brings it back each time
+        state = rt.containers["a-0"]
+        rt.containers["a-0"] = state.__class__(**{**state.__dict__, "restart_count": state.restart_count + 1,
+                                                  "started_at": (state.started_at or 0) + 5, "exit_code": 137})
+        outcomes.append(observe(ledger, "a", rt.containers["a-0"], policy, now + 5 * (i + 1)))
+    assert [o.stop for o in outcomes] == [False, False, True]
+    rec = ledger.records["a"]
+    assert rec.gave_up and rec.restarts == 3 and "stopped by airpods after 3 restarts" in rec.last_failure["reason"]
+    assert "code 137" in rec.last_failure["reason"]
+    rt.start_container("a-0")  # as `airpods start` does: Podman counts again from 0
+    forget(ledger, {"a": rt.containers["a-0"]})
+    assert not ledger.records["a"].gave_up and ledger.records["a"].restarts == 0
+
+
+def test_a_quiet_spell_ends_a_row_of_restarts(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a"))
+    policy = HealthPolicy(2.0, 2, 1, 0.0)
+    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
+    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    for later in (10.0, 10.0 + policy.calm_after + 1):  # two restarts, far apart
+        state = rt.containers["a-0"]
+        rt.containers["a-0"] = state.__class__(**{**state.__dict__, "restart_count": state.restart_count + 1,
+                                                  "started_at": now + later})
+        out = observe(ledger, "a", rt.containers["a-0"], policy, now + later)
+        assert not out.stop
+    assert ledger.records["a"].restarts == 2 and ledger.records["a"].in_a_row == 1
+
+
+def test_other_projects_and_containers_without_a_check_are_not_watched(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    other = _spec("b")
+    _started(rt, _spec("a", check=""), ServiceSpec(**{**other.__dict__, "project": "p2"}))
+    rt.unhealthy["b-0"] = "down"
+    clock = Clock()
+
+    def sleep(_: float) -> None:
+        clock.now += 5.0
+
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, sleep=sleep, say=lambda _: None,
+          idle_ticks=3, parallel=False)
+    assert rt.containers["b-0"].health_log == () and rt.containers["b-0"].running
+    assert not (tmp_path / "p1.json").exists() or "b" not in json.loads((tmp_path / "p1.json").read_text())
