@@ -17,6 +17,7 @@ from benchmarks.common import ROOT, Env, Series, smollm2
 from benchmarks.contention import contention
 from benchmarks.first_contact import first_token
 from benchmarks.gateway import gateway_overhead
+from benchmarks.healing import recovery
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
@@ -24,7 +25,8 @@ from benchmarks.metrics_cost import metrics_cost
 from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "run", "metrics", "inference", "contention", "memory", "router", "gateway")
+SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "inference", "contention", "memory", "router",
+            "gateway")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -87,6 +89,10 @@ def main() -> None:
             rows.append(row(cost["on"], cost["off"], unit="tok/s", target="ratio >= 0.99"))
             rows.append(row(cost["polled"], cost["off"], unit="tok/s"))
             all_series += cost.values()
+        if "healing" in sections:
+            heal = recovery(env, 1 if args.quick else 5)
+            rows.append(row(heal["recovery"], heal["bound"], target="ratio <= 1.2"))
+            all_series += heal.values()
         if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
             for what in ("generation", "prompt"):

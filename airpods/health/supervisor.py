@@ -234,7 +234,7 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                         busy[state.name] = pool.submit(_check, runtime, state.name, say)
                     else:
                         _check(runtime, state.name, say)
-                    due[state.name] = now + policy.interval
+                    due[state.name] = max(when + policy.interval, now)  # on its interval, not the tick's
             sleep(tick)
 
 

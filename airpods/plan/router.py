@@ -15,8 +15,9 @@ from airpods.plan.argv import flag_name
 PRESET_PATH = "/etc/airpods/models.ini"  # where the preset is mounted (read-only) in the container
 # Flags the router process keeps on its own argv (the router sets host/port/alias per child).
 ROUTER_FLAGS = {"--host", "--port", "--no-webui", "--webui", "--ui", "--no-ui", "--models-max", "--models-dir",
-                "--models-preset", "--sleep-idle-seconds", "--models-autoload", "--no-models-autoload"}
-DROPPED = {"--model", "-m", "--alias", "-a", "--api-key", "--api-key-file"}  # per model / never in a file
+                "--models-preset", "--sleep-idle-seconds", "--models-autoload", "--no-models-autoload",
+                "--api-key-file"}  # the health probe's key: the router checks it, its children inherit it
+DROPPED = {"--model", "-m", "--alias", "-a", "--api-key"}  # per model / never in a file
 STATES = ("loaded", "loading", "unloaded", "sleeping", "failed")
 
 

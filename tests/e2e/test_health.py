@@ -82,7 +82,8 @@ def test_a_frozen_server_is_restarted_by_podman_and_reported(prun, cli, write_co
     assert host_pid(row["container"]) != pid
     after = wait_until(lambda: (r := status_of(cli, path, name))["restarts"] and r, 5)
     assert after and after["restarts"] == 1 and after["state"] == "running", after
-    assert "unhealthy" in after["last_failure"]["reason"] and "/health did not answer" in after["last_failure"]["reason"]
+    reason = after["last_failure"]["reason"]
+    assert "unhealthy" in reason and "/health did not answer" in reason, reason
     assert took <= bound + 10, took
 
 
@@ -97,7 +98,8 @@ def test_a_server_killed_again_and_again_is_left_stopped_and_reported(prun, cli,
         assert pid, f"not running before kill {attempt + 1}"
         os.kill(pid, signal.SIGKILL)
         if attempt < 4:  # the restart policy brings it back, each time a new process
-            assert wait_until(lambda: host_pid(container) not in (0, pid), 20), f"no restart after kill {attempt + 1}"
+            back = wait_until(lambda old=pid: host_pid(container) not in (0, old), 20)
+            assert back, f"no restart after kill {attempt + 1}"
     stopped = wait_until(lambda: (r := status_of(cli, path, name))["state"] != "running" and r, 15)
     assert stopped, status_of(cli, path, name)
     time.sleep(4)  # and it stays so: nothing restarts it

@@ -9,7 +9,7 @@ from airpods.cli.application import Application, pass_app
 
 @click.command(hidden=True)
 @click.option("--project", required=True, help="The project whose services are watched.")
-@click.option("--tick", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+@click.option("--tick", type=click.FloatRange(min=0.1), default=0.5, show_default=True,
               help="Seconds between looks.")
 @pass_app
 def watch(app: Application, project: str, tick: float) -> None:
