@@ -16,7 +16,7 @@ from benchmarks.common import Env, Series
 
 INTERVAL, RETRIES, START_PERIOD, PROBE_TIMEOUT, STOP_TIMEOUT = 2, 2, 5, 2, 2
 HEALTH = (f'health = {{ path = "/health", timeout = 120, interval = {INTERVAL}, retries = {RETRIES}, '
-          f"start_period = {START_PERIOD}, probe_timeout = {PROBE_TIMEOUT} }}")
+          f"start_period = {START_PERIOD}, probe_timeout = {PROBE_TIMEOUT}, max_restarts = 100 }}")  # runs in a row
 
 
 def _answers(port: int, key: str) -> bool:
