@@ -194,7 +194,39 @@ class Application:
         found = {v: p for v in sorted(volumes) if (p := projectors(podman_volume_dir(v, self.environ)))}
         if found:
             specs = with_projectors(specs, found)
+        specs = self._resident_sets(specs)
         return self._plan_gpus(specs) if gpu_plan else specs
+
+    def _resident_sets(self, specs: dict[str, Any]) -> dict[str, Any]:
+        """Routers with max_loaded = "auto": how many models stay loaded at once, from each model's
+        header in the volume (on disk, never asking Podman) and this machine's memory budget."""
+        from pathlib import Path
+
+        from airpods.orchestrate.memory_check import budget, model_facts
+        from airpods.paths import podman_volume_dir
+        from airpods.plan.memory import parse_size
+        from airpods.plan.resident import with_max_loaded
+
+        autos = [n for n, s in specs.items() if s.router is not None and s.router.auto]
+        if not autos:
+            return specs
+        out = dict(specs)
+        setting = str((self.loaded.data.get("runtime") or {}).get("memory_budget", "auto"))
+        for name in autos:
+            spec = specs[name]
+            volume = next((v.source for v in spec.volumes if v.target == "/models"), "")
+            root = Path(podman_volume_dir(volume, self.environ)) if volume else None
+            facts = {m.file: f for m in spec.router.models
+                     if root is not None and (f := model_facts(root, m.file)) is not None}
+            if spec.memory:
+                ram, why = parse_size(spec.memory), f"services.{name}.resources.memory = \"{spec.memory}\""
+            else:
+                ram, why = budget(setting, self.memory_info.total, self.memory_info.source)
+            vram = sum(g.free for g in self.gpu_inventory) if spec.variant != "cpu" and self.gpu_inventory else None
+            if vram is not None and spec.gpu_cap:
+                vram = min(vram, spec.gpu_cap)
+            out[name] = with_max_loaded(spec, facts, ram, why, vram)
+        return out
 
     def _plan_gpus(self, specs: dict[str, Any]) -> dict[str, Any]:
         from airpods.errors import ConfigError

@@ -164,6 +164,8 @@ class RouterModel(Strict):
     file: str
     aliases: list[str] = []
     load_on_startup: bool = False
+    ttl: int | None = Field(default=None, ge=0)  # seconds idle before it is unloaded; 0: never (else idle_unload)
+    pin: bool = False  # loaded at start, never unloaded when idle, counted first in max_loaded = "auto"
     command_args: dict[str, ArgValue] = {}
     embeddings: bool = False
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
@@ -208,7 +210,8 @@ class Service(Strict):
     metrics: bool = True  # llama.cpp: --metrics (Prometheus /metrics, for `top` and monitoring) unless false
     scrape_interval: str = Field(default="15s", pattern=r"^[0-9]+(ms|s|m|h)$")  # prometheus: how often it scrapes
     mode: Literal["single", "router"] = "single"  # llama.cpp: one model, or many behind llama-server's router
-    max_loaded: int | None = Field(default=None, ge=1, le=64)  # router: --models-max
+    # router: --models-max; "auto" (a router's default): as many as its memory budget holds at once
+    max_loaded: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] | None = None
     idle_unload: int | None = Field(default=None, ge=1)  # seconds idle before a model unloads: --sleep-idle-seconds
     models: dict[str, RouterModel] | Literal["all"] | None = None  # router: id -> model, or "all" in the volume
     # gateway: the address its HTTPS port listens on, the llama.cpp service behind /v1, the names
@@ -325,10 +328,15 @@ class Service(Strict):
                 if alias in names and names[alias] != mid:
                     raise ValueError(f"models.{mid}: alias {alias!r} is also an alias of models.{names[alias]}")
                 names[alias] = mid
-        startup = [m for m, spec in self.models.items() if spec.load_on_startup]
-        if self.max_loaded is not None and len(startup) > self.max_loaded:
+        startup = [m for m, spec in self.models.items() if spec.load_on_startup or spec.pin]
+        if isinstance(self.max_loaded, int) and len(startup) > self.max_loaded:
             raise ValueError(f"max_loaded = {self.max_loaded} but {len(startup)} models load on startup "
-                             f"({', '.join(startup)}): raise max_loaded or load fewer on startup")
+                             f"({', '.join(startup)}): raise max_loaded or load fewer on startup (pinned ones load "
+                             "on startup)")
+        pinned = [m for m, spec in self.models.items() if spec.pin]
+        if pinned and isinstance(self.max_loaded, int) and len(pinned) >= self.max_loaded:
+            raise ValueError(f"max_loaded = {self.max_loaded} leaves no room beside the pinned models "
+                             f"({', '.join(pinned)}): raise it, or use max_loaded = \"auto\"")
         if self.default_model is not None and self.default_model not in names:
             raise ValueError(f"default_model {self.default_model!r} is not a model id or alias of this router "
                              f"(ids: {', '.join(self.models)})")

@@ -31,16 +31,19 @@ class RouterModelSpec:
     embeddings: bool = False
     pooling: str | None = None  # what the preset says (embeddings default: mean)
     pooling_set: bool = False  # the user chose it (else airpods' default for an embeddings model)
+    ttl: int | None = None  # seconds idle before it sleeps (its memory freed); 0: never; None: idle_unload
+    pin: bool = False  # loaded at start and never put to sleep
 
 
 @dataclass(frozen=True)
 class RouterSpec:
     models: tuple[RouterModelSpec, ...]  # empty with all_models: llama-server lists /models itself
     all_models: bool = False
-    max_loaded: int | None = None
+    max_loaded: int | None = None  # --models-max (None: llama-server's 4)
     idle_unload: int | None = None
     defaults: tuple[tuple[str, Any], ...] = ()  # the [*] section
     preset_host_path: str = ""
+    auto: bool = False  # max_loaded = "auto": the machine view (plan/resident.py) sets max_loaded
 
     @property
     def processes(self) -> int:
@@ -55,9 +58,11 @@ class RouterSpec:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return {"max_loaded": self.max_loaded, "idle_unload": self.idle_unload, "all_models": self.all_models,
+        return {"max_loaded": self.max_loaded, "max_loaded_auto": self.auto, "idle_unload": self.idle_unload,
+                "all_models": self.all_models,
                 "models": [{"id": m.id, "file": m.file, "aliases": list(m.aliases),
                             "load_on_startup": m.load_on_startup, "embeddings": m.embeddings,
+                            "ttl": m.ttl, "pin": m.pin,
                             "pooling": m.pooling, "args": dict(m.args)} for m in self.models],
                 "preset": self.preset_host_path}
 
@@ -100,12 +105,16 @@ def _lines(pairs: list[tuple[str, Any]]) -> list[str]:
 def render_preset(router: RouterSpec, service: str) -> str:
     lines = ["version = 1", f"; written by airpods for service {service}: edit the airpods config, not this file",
              "", "[*]", *_lines(list(router.defaults))]
+    if router.idle_unload:  # in [*], not on the router's argv, which would beat each model's own ttl
+        lines.append(f"sleep-idle-seconds = {router.idle_unload}")
     for m in router.models:
         lines += ["", f"[{m.id}]", f"model = /models/{m.file}"]
         if m.aliases:
             lines.append(f"alias = {','.join(m.aliases)}")
-        if m.load_on_startup:
+        if m.load_on_startup or m.pin:
             lines.append("load-on-startup = true")
+        if m.pin or m.ttl is not None:  # llama-server sleeps (frees the model's memory) after this idle time
+            lines.append(f"sleep-idle-seconds = {-1 if m.pin or not m.ttl else m.ttl}")
         if m.embeddings:
             lines.append("embeddings = true")
         if m.pooling:
@@ -122,8 +131,6 @@ def router_argv(router: RouterSpec, own: dict[str, Any]) -> dict[str, Any]:
         args["models_dir"] = "/models"
     if router.max_loaded:
         args["models_max"] = router.max_loaded
-    if router.idle_unload:
-        args["sleep_idle_seconds"] = router.idle_unload
     return args
 
 
@@ -131,7 +138,7 @@ def processes_of(svc: Any) -> int:
     """llama-server children a service may run at once, from its config (1 for a single model)."""
     if getattr(svc, "mode", "single") != "router":
         return 1
-    limit = svc.max_loaded or 4
+    limit = svc.max_loaded if isinstance(svc.max_loaded, int) else 4
     return limit if svc.models == "all" else max(1, min(limit, len(svc.models or {})))
 
 
@@ -153,9 +160,12 @@ def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], p
             per_model = rendered.get(f"models.{mid}.command_args", {})
             margs = tuple((k, coerce(v, m.command_args.get(k))) for k, v in per_model.items())
             models.append(RouterModelSpec(mid, m.file, tuple(m.aliases), m.load_on_startup, margs, m.embeddings,
-                                          m.pooling or ("mean" if m.embeddings else None), m.pooling is not None))
-    router = RouterSpec(tuple(models), svc.models == "all", svc.max_loaded, svc.idle_unload,
-                        tuple(defaults.items()), f"{preset_dir}/{name}.ini")
+                                          m.pooling or ("mean" if m.embeddings else None), m.pooling is not None,
+                                          m.ttl, m.pin))
+    auto = svc.max_loaded in ("auto", None) and svc.models != "all"  # "all": the files are not known here
+    fixed = svc.max_loaded if isinstance(svc.max_loaded, int) else None
+    router = RouterSpec(tuple(models), svc.models == "all", fixed, svc.idle_unload,
+                        tuple(defaults.items()), f"{preset_dir}/{name}.ini", auto)
     return router_argv(router, own), router, render_preset(router, name)
 
 

@@ -35,7 +35,7 @@ LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:byte
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
               "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes", "gpu_ram_parts",
-              "gateway_names", "gateway_dir", "scheme")
+              "gateway_names", "gateway_dir", "scheme", "resident_why", "resident_left_out")
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,8 @@ class ServiceSpec:
     gateway_routes: tuple[tuple[str, str], ...] = ()  # (path prefix, service) the gateway serves
     gateway_names: tuple[str, ...] = ()  # the names its certificate covers
     config_files: tuple[tuple[str, str], ...] = ()  # (host path, text) start writes before it creates (no secrets)
+    resident_why: str = ""  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
+    resident_left_out: tuple[tuple[str, str], ...] = ()  # (model id, why it is never loaded)
 
     @property
     def gpu_text(self) -> str:
@@ -271,7 +273,8 @@ class ServiceSpec:
             "config_hash": self.config_hash,
             "project": self.project,
             "mode": "router" if self.router else "single",
-            "router": self.router.to_json() if self.router else None,
+            "router": {**self.router.to_json(), "max_loaded_why": self.resident_why or None,
+                       "left_out": dict(self.resident_left_out)} if self.router else None,
             "router_preset": self.router_preset or None,
             "gateway": {"routes": dict(self.gateway_routes), "names": list(self.gateway_names),
                         "caddyfile": self.gateway_config,
@@ -295,6 +298,7 @@ def from_record(data: dict) -> ServiceSpec:
     d["health"] = HealthSpec(**{**h, "expected_status": tuple(h["expected_status"]),
                                 "gates": tuple(h.get("gates", ()))})
     d["secret_env"] = frozenset(d["secret_env"])
+    d["resident_left_out"] = tuple(tuple(pair) for pair in d.get("resident_left_out", ()))
     d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
     if d["entrypoint"] is not None:
         d["entrypoint"] = tuple(d["entrypoint"])

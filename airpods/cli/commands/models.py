@@ -201,7 +201,7 @@ def _routers(app: Application, service: str | None) -> list:
 @models.command("ps")
 @service_option
 @click.option("--json", "as_json", is_flag=True,
-              help="A JSON list of objects: service, id, aliases, state, file.")
+              help="A JSON list of objects: service, id, aliases, state, file, why (why it is not loaded).")
 @pass_app
 def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
     """Models behind each router service and their state: loaded, loading, unloaded, sleeping, failed."""
@@ -214,13 +214,33 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
             raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
                              hint=f"start it: airpods start {spec.name}")
         files = {**preset_on_disk(spec), **{m.id: m.file for m in spec.router.models}}  # `run` adds to the preset
-        rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id)} for m in models]
+        rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id), "why": _why_not_loaded(spec, m, models)}
+                 for m in models]
     if as_json:
         app.terminal.print_json(rows)
         return
-    app.terminal.table(["SERVICE", "ID", "ALIASES", "STATE", "FILE"],
-                       [[r["service"], r["id"], ", ".join(r["aliases"]) or "-", r["state"], r["file"] or "-"]
-                        for r in rows])
+    app.terminal.table(["SERVICE", "ID", "ALIASES", "STATE", "FILE", "WHY"],
+                       [[r["service"], r["id"], ", ".join(r["aliases"]) or "-", r["state"], r["file"] or "-",
+                         r["why"] or "-"] for r in rows])
+
+
+def _why_not_loaded(spec, model, models: list) -> str | None:
+    """Why a router's model is not in memory: left out by the resident plan (with the numbers), its
+    idle time ran out, or the loaded ones fill max_loaded."""
+    if model.state in ("loaded", "loading"):
+        return None
+    left_out = dict(spec.resident_left_out)
+    if model.id in left_out:
+        return left_out[model.id]
+    own = next((m for m in spec.router.models if m.id == model.id), None)
+    if model.state == "sleeping":
+        ttl = own.ttl if own is not None and own.ttl else spec.router.idle_unload
+        return f"idle for {ttl} s: unloaded until the next request" if ttl else "idle: unloaded until the next request"
+    loaded = sum(1 for m in models if m.state in ("loaded", "loading"))
+    limit = spec.router.max_loaded or 4
+    if loaded >= limit:
+        return f"max_loaded = {limit} are loaded" + (f" ({spec.resident_why})" if spec.resident_why else "")
+    return "not requested yet" if model.state == "unloaded" else None
 
 
 def _drive(app: Application, model: str, service: str | None, unload: bool) -> None:
