@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from airpods.health.pins import pins_of
 from airpods.plan.spec import DEFAULT_PROJECT, LABEL_HEALTH, LABEL_PROJECT, LABEL_SERVICE
 from airpods.runtime.port import ContainerRuntime, ContainerState
 
@@ -225,6 +226,12 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                     if obs.stop and state.running:
                         runtime.stop_container(state.name, int(state.labels.get(LABEL_STOP_TIMEOUT, "10") or 10))
                         due.pop(state.name, None)
+            for _service, state, _policy in items:  # routers' pinned models: touched, so never the LRU
+                url, pins, key_file = pins_of(state)
+                for model in pins if state.running and url else ():
+                    job = f"pin {state.name} {model}"
+                    if not (busy.get(job) and not busy[job].done()):
+                        busy[job] = pool.submit(_touch, url, model, key_file, say) if parallel else None
             for _service, state, policy in items if run_checks else ():
                 if not state.running or (busy.get(state.name) and not busy[state.name].done()):
                     continue
@@ -236,6 +243,21 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                         _check(runtime, state.name, say)
                     due[state.name] = max(when + policy.interval, now)  # on its interval, not the tick's
             sleep(tick)
+
+
+_SAID: dict[str, str] = {}  # the last problem said per pinned model (said once, not every tick)
+
+
+def _touch(url: str, model: str, key_file: str | None, say: Any) -> None:
+    from airpods.health.pins import touch
+
+    try:
+        touch(url, model, key_file)
+        _SAID.pop(model, None)
+    except (OSError, ValueError) as exc:  # starting, restarting, or gone: the next tick tries again
+        if _SAID.get(model) != str(exc):
+            _SAID[model] = str(exc)
+            say(f"keeping pinned model {model} loaded: {exc}")
 
 
 def _check(runtime: ContainerRuntime, name: str, say: Any) -> None:

@@ -157,7 +157,8 @@ def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, bu
 
     assert spec.router is not None
     found = []
-    for m in spec.router.models:
+    left_out = {i for i, _ in spec.resident_left_out}  # never loaded: not in its preset
+    for m in (m for m in spec.router.models if m.id not in left_out):
         facts = model_facts(root, m.file)
         if facts is not None:
             shape = shape_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))

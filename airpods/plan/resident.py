@@ -112,5 +112,10 @@ def with_max_loaded(spec: ServiceSpec, facts: dict[str, ModelFacts], ram_budget:
         command[command.index("--models-max") + 1] = str(rp.max_loaded)
     else:
         command += ["--models-max", str(rp.max_loaded)]
-    return replace(spec, router=replace(spec.router, max_loaded=rp.max_loaded), command=tuple(command),
+    from airpods.plan.router import render_preset
+
+    router = replace(spec.router, max_loaded=rp.max_loaded)
+    left = {i for i, _ in rp.left_out}  # not in the preset: the router answers "model 'X' not found" at once
+    preset = render_preset(replace(router, models=tuple(m for m in router.models if m.id not in left)), spec.name)
+    return replace(spec, router=router, command=tuple(command), router_preset=preset,
                    resident_why=f"auto: {rp.why}; RAM budget: {ram_why}", resident_left_out=rp.left_out)

@@ -29,6 +29,8 @@ LABEL_SHAPE = "io.airpods.run-shape"
 LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
 LABEL_HEALTH = "io.airpods.health"  # the health policy the watcher keeps: "interval/retries/max_restarts/start"
+LABEL_PINS = "io.airpods.pins"  # a router's pinned model ids, which the watcher keeps loaded
+LABEL_HEALTH_KEY = "io.airpods.health-key"  # the host file of its probe's key (a path, never the key)
 LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:bytes,1:bytes"
 # Fields that describe the service for airpods but are not part of what the container is made of
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
@@ -213,6 +215,11 @@ class ServiceSpec:
         if self.health.check:
             h = self.health
             labels[LABEL_HEALTH] = f"{h.interval:g}/{h.retries}/{h.max_restarts}/{h.start_period:g}"
+        key_file = next((v.source for v in self.volumes if v.target == "/run/airpods/health.key"), "")
+        if key_file:
+            labels[LABEL_HEALTH_KEY] = key_file
+        if self.router is not None and any(m.pin for m in self.router.models):
+            labels[LABEL_PINS] = ",".join(m.id for m in self.router.models if m.pin)
         if self.vram:
             labels[LABEL_VRAM] = ",".join(f"{gpu}:{size}" for gpu, size in self.vram)
         if self.kind == "llamacpp" and self.router is None:
