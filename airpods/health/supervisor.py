@@ -71,6 +71,7 @@ class Record:
     started_at: float | None = None  # the StartedAt last seen
     restart_count: int = 0  # Podman's RestartCount last seen
     last_restart: float | None = None
+    hold_until: float = 0.0  # `airpods start` is at work on it: seen, not counted, never stopped
 
 
 def iso(epoch: float) -> str:
@@ -108,6 +109,8 @@ class Ledger:
 
     def record_for(self, service: str, state: ContainerState) -> Record:
         rec = self.records.get(service)
+        if rec is not None and not rec.container_id and state.id:  # held by a start before the watcher knew it
+            rec.container_id, rec.started_at = state.id, state.started_at
         if rec is None or (state.id and rec.container_id != state.id):  # Podman counts from its last start
             rec = self.records[service] = Record(state.id, started_at=state.started_at)
         return rec
@@ -140,6 +143,9 @@ def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthP
     """Compare a container with what was last seen: count restarts, and decide to give up."""
     rec = ledger.record_for(service, state)
     out = Observation(service)
+    if now < rec.hold_until:
+        rec.started_at, rec.restart_count = state.started_at, state.restart_count
+        return out
     new_start = (state.started_at is not None and rec.started_at is not None
                  and state.started_at > rec.started_at + 0.5)
     by_policy = max(0, state.restart_count - rec.restart_count)
@@ -161,7 +167,7 @@ def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthP
             out.stop, out.message = True, f"{service} stopped: {rec.last_failure['reason']}"
     rec.started_at = state.started_at if state.started_at is not None else rec.started_at
     rec.restart_count = state.restart_count
-    if rec.gave_up and state.running:
+    if rec.gave_up and (state.running or out.stop):
         out.stop = True
     return out
 
@@ -176,6 +182,14 @@ def watched(states: list[ContainerState], project: str) -> list[tuple[str, Conta
         if policy is not None and policy.interval > 0 and LABEL_SERVICE in s.labels:
             out.append((s.labels[LABEL_SERVICE], s, policy))
     return out
+
+
+def hold(ledger: Ledger, services: list[str], now: float, seconds: float = 900) -> None:
+    """`airpods start` is about to start (or recreate) these: the watcher leaves them alone until
+    `forget` (or `seconds`, should that start never end)."""
+    for name in services:
+        rec = ledger.records.get(name) or ledger.records.setdefault(name, Record(""))
+        rec.hold_until, rec.gave_up = now + seconds, False
 
 
 def forget(ledger: Ledger, states: dict[str, ContainerState | None]) -> None:
@@ -198,11 +212,12 @@ def status_fields(ledger_path: Path, service: str, container_id: str) -> dict[st
 
 def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_checks: bool, tick: float = 1.0,
           clock: Any = None, sleep: Any = None, say: Any = print, idle_ticks: int = 5,
-          parallel: bool = True) -> None:
+          parallel: bool = True, stopped: Any = None) -> None:
     """The watcher's loop: until none of the project's watched containers has run for
     `idle_ticks` ticks (everything stopped), observe them and, with `run_checks`, run each
     running one's check on its interval (in threads: a check of a stuck server takes its timeout;
-    `parallel = False` runs them in turn, for a test's clock)."""
+    `parallel = False` runs them in turn, for a test's clock). `stopped(container)` is told of
+    each stop the watcher decides on, before it is made."""
     import time
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -217,12 +232,16 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
             now = clock()
             items = [(svc, runtime.inspect(s.name) or s, policy) for svc, s, policy in
                      watched(runtime.list_managed(), project)]
-            idle = 0 if any(state.running for _, state, _ in items) else idle + 1
+            alive = any(state.running or state.status in ("stopping", "restarting", "paused", "created")
+                        for _, state, _ in items)
+            idle = 0 if alive else idle + 1
             with Ledger.locked(ledger_path) as ledger:
                 for service, state, policy in items:
                     obs = observe(ledger, service, state, policy, now)
                     if obs.message:
                         say(obs.message)
+                    if obs.stop and stopped is not None:
+                        stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
                     if obs.stop and state.running:
                         runtime.stop_container(state.name, int(state.labels.get(LABEL_STOP_TIMEOUT, "10") or 10))
                         due.pop(state.name, None)

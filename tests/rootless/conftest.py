@@ -47,8 +47,11 @@ class RootlessUser:
         return self.run("podman", *args, check=check, timeout=timeout)
 
     def give_image(self, image: str, timeout: float = 900) -> None:
-        """root's locally built image into the user's own storage (podman save / podman load)."""
-        if self.podman("image", "exists", image).returncode == 0:
+        """root's locally built image into the user's own storage (podman save / podman load), unless
+        the user has that very image already (a rebuilt one is given again)."""
+        ours = podman("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout.strip()
+        theirs = self.podman("image", "inspect", "--format", "{{.Id}}", image).stdout.strip()
+        if ours and ours == theirs:
             return
         with tempfile.TemporaryDirectory() as tmp:
             archive = Path(tmp) / "image.tar"

@@ -239,3 +239,43 @@ def test_rootless_gateway_keys_and_revocation(rootless_user, rl):
         time.sleep(0.2)
     assert code(key) == 401
     assert airpods("stop").returncode == 0
+
+
+def test_rootless_a_frozen_server_is_restarted_and_counted(rootless_user, rl):
+    """Health after start as an unprivileged user: the watcher (no systemd timers here) runs the
+    checks through the user's own Podman, which restarts the frozen server."""
+    import signal
+    import time
+
+    user, svc = rootless_user, f"frz-{rl}"
+    body = llama(svc, free_port()).replace(
+        'health = { path = "/health", timeout = 120 }',
+        'health = { path = "/health", timeout = 120, interval = 2, retries = 2, start_period = 5, probe_timeout = 2 }')
+    conf = write_config(user, rl, body)
+
+    def airpods(*args: str, timeout: float = 300):
+        return user.run(str(user.airpods), "--config", str(conf), *args, timeout=timeout)
+
+    assert airpods("models", "import", str(user.model)).returncode == 0
+    started = airpods("start", svc)
+    assert started.returncode == 0, started.stdout + started.stderr
+    [row] = json.loads(airpods("status", svc, "--json").stdout)
+    key = key_of(user, svc)
+    pid = int(user.podman("inspect", "--format", "{{.State.Pid}}", f"{svc}-0").stdout.strip())
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 40
+    back = False
+    while time.monotonic() < deadline and not back:
+        time.sleep(0.5)
+        now = user.podman("inspect", "--format", "{{.State.Pid}}", f"{svc}-0").stdout.strip()
+        back = now not in ("", "0", str(pid)) and chat(row["url"], key)[0] == 200
+    assert back, "the frozen server was not restarted"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        [after] = json.loads(airpods("status", svc, "--json").stdout)
+        if after["restarts"]:
+            break
+        time.sleep(0.5)
+    assert after["restarts"] == 1 and "unhealthy" in after["last_failure"]["reason"], after
+    log = user.home / ".local" / "share" / "airpods" / "health"
+    assert any("restarted" in f.read_text() for f in log.glob("*.log"))

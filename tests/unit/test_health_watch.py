@@ -177,3 +177,21 @@ def test_other_projects_and_containers_without_a_check_are_not_watched(tmp_path)
           idle_ticks=3, parallel=False)
     assert rt.containers["b-0"].health_log == () and rt.containers["b-0"].running
     assert not (tmp_path / "p1.json").exists() or "b" not in json.loads((tmp_path / "p1.json").read_text())
+
+
+def test_a_start_at_work_is_not_counted_nor_stopped_by_a_watcher_still_running(tmp_path):
+    from airpods.health.supervisor import hold
+
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", max_restarts=0))
+    policy = HealthPolicy(2.0, 2, 0, 0.0)
+    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
+    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    ledger.records["a"].gave_up = True  # the watcher had stopped it
+    hold(ledger, ["a"], now)
+    state = rt.containers["a-0"]
+    rt.containers["a-0"] = state.__class__(**{**state.__dict__, "started_at": (state.started_at or 0) + 9})
+    out = observe(ledger, "a", rt.containers["a-0"], policy, now + 1)  # `start` brought it back
+    assert not out.stop and out.restarted == 0 and ledger.records["a"].restarts == 0
+    forget(ledger, {"a": rt.containers["a-0"]})
+    assert observe(ledger, "a", rt.containers["a-0"], policy, now + 2).restarted == 0

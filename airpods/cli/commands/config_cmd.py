@@ -104,6 +104,15 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
         t.print(f"  {item}")
     t.print(f"health:     {spec.health_url or 'none'} expecting {list(spec.health.expected_status)}"
             f" within {spec.health.timeout:g}s")
+    h = spec.health
+    if h.check:
+        t.print(f"check:      every {h.interval:g}s, {h.retries} failures in a row -> Podman restarts it "
+                f"(after {h.max_restarts} restarts in a row: left stopped); start period {h.start_period:g}s "
+                "(the check's text: --json)")
+    if spec.router is not None and (spec.router.auto or spec.resident_why):
+        t.print(f"max_loaded: {spec.router.max_loaded or 4} ({spec.resident_why or 'auto'})")
+        for model, why in spec.resident_left_out:
+            t.print(f"left out:   {model}: {why}")
     if spec.url:
         t.print(f"url:        {spec.url}")
     for prefix, target in spec.gateway_routes:

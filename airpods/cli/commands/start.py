@@ -99,27 +99,48 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
         lock = HostLock(lock_path(app.environ),
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
-        outcomes = start_services(runtime, specs, selected, reporter, network=network,
-                                  models_volume=settings["models_volume"], timeout=timeout,
-                                  wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
-                                  recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))
-    watched = [n for n in selected if specs[n].health.check]
-    if watched:
-        _new_chance(app, specs[watched[0]].project, {n: runtime.inspect(specs[n].container) for n in watched})
-    if watched and getattr(runtime, "shared", False):
+        # Dependencies start too: every checked service is held while this start works, and those it
+        # (re)started get a new count after it (a watcher may still run: a service it stopped).
+        watched = [n for n, s in specs.items() if s.health.check]
+        before = {n: runtime.inspect(specs[n].container) for n in watched}
+        if watched:
+            _new_chance(app, specs[watched[0]].project, watched)
+        try:
+            outcomes = start_services(runtime, specs, selected, reporter, network=network,
+                                      models_volume=settings["models_volume"], timeout=timeout,
+                                      wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
+                                      recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))
+        finally:
+            if watched:
+                after = {n: runtime.inspect(specs[n].container) for n in watched}
+                _new_chance(app, specs[watched[0]].project, after, before)
+    if any(s is not None and s.running for s in after.values()) and getattr(runtime, "shared", False):
         from airpods.cli.commands.watch import spawn
 
         spawn(app, specs[watched[0]].project)
     return outcomes
 
 
-def _new_chance(app: Application, project: str, states: dict) -> None:
-    """A start ends a row of restarts (a service the watcher stopped): the watcher counts from here."""
-    from airpods.health.supervisor import Ledger, forget
+def _new_chance(app: Application, project: str, states: list[str] | dict, before: dict | None = None) -> None:
+    """Before a start (a list of names): the watcher holds off. After it (name -> state): those the
+    start (re)started end a row of restarts (a service the watcher stopped) and are counted from
+    here; the others are the watcher's again, as they were."""
+    import time
+
+    from airpods.health.supervisor import Ledger, forget, hold
     from airpods.paths import health_ledger
 
     with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        forget(ledger, states)
+        if not isinstance(states, dict):
+            hold(ledger, states, time.time())
+            return
+        started = {n: s for n, s in states.items()
+                   if s is None or (before or {}).get(n) is None or s.id != before[n].id
+                   or s.started_at != before[n].started_at}
+        forget(ledger, started)
+        for name in set(states) - set(started):
+            if name in ledger.records:
+                ledger.records[name].hold_until = 0.0
 
 
 def memory_checker(app: Application, specs: dict, force: bool):

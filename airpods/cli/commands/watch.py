@@ -38,7 +38,13 @@ def watch(app: Application, project: str, tick: float) -> None:
         stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
         run_checks = not timers_available(app.environ, os.geteuid())
         stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
-        watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp)
+        # Ends after 30 s with nothing running, stopping or restarting: a restart is never that long
+        # between "exited" and "running" (a frozen process sits out its stop timeout as "stopping").
+        from airpods.orchestrate import stops
+        from airpods.paths import stops_path
+
+        watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp,
+                   idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]))
         stamp("nothing of the project runs: done")
 
 
