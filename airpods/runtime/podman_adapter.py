@@ -60,12 +60,13 @@ class PodmanRuntime:
 
         return PodmanClient(base_url=self.url, timeout=None)
 
-    def _get(self, path: str, **query: Any) -> tuple[int, Any]:
-        """A read-only GET on the libpod API: (status, decoded JSON or None)."""
+    def _get(self, path: str, timeout: float = 30, **query: Any) -> tuple[int, Any]:
+        """A GET on the libpod API (read-only, but for a health check's run): (status, decoded
+        JSON or None)."""
         if self.socket_path is None:  # tcp:// or ssh://: let podman-py handle the transport
             response = self._call(f"GET {path}", self.client.api.get, path, params=query or None)
             return response.status_code, (response.json() if response.content else None)
-        conn = UnixHTTPConnection(self.socket_path)
+        conn = UnixHTTPConnection(self.socket_path, timeout=timeout)
         try:
             conn.request("GET", API + path + (f"?{urlencode(query)}" if query else ""))
             response = conn.getresponse()
@@ -391,22 +392,9 @@ class PodmanRuntime:
     def run_healthcheck(self, name: str) -> str:
         """Run the container's check now (what Podman's timer would do): Podman records the
         result and, after `retries` failures, takes its on-failure action (restart)."""
-        conn = UnixHTTPConnection(self.socket_path, timeout=600) if self.socket_path else None
-        if conn is None:
-            response = self._call(f"health check {name}", self.client.api.get,
-                                  f"/containers/{quote(name, safe='')}/healthcheck")
-            return str((response.json() or {}).get("Status") or "")
-        try:
-            conn.request("GET", f"{API}/containers/{quote(name, safe='')}/healthcheck")
-            response = conn.getresponse()
-            body = response.read()
-        except OSError as exc:
-            raise self._unreachable(exc) from exc
-        finally:
-            conn.close()
-        data = json.loads(body) if body.strip() else {}
-        if response.status >= 400:
-            raise RuntimeFailure(f"health check {name}: {(data or {}).get('message', response.status)}")
+        status, data = self._get(f"/containers/{quote(name, safe='')}/healthcheck", timeout=600)
+        if status >= 400:
+            raise RuntimeFailure(f"health check {name}: {(data or {}).get('message', status)}")
         return str((data or {}).get("Status") or "")
 
     def stop_container(self, name: str, timeout: int) -> None:

@@ -40,6 +40,23 @@ def _started(rt: FakeRuntime, *specs: ServiceSpec) -> None:
           models_volume="m", wait=False)
 
 
+def _observed(tmp_path, max_restarts: int) -> tuple[FakeRuntime, HealthPolicy, Ledger, float]:
+    """A started container the watcher has seen once."""
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", max_restarts=max_restarts))
+    policy = HealthPolicy(2.0, 2, max_restarts, 0.0)
+    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
+    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    return rt, policy, ledger, now
+
+
+def _restarted(rt: FakeRuntime, started_at: float, *, count: int = 1, **fields) -> None:
+    """What Podman shows after it started the container again."""
+    state = rt.containers["a-0"]
+    rt.containers["a-0"] = state.__class__(**{**state.__dict__, "restart_count": state.restart_count + count,
+                                              "started_at": started_at, **fields})
+
+
 def test_each_kind_gets_its_own_check_and_the_llama_probe_key_is_a_mounted_file(cli, write_config, isolated):
     data = render(cli)  # the default llama.cpp service: it has an API key
     h = data["health"]
@@ -128,16 +145,10 @@ def test_no_checks_are_run_where_systemd_timers_run_them(tmp_path):
 
 
 def test_after_max_restarts_in_a_row_it_is_stopped_and_start_gives_a_new_chance(tmp_path):
-    rt = FakeRuntime(images={"localhost/test/a:1"})
-    _started(rt, _spec("a", max_restarts=2))
-    policy = HealthPolicy(2.0, 2, 2, 0.0)
-    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
-    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    rt, policy, ledger, now = _observed(tmp_path, 2)
     outcomes = []
     for i in range(3):  # killed three times: the restart policy brings it back each time
-        state = rt.containers["a-0"]
-        rt.containers["a-0"] = state.__class__(**{**state.__dict__, "restart_count": state.restart_count + 1,
-                                                  "started_at": (state.started_at or 0) + 5, "exit_code": 137})
+        _restarted(rt, (rt.containers["a-0"].started_at or 0) + 5, exit_code=137)
         outcomes.append(observe(ledger, "a", rt.containers["a-0"], policy, now + 5 * (i + 1)))
     assert [o.stop for o in outcomes] == [False, False, True]
     rec = ledger.records["a"]
@@ -149,15 +160,9 @@ def test_after_max_restarts_in_a_row_it_is_stopped_and_start_gives_a_new_chance(
 
 
 def test_a_quiet_spell_ends_a_row_of_restarts(tmp_path):
-    rt = FakeRuntime(images={"localhost/test/a:1"})
-    _started(rt, _spec("a"))
-    policy = HealthPolicy(2.0, 2, 1, 0.0)
-    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
-    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    rt, policy, ledger, now = _observed(tmp_path, 1)
     for later in (10.0, 10.0 + policy.calm_after + 1):  # two restarts, far apart
-        state = rt.containers["a-0"]
-        rt.containers["a-0"] = state.__class__(**{**state.__dict__, "restart_count": state.restart_count + 1,
-                                                  "started_at": now + later})
+        _restarted(rt, now + later)
         out = observe(ledger, "a", rt.containers["a-0"], policy, now + later)
         assert not out.stop
     assert ledger.records["a"].restarts == 2 and ledger.records["a"].in_a_row == 1
@@ -182,15 +187,10 @@ def test_other_projects_and_containers_without_a_check_are_not_watched(tmp_path)
 def test_a_start_at_work_is_not_counted_nor_stopped_by_a_watcher_still_running(tmp_path):
     from airpods.health.supervisor import hold
 
-    rt = FakeRuntime(images={"localhost/test/a:1"})
-    _started(rt, _spec("a", max_restarts=0))
-    policy = HealthPolicy(2.0, 2, 0, 0.0)
-    ledger, now = Ledger(tmp_path / "p1.json"), 1_000_000.0
-    observe(ledger, "a", rt.containers["a-0"], policy, now)
+    rt, policy, ledger, now = _observed(tmp_path, 0)
     ledger.records["a"].gave_up = True  # the watcher had stopped it
     hold(ledger, ["a"], now)
-    state = rt.containers["a-0"]
-    rt.containers["a-0"] = state.__class__(**{**state.__dict__, "started_at": (state.started_at or 0) + 9})
+    _restarted(rt, (rt.containers["a-0"].started_at or 0) + 9, count=0)
     out = observe(ledger, "a", rt.containers["a-0"], policy, now + 1)  # `start` brought it back
     assert not out.stop and out.restarted == 0 and ledger.records["a"].restarts == 0
     forget(ledger, {"a": rt.containers["a-0"]})
