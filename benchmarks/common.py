@@ -40,6 +40,13 @@ class Series:
                 "samples": self.samples}
 
 
+def on_host(spec: dict, argv: list[str]) -> list[str]:
+    """A service's argv for llama-server run on the host: a path it has in the container through
+    a bind mount (the health probe's key file) is the host file itself."""
+    binds = {v["target"]: v["source"] for v in spec["volumes"] if v["source"].startswith("/")}
+    return [binds.get(a, a) for a in argv]
+
+
 def timed(argv: list[str], env: dict[str, str] | None = None, check: bool = True) -> float:
     start = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=check)

@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 
-from benchmarks.common import MODEL, Env, Series
+from benchmarks.common import MODEL, Env, Series, on_host
 from benchmarks.inference import host_server
 
 PROMPT = "Say hi."
@@ -56,7 +56,7 @@ def _airpods(env: Env) -> float:
 def first_token(env: Env, model, runs: int) -> dict[str, Series]:
     spec = env.render("bench1")
     key = spec["env"]["LLAMA_API_KEY"]
-    argv = list(spec["command"])
+    argv = on_host(spec, list(spec["command"]))
     argv[argv.index("--model") + 1] = str(model)
     out = {"airpods": Series("airpods run MODEL PROMPT: first token (service stopped)"),
            "bare": Series("bare llama-server + streamed chat: first token")}

@@ -10,7 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.common import Env, Series, free_port, http_status
+from benchmarks.common import Env, Series, free_port, http_status, on_host
 
 PROMPT = ("You are a careful assistant. Summarise the following text in plain words. " * 12
           + "Text: llamas are domesticated South American camelids used as pack animals.")
@@ -50,7 +50,7 @@ def parity(env: Env, model: Path, runs: int, n_predict: int) -> dict[str, Series
     spec = env.render("bench1")
     env.run("start", "bench1")
     key = spec["env"]["LLAMA_API_KEY"]
-    argv = list(spec["command"])
+    argv = on_host(spec, list(spec["command"]))
     argv[argv.index("--model") + 1] = str(model)
     host, host_port = host_server(argv, key)
     try:

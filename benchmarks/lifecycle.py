@@ -10,10 +10,14 @@ from pathlib import Path
 
 from benchmarks.common import LLAMA_IMAGE, NETWORK, VOLUME, Env, Series, http_status
 
+# What airpods creates for the service, by hand: the pod, the container with its mounts (the
+# model volume and the health probe's key file), key and health check, then a health loop.
 RAW_START = """set -e
 port=$1; key=$2; shift 2
 podman pod create --name bench-raw --network {network} --network-alias bench-raw -p 127.0.0.1:$port:8080 >/dev/null
-podman run -d --name bench-raw-0 --pod bench-raw -v {volume}:/models:ro -e LLAMA_API_KEY=$key {image} "$@" >/dev/null
+podman run -d --name bench-raw-0 --pod bench-raw -v {volume}:/models:ro $MOUNTS -e LLAMA_API_KEY=$key \
+  --health-cmd "$HEALTH_CMD" --health-interval "$HEALTH_INTERVAL" --health-retries 3 \
+  --health-start-period "$HEALTH_START" --health-on-failure restart {image} "$@" >/dev/null
 # A 10 ms pause between probes: a loop with none steals a core from llama-server on 2 cores.
 until curl -sf --connect-timeout 0.2 --max-time 1 -o /dev/null http://127.0.0.1:$port/health; do sleep 0.01; done
 """
@@ -58,6 +62,11 @@ def start_overhead(env: Env, runs: int) -> dict:
     script = Path(tempfile.mkdtemp()) / "raw-start.sh"
     script.write_text(RAW_START.format(network=NETWORK, volume=VOLUME, image=LLAMA_IMAGE))
     raw_argv = ["bash", str(script), str(port), spec["env"]["LLAMA_API_KEY"], *spec["command"]]
+    mounts = " ".join(f"-v {v['source']}:{v['target']}:{v['mode']}" for v in spec["volumes"]
+                      if v["target"] != "/models")
+    health = spec["health"]
+    raw_env = {**env.env, "MOUNTS": mounts, "HEALTH_CMD": health["check"] or "true",
+               "HEALTH_INTERVAL": f"{health['interval'] or 30:g}s", "HEALTH_START": f"{health['start_period']:g}s"}
     airpods, raw, ready = Series("airpods start"), Series("raw podman script"), Series("readiness latency")
     stop_a, stop_r = Series("airpods stop"), Series("podman pod stop")
     env.run("start", "bench1")  # network exists for both, image warm
@@ -73,7 +82,7 @@ def start_overhead(env: Env, runs: int) -> dict:
         env.run("stop", "bench1", "--remove")
 
         began = time.perf_counter()
-        subprocess.run(raw_argv, check=True, capture_output=True)
+        subprocess.run(raw_argv, check=True, capture_output=True, env=raw_env, timeout=120)
         raw.samples.append(time.perf_counter() - began)
         began = time.perf_counter()
         subprocess.run(["podman", "pod", "stop", "-t", "10", "bench-raw"], check=True, capture_output=True)

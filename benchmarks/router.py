@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import LLAMA_IMAGE, MODEL, Env, Series, free_port
+from benchmarks.common import LLAMA_IMAGE, MODEL, Env, Series, free_port, on_host
 from benchmarks.inference import host_server
 
 SECOND = "SmolLM2-copy.gguf"
@@ -70,7 +70,7 @@ def swap_latency(env: Env, model_path: Path, runs: int) -> dict[str, Series]:
             (models / name).symlink_to(model_path)
         preset = Path(tmp) / "models.ini"
         preset.write_text(spec["router_preset"].replace("/models/", f"{models}/"))
-        argv = [a if a != "/etc/airpods/models.ini" else str(preset) for a in spec["command"]]
+        argv = on_host(spec, [a if a != "/etc/airpods/models.ini" else str(preset) for a in spec["command"]])
         host, host_port = host_server(argv, key)
         try:
             ports = {"airpods": spec["ports"][0]["host"], "host": host_port}

@@ -244,7 +244,6 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                         stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
                     if obs.stop and state.running:
                         runtime.stop_container(state.name, int(state.labels.get(LABEL_STOP_TIMEOUT, "10") or 10))
-                        due.pop(state.name, None)
             for _service, state, _policy in items:  # routers' pinned models: touched, so never the LRU
                 url, pins, key_file = pins_of(state)
                 for model in pins if state.running and url else ():
@@ -254,13 +253,14 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
             for _service, state, policy in items if run_checks else ():
                 if not state.running or (busy.get(state.name) and not busy[state.name].done()):
                     continue
-                when = due.setdefault(state.name, now + policy.interval)
+                slot = f"{state.id or state.name} {policy.label()}"  # a recreated container: its own schedule
+                when = due.setdefault(slot, now + policy.interval)
                 if now >= when:
                     if parallel:
                         busy[state.name] = pool.submit(_check, runtime, state.name, say)
                     else:
                         _check(runtime, state.name, say)
-                    due[state.name] = max(when + policy.interval, now)  # on its interval, not the tick's
+                    due[slot] = max(when + policy.interval, now)  # on its interval, not the tick's
             sleep(tick)
 
 

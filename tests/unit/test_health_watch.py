@@ -195,3 +195,22 @@ def test_a_start_at_work_is_not_counted_nor_stopped_by_a_watcher_still_running(t
     assert not out.stop and out.restarted == 0 and ledger.records["a"].restarts == 0
     forget(ledger, {"a": rt.containers["a-0"]})
     assert observe(ledger, "a", rt.containers["a-0"], policy, now + 2).restarted == 0
+
+
+def test_a_recreated_container_is_checked_on_its_own_interval_not_the_old_ones(tmp_path):
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", interval=30.0))
+    clock, steps = Clock(), iter(range(14))
+
+    def sleep(_: float) -> None:
+        clock.now += 1.0
+        step = next(steps, None)
+        if step == 2:  # recreated by a start with interval = 2 (a new container, its label says so)
+            rt.remove_container("a-0")
+            _started(rt, _spec("a", interval=2.0))
+        if step is None:
+            rt.stop_container("a-0", 1)
+
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, sleep=sleep, say=lambda _: None,
+          idle_ticks=1, parallel=False)
+    assert len(rt.containers["a-0"].health_log) >= 4  # ~12 s at 2 s; on the old 30 s schedule: none
