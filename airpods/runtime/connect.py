@@ -50,23 +50,52 @@ def candidates(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     return out
 
 
-def start_private_service(podman: str) -> str:
-    """`podman system service --time=5` on a private socket; it exits by itself when idle and
-    the containers it started keep running."""
-    directory = Path(tempfile.mkdtemp(prefix="airpods-podman-"))
+IDLE_SECONDS = 30  # a private service stays this long after its last request, for the next command
+
+
+def private_dir(environ: Mapping[str, str]) -> Path | None:
+    """This user's folder for a private Podman service, shared by airpods' commands (and the health
+    watcher) so that each need not start its own: in $XDG_RUNTIME_DIR, else /tmp; 0700 and ours,
+    or None (a folder someone else made, or a link: then a fresh private one is used)."""
+    import stat
+
+    base = environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    directory = Path(base) / f"airpods-podman-{os.geteuid()}"
+    try:
+        directory.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(directory)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or stat.S_IMODE(st.st_mode) & 0o077:
+        return None
+    return directory
+
+
+def start_private_service(podman: str, environ: Mapping[str, str] | None = None) -> str:
+    """`podman system service` on a private socket: the one this user's airpods already runs when
+    it answers, else a new one. It exits by itself after IDLE_SECONDS without a request, and the
+    containers it started keep running."""
+    import fcntl
+
+    shared = private_dir(os.environ if environ is None else environ)
+    directory = shared or Path(tempfile.mkdtemp(prefix="airpods-podman-"))
     path = directory / "podman.sock"
-    subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-        [podman, "system", "service", "--time=5", f"unix://{path}"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True, cwd=directory,  # conmon leaves files (`oom`) in the service's folder
-    )
-    deadline = time.monotonic() + 5.0
-    delay = 0.005
-    while time.monotonic() < deadline:
-        if path.exists() and answers(str(path)):
+    with open(directory / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one start at a time; the others then find it answering
+        if shared is not None and answers(str(path)):
             return f"unix://{path}"
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+            [podman, "system", "service", f"--time={IDLE_SECONDS}", f"unix://{path}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True, cwd=directory,  # conmon leaves files (`oom`) in the service's folder
+        )
+        deadline = time.monotonic() + 5.0
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if path.exists() and answers(str(path)):
+                return f"unix://{path}"
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
     raise RuntimeUnavailable("started `podman system service` but its socket never answered",
                              hint="run `podman system service --time=0` by hand to see why")
 
@@ -92,7 +121,7 @@ def resolve_url(url: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
     if not podman:
         raise RuntimeUnavailable("Podman is not installed (no `podman` on PATH and no API socket)",
                                  hint=INSTALL_HINT)
-    return start_private_service(podman), "private podman system service"
+    return start_private_service(podman, environ), "private podman system service"
 
 
 def connect(url: str | None = None, environ: Mapping[str, str] | None = None) -> Any:
