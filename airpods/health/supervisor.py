@@ -22,7 +22,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,6 @@ class Observation:
     restarted: int = 0
     stop: bool = False
     message: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthPolicy, now: float) -> Observation:
@@ -167,7 +166,7 @@ def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthP
             out.stop, out.message = True, f"{service} stopped: {rec.last_failure['reason']}"
     rec.started_at = state.started_at if state.started_at is not None else rec.started_at
     rec.restart_count = state.restart_count
-    if rec.gave_up and (state.running or out.stop):
+    if rec.gave_up and state.running:  # given up on, and running again: not by `airpods start`
         out.stop = True
     return out
 

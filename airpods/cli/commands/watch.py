@@ -21,31 +21,47 @@ def watch(app: Application, project: str, tick: float) -> None:
     import time
 
     from airpods.health.supervisor import watch as watch_loop
-    from airpods.paths import health_ledger
+    from airpods.health.supervisor import watched
+    from airpods.orchestrate import stops
+    from airpods.paths import health_ledger, stops_path
     from airpods.probes.systemd import timers_available
 
     ledger = health_ledger(app.environ, project)
     ledger.parent.mkdir(parents=True, exist_ok=True)
+    stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
+    run_checks = not timers_available(app.environ, os.geteuid())
     with open(ledger.with_suffix(".pid"), "a+") as pid:
-        try:
-            fcntl.flock(pid, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return  # another watcher has this project
-        pid.seek(0)
-        pid.truncate()
-        pid.write(f"{os.getpid()}\n")
-        pid.flush()
-        stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
-        run_checks = not timers_available(app.environ, os.geteuid())
-        stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
-        # Ends after 30 s with nothing running, stopping or restarting: a restart is never that long
-        # between "exited" and "running" (a frozen process sits out its stop timeout as "stopping").
-        from airpods.orchestrate import stops
-        from airpods.paths import stops_path
+        # A watcher that is just ending lets go of the lock and looks once more; this one waits a
+        # little for it, so that a start racing with that end is never left without a watcher.
+        while _take(pid, tries=8):
+            pid.seek(0)
+            pid.truncate()
+            pid.write(f"{os.getpid()}\n")
+            pid.flush()
+            stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
+            # Ends after 30 s with nothing running, stopping or restarting: a restart is never that
+            # long between "exited" and "running" (a frozen process sits out its stop timeout as
+            # "stopping").
+            watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp,
+                       idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]))
+            fcntl.flock(pid, fcntl.LOCK_UN)
+            if not any(s.running for _, s, _ in watched(app.runtime.list_managed(), project)):
+                stamp("nothing of the project runs: done")
+                return
+            stamp("the project runs again")
 
-        watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp,
-                   idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]))
-        stamp("nothing of the project runs: done")
+
+def _take(lock, tries: int) -> bool:
+    import fcntl
+    import time
+
+    for _ in range(tries):
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            time.sleep(0.5)
+    return False  # another watcher has this project
 
 
 def spawn(app: Application, project: str) -> None:
