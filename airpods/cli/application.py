@@ -178,7 +178,12 @@ class Application:
                         prometheus_dir=str(prometheus_dir(self.environ, self.project)))
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
-        if not gpu_plan and PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
+        from pathlib import Path
+
+        from airpods.plan.health import KEY_PATH
+
+        keys_made = all(Path(v.source).exists() for s in specs.values() for v in s.volumes if v.target == KEY_PATH)
+        if not gpu_plan and keys_made and PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return self._machine_views(specs, gpu_plan)
 

@@ -10,6 +10,9 @@ the container (`KEY_PATH`), so that no key is in the check's text, `podman inspe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from airpods.plan.spec import HealthSpec
 
 KEY_PATH = "/run/airpods/health.key"  # the probe's key in a llama.cpp container (also in --api-key-file)
 GATEWAY_METRICS_PORT = 9180  # plan/gateway.METRICS_PORT: Caddy's internal listener, plain HTTP
@@ -72,3 +75,16 @@ def script(f: CheckFacts) -> str | None:
         return (f"wget -q -T {t} -O /dev/null http://127.0.0.1:{PROMETHEUS_PORT}/-/healthy "
                 f'|| {{ echo "Prometheus /-/healthy did not answer within {t} s"; exit 1; }}')
     return None
+
+
+def health_spec(h: Any, kind: str, published: int | None, argv_port: Any, *, router: bool, keyed: bool,
+                start_wait: float) -> HealthSpec:
+    """A service's HealthSpec from its `health` table: the start wait's URLs (`start_wait`
+    seconds) and the check Podman runs after it. A llama.cpp server listens on its argv's port
+    (llama-server's own default 8080)."""
+    port = int(argv_port or published or 8080) if kind == "llamacpp" else published
+    check = script(CheckFacts(kind, port, router=router, keyed=keyed, timeout=h.probe_timeout)) if h.interval else None
+    return HealthSpec(h.path, tuple(h.expected_status), start_wait, ("/health",) if kind == "llamacpp" else (),
+                      check=check or "", interval=h.interval if check else 0.0, retries=h.retries,
+                      start_period=start_wait if h.start_period is None else h.start_period,
+                      probe_timeout=h.probe_timeout, max_restarts=h.max_restarts)

@@ -18,7 +18,7 @@ from airpods.plan.cpu_plan import CpuShare
 from airpods.plan.cpu_shares import cpu_reason, cpu_shares
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
-from airpods.plan.spec import DEFAULT_PROJECT, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
+from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
@@ -322,21 +322,6 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
     p.secret_env.add("RAG_OPENAI_API_KEY")
 
 
-def _health(svc: Any, f: _Facts, p: _Parts, timeout: float) -> HealthSpec:
-    """The start wait's URLs and the check Podman runs after it (from the kind; plan/health.py)."""
-    h = svc.health
-    port = f.ports[0].container if f.ports else None
-    if svc.kind == "llamacpp":
-        port = int(p.args.get("port") or port or 8080)  # llama-server's own default
-    check = health_plan.script(health_plan.CheckFacts(
-        svc.kind, port, router=p.router is not None, keyed=bool(f.health_key),
-        timeout=h.probe_timeout)) if h.interval else None
-    return HealthSpec(h.path, tuple(h.expected_status), timeout, ("/health",) if svc.kind == "llamacpp" else (),
-                      check=check or "", interval=h.interval if check else 0.0, retries=h.retries,
-                      start_period=timeout if h.start_period is None else h.start_period,
-                      probe_timeout=h.probe_timeout, max_restarts=h.max_restarts)
-
-
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
           parts: gateway_plan.GatewayParts | prometheus_plan.PrometheusParts | None = None,
@@ -385,7 +370,9 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
         command=command, llama=run_from_argv(command) if svc.kind == "llamacpp" and p.router is None else None,
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
-        health=_health(svc, f, p, timeout),
+        health=health_plan.health_spec(svc.health, svc.kind, f.ports[0].container if f.ports else None,
+                                       p.args.get("port"), router=p.router is not None, keyed=bool(f.health_key),
+                                       start_wait=timeout),
         gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
         gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
         gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,

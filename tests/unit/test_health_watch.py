@@ -214,3 +214,18 @@ def test_a_recreated_container_is_checked_on_its_own_interval_not_the_old_ones(t
     watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, sleep=sleep, say=lambda _: None,
           idle_ticks=1, parallel=False)
     assert len(rt.containers["a-0"].health_log) >= 4  # ~12 s at 2 s; on the old 30 s schedule: none
+
+
+def test_the_probe_key_is_made_even_after_specs_were_cached_without_it(cli, isolated):
+    """Seen in CI: a command that makes no secrets (models list) cached the specs while the API key
+    existed and the probe key did not; `start` then took them from the cache and Podman could not
+    mount the missing file."""
+    secrets = isolated / "data" / "airpods" / "secrets"
+    secrets.mkdir(parents=True, mode=0o700)
+    for name in ("llamacpp-api-key", "llamacpp-ui-api-key", "open-webui-secret-key"):
+        (secrets / name).write_text("k" * 43 + "\n")
+        (secrets / name).chmod(0o600)
+    assert cli("config", "render", "llamacpp").code == 0  # makes no secret
+    assert not (secrets / "llamacpp-health-key").exists()
+    assert cli("config", "render", "llamacpp", "--show-secrets").code == 0  # makes them, as start does
+    assert (secrets / "llamacpp-health-key").exists()
