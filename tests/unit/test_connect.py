@@ -27,3 +27,15 @@ def test_a_folder_others_may_enter_or_a_link_is_not_used(tmp_path):
     elsewhere.mkdir(mode=0o700)
     folder.symlink_to(elsewhere)
     assert private_dir(env) is None
+
+
+def test_systemd_timers_need_systemd_and_for_a_user_their_session(tmp_path):
+    from airpods.probes.systemd import timers_available
+
+    assert not timers_available({}, 0, root=str(tmp_path))  # no /run/systemd/system: PID 1 is not systemd
+    (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
+    assert timers_available({}, 0, root=str(tmp_path))
+    assert not timers_available({"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, root=str(tmp_path))
+    (tmp_path / "run" / "user" / "1000" / "systemd").mkdir(parents=True)
+    (tmp_path / "run" / "user" / "1000" / "systemd" / "private").touch()
+    assert timers_available({"XDG_RUNTIME_DIR": "/run/user/1000"}, 1000, root=str(tmp_path))

@@ -229,3 +229,25 @@ def test_the_probe_key_is_made_even_after_specs_were_cached_without_it(cli, isol
     assert not (secrets / "llamacpp-health-key").exists()
     assert cli("config", "render", "llamacpp", "--show-secrets").code == 0  # makes them, as start does
     assert (secrets / "llamacpp-health-key").exists()
+
+
+def test_doctor_says_who_runs_the_checks_and_whether_the_watcher_runs(cli, fake, isolated, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.setattr("airpods.probes.systemd.timers_available", lambda environ, euid: True)
+    assert json.loads(cli("doctor", "--json").out)["health"]["runs_checks"] == "Podman, from systemd timers"
+    monkeypatch.setattr("airpods.probes.systemd.timers_available", lambda environ, euid: False)
+    data = json.loads(cli("doctor", "--json").out)
+    assert data["health"]["systemd_timers"] is False
+    assert data["health"]["runs_checks"].startswith("airpods' watcher") and data["health"]["watcher_pid"] is None
+    pid_file = isolated / "data" / "airpods" / "health" / "default.pid"
+    pid_file.parent.mkdir(parents=True)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "watch"])
+    try:
+        pid_file.write_text(f"{sleeper.pid}\n")
+        assert json.loads(cli("doctor", "--json").out)["health"]["watcher_pid"] == sleeper.pid
+        assert f"watcher running, pid {sleeper.pid}" in cli("doctor").out
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import click
 
@@ -57,6 +58,7 @@ def doctor(app: Application, as_json: bool) -> None:
         report["cpu"]["plan"] = {n: {"cpuset": s.cpuset, "threads": s.threads, "reason": s.cpu_reason}
                                  for n, s in specs.items() if s.enabled and (s.cpuset or s.threads)}
         report["gateway"] = _gateway(app, specs)
+        report["health"] = _health(app, specs)
     except AirpodsError as exc:
         report["config_error"] = exc.message
     if as_json:
@@ -93,6 +95,11 @@ def doctor(app: Application, as_json: bool) -> None:
             t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
             if s["gpu_plan"]:
                 t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
+        if report.get("health"):
+            h = report["health"]
+            watcher = (f"running, pid {h['watcher_pid']}" if h["watcher_pid"]
+                       else "not running (airpods start leaves one)")
+            t.print(f"health checks:   {h['runs_checks']}; watcher {watcher}")
         for gw in [report["gateway"]] if report.get("gateway") and report["gateway"]["enabled"] else []:
             t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
                     + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
@@ -108,6 +115,26 @@ def doctor(app: Application, as_json: bool) -> None:
         raise problem
     if "config_error" in report:
         raise click.exceptions.Exit(1)
+
+
+def _health(app: Application, specs: dict) -> dict:
+    """Who runs the health checks here (systemd timers, or airpods' watcher), and the watcher."""
+    import os
+
+    from airpods.paths import health_ledger
+    from airpods.probes.systemd import timers_available
+
+    project = next((s.project for s in specs.values()), app.project)
+    timers = timers_available(app.environ, os.geteuid())
+    pid_file = health_ledger(app.environ, project).with_suffix(".pid")
+    try:
+        pid = int(pid_file.read_text().strip() or 0)
+        alive = pid > 0 and "watch" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        pid, alive = 0, False
+    return {"systemd_timers": timers, "watcher_pid": pid if alive else None,
+            "runs_checks": "Podman, from systemd timers" if timers else
+                           "airpods' watcher (no systemd timers here)"}
 
 
 def _gateway(app: Application, specs: dict) -> dict | None:
