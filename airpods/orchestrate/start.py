@@ -124,11 +124,11 @@ def create(runtime: ContainerRuntime, spec: ServiceSpec, action: Action) -> None
 
 def startup_models(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter,
                    started: float) -> Done[float] | Pending:
-    """A router is ready when every load_on_startup model is loaded; one that failed fails the start."""
+    """A router is ready when every load_on_startup (and pinned) model is loaded; one that failed fails the start."""
     from airpods.health.router_api import list_models
 
     assert spec.router is not None
-    wanted = [m.id for m in spec.router.models if m.load_on_startup]
+    wanted = [m.id for m in spec.router.models if m.load_on_startup or m.pin]
     if not wanted:
         return Done(time.monotonic() - started)
     states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}

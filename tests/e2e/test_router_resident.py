@@ -83,10 +83,7 @@ def test_pinned_stays_ttl_unloads_and_the_left_out_says_why(prun, cli, write_con
     assert started.code == 0, started.text
     [row] = json.loads(cli("--config", path, "status", name, "--json").out)
     url, key = row["url"], key_of(isolated, name)
-    deadline = time.monotonic() + 60  # loaded on startup, after the router answers
-    while time.monotonic() < deadline and ps(cli, path, name)["pinned"]["state"] != "loaded":
-        time.sleep(0.5)
-    assert ps(cli, path, name)["pinned"]["state"] == "loaded"
+    assert ps(cli, path, name)["pinned"]["state"] == "loaded"  # start waits for it, as for load_on_startup
     for other in ("b", "c", "d"):
         code, _ = chat_model(url, key, other)
         assert code == 200, other
