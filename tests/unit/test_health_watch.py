@@ -251,3 +251,35 @@ def test_doctor_says_who_runs_the_checks_and_whether_the_watcher_runs(cli, fake,
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_a_start_of_services_without_checks_works(cli, fake, write_config):
+    path = write_config("""
+[services.llamacpp]
+enabled = false
+health = { interval = 0 }
+[services.llamacpp-ui]
+enabled = false
+health = { interval = 0 }
+[services.ollama]
+enabled = false
+health = { interval = 0 }
+[services.open-webui]
+enabled = false
+health = { interval = 0 }
+[services.gateway]
+enabled = false
+health = { interval = 0 }
+[services.prometheus]
+enabled = false
+health = { interval = 0 }
+[services.web]
+image = "localhost/test/web:1"
+ports = [{ host = 18765, container = 80 }]
+health = { path = "/", interval = 0 }
+""")
+    fake.images.add("localhost/test/web:1")
+    result = cli("--config", path, "start", "web", "--no-wait")
+    assert result.code == 0, result.text
+    [spec] = [s for s in fake.specs.values() if s.name == "web"]
+    assert fake.containers[spec.container].running and spec.health.check == ""

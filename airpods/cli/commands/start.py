@@ -102,7 +102,7 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
         # Dependencies start too: every checked service is held while this start works, and those it
         # (re)started get a new count after it (a watcher may still run: a service it stopped).
         watched = [n for n, s in specs.items() if s.health.check]
-        before = {n: runtime.inspect(specs[n].container) for n in watched}
+        before, after = {n: runtime.inspect(specs[n].container) for n in watched}, {}
         if watched:
             _new_chance(app, specs[watched[0]].project, watched)
         try:
