@@ -180,9 +180,7 @@ class Application:
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         from pathlib import Path
 
-        from airpods.plan.health import KEY_PATH
-
-        keys_made = all(Path(v.source).exists() for s in specs.values() for v in s.volumes if v.target == KEY_PATH)
+        keys_made = all(Path(s.health_key_file).exists() for s in specs.values() if s.health_key_file)
         if not gpu_plan and keys_made and PLACEHOLDER not in json.dumps(payload):  # only fully resolved specs
             cache.save(path, cache.key(texts, override, force_cpu, probes, secrets), payload)
         return self._machine_views(specs, gpu_plan)

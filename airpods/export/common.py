@@ -81,7 +81,7 @@ def probes(spec: ServiceSpec) -> dict[str, Any]:
     live: dict[str, Any] = {"httpGet": http, "periodSeconds": 20, "failureThreshold": 3}
     if h.check:  # the check `start` gives the container: a model that answers, not only a port
         live = {"exec": {"command": ["sh", "-c", h.check]}, "periodSeconds": max(1, math.ceil(h.interval)),
-                "failureThreshold": h.retries, "timeoutSeconds": math.ceil(3 * h.probe_timeout + 2)}
+                "failureThreshold": h.retries, "timeoutSeconds": math.ceil(h.check_timeout)}
     return {
         "startupProbe": {"httpGet": http, "periodSeconds": 2,
                          "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},

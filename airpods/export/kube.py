@@ -19,11 +19,10 @@ from airpods.export.common import (
     resources,
     secret_key,
 )
-from airpods.plan import health as health_plan
 from airpods.plan import prometheus as prometheus_plan
 from airpods.plan.gateway import CADDYFILE, ETC, KEYS_FILE
 from airpods.plan.router import PRESET_PATH
-from airpods.plan.spec import ServiceSpec
+from airpods.plan.spec import HEALTH_KEY_PATH, ServiceSpec
 
 MODELS_JOB_IMAGE = "docker.io/curlimages/curl:8.10.1"
 
@@ -55,7 +54,7 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
                 {"secret": {"name": f"{dns(spec.name)}-keys"}}]}})
         elif v.target == prometheus_plan.ETC and spec.kind == "prometheus":  # its scrape configuration
             volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-config"}})
-        elif v.target == health_plan.KEY_PATH and spec.kind == "llamacpp":  # the probe's key, from the Secret
+        elif v.target == HEALTH_KEY_PATH:  # the probe's key, from the Secret
             mount["subPath"] = "health.key"
             volumes.append({"name": name, "secret": {"secretName": SECRET_NAME, "items": [
                 {"key": secret_key(spec, HEALTH_KEY), "path": "health.key"}]}})
@@ -140,9 +139,8 @@ def secret(specs: list[ServiceSpec], show: bool) -> dict[str, Any] | None:
     data = {secret_key(s, k): (s.env[k] if show else PLACEHOLDER) for s in specs for k in sorted(s.secret_env)
             if k in s.env}
     for s in specs:  # a llama.cpp health probe's own key (a 0600 file of airpods' on this host)
-        for v in s.volumes:
-            if v.target == health_plan.KEY_PATH and s.kind == "llamacpp":
-                data[secret_key(s, HEALTH_KEY)] = _read_key(v.source) if show else PLACEHOLDER
+        if s.health_key_file:
+            data[secret_key(s, HEALTH_KEY)] = _read_key(s.health_key_file) if show else PLACEHOLDER
     if not data:
         return None
     return {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",

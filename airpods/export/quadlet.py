@@ -156,7 +156,7 @@ def _health(spec: ServiceSpec) -> list[str]:
         return []
     check = raw(h.check).replace("%", "%%").replace("$", "$$")
     return [f"HealthCmd={check}", f"HealthInterval={h.interval:g}s", f"HealthRetries={h.retries}",
-            f"HealthStartPeriod={h.start_period:g}s", f"HealthTimeout={3 * h.probe_timeout + 2:g}s",
+            f"HealthStartPeriod={h.start_period:g}s", f"HealthTimeout={h.check_timeout:g}s",
             "HealthOnFailure=restart"]
 
 

@@ -50,9 +50,6 @@ class HealthPolicy:
         except ValueError:
             return None
 
-    def label(self) -> str:
-        return f"{self.interval:g}/{self.retries}/{self.max_restarts}/{self.start_period:g}"
-
     @property
     def calm_after(self) -> float:
         """Running this long after a restart ends a row of restarts."""
@@ -252,7 +249,7 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
             for _service, state, policy in items if run_checks else ():
                 if not state.running or (busy.get(state.name) and not busy[state.name].done()):
                     continue
-                slot = f"{state.id or state.name} {policy.label()}"  # a recreated container: its own schedule
+                slot = f"{state.id or state.name} {state.labels[LABEL_HEALTH]}"  # a recreated one: its own schedule
                 when = due.setdefault(slot, now + policy.interval)
                 if now >= when:
                     if parallel:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airpods.plan.spec import HealthSpec
+from airpods.plan.spec import HEALTH_KEY_PATH, HealthSpec
 
-KEY_PATH = "/run/airpods/health.key"  # the probe's key in a llama.cpp container (also in --api-key-file)
+KEY_PATH = HEALTH_KEY_PATH  # the probe's key in a llama.cpp container (also in --api-key-file)
 GATEWAY_METRICS_PORT = 9180  # plan/gateway.METRICS_PORT: Caddy's internal listener, plain HTTP
 PROMETHEUS_PORT = 9090
 

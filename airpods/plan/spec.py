@@ -31,6 +31,7 @@ LABEL_URL = "io.airpods.url"
 LABEL_HEALTH = "io.airpods.health"  # the health policy the watcher keeps: "interval/retries/max_restarts/start"
 LABEL_PINS = "io.airpods.pins"  # a router's pinned model ids, which the watcher keeps loaded
 LABEL_HEALTH_KEY = "io.airpods.health-key"  # the host file of its probe's key (a path, never the key)
+HEALTH_KEY_PATH = "/run/airpods/health.key"  # where a llama.cpp container has its health probe's key
 LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:bytes,1:bytes"
 # Fields that describe the service for airpods but are not part of what the container is made of
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
@@ -73,9 +74,14 @@ class HealthSpec:
     max_restarts: int = 4  # restarts in a row before airpods leaves it stopped
 
     @property
-    def bound(self) -> float:
-        """The configured time from a failure to a restart: interval x retries + start period."""
-        return self.interval * self.retries + self.start_period
+    def check_timeout(self) -> float:
+        """What the check itself may take: its three requests, and a little more."""
+        return 3 * self.probe_timeout + 2
+
+    @property
+    def policy_label(self) -> str:
+        """The watcher's `io.airpods.health` label: "interval/retries/max_restarts/start_period"."""
+        return f"{self.interval:g}/{self.retries}/{self.max_restarts}/{self.start_period:g}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,11 @@ class ServiceSpec:
     config_files: tuple[tuple[str, str], ...] = ()  # (host path, text) start writes before it creates (no secrets)
     resident_why: str = ""  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
     resident_left_out: tuple[tuple[str, str], ...] = ()  # (model id, why it is never loaded)
+
+    @property
+    def health_key_file(self) -> str:
+        """The host file mounted as its health probe's key ("" for none)."""
+        return next((v.source for v in self.volumes if v.target == HEALTH_KEY_PATH), "")
 
     @property
     def gpu_text(self) -> str:
@@ -213,11 +224,9 @@ class ServiceSpec:
         if self.memory_estimate is not None:
             labels[LABEL_MEMORY] = str(self.memory_estimate)
         if self.health.check:
-            h = self.health
-            labels[LABEL_HEALTH] = f"{h.interval:g}/{h.retries}/{h.max_restarts}/{h.start_period:g}"
-        key_file = next((v.source for v in self.volumes if v.target == "/run/airpods/health.key"), "")
-        if key_file:
-            labels[LABEL_HEALTH_KEY] = key_file
+            labels[LABEL_HEALTH] = self.health.policy_label
+        if self.health_key_file:
+            labels[LABEL_HEALTH_KEY] = self.health_key_file
         if self.router is not None and any(m.pin for m in self.router.models):
             labels[LABEL_PINS] = ",".join(m.id for m in self.router.models if m.pin)
         if self.vram:

@@ -30,7 +30,7 @@ def healthcheck(spec: Any) -> dict[str, Any]:
     h = spec.health
     ns = lambda seconds: int(seconds * 1_000_000_000)  # noqa: E731
     return {"healthcheck": {"Test": ["CMD-SHELL", h.check], "Interval": ns(h.interval),
-                            "Timeout": ns(3 * h.probe_timeout + 2), "Retries": h.retries,
+                            "Timeout": ns(h.check_timeout), "Retries": h.retries,
                             "StartPeriod": ns(h.start_period)},
             "health_check_on_failure_action": ON_FAILURE_RESTART}
 

@@ -254,25 +254,9 @@ def test_doctor_says_who_runs_the_checks_and_whether_the_watcher_runs(cli, fake,
 
 
 def test_a_start_of_services_without_checks_works(cli, fake, write_config):
-    path = write_config("""
-[services.llamacpp]
-enabled = false
-health = { interval = 0 }
-[services.llamacpp-ui]
-enabled = false
-health = { interval = 0 }
-[services.ollama]
-enabled = false
-health = { interval = 0 }
-[services.open-webui]
-enabled = false
-health = { interval = 0 }
-[services.gateway]
-enabled = false
-health = { interval = 0 }
-[services.prometheus]
-enabled = false
-health = { interval = 0 }
+    off = "".join(f"[services.{name}]\nenabled = false\nhealth = {{ interval = 0 }}\n"  # no check anywhere
+                  for name in ("llamacpp", "llamacpp-ui", "ollama", "open-webui", "gateway", "prometheus"))
+    path = write_config(off + """
 [services.web]
 image = "localhost/test/web:1"
 ports = [{ host = 18765, container = 80 }]

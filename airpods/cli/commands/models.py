@@ -216,10 +216,10 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
         files = {**preset_on_disk(spec), **{m.id: m.file for m in spec.router.models}}  # `run` adds to the preset
         rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id), "why": _why_not_loaded(spec, m, models)}
                  for m in models]
-        listed = {m.id for m in models}
+        listed, left_out = {m.id for m in models}, dict(spec.resident_left_out)
         rows += [{"service": spec.name, "id": m.id, "aliases": list(m.aliases), "state": "left out", "file": m.file,
-                  "exit_code": None, "why": dict(spec.resident_left_out)[m.id]}
-                 for m in spec.router.models if m.id in dict(spec.resident_left_out) and m.id not in listed]
+                  "exit_code": None, "why": left_out[m.id]}
+                 for m in spec.router.models if m.id in left_out and m.id not in listed]
     if as_json:
         app.terminal.print_json(rows)
         return

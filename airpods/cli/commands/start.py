@@ -104,7 +104,7 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
         watched = [n for n, s in specs.items() if s.health.check]
         before, after = {n: runtime.inspect(specs[n].container) for n in watched}, {}
         if watched:
-            _new_chance(app, specs[watched[0]].project, watched)
+            _hold(app, specs[watched[0]].project, watched)
         try:
             outcomes = start_services(runtime, specs, selected, reporter, network=network,
                                       models_volume=settings["models_volume"], timeout=timeout,
@@ -121,24 +121,29 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
     return outcomes
 
 
-def _new_chance(app: Application, project: str, states: list[str] | dict, before: dict | None = None) -> None:
-    """Before a start (a list of names): the watcher holds off. After it (name -> state): those the
-    start (re)started end a row of restarts (a service the watcher stopped) and are counted from
-    here; the others are the watcher's again, as they were."""
+def _hold(app: Application, project: str, services: list[str]) -> None:
+    """Before a start: a watcher still running keeps its hands off these services meanwhile."""
     import time
 
-    from airpods.health.supervisor import Ledger, forget, hold
+    from airpods.health.supervisor import Ledger, hold
     from airpods.paths import health_ledger
 
     with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        if not isinstance(states, dict):
-            hold(ledger, states, time.time())
-            return
-        started = {n: s for n, s in states.items()
-                   if s is None or (before or {}).get(n) is None or s.id != before[n].id
+        hold(ledger, services, time.time())
+
+
+def _new_chance(app: Application, project: str, after: dict, before: dict) -> None:
+    """After a start: those it (re)started end a row of restarts (a service the watcher stopped)
+    and are counted from here; the others are the watcher's again, as they were."""
+    from airpods.health.supervisor import Ledger, forget
+    from airpods.paths import health_ledger
+
+    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
+        started = {n: s for n, s in after.items()
+                   if s is None or before.get(n) is None or s.id != before[n].id
                    or s.started_at != before[n].started_at}
         forget(ledger, started)
-        for name in set(states) - set(started):
+        for name in set(after) - set(started):
             if name in ledger.records:
                 ledger.records[name].hold_until = 0.0
 
