@@ -1,4 +1,4 @@
-from airpods.cli.main import main
+from airpods.cli.main import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -1,7 +1,7 @@
 """The one terminal layer: semantic verbs for people on stderr, machine output on stdout.
 
-Rich is imported only when something is drawn. Colour and live displays are off when stderr
-is not a terminal or NO_COLOR is set."""
+Rich is imported only when something is drawn on a terminal. Colour and live displays are off
+when stderr is not a terminal or NO_COLOR is set; messages are then plain lines."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class Terminal:
                        width=None if tty else 160)
 
     def _say(self, style: str, prefix: str, message: str) -> None:
+        if not self.interactive:  # logs, pipes, NO_COLOR: the line as it is, one line per message
+            self._err.write(f"{prefix}{message}\n")
+            self._err.flush()
+            return
         from rich.markup import escape
 
         self.console.print(f"[{style}]{prefix}[/{style}]{escape(message)}")
