@@ -128,7 +128,8 @@ no_webui = true
         pod, and its network (named for the benchmarks alone)."""
         subprocess.run(self.cli("stop", "--remove", "--timeout", "2"), env=self.env, capture_output=True, check=False)
         subprocess.run(self.cli("clean", "--volumes", "--yes"), env=self.env, capture_output=True, check=False)
-        subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", "bench-raw"], capture_output=True, check=False)
+        for pod in ("bench-raw", "bench-py"):
+            subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", pod], capture_output=True, check=False)
         subprocess.run(["podman", "volume", "rm", VOLUME], capture_output=True, check=False)
         subprocess.run(["podman", "network", "rm", NETWORK], capture_output=True, check=False)
         shutil.rmtree(self.tmp, ignore_errors=True)

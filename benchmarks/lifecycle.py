@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,22 +24,53 @@ podman run -d --name bench-raw-0 --pod bench-raw -v {volume}:/models:ro $MOUNTS 
 until curl -sf --connect-timeout 0.2 --max-time 1 -o /dev/null http://127.0.0.1:$port/health; do sleep 0.01; done
 """
 
+# The same by podman-py in a Python process that does nothing else: the import, the pod, the
+# container (what the raw script passes), start, and /health polled as airpods polls it. What is
+# left between this and airpods is airpods' own work (click, config, specs, preflight, bookkeeping).
+PODMAN_PY_START = """import http.client, json, sys, time
+job = json.loads(sys.argv[1])
+sys.modules["rich.progress"] = None  # as airpods loads podman-py (its pull progress bar is unused)
+from podman import PodmanClient
+del sys.modules["rich.progress"]
+client = PodmanClient(base_url=job["url"], timeout=60)
+client.pods.create("bench-py", portmappings=[{"host_ip": "127.0.0.1", "host_port": job["port"],
+                   "container_port": 8080, "protocol": "tcp"}], networks={job["network"]: {"aliases": ["bench-py"]}},
+                   netns={"nsmode": "bridge"})
+container = client.containers.create(job["image"], name="bench-py-0", pod="bench-py", command=job["command"],
+                                     environment={"LLAMA_API_KEY": job["key"]}, volumes=job["volumes"],
+                                     healthcheck=job["health"], health_check_on_failure_action=3)
+container.start()
+delay = 0.01
+while True:
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", job["port"], timeout=1)
+        conn.request("GET", "/health")
+        if conn.getresponse().status == 200:
+            break
+    except OSError:
+        pass
+    time.sleep(delay)
+    delay = min(delay * 1.6, 0.02)
+"""
 
-def _airpods_start(env: Env, port: int) -> tuple[float, float | None]:
-    """Time `airpods start bench1`; also how long after /health first said 200 (seen by a 10 ms
-    poller) airpods reported healthy."""
+
+def _airpods_start(env: Env, port: int, *, poll: bool = False) -> tuple[float, float | None]:
+    """Time `airpods start bench1`; with `poll`, also how long after /health first said 200 (seen by
+    a 10 ms poller) airpods reported healthy. The poller costs CPU that the start would have (on 2
+    cores: a thread of this process polling while the model loads), so timed starts run without it."""
     first_ok: list[float] = []
     done = threading.Event()
 
-    def poll() -> None:
+    def poll_health() -> None:
         while not done.is_set():
             if http_status(f"http://127.0.0.1:{port}/health", timeout=0.2) == 200:
                 first_ok.append(time.perf_counter())
                 return
             time.sleep(0.01)
 
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
+    poller = threading.Thread(target=poll_health, daemon=True)
+    if poll:
+        poller.start()
     began = time.perf_counter()
     proc = subprocess.Popen(env.cli("start", "bench1"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
                             text=True, env=env.env)
@@ -49,7 +82,8 @@ def _airpods_start(env: Env, port: int) -> tuple[float, float | None]:
     code = proc.wait()
     total = time.perf_counter() - began
     done.set()
-    poller.join(1)
+    if poll:
+        poller.join(1)
     if code != 0:
         raise RuntimeError(f"airpods start failed with exit code {code}")
     latency = (reported - first_ok[0]) if reported and first_ok else None
@@ -67,15 +101,27 @@ def start_overhead(env: Env, runs: int) -> dict:
     health = spec["health"]
     raw_env = {**env.env, "MOUNTS": mounts, "HEALTH_CMD": health["check"] or "true",
                "HEALTH_INTERVAL": f"{health['interval'] or 30:g}s", "HEALTH_START": f"{health['start_period']:g}s"}
+    ns = lambda seconds: int(seconds * 1e9)  # noqa: E731
+    from airpods.runtime.connect import resolve_url
+
+    job = {"url": resolve_url(None, env.env)[0], "port": port, "network": NETWORK, "image": LLAMA_IMAGE,
+           "key": spec["env"]["LLAMA_API_KEY"], "command": spec["command"],
+           "volumes": {v["source"]: {"bind": v["target"], "mode": v["mode"]} for v in spec["volumes"]},
+           "health": {"Test": ["CMD-SHELL", health["check"] or "true"], "Interval": ns(health["interval"] or 30),
+                      "Retries": 3, "StartPeriod": ns(health["start_period"]), "Timeout": ns(30)}}
+    py_argv = [sys.executable, "-c", PODMAN_PY_START, json.dumps(job)]
     airpods, raw, ready = Series("airpods start"), Series("raw podman script"), Series("readiness latency")
+    by_py = Series("podman-py script")
     stop_a, stop_r = Series("airpods stop"), Series("podman pod stop")
     env.run("start", "bench1")  # network exists for both, image warm
     env.run("stop", "bench1", "--remove")
     for _ in range(runs):
-        total, latency = _airpods_start(env, port)
-        airpods.samples.append(total)
+        _, latency = _airpods_start(env, port, poll=True)
         if latency is not None:
             ready.samples.append(latency)
+        env.run("stop", "bench1", "--remove")
+        total, _ = _airpods_start(env, port)
+        airpods.samples.append(total)
         began = time.perf_counter()
         env.run("stop", "bench1")
         stop_a.samples.append(time.perf_counter() - began)
@@ -88,7 +134,12 @@ def start_overhead(env: Env, runs: int) -> dict:
         subprocess.run(["podman", "pod", "stop", "-t", "10", "bench-raw"], check=True, capture_output=True)
         stop_r.samples.append(time.perf_counter() - began)
         subprocess.run(["podman", "pod", "rm", "-f", "bench-raw"], check=True, capture_output=True)
-    return {"start": [airpods, raw], "readiness": ready, "stop": [stop_a, stop_r]}
+
+        began = time.perf_counter()
+        subprocess.run(py_argv, check=True, capture_output=True, env=env.env, timeout=120)
+        by_py.samples.append(time.perf_counter() - began)
+        subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", "bench-py"], check=True, capture_output=True)
+    return {"start": [airpods, raw, by_py], "readiness": ready, "stop": [stop_a, stop_r]}
 
 
 def scaling(env: Env, runs: int, counts: tuple[int, ...]) -> list[Series]:

@@ -132,7 +132,7 @@ def leave(code: int) -> None:
     import contextlib
     import threading
 
-    if threading.active_count() > 1:
+    if threading.active_count() > 1 or sys.getprofile() or sys.gettrace():  # a profiler writes at exit
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # the reader went away (`| head`), or closed

@@ -140,11 +140,14 @@ def check_pooling(specs: list[ServiceSpec], runtime: ContainerRuntime, models_vo
 def check_gateway(specs: list[ServiceSpec]) -> list[str]:
     """A gateway published beyond this machine needs at least one key (else exit 2, nothing created),
     and the user's own certificate files must be there. Returns the warnings to show."""
+    gateways = [s for s in specs if s.kind == "gateway"]
+    if not gateways:
+        return []
     from airpods.gateway.keys import KeyStore
     from airpods.plan.gateway import TLS_DIR, loopback
 
     warnings = []
-    for spec in (s for s in specs if s.kind == "gateway"):
+    for spec in gateways:
         for v in spec.volumes:
             if v.target.startswith(TLS_DIR + "/") and not Path(v.source).is_file():
                 key = "tls_cert" if v.target.endswith("cert.pem") else "tls_key"

@@ -89,10 +89,10 @@ def start_order(specs: dict[str, ServiceSpec], selected: list[str]) -> list[list
 
 
 def ensure_images(runtime: ContainerRuntime, specs: list[ServiceSpec], reporter: Reporter) -> None:
-    from airpods.orchestrate.pull import pull_all
-
     missing = [s for s in specs if not runtime.image_exists(s.image)]
     if missing:
+        from airpods.orchestrate.pull import pull_all
+
         failures = pull_all(runtime, missing, reporter)
         if failures:
             raise RuntimeFailure("could not get the images to start", hint=(

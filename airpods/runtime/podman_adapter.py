@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
@@ -27,8 +28,8 @@ from airpods.runtime.podman_wire import (
     OCI_HINT,
     UnixHTTPConnection,
     broken_stream_errors,
+    container_kwargs,
     container_state,
-    healthcheck,
     is_not_found,
     message_of,
     pod_start_errors,
@@ -37,6 +38,22 @@ from airpods.runtime.podman_wire import (
     vague,
 )
 from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
+
+
+def podman_client_class() -> Any:
+    """podman-py's client class. podman-py imports Rich's progress module when Rich is installed,
+    only for `images.pull(progress_bar=True)`, which airpods never asks for (it draws its own pull
+    progress); that import was ~25 ms of every `start`. So it is hidden while podman-py loads, and
+    podman-py falls back to no progress bar. A Rich progress already loaded is used as it is."""
+    if "podman" not in sys.modules and "rich.progress" not in sys.modules:
+        sys.modules["rich.progress"] = None  # type: ignore[assignment]  # import fails: podman-py's fallback
+        try:
+            import podman  # noqa: F401  (loaded here, used below)
+        finally:
+            del sys.modules["rich.progress"]
+    from podman import PodmanClient
+
+    return PodmanClient
 
 
 class PodmanRuntime:
@@ -48,17 +65,13 @@ class PodmanRuntime:
 
     @cached_property
     def client(self) -> Any:
-        from podman import PodmanClient
-
-        return PodmanClient(base_url=self.url, timeout=60)
+        return podman_client_class()(base_url=self.url, timeout=60)
 
     @cached_property
     def stream_client(self) -> Any:
         """For streams that may be silent for long (logs -f, a pull's slow layer): no read timeout.
         With the 60 s one, `logs -f` on a quiet service ended in a read timeout after a minute."""
-        from podman import PodmanClient
-
-        return PodmanClient(base_url=self.url, timeout=None)
+        return podman_client_class()(base_url=self.url, timeout=None)
 
     def _get(self, path: str, timeout: float = 30, **query: Any) -> tuple[int, Any]:
         """A GET on the libpod API (read-only, but for a health check's run): (status, decoded
@@ -246,36 +259,8 @@ class PodmanRuntime:
                 raise RuntimeFailure(f"stop pod {name}: {message_of(exc)}") from exc
 
     def create_container(self, spec: ServiceSpec) -> None:
-        kwargs: dict[str, Any] = {
-            "name": spec.container,
-            "pod": spec.pod,
-            "command": list(spec.command),
-            "environment": dict(spec.env),
-            "labels": dict(spec.labels),
-            "volumes": {v.source: {"bind": v.target, "mode": v.mode} for v in spec.volumes},
-            "restart_policy": {"Name": spec.restart_policy},
-            "stop_timeout": int(spec.stop_timeout),
-        }
-        if spec.entrypoint is not None:
-            kwargs["entrypoint"] = list(spec.entrypoint)
-        if spec.health.check:
-            kwargs.update(healthcheck(spec))
-        if spec.devices:
-            kwargs["devices"] = list(spec.devices)
-            if self.limit_support().rootless and any(d.startswith(("/dev/kfd", "/dev/dri")) for d in spec.devices):
-                kwargs["group_add"] = ["keep-groups"]  # rootless: keep the user's video/render groups
-        if spec.security_opt:
-            kwargs["security_opt"] = list(spec.security_opt)
-        limits = self.limit_support()  # what the engine cannot enforce is left out, not refused
-        if spec.memory and limits.enforces("memory"):
-            kwargs["mem_limit"] = spec.memory
-        if spec.cpus and limits.enforces("cpu"):
-            kwargs["cpu_period"] = 100_000
-            kwargs["cpu_quota"] = int(spec.cpus * 100_000)
-        if spec.cpuset and limits.enforces("cpuset"):
-            kwargs["cpuset_cpus"] = spec.cpuset
         self._call(f"create container {spec.container} from {spec.image}",
-                   self.client.containers.create, spec.image, **kwargs)
+                   self.client.containers.create, spec.image, **container_kwargs(spec, self.limit_support()))
 
     def _container(self, name: str, client: Any = None) -> Any:
         from podman.errors import APIError, NotFound

@@ -35,6 +35,39 @@ def healthcheck(spec: Any) -> dict[str, Any]:
             "health_check_on_failure_action": ON_FAILURE_RESTART}
 
 
+def container_kwargs(spec: Any, limits: Any) -> dict[str, Any]:
+    """podman-py's create kwargs for a spec; `limits` (LimitSupport): what the engine cannot
+    enforce is left out, not refused."""
+    kwargs: dict[str, Any] = {
+        "name": spec.container,
+        "pod": spec.pod,
+        "command": list(spec.command),
+        "environment": dict(spec.env),
+        "labels": dict(spec.labels),
+        "volumes": {v.source: {"bind": v.target, "mode": v.mode} for v in spec.volumes},
+        "restart_policy": {"Name": spec.restart_policy},
+        "stop_timeout": int(spec.stop_timeout),
+    }
+    if spec.entrypoint is not None:
+        kwargs["entrypoint"] = list(spec.entrypoint)
+    if spec.health.check:
+        kwargs.update(healthcheck(spec))
+    if spec.devices:
+        kwargs["devices"] = list(spec.devices)
+        if limits.rootless and any(d.startswith(("/dev/kfd", "/dev/dri")) for d in spec.devices):
+            kwargs["group_add"] = ["keep-groups"]  # rootless: keep the user's video/render groups
+    if spec.security_opt:
+        kwargs["security_opt"] = list(spec.security_opt)
+    if spec.memory and limits.enforces("memory"):
+        kwargs["mem_limit"] = spec.memory
+    if spec.cpus and limits.enforces("cpu"):
+        kwargs["cpu_period"] = 100_000
+        kwargs["cpu_quota"] = int(spec.cpus * 100_000)
+    if spec.cpuset and limits.enforces("cpuset"):
+        kwargs["cpuset_cpus"] = spec.cpuset
+    return kwargs
+
+
 def start_refused(name: str, causes: list[str]) -> tuple[str, str]:
     """(message, hint) for a start the OCI runtime refused, from its own per-container messages: a
     host port someone else holds is said as such (rootful Podman keeps a removed pod's port open

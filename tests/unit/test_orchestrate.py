@@ -168,6 +168,49 @@ def test_health_wait_reports_loading_then_healthy(rt):
         server.shutdown()
 
 
+class _LoadsForOneSecond(http.server.BaseHTTPRequestHandler):
+    calls = 0
+    began = 0.0
+
+    def do_GET(self):  # noqa: N802
+        import time
+
+        type(self).calls += 1
+        self.send_response(503 if time.monotonic() - type(self).began < 1.0 else 200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_health_is_polled_often_and_the_container_state_seldom(rt):
+    """While a model loads, its health URL every 20 ms at most (healthy is seen soon after it is),
+    the container's state about every 100 ms (an inspect costs Podman CPU the load could use)."""
+    import time
+
+    from airpods.orchestrate.start import wait_healthy
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _LoadsForOneSecond)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    inspects = []
+    real_inspect = rt.inspect
+    rt.inspect = lambda name: inspects.append(name) or real_inspect(name)
+    try:
+        a = spec("a", ports=(PortSpec(server.server_address[1], 8080),),
+                 health=HealthSpec("/health", (200, 299), 10.0))
+        rt.ensure_network("airpods")
+        rt.create_pod(a)
+        rt.create_container(a)
+        rt.start_container("a-0")
+        _LoadsForOneSecond.began = time.monotonic()
+        wait_healthy(rt, a, Silent(), 10.0, time.monotonic(), restarts=0)
+        polls = _LoadsForOneSecond.calls
+        assert polls >= 25, polls  # 20 ms apart: ~45 in the second (backing off to 100 ms: ~13)
+        assert 5 <= len(inspects) <= polls / 3, (len(inspects), polls)  # ~10 (every poll before: ~13)
+    finally:
+        server.shutdown()
+
+
 def test_health_timeout_fails(rt):
     a = spec("a", health=HealthSpec("/health", (200, 299), 0.3))
     with pytest.raises(StartFailure) as err:

@@ -91,6 +91,7 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
     from airpods.orchestrate import stops
     from airpods.orchestrate.lock import HostLock
     from airpods.orchestrate.start import start as start_services
+    from airpods.orchestrate.start import start_order
     from airpods.paths import lock_path, stops_path
 
     runtime, t = app.runtime, app.terminal
@@ -99,9 +100,9 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
         lock = HostLock(lock_path(app.environ),
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
-        # Dependencies start too: every checked service is held while this start works, and those it
-        # (re)started get a new count after it (a watcher may still run: a service it stopped).
-        watched = [n for n, s in specs.items() if s.health.check]
+        # Dependencies start too: every checked service this start may touch is held while it works,
+        # and those it (re)started get a new count after it (a watcher may still run: a service it stopped).
+        watched = [n for wave in start_order(specs, selected) for n in wave if specs[n].health.check]
         before, after = {n: runtime.inspect(specs[n].container) for n in watched}, {}
         if watched:
             _hold(app, specs[watched[0]].project, watched)
@@ -151,7 +152,6 @@ def _new_chance(app: Application, project: str, after: dict, before: dict) -> No
 def memory_checker(app: Application, specs: dict, force: bool):
     """The memory preflight for orchestrate.start, bound to this machine's probes."""
     from airpods.orchestrate.memory_check import check_memory
-    from airpods.orchestrate.vram_check import check_vram
     from airpods.probes.memory import free_vram
 
     settings, mem = app.runtime_settings, app.memory_info
@@ -165,6 +165,8 @@ def memory_checker(app: Application, specs: dict, force: bool):
         planned = [s for s in todo if s.vram]
         if not planned:
             return reports, warnings
+        from airpods.orchestrate.vram_check import check_vram
+
         running = [s for s in planned if (state := app.runtime.inspect(s.container)) is not None and state.running]
         return reports, warnings + check_vram(planned, app.gpu_inventory, force=force, released=running)
 
