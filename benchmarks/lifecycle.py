@@ -27,7 +27,7 @@ until curl -sf --connect-timeout 0.2 --max-time 1 -o /dev/null http://127.0.0.1:
 # The same by podman-py in a Python process that does nothing else: the import, the pod, the
 # container (what the raw script passes), start, and /health polled as airpods polls it. What is
 # left between this and airpods is airpods' own work (click, config, specs, preflight, bookkeeping).
-PODMAN_PY_START = """import http.client, json, sys, time
+PODMAN_PY_START = """import http.client, json, os, sys, time
 job = json.loads(sys.argv[1])
 sys.modules["rich.progress"] = None  # as airpods loads podman-py (its pull progress bar is unused)
 from podman import PodmanClient
@@ -51,6 +51,7 @@ while True:
         pass
     time.sleep(delay)
     delay = min(delay * 1.6, 0.02)
+os._exit(0)  # as airpods leaves: no interpreter teardown
 """
 
 

@@ -217,7 +217,7 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
         initial = runtime.inspect(spec.container)
         restarts = initial.restart_count if initial else 0
     since = time.time()
-    looked = [float("-inf")]  # when the container's state was last read
+    looked = float("-inf")  # when the container's state was last read
 
     def fail_if_gone(state: ContainerState | None) -> None:
         if state is None or not state.running or state.restart_count > restarts:
@@ -228,8 +228,9 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
             raise exit_error(runtime, spec, state, restarted, memory)
 
     def check() -> Done[float] | Pending:
-        if time.monotonic() - looked[0] >= STATE_EVERY:
-            looked[0] = time.monotonic()
+        nonlocal looked
+        if time.monotonic() - looked >= STATE_EVERY:
+            looked = time.monotonic()
             fail_if_gone(runtime.inspect(spec.container))
         if not spec.health_urls:
             return Done(time.monotonic() - started)

@@ -146,6 +146,16 @@ class _Stages(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def started_behind(rt, server) -> ServiceSpec:
+    """Service "a" created and started in the fake runtime, its health URL on `server`."""
+    a = spec("a", ports=(PortSpec(server.server_address[1], 8080),), health=HealthSpec("/health", (200, 299), 10.0))
+    rt.ensure_network("airpods")
+    rt.create_pod(a)
+    rt.create_container(a)
+    rt.start_container("a-0")
+    return a
+
+
 def test_health_wait_reports_loading_then_healthy(rt):
     import time
 
@@ -154,12 +164,7 @@ def test_health_wait_reports_loading_then_healthy(rt):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Stages)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        a = spec("a", ports=(PortSpec(server.server_address[1], 8080),),
-                 health=HealthSpec("/health", (200, 299), 10.0))
-        rt.ensure_network("airpods")
-        rt.create_pod(a)
-        rt.create_container(a)
-        rt.start_container("a-0")
+        a = started_behind(rt, server)
         reporter = Silent()
         seconds = wait_healthy(rt, a, reporter, 10.0, time.monotonic())
         assert [s for _, s in reporter.stages] == ["loading (HTTP 503)", "loading (HTTP 503)"]
@@ -196,12 +201,7 @@ def test_health_is_polled_often_and_the_container_state_seldom(rt):
     real_inspect = rt.inspect
     rt.inspect = lambda name: inspects.append(name) or real_inspect(name)
     try:
-        a = spec("a", ports=(PortSpec(server.server_address[1], 8080),),
-                 health=HealthSpec("/health", (200, 299), 10.0))
-        rt.ensure_network("airpods")
-        rt.create_pod(a)
-        rt.create_container(a)
-        rt.start_container("a-0")
+        a = started_behind(rt, server)
         _LoadsForOneSecond.began = time.monotonic()
         wait_healthy(rt, a, Silent(), 10.0, time.monotonic(), restarts=0)
         polls = _LoadsForOneSecond.calls
