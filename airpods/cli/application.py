@@ -118,6 +118,13 @@ class Application:
             raise UsageError(f"AIRPODS_CPU_AFFINITY: {exc}", hint="write CPUs like 0-3 or 0,2,4-7") from exc
 
     @cached_property
+    def facts_cache(self) -> Any:
+        """Models' header facts kept between commands (airpods/models/facts_cache.py)."""
+        from airpods.models.facts_cache import FactsCache, facts_cache_path
+
+        return FactsCache(facts_cache_path(self.environ))
+
+    @cached_property
     def memory_info(self) -> Any:
         from airpods.probes.memory import probe_memory
 
@@ -220,7 +227,7 @@ class Application:
             volume = next((v.source for v in spec.volumes if v.target == "/models"), "")
             root = Path(podman_volume_dir(volume, self.environ)) if volume else None
             facts = {m.file: f for m in spec.router.models
-                     if root is not None and (f := model_facts(root, m.file)) is not None}
+                     if root is not None and (f := model_facts(root, m.file, self.facts_cache)) is not None}
             if spec.memory:
                 ram, why = parse_size(spec.memory), f"services.{name}.resources.memory = \"{spec.memory}\""
             else:

@@ -26,6 +26,7 @@ from airpods.plan.memory import (
 from airpods.plan.spec import ServiceSpec
 
 if TYPE_CHECKING:
+    from airpods.models.facts_cache import FactsCache
     from airpods.runtime.port import ContainerRuntime
 
 BUDGET_SHARE = 0.8  # runtime.memory_budget = "auto": 80% of the machine's (or cgroup's) memory
@@ -73,16 +74,22 @@ def _facts(path: str, mtime: int, size: int) -> ModelFacts:
     return facts_from_header(header.kv, header.tensor_bytes)
 
 
-def model_facts(root: Path, name: str) -> ModelFacts | None:
-    """The model's facts, from its header (cached per file version); None when unreadable."""
+def model_facts(root: Path, name: str, kept: FactsCache | None = None) -> ModelFacts | None:
+    """The model's facts, from its header (cached per file version in this process, and in `kept`
+    between commands); None when unreadable."""
     from airpods.models.store import inside
 
     try:
         path = inside(root, name)
         st = path.stat()
-        return _facts(str(path), st.st_mtime_ns, st.st_size)
+        if kept is not None and (hit := kept.get(str(path), st.st_mtime_ns, st.st_size)) is not None:
+            return hit
+        facts = _facts(str(path), st.st_mtime_ns, st.st_size)
     except (OSError, GGUFError, UsageError):
         return None
+    if kept is not None:
+        kept.put(str(path), st.st_mtime_ns, st.st_size, facts)
+    return facts
 
 
 def budget(setting: str, total: int, source: str) -> tuple[int | None, str]:
@@ -151,7 +158,7 @@ def _root(runtime: ContainerRuntime, spec: ServiceSpec, models_volume: str) -> P
 
 
 def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget_why: str,
-                  others: list[tuple[str, int, str]]) -> FitReport | None:
+                  others: list[tuple[str, int, str]], kept: FactsCache | None = None) -> FitReport | None:
     """A router holds up to max_loaded models at once: the sum of the largest that many estimates."""
     from airpods.plan.argv import render_args
 
@@ -159,7 +166,7 @@ def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, bu
     found = []
     left_out = {i for i, _ in spec.resident_left_out}  # never loaded: not in its preset
     for m in (m for m in spec.router.models if m.id not in left_out):
-        facts = model_facts(root, m.file)
+        facts = model_facts(root, m.file, kept)
         if facts is not None:
             shape = shape_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))
             found.append((m.id, estimate(facts, shape)))
@@ -175,13 +182,15 @@ def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, bu
 
 
 def report_at(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget_why: str,
-              others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport | None:
+              others: list[tuple[str, int, str]], vram: list[int] | None = None,
+              kept: FactsCache | None = None) -> FitReport | None:
     """The report for one llama.cpp spec whose model volume is the directory `root`; None when its
     model cannot be read there."""
     if spec.router is not None:
-        return router_report(spec, root, budget_bytes=budget_bytes, budget_why=budget_why, others=others)
+        return router_report(spec, root, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
+                             kept=kept)
     model = model_in_volume(spec)
-    facts = model_facts(root, model) if model else None
+    facts = model_facts(root, model, kept) if model else None
     if facts is None or model is None:
         return None
     return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
@@ -189,16 +198,16 @@ def report_at(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget
 
 def fit_report(runtime: ContainerRuntime, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,
                budget_why: str, others: list[tuple[str, int, str]],
-               vram: list[int] | None = None) -> FitReport | None:
+               vram: list[int] | None = None, kept: FactsCache | None = None) -> FitReport | None:
     """The report for one llama.cpp spec, its volume found through the runtime; None when its model
     cannot be read here."""
     root = _root(runtime, spec, models_volume)
     return report_at(spec, root, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
-                     vram=vram) if root else None
+                     vram=vram, kept=kept) if root else None
 
 
 def running_llama(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], exclude: set[str], models_volume: str,
-                  ) -> list[tuple[str, int, str]]:
+                  kept: FactsCache | None = None) -> list[tuple[str, int, str]]:
     """What this project's llama.cpp containers (running, or created by a start still under way)
     hold, read from Podman: the larger of what they use now and the estimate stamped on them at
     create time (a model still loading has touched only part of its weights)."""
@@ -214,7 +223,8 @@ def running_llama(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], excl
         used = runtime.memory_usage(r.container) if r.state.running else None
         estimated = r.memory_estimate
         if estimated is None and spec is not None and r.matches(spec):  # created before estimates were stamped
-            report = fit_report(runtime, spec, models_volume, budget_bytes=None, budget_why="", others=[])
+            report = fit_report(runtime, spec, models_volume, budget_bytes=None, budget_why="", others=[],
+                                kept=kept)
             estimated = report.estimate.total if report is not None else None
         if used is not None and (estimated is None or used >= estimated):
             out.append((r.service, used, "measured"))
@@ -225,7 +235,7 @@ def running_llama(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], excl
 
 def check_memory(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], todo: list[ServiceSpec], *,
                  models_volume: str, budget_setting: str, memory_total: int, memory_source: str, force: bool = False,
-                 vram_for: Any = None) -> tuple[dict[str, FitReport], list[str]]:
+                 vram_for: Any = None, kept: FactsCache | None = None) -> tuple[dict[str, FitReport], list[str]]:
     """Refuse (UsageError, exit 2) when a llama.cpp service's estimate exceeds what it may use;
     with --force or memory_check = "warn" it is a warning instead. Services started together
     count against each other in start order."""
@@ -233,7 +243,7 @@ def check_memory(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], todo:
     if not checked:
         return {}, []
     budget_bytes, why = budget(budget_setting, memory_total, memory_source)
-    others = running_llama(runtime, specs, {s.name for s in todo}, models_volume)
+    others = running_llama(runtime, specs, {s.name for s in todo}, models_volume, kept)
     reports: dict[str, FitReport] = {}
     refused: list[FitReport] = []
     warnings: list[str] = []
@@ -241,7 +251,7 @@ def check_memory(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], todo:
         # A service the GPU plan placed is checked per GPU by vram_check.py: no second probe here.
         vram = vram_for(spec.variant) if vram_for and spec.gpu_layers is None else None
         report = fit_report(runtime, spec, models_volume, budget_bytes=budget_bytes, budget_why=why,
-                            others=list(others), vram=vram)
+                            others=list(others), vram=vram, kept=kept)
         if report is None:
             continue
         reports[spec.name] = report

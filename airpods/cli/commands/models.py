@@ -80,7 +80,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     root = store.root(create=False)
 
     def est(name: str) -> str:
-        facts = model_facts(root, name) if root else None
+        facts = model_facts(root, name, app.facts_cache) if root else None
         return human(estimate(facts, shape).total) if facts else "?"
 
     where = f" at {spec.name}'s ctx {shape.ctx or 'trained'} × {shape.parallel}" if spec else ""
@@ -151,9 +151,9 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     probe = gpus[0] if gpus else probe
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
-    others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"])
+    others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"], app.facts_cache)
     report = fit_report(app.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
-                        others=others)
+                        others=others, kept=app.facts_cache)
     if report is None:
         store = store_of(app, service)
         have = ", ".join(e.file for e in store.list()) or "none"

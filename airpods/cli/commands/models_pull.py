@@ -183,7 +183,8 @@ def memory_room(app: Application, specs: dict, spec) -> tuple[int | None, str, l
     settings, mem = app.runtime_settings, app.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     try:
-        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"]) if spec else []
+        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"],
+                               app.facts_cache) if spec else []
     except AirpodsError:  # no Podman here: nothing running to count
         others = []
     return limit, why, others

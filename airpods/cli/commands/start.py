@@ -161,7 +161,7 @@ def memory_checker(app: Application, specs: dict, force: bool):
         reports, warnings = check_memory(app.runtime, specs, todo, models_volume=settings["models_volume"],
                                          budget_setting=settings.get("memory_budget", "auto"),
                                          memory_total=mem.total, memory_source=mem.source, force=force,
-                                         vram_for=lambda variant: free_vram(variant, path))
+                                         vram_for=lambda variant: free_vram(variant, path), kept=app.facts_cache)
         planned = [s for s in todo if s.vram]
         if not planned:
             return reports, warnings
