@@ -23,7 +23,9 @@ from airpods.runtime.port import ContainerRuntime, ContainerState
 
 LOG_TAIL = 20
 # While a service starts: its health URL every 20 ms at most (a GET costs it next to nothing), its
-# container's state every 100 ms (an inspect costs Podman a few ms of CPU the model load could use).
+# container's state 10 ms after the start and then less often, up to every 100 ms (an inspect costs
+# Podman a few ms of CPU the model load could use; early reads catch a crash's exit code before a
+# restart policy starts it again).
 HEALTH_POLL_CAP = 0.02
 STATE_EVERY = 0.1
 
@@ -217,7 +219,7 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
         initial = runtime.inspect(spec.container)
         restarts = initial.restart_count if initial else 0
     since = time.time()
-    looked = float("-inf")  # when the container's state was last read
+    next_look, gap = 0.0, 0.01  # when the container's state is read next, and the gap after that
 
     def fail_if_gone(state: ContainerState | None) -> None:
         if state is None or not state.running or state.restart_count > restarts:
@@ -228,9 +230,9 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
             raise exit_error(runtime, spec, state, restarted, memory)
 
     def check() -> Done[float] | Pending:
-        nonlocal looked
-        if time.monotonic() - looked >= STATE_EVERY:
-            looked = time.monotonic()
+        nonlocal next_look, gap
+        if time.monotonic() >= next_look:
+            next_look, gap = time.monotonic() + gap, min(gap * 1.6, STATE_EVERY)
             fail_if_gone(runtime.inspect(spec.container))
         if not spec.health_urls:
             return Done(time.monotonic() - started)

@@ -190,7 +190,8 @@ class _LoadsForOneSecond(http.server.BaseHTTPRequestHandler):
 
 def test_health_is_polled_often_and_the_container_state_seldom(rt):
     """While a model loads, its health URL every 20 ms at most (healthy is seen soon after it is),
-    the container's state about every 100 ms (an inspect costs Podman CPU the load could use)."""
+    the container's state early and then about every 100 ms (an inspect costs Podman CPU the load
+    could use; the early reads catch a crash before a restart policy hides its exit code)."""
     import time
 
     from airpods.orchestrate.start import wait_healthy
@@ -199,14 +200,16 @@ def test_health_is_polled_often_and_the_container_state_seldom(rt):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     inspects = []
     real_inspect = rt.inspect
-    rt.inspect = lambda name: inspects.append(name) or real_inspect(name)
+    rt.inspect = lambda name: inspects.append(time.monotonic()) or real_inspect(name)
     try:
         a = started_behind(rt, server)
         _LoadsForOneSecond.began = time.monotonic()
         wait_healthy(rt, a, Silent(), 10.0, time.monotonic(), restarts=0)
         polls = _LoadsForOneSecond.calls
         assert polls >= 25, polls  # 20 ms apart: ~45 in the second (backing off to 100 ms: ~13)
-        assert 5 <= len(inspects) <= polls / 3, (len(inspects), polls)  # ~10 (every poll before: ~13)
+        assert 5 <= len(inspects) <= polls / 3, (len(inspects), polls)  # ~12 (every poll before: ~13)
+        # Read early, then less often: a crash's exit code is seen before a restart policy acts.
+        assert inspects[1] - inspects[0] < 0.05 and inspects[-1] - inspects[-2] >= 0.09, inspects[:3]
     finally:
         server.shutdown()
 
