@@ -7,6 +7,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 
+def private_folder(path: Path) -> Path:
+    """A folder of airpods' own processes (their logs and records): made 0700, tightened if not."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
 def data_dir(environ: Mapping[str, str] = os.environ) -> Path:
     base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "airpods"

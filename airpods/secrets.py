@@ -91,6 +91,10 @@ class SecretStore:
             write_atomic(path, value + "\n", 0o600)
         return path
 
+    def read(self, name: str) -> str | None:
+        """The stored value, or None when there is none (never creates one)."""
+        return self._read(self.path(name))
+
     def get(self, name: str) -> str:
         path = self.path(name)
         value = self._read(path)

@@ -170,9 +170,10 @@ class Application:
         gpu_plan = self._gpu_plan_on(force_cpu or variant == "cpu")
         if use_cache and not gpu_plan:  # a GPU plan depends on the models' headers: not cached
             hit = cache.load(path, cache.key(texts, override, force_cpu, probes, secrets))
-            if hit is not None:
-                self.runtime_settings = hit["runtime"]
-                return self._machine_views({n: from_record(r) for n, r in hit["specs"].items()}, gpu_plan)
+            cached = _from_cache(hit, from_record)
+            if cached is not None:
+                self.runtime_settings = cached[1]
+                return self._machine_views(cached[0], gpu_plan)
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
@@ -309,7 +310,22 @@ class Application:
         except ConfigError:  # stop and clean still work with a broken file: the default socket
             settings = {}
         socket = settings.get("socket") if isinstance(settings, dict) else None
-        return connect(url=self.url or (socket if isinstance(socket, str) else None), environ=self.environ)
+        from airpods.runtime.owned import OwnedRuntime
+
+        # Commands see airpods' labels only on what this user's airpods sealed (runtime/owned.py).
+        return OwnedRuntime(connect(url=self.url or (socket if isinstance(socket, str) else None),
+                                    environ=self.environ), self.environ)
+
+
+def _from_cache(hit: Any, from_record: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(specs, runtime settings) from a spec cache entry; None for one that does not read back (a
+    damaged or hand-edited file is a miss, never an error)."""
+    if not isinstance(hit, dict) or not isinstance(hit.get("specs"), dict) or not isinstance(hit.get("runtime"), dict):
+        return None
+    try:
+        return {n: from_record(r) for n, r in hit["specs"].items()}, hit["runtime"]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 pass_app = click.make_pass_decorator(Application)  # commands receive the one Application

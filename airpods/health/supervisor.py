@@ -27,7 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airpods.health.pins import pins_of
+from airpods.health.pins import pins_of, published_base
+from airpods.paths import private_folder
 from airpods.plan.spec import DEFAULT_PROJECT, LABEL_HEALTH, LABEL_PROJECT, LABEL_SERVICE
 from airpods.runtime.port import ContainerRuntime, ContainerState
 
@@ -88,7 +89,7 @@ class Ledger:
             pass
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({k: asdict(v) for k, v in self.records.items()}, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -97,7 +98,7 @@ class Ledger:
     @contextlib.contextmanager
     def locked(path: Path) -> Iterator[Ledger]:
         """Read, change, write, under a lock: the watcher and `start` both write it."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(path.parent)
         with open(path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             ledger = Ledger(path)
@@ -206,20 +207,28 @@ def status_fields(ledger_path: Path, service: str, container_id: str) -> dict[st
     return {"restarts": rec.restarts, "last_failure": rec.last_failure, "gave_up": rec.gave_up}
 
 
+def stop_timeout(state: ContainerState) -> int:
+    """The container's stop timeout (its label), 10 s where it does not say one."""
+    from airpods.plan.spec import LABEL_STOP_TIMEOUT
+
+    value = state.labels.get(LABEL_STOP_TIMEOUT, "")
+    return int(value) if value.isdigit() and 0 < int(value) <= 86400 else 10
+
+
 def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_checks: bool, tick: float = 1.0,
           clock: Any = None, sleep: Any = None, say: Any = print, idle_ticks: int = 5,
-          parallel: bool = True, stopped: Any = None) -> None:
+          parallel: bool = True, stopped: Any = None, key_of: Any = None) -> None:
     """The watcher's loop: until none of the project's watched containers has run for
     `idle_ticks` ticks (everything stopped), observe them and, with `run_checks`, run each
     running one's check on its interval (in threads: a check of a stuck server takes its timeout;
     `parallel = False` runs them in turn, for a test's clock). `stopped(container)` is told of
-    each stop the watcher decides on, before it is made."""
+    each stop the watcher decides on, before it is made. `key_of(service)`: the probe key a
+    router's pinned models are touched with (from airpods' secrets folder; None: none)."""
     import time
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    from airpods.plan.spec import LABEL_STOP_TIMEOUT
-
     clock, sleep = clock or time.time, sleep or time.sleep
+    key_of = key_of or (lambda _service: None)
     due: dict[str, float] = {}
     busy: dict[str, Future] = {}
     idle = 0
@@ -239,13 +248,14 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                     if obs.stop and stopped is not None:
                         stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
                     if obs.stop and state.running:
-                        runtime.stop_container(state.name, int(state.labels.get(LABEL_STOP_TIMEOUT, "10") or 10))
-            for _service, state, _policy in items:  # routers' pinned models: touched, so never the LRU
-                url, pins, key_file = pins_of(state)
-                for model in pins if state.running and url else ():
+                        runtime.stop_container(state.name, stop_timeout(state))
+            for service, state, _policy in items:  # routers' pinned models: touched, so never the LRU
+                pins = pins_of(state) if state.running else []
+                url = published_base(state) if pins else None
+                for model in pins if url else ():
                     job = f"pin {state.name} {model}"
                     if not (busy.get(job) and not busy[job].done()):
-                        busy[job] = pool.submit(_touch, url, model, key_file, say) if parallel else None
+                        busy[job] = pool.submit(_touch, url, model, key_of(service), say) if parallel else None
             for _service, state, policy in items if run_checks else ():
                 if not state.running or (busy.get(state.name) and not busy[state.name].done()):
                     continue
@@ -263,11 +273,11 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
 _SAID: dict[str, str] = {}  # the last problem said per pinned model (said once, not every tick)
 
 
-def _touch(url: str, model: str, key_file: str | None, say: Any) -> None:
+def _touch(url: str, model: str, key: str | None, say: Any) -> None:
     from airpods.health.pins import touch
 
     try:
-        touch(url, model, key_file)
+        touch(url, model, key)
         _SAID.pop(model, None)
     except (OSError, ValueError) as exc:  # starting, restarting, or gone: the next tick tries again
         if _SAID.get(model) != str(exc):

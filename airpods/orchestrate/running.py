@@ -17,7 +17,6 @@ from airpods.plan.spec import (
     LABEL_MANAGED,
     LABEL_MEMORY,
     LABEL_MODEL,
-    LABEL_POD,
     LABEL_PORTS,
     LABEL_SERVICE,
     LABEL_STOP_TIMEOUT,
@@ -88,8 +87,10 @@ class Running:
     @classmethod
     def from_state(cls, state: ContainerState) -> Running:
         lab = state.labels
+        # The pod is the one Podman says it is in, never the one a label names (that label is a
+        # record of the spec, and a stop or clean acts on the pod).
         return cls(state, service=lab.get(LABEL_SERVICE, "") or state.name, project=project_of(lab),
-                   pod=state.pod or lab.get(LABEL_POD) or None, kind=lab.get(LABEL_KIND, ""),
+                   pod=state.pod or None, kind=lab.get(LABEL_KIND, ""),
                    ports=_list(lab.get(LABEL_PORTS)), volumes=_list(lab.get(LABEL_VOLUMES)),
                    depends_on=_list(lab.get(LABEL_DEPENDS)), stop_timeout=_int(lab.get(LABEL_STOP_TIMEOUT)),
                    url=lab.get(LABEL_URL) or None, model=lab.get(LABEL_MODEL) or None,
@@ -130,14 +131,16 @@ def foreign_objects(runtime: ContainerRuntime, spec: ServiceSpec) -> list[str]:
     out = []
     state = runtime.inspect(spec.container)
     if state is not None and not owned_by(state.labels, spec.project):
-        out.append(f"container {spec.container} ({_owner(state.labels)})")
+        out.append(f"container {spec.container} ({_owner(state.labels, state.unproven)})")
     pod = runtime.pod_labels(spec.pod)
     if pod is not None and not owned_by(pod, spec.project):
         out.append(f"pod {spec.pod} ({_owner(pod)})")
     return out
 
 
-def _owner(labels: dict[str, str]) -> str:
+def _owner(labels: dict[str, str], unproven: bool = False) -> str:
+    if unproven:
+        return "not created by your airpods: it carries airpods' labels without your airpods' seal"
     if labels.get(LABEL_MANAGED) != "true":
         return "not created by airpods"
     return f"belongs to the airpods project '{project_of(labels)}'"
@@ -160,3 +163,30 @@ def renamed_in_project(runtime: ContainerRuntime, todo: list[ServiceSpec]) -> di
 def keeps_ports(spec: ServiceSpec, old: Running | None) -> bool:
     """The new pod publishes only ports its renamed predecessor holds (freed when it is replaced)."""
     return old is not None and all(f"{p.host_ip}:{p.host}:{p.container}" in old.ports for p in spec.ports)
+
+
+def serving(runtime: ContainerRuntime, spec: ServiceSpec) -> tuple[str | None, str]:
+    """(spec.base_url, "") when Podman says this project's running container of the service
+    publishes that port now; else (None, why). A key is sent nowhere else: while a service is
+    stopped, anyone on this machine may listen on its port."""
+    state = runtime.inspect(spec.container)
+    if state is None or not owned_by(state.labels, spec.project) or state.labels.get(LABEL_SERVICE) != spec.name:
+        return None, f"service '{spec.name}' is not running (no container of it in project '{spec.project}')"
+    if not state.running:
+        return None, f"service '{spec.name}' is not running (its container is {state.status})"
+    if not spec.base_url:
+        return None, f"service '{spec.name}' publishes no port on this machine"
+    if not spec.publishes_on(state.ports):
+        return None, (f"service '{spec.name}' runs, but its container does not publish {spec.base_url} (the config "
+                      "changed since it started)")
+    return spec.base_url, ""
+
+
+def serving_base(runtime: ContainerRuntime, spec: ServiceSpec) -> str:
+    """spec.base_url, checked as `serving` does; RuntimeFailure (exit 1) when it is not served."""
+    from airpods.errors import RuntimeFailure
+
+    base, why = serving(runtime, spec)
+    if base is None:
+        raise RuntimeFailure(why, hint=f"airpods start {spec.name}")
+    return base

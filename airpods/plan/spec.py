@@ -30,15 +30,33 @@ LABEL_MEMORY = "io.airpods.memory-estimate"
 LABEL_URL = "io.airpods.url"
 LABEL_HEALTH = "io.airpods.health"  # the health policy the watcher keeps: "interval/retries/max_restarts/start"
 LABEL_PINS = "io.airpods.pins"  # a router's pinned model ids, which the watcher keeps loaded
-LABEL_HEALTH_KEY = "io.airpods.health-key"  # the host file of its probe's key (a path, never the key)
 HEALTH_KEY_PATH = "/run/airpods/health.key"  # where a llama.cpp container has its health probe's key
 LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:bytes,1:bytes"
+# Proof that this user's airpods made the object: an HMAC over its name and its io.airpods.* labels,
+# keyed by a secret of the user's (runtime/owned.py). Podman copies an image's labels onto every
+# container made from it, so no other label proves anything.
+LABEL_SEAL = "io.airpods.seal"
+AIRPODS_LABEL_PREFIX = "io.airpods."
 # Fields that describe the service for airpods but are not part of what the container is made of
 # (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
               "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes", "gpu_ram_parts",
               "gateway_names", "gateway_dir", "scheme", "resident_why", "resident_left_out")
+
+
+def host_url(scheme: str, host_ip: str, port: int) -> str:
+    """scheme://HOST:PORT as reached from this host (a wildcard bind is reached on 127.0.0.1)."""
+    host = "127.0.0.1" if host_ip in ("", "0.0.0.0", "::") else host_ip
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
+def same_binding(published: tuple[tuple[str, int, int], ...], host_ip: str, host: int, container: int) -> bool:
+    """Whether Podman's (host ip, host port, container port) list holds this binding (it says ""
+    for a wildcard)."""
+    wild = ("", "0.0.0.0")
+    return any(h == host and c == container and (ip == host_ip or (ip in wild and host_ip in wild))
+               for ip, h, c in published)
 
 
 @dataclass(frozen=True)
@@ -167,9 +185,13 @@ class ServiceSpec:
         """http://HOST:PORT for the first published port (a wildcard bind is reached on 127.0.0.1)."""
         if not self.ports:
             return None
-        port = self.ports[0]
-        host = "127.0.0.1" if port.host_ip in ("0.0.0.0", "::") else port.host_ip
-        return f"{self.scheme}://[{host}]:{port.host}" if ":" in host else f"{self.scheme}://{host}:{port.host}"
+        return host_url(self.scheme, self.ports[0].host_ip, self.ports[0].host)
+
+    def publishes_on(self, published: tuple[tuple[str, int, int], ...]) -> bool:
+        """Whether the ports Podman says a container publishes include this spec's first one: the
+        only port a key is sent to (another user may listen on any port that is not)."""
+        return bool(self.ports) and same_binding(published, self.ports[0].host_ip, self.ports[0].host,
+                                                 self.ports[0].container)
 
     @property
     def base_url(self) -> str | None:
@@ -225,8 +247,6 @@ class ServiceSpec:
             labels[LABEL_MEMORY] = str(self.memory_estimate)
         if self.health.check:
             labels[LABEL_HEALTH] = self.health.policy_label
-        if self.health_key_file:
-            labels[LABEL_HEALTH_KEY] = self.health_key_file
         if self.router is not None and any(m.pin for m in self.router.models):
             labels[LABEL_PINS] = ",".join(m.id for m in self.router.models if m.pin)
         if self.vram:

@@ -48,6 +48,12 @@ class FakeRuntime:
     unhealthy: dict[str, str] = field(default_factory=dict)  # container -> what its failing check prints
     streaks: dict[str, int] = field(default_factory=dict)  # container -> failed checks in a row
     stays_unhealthy: set[str] = field(default_factory=set)  # a restart does not mend these
+    image_label_map: dict[str, dict[str, str]] = field(default_factory=dict)  # labels an image carries
+    serial: int = 0  # the last container id given (ids are never given twice, as Podman's)
+
+    def _new_id(self) -> str:
+        self.serial += 1
+        return f"{self.serial:064x}"
 
     def ping(self) -> str:
         return self.version
@@ -86,6 +92,21 @@ class FakeRuntime:
     def image_exists(self, ref: str) -> bool:
         return ref in self.images
 
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        return dict(self.image_label_map.get(ref, {})) if ref in self.images else None
+
+    def run_by_hand(self, name: str, image: str, labels: dict[str, str] | None = None, *, pod: str | None = None,
+                    ports: tuple[tuple[str, int, int], ...] = ()) -> ContainerState:
+        """What `podman run -d --name NAME [--label ...] IMAGE` makes: not airpods' doing, yet it
+        carries the image's labels (Podman copies them), and whatever labels were given."""
+        self.images.add(image)
+        state = ContainerState(name, "running", image=image, labels={**self.image_label_map.get(image, {}),
+                                                                      **(labels or {})},
+                               pod=pod, started_at=time.time(), id=self._new_id(), ports=ports,
+                               image_id=image)
+        self.containers[name] = state
+        return state
+
     def pull(self, ref: str) -> Iterator[PullProgress]:
         if ref in self.unreachable:
             raise RuntimeFailure(f"pulling {ref} failed: registry unreachable")
@@ -100,12 +121,12 @@ class FakeRuntime:
         pod = self.pods.get(name)
         return None if pod is None else dict(pod.labels)
 
-    def create_pod(self, spec: ServiceSpec) -> None:
+    def create_pod(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None:
         if spec.pod in self.pods:
             raise RuntimeFailure(f"pod {spec.pod} already exists")
         if spec.network not in self.networks:
             raise RuntimeFailure(f"network {spec.network} does not exist")
-        self.pods[spec.pod] = FakePod(spec.pod, spec, labels=dict(spec.labels))
+        self.pods[spec.pod] = FakePod(spec.pod, spec, labels=dict(spec.labels if labels is None else labels))
 
     def remove_pod(self, name: str) -> None:
         self.pods.pop(name, None)
@@ -118,9 +139,9 @@ class FakeRuntime:
             self.pods[name].running = False
         for cname, state in self.containers.items():
             if state.pod == name and state.running:
-                self.containers[cname] = replace(state, status="exited", exit_code=0)
+                self.containers[cname] = replace(state, status="exited", exit_code=0, ports=())
 
-    def create_container(self, spec: ServiceSpec) -> None:
+    def create_container(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None:
         if spec.container in self.containers:
             raise RuntimeFailure(f"container {spec.container} already exists")
         if spec.image not in self.images:
@@ -129,8 +150,10 @@ class FakeRuntime:
             if vol.is_named and vol.source not in self.volumes:  # Podman creates it, without labels
                 self.volumes[vol.source] = {}
                 self.vol_labels[vol.source] = {}
+        given = spec.labels if labels is None else labels  # over the image's own, as Podman merges them
         self.containers[spec.container] = ContainerState(
-            spec.container, "created", image=spec.image, labels=dict(spec.labels), pod=spec.pod)
+            spec.container, "created", image=spec.image, labels={**self.image_label_map.get(spec.image, {}), **given},
+            pod=spec.pod, id=self._new_id(), image_id=spec.image)
         self.specs[spec.container] = spec
         self.cpusets[spec.container] = spec.cpuset if self.limits.enforces("cpuset") else None
 
@@ -139,16 +162,22 @@ class FakeRuntime:
         code = 137 if name in self.oom_on_start else self.exit_on_start.get(name)
         if code is not None and name in self.restart_on_exit:  # it died, and the restart policy brought it back
             self.containers[name] = replace(state, status="running", exit_code=code, started_at=time.time(),
-                                            restart_count=state.restart_count + 1,
+                                            restart_count=state.restart_count + 1, ports=self._published(state.pod),
                                             oom_killed=name in self.oom_on_start)
             return
         if code is not None:
             self.containers[name] = replace(state, status="exited", exit_code=code,
                                             oom_killed=name in self.oom_on_start)
             return
-        self.containers[name] = replace(state, status="running", exit_code=None, started_at=time.time())
+        self.containers[name] = replace(state, status="running", exit_code=None, started_at=time.time(),
+                                        ports=self._published(state.pod))
         if state.pod in self.pods:
             self.pods[state.pod].running = True
+
+    def _published(self, pod: str | None) -> tuple[tuple[str, int, int], ...]:
+        """A running pod member shows the pod's published ports (inspect's NetworkSettings.Ports)."""
+        spec = self.pods[pod].spec if pod in self.pods else None
+        return tuple((p.host_ip, p.host, p.container) for p in spec.ports) if spec is not None else ()
 
     def remove_container(self, name: str) -> None:
         self.containers.pop(name, None)
@@ -203,7 +232,7 @@ class FakeRuntime:
     def stop_container(self, name: str, timeout: int) -> None:
         state = self.containers.get(name)
         if state is not None and state.running:
-            self.containers[name] = replace(state, status="exited", exit_code=0)
+            self.containers[name] = replace(state, status="exited", exit_code=0, ports=())
 
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = value

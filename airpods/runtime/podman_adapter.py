@@ -199,6 +199,13 @@ class PodmanRuntime:
     def image_exists(self, ref: str) -> bool:
         return self._exists("images", ref)
 
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """The labels an image carries (which Podman copies onto every container made from it)."""
+        status, data = self._get(f"/images/{quote(ref, safe='')}/json")
+        if status != 200 or not isinstance(data, dict):
+            return None
+        return dict(data.get("Labels") or (data.get("Config") or {}).get("Labels") or {})
+
     def pull(self, ref: str) -> Iterator[PullProgress]:
         """Stream progress; podman-py reports a failed pull only as an 'error' line."""
         from podman.errors import APIError
@@ -229,14 +236,14 @@ class PodmanRuntime:
         status, data = self._get(f"/pods/{quote(name, safe='')}/json")
         return dict((data or {}).get("Labels") or {}) if status == 200 else None
 
-    def create_pod(self, spec: ServiceSpec) -> None:
+    def create_pod(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None:
         ports = [{"host_ip": p.host_ip, "host_port": p.host, "container_port": p.container,
                   "protocol": "tcp"} for p in spec.ports]
         # Bridge mode said out loud: rootless Podman defaults to slirp4netns, which cannot join a
         # named network ("networks ... can only be used with Bridge mode networking").
         self._call(f"create pod {spec.pod}", self.client.pods.create, spec.pod,
                    portmappings=ports, networks={spec.network: {"aliases": list(spec.aliases)}},
-                   netns={"nsmode": "bridge"}, labels=dict(spec.labels))
+                   netns={"nsmode": "bridge"}, labels=dict(spec.labels if labels is None else labels))
 
     def remove_pod(self, name: str) -> None:
         if not self.pod_exists(name):
@@ -258,9 +265,9 @@ class PodmanRuntime:
             if not is_not_found(exc):
                 raise RuntimeFailure(f"stop pod {name}: {message_of(exc)}") from exc
 
-    def create_container(self, spec: ServiceSpec) -> None:
+    def create_container(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None:
         self._call(f"create container {spec.container} from {spec.image}",
-                   self.client.containers.create, spec.image, **container_kwargs(spec, self.limit_support()))
+                   self.client.containers.create, spec.image, **container_kwargs(spec, self.limit_support(), labels))
 
     def _container(self, name: str, client: Any = None) -> Any:
         from podman.errors import APIError, NotFound

@@ -35,15 +35,15 @@ def healthcheck(spec: Any) -> dict[str, Any]:
             "health_check_on_failure_action": ON_FAILURE_RESTART}
 
 
-def container_kwargs(spec: Any, limits: Any) -> dict[str, Any]:
+def container_kwargs(spec: Any, limits: Any, labels: dict[str, str] | None = None) -> dict[str, Any]:
     """podman-py's create kwargs for a spec; `limits` (LimitSupport): what the engine cannot
-    enforce is left out, not refused."""
+    enforce is left out, not refused. `labels`: the spec's, sealed (runtime/owned.py)."""
     kwargs: dict[str, Any] = {
         "name": spec.container,
         "pod": spec.pod,
         "command": list(spec.command),
         "environment": dict(spec.env),
-        "labels": dict(spec.labels),
+        "labels": dict(spec.labels if labels is None else labels),
         "volumes": {v.source: {"bind": v.target, "mode": v.mode} for v in spec.volumes},
         "restart_policy": {"Name": spec.restart_policy},
         "stop_timeout": int(spec.stop_timeout),
@@ -156,7 +156,28 @@ def container_state(attrs: dict) -> ContainerState:
                           restart_count=int(attrs.get("RestartCount") or 0),
                           oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
                           infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""),
+                          ports=ports_of(attrs), image_id=str(attrs.get("ImageID") or attrs.get("Image") or ""),
                           **health_of(state if isinstance(state, dict) else {}))
+
+
+def ports_of(attrs: dict) -> tuple[tuple[str, int, int], ...]:
+    """What Podman publishes for a container now, from a listing (Ports) or inspect
+    (NetworkSettings.Ports, the pod's for a container in a pod): (host ip, host port, container port)."""
+    out: list[tuple[str, int, int]] = []
+    listed = attrs.get("Ports") if isinstance(attrs.get("Ports"), list) else []  # /containers/json
+    for p in (p for p in listed if isinstance(p, dict)):
+        host, inner = str(p.get("host_port", "")), str(p.get("container_port", ""))
+        if host.isdigit() and inner.isdigit():
+            span = p.get("range") if isinstance(p.get("range"), int) and p["range"] > 0 else 1
+            out += [(str(p.get("host_ip") or ""), int(host) + i, int(inner) + i) for i in range(span)]
+    settings = attrs.get("NetworkSettings")
+    bound = settings.get("Ports") if isinstance(settings, dict) else None
+    for key, binds in bound.items() if isinstance(bound, dict) else ():
+        inner = str(key).split("/", 1)[0]
+        for b in binds if isinstance(binds, list) and inner.isdigit() else []:
+            if isinstance(b, dict) and str(b.get("HostPort", "")).isdigit():
+                out.append((str(b.get("HostIp") or ""), int(b["HostPort"]), int(inner)))
+    return tuple(dict.fromkeys(out))
 
 
 def health_of(state: dict) -> dict[str, Any]:

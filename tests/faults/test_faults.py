@@ -63,17 +63,24 @@ def test_start_killed_after_the_pod_was_created_converges_next_time(prun, write_
 
 def test_a_pod_without_its_container_is_recreated(prun, write_config):
     """The state a kill between 'pod created' and 'container created' leaves, made on purpose: a pod
-    with airpods' labels for this project. A pod of that name that airpods did not create is
-    never taken over."""
+    airpods sealed for this project. A pod of that name that airpods did not create is never taken
+    over: neither a plain one nor one that only carries airpods' labels."""
+    from airpods.runtime.connect import connect
+    from airpods.runtime.owned import OwnedRuntime
+
     path, svc, _ = config(prun, write_config)
     podman("network", "create", prun.network)
-    podman("pod", "create", "--name", svc, "--network", prun.network)
-    foreign = run("--config", path, "start", svc)
-    assert foreign.returncode == 2 and "not created by airpods" in foreign.stderr, foreign.stderr
-    assert podman("pod", "exists", svc, check=False).returncode == 0
-    podman("pod", "rm", "-f", svc)
-    podman("pod", "create", "--name", svc, "--network", prun.network, "--label", "io.airpods.managed=true",
-           "--label", f"io.airpods.project=t{prun.id}", "--label", f"io.airpods.test={prun.id}")
+    ours = {"io.airpods.managed": "true", "io.airpods.project": f"t{prun.id}"}
+    for labels in ({}, ours):
+        podman("pod", "create", "--name", svc, "--network", prun.network,
+               *[f"--label={k}={v}" for k, v in labels.items()])
+        foreign = run("--config", path, "start", svc)
+        assert foreign.returncode == 2 and "not created by airpods" in foreign.stderr, foreign.stderr
+        assert podman("pod", "exists", svc, check=False).returncode == 0
+        podman("pod", "rm", "-f", svc)
+    sealed = OwnedRuntime(connect(environ=os.environ), os.environ).seal.stamp("pod", svc, ours)
+    podman("pod", "create", "--name", svc, "--network", prun.network, "--label", f"io.airpods.test={prun.id}",
+           *[f"--label={k}={v}" for k, v in sealed.items()])
     result = run("--config", path, "start", svc)
     assert result.returncode == 0, result.stderr
     assert podman("container", "exists", f"{svc}-0", check=False).returncode == 0

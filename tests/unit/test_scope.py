@@ -13,6 +13,7 @@ import pytest
 
 from airpods.plan.spec import LABEL_MANAGED, LABEL_PROJECT
 from airpods.runtime.fake import FakeRuntime
+from tests.helpers import before_the_seal
 from tests.podman_env import free_port
 
 WEB = """
@@ -86,6 +87,7 @@ def test_objects_from_before_projects_belong_to_the_default_project(rt, cli, tmp
     assert cli("start", "web", "--no-wait").code == 0
     state = rt.containers["web-0"]
     rt.containers["web-0"] = replace(state, labels={k: v for k, v in state.labels.items() if k != LABEL_PROJECT})
+    before_the_seal(rt, tmp_path / "data")  # made before projects, so before the seal too: taken over once
     [row] = json.loads(cli("status", "--json").out)
     assert row["state"] == "running" and row["project"] == "default"
     # Another config's clean does not see it; the user's own stop does.

@@ -23,11 +23,11 @@ def watch(app: Application, project: str, tick: float) -> None:
     from airpods.health.supervisor import watch as watch_loop
     from airpods.health.supervisor import watched
     from airpods.orchestrate import stops
-    from airpods.paths import health_ledger, stops_path
+    from airpods.paths import health_ledger, private_folder, stops_path
     from airpods.probes.systemd import timers_available
 
     ledger = health_ledger(app.environ, project)
-    ledger.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(ledger.parent)
     stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
     run_checks = not timers_available(app.environ, os.geteuid())
     with open(ledger.with_suffix(".pid"), "a+") as pid:
@@ -43,12 +43,29 @@ def watch(app: Application, project: str, tick: float) -> None:
             # long between "exited" and "running" (a frozen process sits out its stop timeout as
             # "stopping").
             watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp,
-                       idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]))
+                       idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]),
+                       key_of=_probe_keys(app))
             fcntl.flock(pid, fcntl.LOCK_UN)
             if not any(s.running for _, s, _ in watched(app.runtime.list_managed(), project)):
                 stamp("nothing of the project runs: done")
                 return
             stamp("the project runs again")
+
+
+def _probe_keys(app: Application):
+    """service -> its probe key, from airpods' own secrets folder (None where it has none)."""
+    from airpods.errors import ConfigError
+    from airpods.secrets import health_key_name
+
+    store = app.secrets(create=False)
+
+    def key_of(service: str) -> str | None:
+        try:
+            return store.read(health_key_name(service))
+        except (ValueError, ConfigError):  # not a name a secret can have, or a file that is not one
+            return None
+
+    return key_of
 
 
 def _take(lock, tries: int) -> bool:
@@ -66,18 +83,21 @@ def _take(lock, tries: int) -> bool:
 
 def spawn(app: Application, project: str) -> None:
     """Leave a watcher running for the project (it exits at once if one already is)."""
+    import os
     import subprocess
     import sys
 
-    from airpods.paths import health_ledger
+    from airpods.paths import health_ledger, private_folder
 
     log = health_ledger(app.environ, project).with_suffix(".log")
-    log.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(log.parent)
     argv = [sys.executable, "-m", "airpods"]
     if app.config_path:
         argv += ["--config", app.config_path]
     if app.url:
         argv += ["--url", app.url]
-    with open(log, "a") as out:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a log from before was 0644
+    with os.fdopen(fd, "a") as out:
         subprocess.Popen([*argv, "watch", "--project", project], stdin=subprocess.DEVNULL, stdout=out,
                          stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=app.environ)
