@@ -82,6 +82,14 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("AIRPODS_DEBUG", "") not in ("", "0")
 
 
+def without_keys(text: str) -> str:
+    """An error's text with whatever follows "Bearer" (a key in a header value) cut out: an
+    unexpected error may quote a request, and no message may carry a key."""
+    import re
+
+    return re.sub(r"(?i)(bearer\s+)[^\s'\"]+", r"\1<key>", text)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
@@ -106,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"error: internal error: {type(exc).__name__}: {exc}\n"
+        click.echo(f"error: internal error: {type(exc).__name__}: {without_keys(str(exc))}\n"
                    "This is a bug in airpods; run again with --debug for the traceback.", err=True)
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -222,6 +222,15 @@ class Service(Strict):
     tls_cert: str | None = None
     tls_key: str | None = None
 
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, v: str | None) -> str | None:
+        """One token, as a bearer header carries it; the value is never shown (it is a key)."""
+        if v and not all(33 <= ord(c) < 127 for c in v):  # "": no key
+            raise ValueError("must be one token of printable characters: no space, line break or other control "
+                             'character (the value is not shown); "auto" generates one, "" means none')
+        return v
+
     @field_validator("listen")
     @classmethod
     def _listen(cls, v: str | None) -> str | None:

@@ -108,9 +108,26 @@ def _denied(repo: str, status: int, environ: Mapping[str, str]) -> RuntimeFailur
                           hint="a gated or private repo: accept its terms on the hub, then export HF_TOKEN=hf_...")
 
 
-def _next_page(resp: Any) -> str | None:
-    """The hub pages a long listing with `Link: <URL>; rel="next"` (requests parses it)."""
-    return (resp.links.get("next") or {}).get("url")
+def _next_page(resp: Any, endpoint: str) -> str | None:
+    """The hub pages a long listing with `Link: <URL>; rel="next"` (requests parses it). Followed
+    only on the endpoint's own scheme, host and port: HF_TOKEN goes with every request, and a
+    listing may not send it anywhere else (RuntimeFailure)."""
+    from urllib.parse import urljoin, urlsplit
+
+    link = (resp.links.get("next") or {}).get("url")
+    if not link:
+        return None
+    url = urljoin(resp.url or endpoint, link)
+
+    def origin(u: str) -> tuple:
+        parts = urlsplit(u)
+        return parts.scheme, (parts.hostname or "").lower(), parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+    if origin(url) != origin(endpoint):
+        raise RuntimeFailure(f"the hub's listing at {endpoint} points its next page at another server "
+                             f"({urlsplit(url).scheme}://{urlsplit(url).netloc}); not followed, so HF_TOKEN stays "
+                             "with the hub", hint="check HF_ENDPOINT: it should be the hub (or a mirror) itself")
+    return url
 
 
 def list_files(repo: str, revision: str, endpoint: str, environ: Mapping[str, str]) -> list[RepoFile]:
@@ -139,7 +156,7 @@ def list_files(repo: str, revision: str, endpoint: str, environ: Mapping[str, st
                 lfs = item.get("lfs") or {}
                 out.append(RepoFile(str(item["path"]), int(lfs.get("size") or item.get("size") or 0), lfs.get("oid")))
         pages += 1
-        url = _next_page(resp)
+        url = _next_page(resp, endpoint)
         if pages >= 1000:
             raise RuntimeFailure(f"listing {repo}: more than 1000 pages from {endpoint}; stopped")
     return out

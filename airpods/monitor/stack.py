@@ -23,13 +23,16 @@ class Round:
     at: float = 0.0
 
 
-def _watches(spec: Any, running: bool) -> tuple[list[Watch], str | None]:
-    """The endpoints of a running llama.cpp service: itself, or each model its router has loaded."""
-    if not running:
+def _watches(spec: Any, have: Any) -> tuple[list[Watch], str | None]:
+    """The endpoints of a running llama.cpp service: itself, or each model its router has loaded;
+    read only on a port Podman says its container publishes (its key goes nowhere else)."""
+    if have is None or not have.state.running:
         return [], None
     base = spec.base_url
     if not base:
         return [], "it publishes no port on this machine"
+    if not spec.publishes_on(have.state.ports):
+        return [], f"its container does not publish {base} (the config changed since it started)"
     key = spec.env.get("LLAMA_API_KEY")
     if spec.router is None:
         return [Watch(spec.name, base, key)], None
@@ -56,7 +59,7 @@ def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, 
                                "why": _why_down(have), "cpu_percent": None, "memory_bytes": None, "vram": {}}
         if spec.kind == "llamacpp":
             row.update(dict.fromkeys(LLAMA_FIELDS))
-            mine, why = _watches(spec, state == "running")
+            mine, why = _watches(spec, have)
             row["why"] = row["why"] or why
             if spec.router is not None:
                 row["models_loaded"] = len(mine)

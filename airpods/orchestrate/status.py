@@ -83,6 +83,8 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
     if not state.running:
         return out
     out.uptime = time.time() - state.started_at if state.started_at else None
+    if not spec.publishes_on(state.ports):  # probed (and sent its key) only where its container listens
+        return out
     if spec.health_urls:
         result = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
         out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(

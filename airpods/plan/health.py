@@ -37,21 +37,24 @@ def _secs(value: float) -> str:
 def _llamacpp(f: CheckFacts) -> str:
     base = f"http://127.0.0.1:{f.port}"
     t = _secs(f.timeout)
-    key = (f'k=$(cat {KEY_PATH}) || {{ echo "cannot read the probe key {KEY_PATH}"; exit 1; }}; '
-           if f.keyed else "k=; ")
-    auth = '-H "Authorization: Bearer $k"'
+    # The key never reaches an argv (every local user can read /proc/PID/cmdline): `read` and
+    # `printf` are builtins of the shell, and curl reads its header from its config on stdin.
+    key = (f'{{ read -r k || [ -n "$k" ]; }} < {KEY_PATH} || {{ echo "cannot read the probe key {KEY_PATH}"; '
+           'exit 1; }; a() { printf \'header = "Authorization: Bearer %s"\\n\' "$k"; }; '
+           if f.keyed else "a() { :; }; ")
+    auth = "-K -"
     head = (f"{key}curl -fsS -m {t} -o /dev/null {base}/health "
             f'|| {{ echo "llama-server /health did not answer 200 within {t} s (model not loaded, or the '
             f'server is stuck)"; exit 1; }}; ')
     if f.router:
-        return head + (f"curl -fsS -m {t} -o /dev/null {auth} {base}/v1/models "
+        return head + (f"a | curl -fsS -m {t} -o /dev/null {auth} {base}/v1/models "
                        f'|| {{ echo "the router did not list its models within {t} s"; exit 1; }}')
     body = '{"prompt":"Hi","n_predict":1,"cache_prompt":false}'
     return head + (
-        f"curl -fsS -m {t} -o /dev/null {auth} -H 'Content-Type: application/json' -d '{body}' "
+        f"a | curl -fsS -m {t} -o /dev/null {auth} -H 'Content-Type: application/json' -d '{body}' "
         f"{base}/completion && exit 0; "
         # every slot busy serving people: the probe's request waited its turn, which is not a failure
-        f"curl -fsS -m {t} {auth} {base}/slots 2>/dev/null | grep -q '\"is_processing\":true' "
+        f"a | curl -fsS -m {t} {auth} {base}/slots 2>/dev/null | grep -q '\"is_processing\":true' "
         f'&& {{ echo "busy: the probe waited for a slot"; exit 0; }}; '
         f'echo "a one-token completion did not answer within {t} s"; exit 1')
 

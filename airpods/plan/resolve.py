@@ -178,7 +178,7 @@ def _user_gpu_setting(name: str, svc: Any) -> str | None:
     return None
 
 
-def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
+def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict, check: str | None = None) -> str:
     """A hash of what the configuration alone says about a service (its table, the runtime and gpu
     tables, its ports, names, key and rendered values, what it is wired to) and nothing the probes
     decide (GPU variant, devices, CPU plan): a running container whose spec differs only in what
@@ -201,6 +201,8 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict) -> str:
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
             "wiring": wiring if f.svc.kind in ("open-webui", "gateway") else None}
+    if check:  # llama.cpp's health check is the config's doing, not the probes': a changed one recreates it
+        data["check"] = check  # (counted since the probe key left curl's argv; other kinds' hashes stay)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -242,12 +244,13 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     exposed = {n for n, f in facts.items()
                if webui_admin.exposed(f.svc.kind, f.svc.enabled, f.ports, bool(wiring.get("gateway")))}
     password = secrets.get(WEBUI_ADMIN_SECRET) if exposed else None
-    specs = {n: replace(_spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
-                              gateways.get(n) or monitors.get(n), password if n in exposed else None),
-                        project=project, network=network_of(config, project),
-                        config_hash=config_hash(config, f, rendered[n],
-                                                {**wiring, "headless_admin": True} if n in exposed else wiring))
-             for n, f in facts.items()}
+    specs = {}
+    for n, f in facts.items():
+        spec = _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
+                     gateways.get(n) or monitors.get(n), password if n in exposed else None)
+        specs[n] = replace(spec, project=project, network=network_of(config, project), config_hash=config_hash(
+            config, f, rendered[n], {**wiring, "headless_admin": True} if n in exposed else wiring,
+            check=spec.health.check if f.svc.kind == "llamacpp" else None))
     if problems:
         raise ConfigError("the configuration is invalid", problems,
                           hint="fix the keys listed, then run `airpods config validate`")

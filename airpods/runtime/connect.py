@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from airpods.errors import RuntimeUnavailable
+from airpods.errors import RuntimeUnavailable, UsageError
 from airpods.runtime.podman_wire import INSTALL_HINT
 
 __all__ = ["INSTALL_HINT", "connect", "resolve_url"]
@@ -37,6 +37,43 @@ def answers(path: str) -> bool:
         return False
     finally:
         sock.close()
+
+
+def distrust(path: str, uid: int | None = None) -> str | None:
+    """Why a Podman socket cannot be trusted (None: it can): whoever owns it, or may replace it or
+    a folder above it, answers for Podman, and airpods would show what they say and send keys where
+    they point. The socket and every folder above it must belong to this user or root, and no
+    folder may be writable by others unless it is sticky (as /tmp is)."""
+    import stat
+
+    me = os.geteuid() if uid is None else uid
+    mine = {me, 0}
+    where = Path(path)
+    try:
+        st = os.lstat(where)
+    except OSError:
+        return None  # not there: nothing answers on it
+    if stat.S_ISLNK(st.st_mode):
+        where = where.resolve()
+        st = os.stat(where)
+    if st.st_uid not in mine:
+        return f"the socket {path} belongs to uid {st.st_uid}, not to you (uid {me}) or root"
+    for folder in where.parents:
+        try:
+            fs = os.stat(folder)
+        except OSError as exc:
+            return f"the folder {folder} above the socket {path} cannot be read ({exc.strerror})"
+        if fs.st_uid not in mine:
+            return f"the folder {folder} above the socket {path} belongs to uid {fs.st_uid}, not to you or root"
+        if fs.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not fs.st_mode & stat.S_ISVTX:
+            return f"the folder {folder} above the socket {path} is writable by others"
+    return None
+
+
+def _refuse(path: str, why: str, origin: str) -> UsageError:
+    return UsageError(f"refusing the Podman socket {path} ({origin}): {why}, so someone else may be answering "
+                      "for Podman", hint="point XDG_RUNTIME_DIR at a folder only you can write (or unset it), or "
+                                         "pass --url with a socket of your own")
 
 
 def candidates(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -112,10 +149,16 @@ def resolve_url(url: str | None, environ: Mapping[str, str]) -> tuple[str, str]:
             raise RuntimeUnavailable(f"nothing answers on the Podman socket {where} (from {origin})",
                                      hint=f"start it: podman system service --time=0 {where}  "
                                           f"(or unset {origin.split('/')[0]} to use the default socket)")
+        if path is not None and (why := distrust(path)):
+            raise _refuse(path, why, origin)
         return where, origin
     for candidate, origin in candidates(environ):
         path = _unix_path(candidate)
-        if path is None or answers(path):
+        if path is None:
+            return candidate, origin
+        if answers(path):
+            if (why := distrust(path)) is not None:
+                raise _refuse(path, why, origin)
             return candidate, origin
     podman = shutil.which("podman", path=environ.get("PATH"))
     if not podman:

@@ -64,7 +64,7 @@ def test_each_kind_gets_its_own_check_and_the_llama_probe_key_is_a_mounted_file(
     assert h["start_period"] == data["health"]["timeout"]  # a start may take what the start wait allows
     check = h["check"]
     assert "/health" in check and "/completion" in check and '"n_predict":1' in check
-    assert f"cat {KEY_PATH}" in check
+    assert f"< {KEY_PATH}" in check  # read by the shell itself (the argv test: test_review_security.py)
     key_file = isolated / "data" / "airpods" / "secrets" / "llamacpp-health-key"
     shown = json.dumps(render(cli, None, "llamacpp", "--show-secrets"))  # makes the secrets, as start does
     key = key_file.read_text().strip()

@@ -53,7 +53,7 @@ def chat(app: Application, words: tuple[str, ...], model: str | None, system: st
         spec = specs[behind]
     else:
         spec = default_llama(app, specs, service)
-        endpoint = endpoint_of(spec)
+        endpoint = endpoint_of(app, spec)
     conversation = Conversation(system=system, model=model or default_model_of(spec))
     client = ChatClient(endpoint)
     if wants_interactive(prompt):
@@ -96,14 +96,17 @@ def default_model_of(spec) -> str | None:
     return spec.default_model if spec.default_model in spec.router.ids() else (ids[0] if ids else None)
 
 
-def endpoint_of(spec):
+def endpoint_of(app: Application, spec):
+    """The service's /v1 with its key, once Podman says its running container publishes that port
+    (the key and the conversation go nowhere else)."""
     from airpods.chat.client import Endpoint
+    from airpods.orchestrate.running import serving_base
 
     if not spec.url:
         raise UsageError(f"service '{spec.name}' publishes no port on this machine",
                          hint=f"add ports to [services.{spec.name}], or chat through the gateway: "
                               "airpods chat --gateway")
-    return Endpoint(spec.url, spec.env.get("LLAMA_API_KEY"))
+    return Endpoint(serving_base(app.runtime, spec).rstrip("/") + "/v1", spec.env.get("LLAMA_API_KEY"))
 
 
 def gateway_endpoint(app: Application, service: str | None):

@@ -90,9 +90,12 @@ def settle(app: Application, spec, model_id: str, unload: bool) -> None:
     from airpods.errors import RuntimeFailure
     from airpods.health.router_api import list_models
     from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
+    from airpods.orchestrate.running import serving_base
+
+    base = serving_base(app.runtime, spec)
 
     def check():
-        states = {m.id: m for m in list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY")) or []}
+        states = {m.id: m for m in list_models(base, spec.env.get("LLAMA_API_KEY")) or []}
         state = states[model_id].state if model_id in states else "unknown"
         if state == "failed":
             raise RuntimeFailure(f"{spec.name}: model {model_id} failed to load (exit code "

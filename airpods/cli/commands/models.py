@@ -206,10 +206,11 @@ def _routers(app: Application, service: str | None) -> list:
 def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
     """Models behind each router service and their state: loaded, loading, unloaded, sleeping, failed."""
     from airpods.health.router_api import list_models
+    from airpods.orchestrate.running import serving_base
 
     rows = []
     for spec in _routers(app, service):
-        models = list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY"))
+        models = list_models(serving_base(app.runtime, spec), spec.env.get("LLAMA_API_KEY"))
         if models is None:
             raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
                              hint=f"start it: airpods start {spec.name}")
@@ -249,14 +250,16 @@ def _why_not_loaded(spec, model, models: list) -> str | None:
 
 def _drive(app: Application, model: str, service: str | None, unload: bool) -> None:
     from airpods.health.router_api import list_models, load
+    from airpods.orchestrate.running import serving, serving_base
 
     for spec in _routers(app, service):
         known = spec.router.ids()
-        live = list_models(spec.base_url or "", spec.env.get("LLAMA_API_KEY"))
+        base, _why = serving(app.runtime, spec)
+        live = list_models(base, spec.env.get("LLAMA_API_KEY")) if base else None
         if live is not None:
             known.update({m.id: m.id for m in live})
         if model in known:
-            load(spec.base_url or "", spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
+            load(serving_base(app.runtime, spec), spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
             settle(app, spec, known[model], unload)
             app.terminal.success(f"{spec.name}: {'unloaded' if unload else 'loaded'} {known[model]}")
             return

@@ -62,7 +62,7 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     else:
         running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force), None
         bye = f"{running.name} keeps running {model}: airpods stop {running.name}"
-    client = ChatClient(endpoint_of(running))
+    client = ChatClient(endpoint_of(app, running))
     conversation = Conversation(system=system, model=model_id)
     try:
         if question is None:
@@ -100,9 +100,11 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     from airpods.cli.commands.start import start_live
     from airpods.health import router_api
     from airpods.orchestrate.host_files import write_preset
+    from airpods.orchestrate.running import serving, serving_base
 
     key = spec.env.get("LLAMA_API_KEY")
-    live = router_api.list_models(spec.base_url or "", key)
+    base, _why = serving(app.runtime, spec)  # a keyed request only to the router's own published port
+    live = router_api.list_models(base, key) if base else None
     model_id, overlay = router_entry(spec, model, preset_on_disk(spec) if live is not None else {})
     switched = app.overlaid(overlay) if overlay else app
     specs = switched.specs(force_cpu=cpu)
@@ -111,16 +113,17 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     if live is not None and (overlay or mine.router.all_models):  # all_models: a new file is listed on reload
         if overlay:
             write_preset(mine, in_place=True)
-        router_api.reload(mine.base_url or "", key)
-        listed = {m.id for m in router_api.list_models(mine.base_url or "", key) or []}
+        router_api.reload(base, key)
+        listed = {m.id for m in router_api.list_models(base, key) or []}
         if overlay and model_id not in listed:  # it reads another file than ours (an older mount): start it anew
             app.terminal.warning(f"{spec.name} did not see its new preset; recreating it")
             live = None
     if live is None:
         start_live(switched, specs, [spec.name], timeout, False, force)
-    states = {m.id: m.state for m in router_api.list_models(mine.base_url or "", key) or []}
+        base = serving_base(app.runtime, mine)
+    states = {m.id: m.state for m in router_api.list_models(base, key) or []}
     if states.get(model_id) not in ("loaded", "loading"):
-        router_api.load(mine.base_url or "", key, model_id)
+        router_api.load(base, key, model_id)
     settle(switched, mine, model_id, unload=False)
     return mine, model_id
 
