@@ -4,8 +4,12 @@ what it cannot change safely: a read-only file, or a model that a template or an
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import secrets
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,17 +100,47 @@ def add_router_model(path: Path, text: str, service: str, model_id: str, model: 
     return Edit(path, text, tomlkit.dumps(doc), {"services": {service: {"models": {model_id: {"file": model}}}}})
 
 
-def write(edit: Edit) -> None:
-    """Replace the file atomically, keeping its mode (a symlink's target is what changes)."""
-    target = edit.path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """One changer of the config file at a time (`models use`, `run` never writes it): a lock file
+    next to it, opened without following a link someone may have planted there."""
+    target = path.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.airpods-tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        fd = os.open(target.with_name(f".{target.name}.airpods-lock"), os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW,
+                     0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock config file {path} ({exc.strerror}); nothing was changed",
+                          hint=f"remove {target.with_name(f'.{target.name}.airpods-lock')} if it is a link or "
+                               "not yours, or edit the file yourself") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def write(edit: Edit) -> None:
+    """Replace the file atomically, keeping its mode (a symlink's target is what changes). Refuses
+    (exit 2, the file as it is) when it changed since `edit` read it. The new text goes to a new
+    file of a random name (never through a link), then is renamed over the old."""
+    target = edit.path.resolve()
+    try:
+        current = target.read_text(encoding="utf-8") if target.exists() else ""
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {edit.path} again ({exc.strerror}); nothing was changed") from exc
+    if current != edit.before:
+        raise ConfigError(f"config file {edit.path} changed while airpods was changing it; nothing was written",
+                          hint="run the command again (it reads the file as it is now)")
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(8)}.airpods-tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(edit.after)
-        os.chmod(tmp, mode)
+            fh.flush()
+            os.fchmod(fh.fileno(), mode)  # on the file itself: never through a link
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

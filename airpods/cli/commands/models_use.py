@@ -30,7 +30,7 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
       airpods models use SmolLM2-135M-Instruct.Q4_1.gguf --service router --dry-run
     """
     from airpods.cli.commands.chat import default_llama
-    from airpods.cli.commands.run_model import in_volume, router_entry, store_for
+    from airpods.cli.commands.run_model import in_volume, store_for
     from airpods.config import edit
     from airpods.config.loader import user_config_path
 
@@ -39,8 +39,16 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
     store = store_for(app, spec)
     model = in_volume(store, store.root(create=False), model)
     path, _origin = user_config_path(app.config_path)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
     edit.writable(path)
+    with edit.locked(path):  # another `models use` waits, then changes the file as this one left it
+        _use(app, spec, model, path, dry_run)
+
+
+def _use(app: Application, spec, model: str, path, dry_run: bool) -> None:
+    from airpods.cli.commands.run_model import router_entry
+    from airpods.config import edit
+
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
     if spec.router is not None:
         model_id, overlay = router_entry(spec, model, {})
         if overlay is None:
