@@ -36,8 +36,12 @@ _closed: list[bool] = []  # stdout's reader went away during this command
 
 
 def _write(piece: str) -> None:
+    """A piece of the answer to stdout; on a terminal without the escapes a model may have written
+    (a title, a clipboard write, a cleared screen): its text only."""
+    from airpods.cli.terminal import is_tty, printable
+
     try:
-        sys.stdout.write(piece)
+        sys.stdout.write(printable(piece) if is_tty(sys.stdout) else piece)
         sys.stdout.flush()
     except BrokenPipeError:  # `airpods run M "..." | head -c 100`: the reader has gone
         import os

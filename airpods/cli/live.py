@@ -9,7 +9,7 @@ import threading
 import time
 from typing import Any
 
-from airpods.cli.terminal import Terminal
+from airpods.cli.terminal import Terminal, printable
 from airpods.runtime.port import PullProgress
 
 
@@ -43,6 +43,7 @@ class LiveReporter:
         from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
+        from rich.text import Text
 
         with self.lock:
             table = Table.grid(padding=(0, 1))
@@ -51,12 +52,12 @@ class LiveReporter:
                 tot = sum(t for _, t in info["layers"].values()) or None
                 size = f"{cur / 1e6:.0f}/{tot / 1e6:.0f} MB" if tot else ""
                 bar = ProgressBar(total=tot or 100, completed=cur if tot else 0, width=30)
-                table.add_row(f"[bold]{info['state']}[/bold]", image, bar, size)
+                table.add_row(Text(info["state"], style="bold"), Text(printable(image)), bar, size)
             for service, (stage, elapsed) in self.stages.items():
                 done = stage in ("healthy", "failed") or stage.startswith("already")
-                icon = "[green]✓[/green]" if stage == "healthy" or stage.startswith("already") else (
-                    "[red]✗[/red]" if stage == "failed" else Spinner("dots"))
-                table.add_row(icon, f"[bold]{service}[/bold]", stage, "" if done and not elapsed
+                icon = Text("✓", style="green") if stage == "healthy" or stage.startswith("already") else (
+                    Text("✗", style="red") if stage == "failed" else Spinner("dots"))
+                table.add_row(icon, Text(service, style="bold"), Text(printable(stage)), "" if done and not elapsed
                               else f"{elapsed:.1f}s")
             return Group(table)
 
@@ -73,13 +74,15 @@ class LiveReporter:
 
     def info(self, message: str) -> None:
         if self.live is not None:
-            self.live.console.print(message)
+            self.live.console.print(printable(message), markup=False)
         else:
             self.terminal.info(message)
 
     def warning(self, message: str) -> None:
         if self.live is not None:
-            self.live.console.print(f"[bold yellow]warning:[/bold yellow] {message}")
+            from rich.text import Text
+
+            self.live.console.print(Text.assemble(("warning: ", "bold yellow"), printable(message)))
         else:
             self.terminal.warning(message)
 

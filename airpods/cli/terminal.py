@@ -15,6 +15,20 @@ from typing import Any
 
 from airpods.errors import AirpodsError
 
+# C0 controls but tab and newline, DEL, C1 controls: what starts an escape sequence on a terminal
+# (a title, a clipboard write, a link, a cleared screen) or moves its cursor.
+_CONTROLS = {c: None for c in (*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))}
+
+
+def printable(text: str) -> str:
+    """`text` without the characters a terminal acts on (anything a server, a model or a hub sent
+    is shown as text, never obeyed); newlines and tabs stay."""
+    return text.translate(_CONTROLS)
+
+
+def is_tty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
+
 
 class Terminal:
     def __init__(self, *, stderr: Any = None, stdout: Any = None):
@@ -41,10 +55,13 @@ class Terminal:
         from rich.console import Console
 
         tty = bool(getattr(self._out, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR")
+        # markup off: what it prints is data (a model id "[/x]" is text, not the end of a style)
         return Console(file=self._out, no_color=not tty, highlight=False, emoji=False, soft_wrap=True,
-                       width=None if tty else 160)
+                       width=None if tty else 160, markup=False)
 
     def _say(self, style: str, prefix: str, message: str) -> None:
+        if is_tty(self._err):  # a message may quote a server; a terminal never gets its escapes
+            message = printable(message)
         if not self.interactive:  # logs, pipes, NO_COLOR: the line as it is, one line per message
             self._err.write(f"{prefix}{message}\n")
             self._err.flush()
@@ -119,7 +136,7 @@ class Terminal:
         self._out.flush()
 
     def print(self, text: str = "") -> None:
-        self._out.write(text + "\n")
+        self._out.write((printable(text) if is_tty(self._out) else text) + "\n")
         self._out.flush()
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
@@ -140,5 +157,5 @@ class Terminal:
         for column in columns:
             table.add_column(column, overflow="fold")  # never hide part of a URL or image name
         for row in rows:  # cells are text, never markup: "[config changed: ...]" must show as written
-            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+            table.add_row(*(Text(printable("" if cell is None else str(cell))) for cell in row))
         self.out_console.print(table)

@@ -33,8 +33,11 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
                          "started or was removed)", hint=f"start it: airpods start {service}")
     spec = (specs or {}).get(service)
     container = next((r.container for r in mine if spec is not None and r.matches(spec)), mine[0].container)
+    from airpods.cli.terminal import is_tty, printable
+
     runtime = app.runtime
     out = sys.stdout
+    tty = is_tty(out)  # a log is the server's bytes: on a terminal, its text without escapes
     kind = next((r.kind for r in mine if r.container == container), None)
     if kind == "gateway":  # Caddy's JSON access entries as one line each: time, key owner, request, status
         from airpods.gateway.access import readable
@@ -43,7 +46,8 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
             return line
     try:
         for line in runtime.logs(container, tail=lines or None, follow=follow):
-            out.write(readable(line) + "\n")
+            text = readable(line)
+            out.write((printable(text) if tty else text) + "\n")
             if follow:
                 out.flush()
     except KeyboardInterrupt:

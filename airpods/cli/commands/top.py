@@ -117,7 +117,9 @@ def _live(app: Application, specs: dict, names: list[str], interval: float, vram
 
     from rich.live import Live
     from rich.table import Table
+    from rich.text import Text
 
+    from airpods.cli.terminal import printable
     from airpods.monitor.stack import gather
 
     previous = None
@@ -130,7 +132,7 @@ def _live(app: Application, specs: dict, names: list[str], interval: float, vram
                           header_style="bold", pad_edge=False)
             for column in COLUMNS:
                 table.add_column(column, overflow="fold")
-            for r in rows:
-                table.add_row(*_cells(r))
+            for r in rows:  # a model id is the server's text: never markup, never an escape
+                table.add_row(*(Text(printable(c)) for c in _cells(r)))
             live.update(table, refresh=True)
             time.sleep(interval)
