@@ -164,18 +164,25 @@ def _events(resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
 
 
 def _take(reply: Reply, event: dict[str, Any], on_text: Callable[[str], None] | None) -> None:
-    reply.model = event.get("model") or reply.model
+    """One streamed event into the reply; what is not of the shape an OpenAI stream has (choices
+    that are not a list, a delta that is not an object, text that is not a string) is skipped."""
+    if isinstance(event.get("model"), str):
+        reply.model = event["model"]
     if isinstance(event.get("timings"), dict):
         reply.timings = event["timings"]
-    for choice in event.get("choices") or []:
-        delta = choice.get("delta") or {}
-        reply.reasoning += delta.get("reasoning_content") or ""
+    choices = event.get("choices")
+    for choice in choices if isinstance(choices, list) else []:
+        if not isinstance(choice, dict):
+            continue
+        delta = choice.get("delta") if isinstance(choice.get("delta"), dict) else {}
+        reasoning = delta.get("reasoning_content")
+        reply.reasoning += reasoning if isinstance(reasoning, str) else ""
         piece = delta.get("content")
-        if piece:
+        if isinstance(piece, str) and piece:
             reply.text += piece
             if on_text:
                 on_text(piece)
-        if choice.get("finish_reason"):
+        if isinstance(choice.get("finish_reason"), str):
             reply.finish_reason = choice["finish_reason"]
 
 

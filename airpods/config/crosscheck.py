@@ -34,10 +34,25 @@ def warnings(config: Any) -> list[str]:
             if not (config.services[name].enabled and config.services[other].enabled)]
 
 
+def env_name(service: str) -> str:
+    """How a service's name appears in the names of environment variables (the gateway's and
+    Prometheus' key variables): upper case, anything but a letter or digit as '_'."""
+    import re
+
+    return re.sub(r"[^A-Z0-9]", "_", service.upper())
+
+
 def crosscheck(config: Any) -> list[Problem]:
     problems: list[Problem] = []
     services = config.services
     aliases: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for name in services:  # team-a and team_a: one key variable, so one would get the other's key
+        other = seen.setdefault(env_name(name), name)
+        if other != name:
+            problems.append((("services", name),
+                             f"the name differs from service '{other}' only in '-', '_' or '.', so both would use "
+                             f"one key variable (AIRPODS_BACKEND_KEY_{env_name(name)}); rename one of them"))
     for name, i, other, host, _ in port_clashes(config):
         if services[name].enabled and services[other].enabled:
             problems.append((("services", name, "ports", i, "host"),

@@ -42,13 +42,18 @@ def _request(base: str, method: str, path: str, key: str | None, body: dict | No
 
 
 def _state(entry: dict) -> RouterModelState:
-    status = entry.get("status") or {}
+    """One entry of the router's /models, read as far as it has the shape llama-server gives it."""
+    status = entry.get("status")
+    status = status if isinstance(status, dict) else {"value": status}  # a bare string: its state
     value = str(status.get("value") or "unknown")
     if status.get("failed"):
         value = "failed"
     path = entry.get("path")
-    return RouterModelState(str(entry.get("id")), tuple(entry.get("aliases") or ()), value,
-                            str(path).rsplit("/", 1)[-1] if path else None, status.get("exit_code"))
+    aliases = entry.get("aliases")
+    code = status.get("exit_code")
+    return RouterModelState(str(entry.get("id")), tuple(str(a) for a in aliases) if isinstance(aliases, list) else (),
+                            value, str(path).rsplit("/", 1)[-1] if path else None,
+                            code if isinstance(code, int) and not isinstance(code, bool) else None)
 
 
 def list_models(base: str, key: str | None, timeout: float = 2.0) -> list[RouterModelState] | None:
@@ -59,7 +64,8 @@ def list_models(base: str, key: str | None, timeout: float = 2.0) -> list[Router
         return None
     if status != 200 or not isinstance(data, dict):
         return None
-    return [_state(m) for m in data.get("data") or [] if isinstance(m, dict)]
+    entries = data.get("data")
+    return [_state(m) for m in entries if isinstance(m, dict)] if isinstance(entries, list) else []
 
 
 def load(base: str, key: str | None, model: str, *, unload: bool = False) -> None:

@@ -71,9 +71,12 @@ def is_projector(name: str) -> bool:
 def read_manifest(root: Path) -> dict[str, dict[str, Any]]:
     """The volume's manifest (sha256, source, projector per model); {} when there is none."""
     try:
-        return json.loads((root / MANIFEST).read_text())
+        data = json.loads((root / MANIFEST).read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}  # an entry that is not an object: none
 
 
 def projectors(root: Path) -> dict[str, str]:

@@ -9,10 +9,19 @@ counted from their slots already."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 PREFIX = "llamacpp:"
+
+
+def _n(value: Any, default: int = 0) -> int:
+    """A count from a server's JSON or metrics: a finite number, else `default` (a NaN gauge, a
+    string where a number belongs)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return default
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,8 @@ class Reading:
 
     @classmethod
     def of(cls, at: float, metrics: dict[str, float], slots: Any) -> Reading:
-        clean = {k.removeprefix(PREFIX): v for k, v in metrics.items()}
-        return cls(at, clean, [s for s in slots or [] if isinstance(s, dict)])
+        clean = {k.removeprefix(PREFIX): v for k, v in metrics.items() if math.isfinite(v)}  # NaN: no reading
+        return cls(at, clean, [s for s in slots if isinstance(s, dict)] if isinstance(slots, list) else [])
 
     def busy(self) -> dict[int, int]:
         """id_task -> tokens decoded so far, of each slot at work."""
@@ -35,7 +44,7 @@ class Reading:
 def _decoded(slot: dict[str, Any]) -> int:
     nxt = slot.get("next_token")
     first = nxt[0] if isinstance(nxt, list) and nxt else nxt if isinstance(nxt, dict) else {}
-    return int(first.get("n_decoded") or 0) if isinstance(first, dict) else 0
+    return _n(first.get("n_decoded")) if isinstance(first, dict) else 0
 
 
 def _counted(before: Reading, after: Reading, counter: str) -> float:
@@ -81,13 +90,13 @@ def activity(before: Reading, after: Reading) -> Activity:
     contexts = []
     for s in after.slots:
         if s.get("is_processing"):
-            used = int(s.get("n_prompt_tokens") or 0) + _decoded(s)
-            contexts.append({"id": int(s.get("id", -1)), "tokens": used, "n_ctx": int(s.get("n_ctx") or 0)})
+            used = _n(s.get("n_prompt_tokens")) + _decoded(s)
+            contexts.append({"id": _n(s.get("id"), -1), "tokens": used, "n_ctx": _n(s.get("n_ctx"))})
     return Activity(
-        processing=int(after.metrics.get("requests_processing", len(contexts))),
-        deferred=int(after.metrics.get("requests_deferred", 0)),
+        processing=_n(after.metrics.get("requests_processing"), len(contexts)),
+        deferred=_n(after.metrics.get("requests_deferred")),
         prompt_tps=_counted(before, after, "prompt_tokens_total") / wall,
         generation_tps=generated(before, after) / wall,
         slots_busy=len(contexts), slots_total=len(after.slots),
-        kv_used=sum(c["tokens"] for c in contexts), kv_total=sum(int(s.get("n_ctx") or 0) for s in after.slots),
+        kv_used=sum(c["tokens"] for c in contexts), kv_total=sum(_n(s.get("n_ctx")) for s in after.slots),
         contexts=contexts)

@@ -55,7 +55,10 @@ def load(path: Path, wanted: str) -> dict | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data.get("payload") if data.get("key") == wanted else None
+    if not isinstance(data, dict) or data.get("key") != wanted:  # a file of another shape is no hit
+        return None
+    payload = data.get("payload")
+    return payload if isinstance(payload, dict) else None
 
 
 def save(path: Path, wanted: str, payload: dict) -> None:

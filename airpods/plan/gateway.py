@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +54,10 @@ class GatewayParts:
 
 
 def key_env(service: str) -> str:
-    return "AIRPODS_BACKEND_KEY_" + re.sub(r"[^A-Z0-9]", "_", service.upper())
+    """The variable holding a service's key (config validation refuses two names that give one)."""
+    from airpods.config.crosscheck import env_name
+
+    return "AIRPODS_BACKEND_KEY_" + env_name(service)
 
 
 def default_backend(gateway: Any, services: dict[str, Any]) -> str | None:

@@ -12,7 +12,6 @@ configuration file itself holds no key and is an ordinary read-only mount."""
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,10 @@ class PrometheusParts:
 
 
 def key_env(service: str) -> str:
-    return "AIRPODS_SCRAPE_KEY_" + re.sub(r"[^A-Z0-9]", "_", service.upper())
+    """The variable holding a service's key (config validation refuses two names that give one)."""
+    from airpods.config.crosscheck import env_name
+
+    return "AIRPODS_SCRAPE_KEY_" + env_name(service)
 
 
 def _job(name: str, address: str, labels: dict[str, str], key_file: str | None,
