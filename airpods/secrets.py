@@ -37,6 +37,11 @@ def api_key_name(service: str) -> str:
     return f"{service}-api-key"
 
 
+def web_password_name(service: str) -> str:
+    """The secret holding the basic-auth password of a service's port (Prometheus')."""
+    return f"{service}-web-password"
+
+
 def health_key_name(service: str) -> str:
     """The secret holding the key a llama.cpp service's health probe sends (mounted, never in env)."""
     return f"{service}-health-key"

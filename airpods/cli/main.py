@@ -25,7 +25,7 @@ COMMANDS = {
     "doctor": ("airpods.cli.commands.doctor:doctor", "Check Podman, rootless or rootful, GPUs and the CPU plan."),
     "clean": ("airpods.cli.commands.clean:clean", "Remove pods and containers; with --volumes, data too."),
     "export": ("airpods.cli.commands.export:export", "Export services as Kubernetes or podman-kube YAML."),
-    "keys": ("airpods.cli.commands.keys:keys", "Keys per person for the HTTPS gateway, and its CA."),
+    "keys": ("airpods.cli.commands.keys:keys", "Keys per person for the HTTPS gateway, its CA, Prometheus' password."),
 }
 HIDDEN = {"watch": "airpods.cli.commands.watch:watch"}  # started by `start`, not by people
 

@@ -82,10 +82,12 @@ def probes(spec: ServiceSpec) -> dict[str, Any]:
     if h.check:  # the check `start` gives the container: a model that answers, not only a port
         live = {"exec": {"command": ["sh", "-c", h.check]}, "periodSeconds": max(1, math.ceil(h.interval)),
                 "failureThreshold": h.retries, "timeoutSeconds": math.ceil(h.check_timeout)}
+    # A port behind a password (Prometheus'): the kubelet would need it in the YAML; its own check,
+    # which takes the request for a password as an answer, stands in for an HTTP probe.
+    ask = {"exec": live["exec"]} if spec.http_auth and h.check else {"httpGet": http}
     return {
-        "startupProbe": {"httpGet": http, "periodSeconds": 2,
-                         "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},
-        "readinessProbe": {"httpGet": http, "periodSeconds": 10, "failureThreshold": 3},
+        "startupProbe": {**ask, "periodSeconds": 2, "failureThreshold": max(1, math.ceil(spec.health.timeout / 2))},
+        "readinessProbe": {**ask, "periodSeconds": 10, "failureThreshold": 3},
         "livenessProbe": live,
     }
 

@@ -149,14 +149,15 @@ def secret(specs: list[ServiceSpec], show: bool) -> dict[str, Any] | None:
 
 
 def presets(specs: list[ServiceSpec]) -> list[dict[str, Any]]:
-    """A router's preset, and Prometheus' scrape configuration (which holds no key: the keys come in
-    from the Secret as environment variables), as ConfigMaps."""
+    """A router's preset, and Prometheus' scrape and web configurations (which hold no key: the keys
+    come in from the Secret as environment variables; web.yml has the password's bcrypt hash only),
+    as ConfigMaps."""
     out = [{"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": f"{dns(s.name)}-preset", "labels": labels(s)},
             "data": {"models.ini": s.router_preset}} for s in specs if s.router is not None]
     return out + [{"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": f"{dns(s.name)}-config", "labels": labels(s)},
-                   "data": {prometheus_plan.CONFIG: dict(s.config_files).popitem()[1]}}
+                   "data": {path.rsplit("/", 1)[-1]: text for path, text in s.config_files}}
                   for s in specs if s.kind == "prometheus" and s.config_files]
 
 

@@ -47,9 +47,10 @@ def http_get(url: str, *, timeout: float = 2.0, headers: dict[str, str] | None =
         conn.close()
 
 
-def probe(url: str, expected: tuple[int, int] = (200, 299), *, timeout: float = 2.0) -> HealthResult:
+def probe(url: str, expected: tuple[int, int] = (200, 299), *, timeout: float = 2.0,
+          headers: dict[str, str] | None = None) -> HealthResult:
     try:
-        status, body = http_get(url, timeout=timeout)
+        status, body = http_get(url, timeout=timeout, headers=headers)
     except (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
         return HealthResult("starting")
     except TimeoutError:
@@ -65,12 +66,12 @@ def probe(url: str, expected: tuple[int, int] = (200, 299), *, timeout: float = 
 
 
 def probe_all(urls: list[str], expected: tuple[int, int] = (200, 299), *,
-              timeout: float = 2.0) -> HealthResult:
+              timeout: float = 2.0, headers: dict[str, str] | None = None) -> HealthResult:
     """Healthy only when every URL is (gates first, each with 2xx; the last with `expected`);
     otherwise the first answer that is not healthy, so its stage is what the user sees."""
     result = HealthResult("healthy", 200)
     for i, url in enumerate(urls):
-        result = probe(url, expected if i == len(urls) - 1 else (200, 299), timeout=timeout)
+        result = probe(url, expected if i == len(urls) - 1 else (200, 299), timeout=timeout, headers=headers)
         if not result.healthy:
             return result
     return result

@@ -236,7 +236,8 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
             fail_if_gone(runtime.inspect(spec.container))
         if not spec.health_urls:
             return Done(time.monotonic() - started)
-        result: HealthResult = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
+        result: HealthResult = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0,
+                                         headers=spec.probe_headers)
         if result.healthy and spec.router is not None:
             return startup_models(runtime, spec, reporter, started)
         if result.healthy:

@@ -86,7 +86,7 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
     if not spec.publishes_on(state.ports):  # probed (and sent its key) only where its container listens
         return out
     if spec.health_urls:
-        result = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0)
+        result = probe_all(spec.health_urls, spec.health.expected_status, timeout=1.0, headers=spec.probe_headers)
         out.health = {"healthy": "healthy", "starting": "starting", "loading": "starting"}.get(
             result.stage, "unhealthy")
     if spec.router is not None and out.health == "healthy":

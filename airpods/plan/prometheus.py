@@ -21,9 +21,12 @@ from airpods.plan.spec import VolumeSpec
 
 ETC = "/etc/airpods-prometheus"
 CONFIG = "prometheus.yml"
+WEB = "web.yml"  # its web configuration: basic auth, so that other local users cannot read the metrics
+WEB_USER = "airpods"
 KEYS = "/tmp/airpods-keys"  # noqa: S108  (inside the container, 0700, written by the wrapper)
 DATA = "/prometheus"
-ARGS = (f"--config.file={ETC}/{CONFIG}", f"--storage.tsdb.path={DATA}", "--web.listen-address=:9090")
+ARGS = (f"--config.file={ETC}/{CONFIG}", f"--storage.tsdb.path={DATA}", "--web.listen-address=:9090",
+        f"--web.config.file={ETC}/{WEB}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class PrometheusParts:
     command: tuple[str, ...]
     config_path: str  # on the host: where start writes `config`
     targets: tuple[tuple[str, str, str], ...]  # (service, model, address) scraped
+    web: str = ""  # web.yml: the password's bcrypt hash (never the password)
+    web_path: str = ""  # on the host: where start writes `web`
+    http_auth: str = ""  # base64 of "user:password": what airpods' own probes of its port send
 
 
 def key_env(service: str) -> str:
@@ -56,8 +62,31 @@ def _job(name: str, address: str, labels: dict[str, str], key_file: str | None,
     return job
 
 
-def build(name: str, svc: Any, facts: dict[str, Any], project: str, store_dir: str) -> PrometheusParts:
-    """`facts`: resolve's per-service facts (aliases, container ports, API keys, the service table)."""
+def web_config(password: str) -> str:
+    """Prometheus' web.yml: basic auth for WEB_USER with `password`, as a bcrypt hash whose salt comes
+    from the password itself, so the same password always gives the same file (a new salt at every
+    start would recreate Prometheus every time). The password is 43 random characters: bcrypt's cost
+    adds nothing to it, so a low one keeps each of Prometheus' checks of it cheap."""
+    import base64
+    import hashlib
+    import hmac
+
+    import bcrypt
+
+    digest = hmac.new(password.encode(), b"airpods prometheus web.yml salt", hashlib.sha256).digest()[:16]
+    std, ours = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", \
+        "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    salt = base64.b64encode(digest).decode()[:22].translate(str.maketrans(std, ours))
+    hashed = bcrypt.hashpw(password.encode(), f"$2b$06${salt}".encode()).decode()
+    return ("# Written by airpods: basic auth for Prometheus' port (the password: airpods keys prometheus).\n"
+            + json.dumps({"basic_auth_users": {WEB_USER: hashed}}, indent=2) + "\n")
+
+
+def build(name: str, svc: Any, facts: dict[str, Any], project: str, store_dir: str,
+          password: str | None = None) -> PrometheusParts:
+    """`facts`: resolve's per-service facts (aliases, container ports, API keys, the service table).
+    `password`: its web password (basic auth on its port); the placeholder of a store that makes
+    no secrets gives a file that says so (never cached, never started)."""
     jobs, env, targets = [], {}, []
     for other, f in sorted(facts.items()):
         if other == name or not f.svc.enabled or not f.ports:
@@ -91,6 +120,13 @@ def build(name: str, svc: Any, facts: dict[str, Any], project: str, store_dir: s
     writes = " && ".join(f"printf %s \"${k}\" > {KEYS}/{shlex.quote(s)}" for s, k in
                          sorted((s, key_env(s)) for s in (n for n, f in facts.items() if key_env(n) in env)))
     script = f"umask 077 && mkdir -p {KEYS}" + (f" && {writes}" if writes else "") + " && exec prometheus \"$@\""
+    import base64
+
+    from airpods.secrets import PLACEHOLDER
+
+    made = bool(password) and password != PLACEHOLDER
+    web = web_config(password) if made else f"# {PLACEHOLDER}\n"
+    auth = base64.b64encode(f"{WEB_USER}:{password}".encode()).decode() if made else ""
     return PrometheusParts(text, env, frozenset(env), (VolumeSpec(f"{store_dir}/etc", ETC, "ro"),),
                            ("/bin/sh", "-c", script, "prometheus"), ARGS, f"{store_dir}/etc/{CONFIG}",
-                           tuple(targets))
+                           tuple(targets), web, f"{store_dir}/etc/{WEB}", auth)

@@ -19,7 +19,7 @@ from airpods.plan.cpu_shares import cpu_reason, cpu_shares
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
-from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name
+from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name, web_password_name
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
@@ -201,8 +201,9 @@ def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict, check: str
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
             "wiring": wiring if f.svc.kind in ("open-webui", "gateway") else None}
-    if check:  # llama.cpp's health check is the config's doing, not the probes': a changed one recreates it
-        data["check"] = check  # (counted since the probe key left curl's argv; other kinds' hashes stay)
+    if check:  # llama.cpp's and Prometheus' health check are the config's doing, not the probes': a changed one
+        data["check"] = check  # recreates it (counted since the probe key left curl's argv and Prometheus' port
+        # got a password, so that running ones get both; other kinds' hashes stay)
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -237,7 +238,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     problems: list[str] = []
     gateways = {n: gateway_plan.build(n, f.svc, dict(config.services), facts, gateway_dir)
                 for n, f in facts.items() if f.svc.kind == "gateway"}
-    monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir)
+    monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir, secrets.get(web_password_name(n)))
                 for n, f in facts.items() if f.svc.kind == "prometheus"}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
@@ -250,7 +251,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                      gateways.get(n) or monitors.get(n), password if n in exposed else None)
         specs[n] = replace(spec, project=project, network=network_of(config, project), config_hash=config_hash(
             config, f, rendered[n], {**wiring, "headless_admin": True} if n in exposed else wiring,
-            check=spec.health.check if f.svc.kind == "llamacpp" else None))
+            check=spec.health.check if f.svc.kind in ("llamacpp", "prometheus") else None))
     if problems:
         raise ConfigError("the configuration is invalid", problems,
                           hint="fix the keys listed, then run `airpods config validate`")
@@ -393,5 +394,6 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gateway_dir=gateway.directory if gateway else "",
         gateway_routes=gateway.routes if gateway else (),
         gateway_names=gateway.names if gateway else (),
-        config_files=((monitor.config_path, monitor.config),) if monitor else (),
+        config_files=((monitor.config_path, monitor.config), (monitor.web_path, monitor.web)) if monitor else (),
+        http_auth=monitor.http_auth if monitor else "",
     )

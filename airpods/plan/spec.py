@@ -42,7 +42,7 @@ AIRPODS_LABEL_PREFIX = "io.airpods."
 NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
               "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
               "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes", "gpu_ram_parts",
-              "gateway_names", "gateway_dir", "scheme", "resident_why", "resident_left_out")
+              "gateway_names", "gateway_dir", "scheme", "resident_why", "resident_left_out", "http_auth")
 
 
 def host_url(scheme: str, host_ip: str, port: int) -> str:
@@ -160,6 +160,12 @@ class ServiceSpec:
     config_files: tuple[tuple[str, str], ...] = ()  # (host path, text) start writes before it creates (no secrets)
     resident_why: str = ""  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
     resident_left_out: tuple[tuple[str, str], ...] = ()  # (model id, why it is never loaded)
+    http_auth: str = ""  # Basic credentials airpods' own probes of its port send (Prometheus'); never shown
+
+    @property
+    def probe_headers(self) -> dict[str, str] | None:
+        """What airpods' own HTTP probes of its published port send (only there: see publishes_on)."""
+        return {"Authorization": f"Basic {self.http_auth}"} if self.http_auth else None
 
     @property
     def health_key_file(self) -> str:

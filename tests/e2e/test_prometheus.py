@@ -25,9 +25,13 @@ def llama(name: str) -> str:
     return llama_table(name, MODEL, ctx=512)
 
 
-def query(port: int, promql: str) -> list[dict]:
+def query(port: int, promql: str, password: str | None) -> list[dict]:
+    import base64
+
     url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-    with urllib.request.urlopen(url, timeout=10) as resp:
+    headers = {"Authorization": "Basic " + base64.b64encode(f"airpods:{password}".encode()).decode()} \
+        if password is not None else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as resp:
         return json.loads(resp.read())["data"]["result"]
 
 
@@ -49,7 +53,15 @@ scrape_interval = "1s"
     started = cli("--config", path, "start")
     assert started.code == 0, started.text
     rendered = json.loads(cli("--config", path, "config", "render", "prometheus", "--json").out)
-    [(config_path, text)] = rendered["config_files"].items()
+    (config_path, text), _web = rendered["config_files"].items()
+    password = cli("--config", path, "keys", "prometheus").out.strip()
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as refused:  # another local user, without the password
+        query(port, "up", None)
+    assert refused.value.code == 401
+    with pytest.raises(urllib.error.HTTPError):
+        query(port, "up", "not-the-password")
     assert key_of(isolated, one) not in text and key_of(isolated, one) not in json.dumps(rendered)
     for name in (one, two, one):
         [row] = json.loads(cli("--config", path, "status", name, "--json").out)
@@ -57,7 +69,7 @@ scrape_interval = "1s"
         assert code == 200 and answer["usage"]["completion_tokens"] > 0
     deadline, found = time.monotonic() + 60, {}
     while time.monotonic() < deadline:
-        found = {r["metric"].get("service"): r for r in query(port, "llamacpp:tokens_predicted_total")}
+        found = {r["metric"].get("service"): r for r in query(port, "llamacpp:tokens_predicted_total", password)}
         if all(n in found and float(found[n]["value"][1]) > 0 for n in (one, two)):
             break
         time.sleep(1)
@@ -65,8 +77,13 @@ scrape_interval = "1s"
         assert name in found and float(found[name]["value"][1]) > 0, found
         labels = found[name]["metric"]
         assert labels["project"] == f"t{prun.id}" and labels["model"] == MODEL
-    up = {r["metric"]["service"]: r["value"][1] for r in query(port, "up")}
+    up = {r["metric"]["service"]: r["value"][1] for r in query(port, "up", password)}
     assert up[one] == "1" and up[two] == "1"
+    import subprocess
+
+    check = subprocess.run(["podman", "healthcheck", "run", f"{prun.name('prom')}-0"], capture_output=True,
+                           text=True, timeout=60, check=False)  # its own check, with the password on its port
+    assert check.returncode == 0, check.stdout + check.stderr
     stopped = cli("--config", path, "stop", "prometheus")
     assert stopped.code == 0
     assert "prom_" + prun.id + "_data" in [v for v in __import__("subprocess").run(

@@ -32,8 +32,9 @@ def render(cli, path: str) -> dict:
 def test_the_scrape_configuration_covers_every_enabled_llama_service_and_the_gateway(rt, cli, write_config,  # noqa: F811
                                                                                     isolated):
     spec = render(cli, stack(write_config, extra=PROM))
-    [(path, text)] = spec["config_files"].items()
+    (path, text), (web_path, web) = spec["config_files"].items()
     assert path == str(isolated / "data" / "airpods" / "prometheus" / "lab" / "etc" / "prometheus.yml")
+    assert web_path.endswith("/etc/web.yml") and "generated-on-first-start" in web  # render makes no secret
     config = yaml.safe_load(text)
     assert config["global"]["scrape_interval"] == "5s"
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
@@ -68,6 +69,51 @@ def test_start_writes_the_configuration_and_the_gateway_exposes_caddy_metrics(rt
     assert written.stat().st_mode & 0o777 == 0o644 and "llamacpp:8080" in written.read_text()
     gw = json.loads(cli("--config", path, "config", "render", "gateway", "--json").out)
     assert "http://:9180 {\n\tmetrics /metrics\n}" in gw["gateway"]["caddyfile"]
+
+
+def test_its_port_asks_for_a_generated_password_that_only_keys_prometheus_shows(rt, cli, write_config,  # noqa: F811
+                                                                             isolated):
+    import bcrypt
+
+    path = stack(write_config, extra=PROM)
+    assert cli("--config", path, "keys", "prometheus").code == 2  # none yet: made at the first start
+    rt.images |= {"docker.io/prom/prometheus:v2.53.3"}
+    assert cli("--config", path, "start", "prometheus", "--no-wait").code == 0
+    secret = isolated / "data" / "airpods" / "secrets" / "prometheus-web-password"
+    password = secret.read_text().strip()
+    assert oct(secret.stat().st_mode & 0o777) == "0o600" and len(password) >= 32
+    web = (isolated / "data" / "airpods" / "prometheus" / "lab" / "etc" / "web.yml").read_text()
+    hashed = yaml.safe_load(web)["basic_auth_users"]["airpods"]
+    assert bcrypt.checkpw(password.encode(), hashed.encode()) and password not in web
+    spec = render(cli, path)
+    assert "--web.config.file=/etc/airpods-prometheus/web.yml" in spec["command"]
+    assert password not in json.dumps(spec) and "http_auth" not in spec
+    assert dict(spec["config_files"].items())[str(isolated / "data" / "airpods" / "prometheus" / "lab" / "etc"
+                                                  / "web.yml")] == web  # the same file at every resolve
+    shown = cli("--config", path, "keys", "prometheus")
+    assert shown.code == 0 and shown.out == password + "\n"
+    again = cli("--config", path, "start", "prometheus", "--no-wait")
+    assert "recreat" not in again.err  # a stable hash: a second start changes nothing
+
+
+def test_its_check_takes_the_request_for_a_password_as_an_answer(tmp_path):
+    import shutil
+    import subprocess
+
+    from airpods.plan.health import CheckFacts, script
+    from tests.helpers import http_server
+
+    busybox = shutil.which("busybox")
+    assert busybox, "busybox is needed (its wget is the upstream image's)"
+    (tmp_path / "wget").symlink_to(busybox)
+    check = script(CheckFacts("prometheus", 9090))
+    for status, healthy in ((401, True), (200, True), (500, False)):
+        with http_server(lambda *a, s=status: (s, "text/plain", b"x")) as server:
+            done = subprocess.run(["sh", "-c", check.replace("127.0.0.1:9090", f"127.0.0.1:{server.port}")],
+                                  env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, capture_output=True, text=True,
+                                  timeout=30, check=False)
+        assert (done.returncode == 0) == healthy, (status, done.stdout, done.stderr)
+    assert "password" not in check.lower().replace("asks for a password", "")
 
 
 def test_kube_export_carries_prometheus_and_annotates_the_llama_pods(rt, cli, write_config):  # noqa: F811

@@ -39,6 +39,7 @@ def keys() -> None:
       airpods keys list
       airpods keys revoke alice       # refused within seconds; nothing restarts
       airpods keys ca -o airpods-ca.pem
+      airpods keys prometheus         # the password of Prometheus' port (user airpods)
     """
 
 
@@ -100,6 +101,35 @@ def list_keys(app: Application, as_json: bool) -> None:
         return
     app.terminal.table(["NAME", "CREATED", "LAST USED"],
                        [[k.name, when(k.created), when(k.last_used) or "never"] for k in found])
+
+
+@keys.command("prometheus")
+@click.argument("service", required=False)
+@pass_app
+def prometheus(app: Application, service: str | None) -> None:
+    """The password of Prometheus' port (user "airpods"), on stdout: its HTTP API and web UI ask for
+    it, so that other users of this machine cannot read the llama.cpp metrics it scrapes with their
+    keys. Made once (0600, in airpods' data folder) when Prometheus is first started.
+
+    \b
+    Examples:
+      curl -u "airpods:$(airpods keys prometheus)" http://127.0.0.1:9090/api/v1/query?query=up
+      # Grafana: a Prometheus data source with basic auth, user airpods and this password
+    """
+    from airpods.errors import UsageError
+    from airpods.secrets import web_password_name
+
+    specs = app.specs(create_secrets=False)
+    ours = [n for n, s in specs.items() if s.kind == "prometheus" and (service is None or n == service)]
+    if not ours:
+        raise UsageError(f"no Prometheus service {service!r} in the config" if service else
+                         "this config has no Prometheus service",
+                         hint="enable it: [services.prometheus] enabled = true (docs/monitoring.md)")
+    password = app.secrets(create=False).read(web_password_name(ours[0]))
+    if password is None:
+        raise UsageError(f"{ours[0]} has no password yet: it is made when it first starts",
+                         hint=f"airpods start {ours[0]}")
+    click.echo(password)
 
 
 @keys.command("ca")
