@@ -9,6 +9,7 @@ import secrets
 import stat
 from pathlib import Path
 
+from airpods.config.values import is_token
 from airpods.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*\Z")
@@ -77,7 +78,7 @@ class SecretStore:
             value = path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"secret {path} cannot be read ({type(exc).__name__})", hint=fix) from exc
-        if not value or not all(33 <= ord(c) < 127 for c in value):
+        if not is_token(value):
             raise ConfigError(f"secret {path} is empty or not a single printable token", hint=fix)
         return value
 

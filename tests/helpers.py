@@ -120,3 +120,27 @@ def listener(port: int = 0):
             sock.close()
 
     return running()
+
+
+def llama_config(port: int, *, router: bool = False, key: str = "sk-test", head: str = "") -> str:
+    """A config whose `llamacpp` service listens on host PORT with API key KEY (a router with one
+    model, m1, when `router`), memory check off, Open WebUI off; `head` goes first (a comment)."""
+    mode = '\nmode = "router"\ndefault_model = "m1"' if router else ""
+    models = '\n[services.llamacpp.models.m1]\nfile = "m1.gguf"' if router else ""
+    return f"""{head}
+[services.llamacpp]{mode}
+api_key = "{key}"
+memory_check = "off"
+ports = [{{ host = {port}, container = 8080 }}]{models}
+[services.open-webui]
+enabled = false
+"""
+
+
+def with_models(fake, *names: str, volume: str = "airpods_llamacpp_models") -> Path:
+    """GGUF-looking files in the fake's model volume (made on disk as Podman's local driver would)."""
+    fake.ensure_volume(volume, {})
+    root = Path(fake.volume_path(volume))
+    for name in names:
+        (root / name).write_bytes(b"GGUF" + b"\0" * 60)
+    return root

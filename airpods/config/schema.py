@@ -15,6 +15,7 @@ from airpods.config.values import (
     airpods_labels,
     check_image_ref,
     check_name,
+    is_token,
     plain_text,
 )
 
@@ -226,7 +227,7 @@ class Service(Strict):
     @classmethod
     def _api_key(cls, v: str | None) -> str | None:
         """One token, as a bearer header carries it; the value is never shown (it is a key)."""
-        if v and not all(33 <= ord(c) < 127 for c in v):  # "": no key
+        if v and not is_token(v):  # "": no key
             raise ValueError("must be one token of printable characters: no space, line break or other control "
                              'character (the value is not shown); "auto" generates one, "" means none')
         return v

@@ -21,6 +21,11 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+def is_token(value: str) -> bool:
+    """One token as a bearer header carries it: printable ASCII, no space (a key, a secret)."""
+    return bool(value) and all(33 <= ord(c) < 127 for c in value)
+
+
 def has_control(value: str) -> bool:
     """A line break or another control character: in a file airpods writes (a Quadlet unit, the
     Caddyfile) such a value could start a line of its own."""

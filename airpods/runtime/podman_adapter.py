@@ -32,7 +32,7 @@ from airpods.runtime.podman_wire import (
     container_state,
     is_not_found,
     message_of,
-    pod_start_errors,
+    pod_start_causes,
     start_refused,
     usage_of,
     vague,
@@ -298,20 +298,7 @@ class PodmanRuntime:
             raise RuntimeFailure(message, details=causes[1:] if hint == OCI_HINT else causes, hint=hint) from exc
 
     def _pod_start_errors(self, pod: str) -> list[str]:
-        """What Podman's API keeps from a vague 'internal libpod error': starting the pod answers
-        with the OCI runtime's own message per container."""
-        if self.socket_path is None:
-            return []
-        conn = UnixHTTPConnection(self.socket_path)
-        try:
-            conn.request("POST", f"{API}/pods/{quote(pod, safe='')}/start")
-            response = conn.getresponse()
-            body = response.read()
-        except OSError:
-            return []
-        finally:
-            conn.close()
-        return pod_start_errors(body)
+        return pod_start_causes(self.socket_path, pod) if self.socket_path is not None else []
 
     def remove_container(self, name: str) -> None:
         container = self._container(name)

@@ -105,6 +105,22 @@ def pod_start_errors(body: bytes) -> list[str]:
     return sorted(dict.fromkeys(t for t in out if t), key=lambda t: ("runc" not in t and "crun" not in t, len(t)))
 
 
+def pod_start_causes(socket_path: str, pod: str) -> list[str]:
+    """What Podman's API keeps from a vague 'internal libpod error': starting the pod answers with
+    the OCI runtime's own message per container."""
+    from urllib.parse import quote
+
+    conn = UnixHTTPConnection(socket_path)
+    try:
+        conn.request("POST", f"{API}/pods/{quote(pod, safe='')}/start")
+        body = conn.getresponse().read()
+    except OSError:
+        return []
+    finally:
+        conn.close()
+    return pod_start_errors(body)
+
+
 def message_of(exc: Exception) -> str:
     explanation = getattr(exc, "explanation", None)
     return str(explanation or exc).strip()

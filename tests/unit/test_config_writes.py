@@ -5,36 +5,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
+from tests.helpers import llama_config, with_models
 from tests.podman_env import free_port
-
-ROUTER = """# my router
-[services.llamacpp]
-mode = "router"
-default_model = "m1"
-memory_check = "off"
-ports = [{{ host = {port}, container = 8080 }}]
-[services.llamacpp.models.m1]
-file = "m1.gguf"
-[services.open-webui]
-enabled = false
-"""
-
-
-def _with_models(fake, *names: str) -> None:
-    fake.ensure_volume("airpods_llamacpp_models", {})
-    root = Path(fake.volume_path("airpods_llamacpp_models"))
-    for name in names:
-        (root / name).write_bytes(b"GGUF" + b"\0" * 60)
 
 
 def test_a_link_planted_at_the_old_temporary_name_changes_nothing_of_its_target(fake, cli, tmp_path):
-    _with_models(fake, "m1.gguf", "m2.gguf")
+    with_models(fake, "m1.gguf", "m2.gguf")
     folder = tmp_path / "shared"
     folder.mkdir()
     config, victim = folder / "config.toml", tmp_path / "victim.txt"
-    config.write_text(ROUTER.format(port=free_port()))
+    config.write_text(llama_config(free_port(), router=True, head="# my router"))
     victim.write_text("someone else's file\n")
     (folder / ".config.toml.airpods-tmp").symlink_to(victim)  # the fixed name an older airpods wrote through
     result = cli("--config", str(config), "models", "use", "m2.gguf")
@@ -47,9 +28,9 @@ def test_a_link_planted_at_the_old_temporary_name_changes_nothing_of_its_target(
 def test_an_edit_saved_while_it_works_is_kept_and_the_change_refused(fake, cli, tmp_path, monkeypatch):
     from airpods.config import edit
 
-    _with_models(fake, "m1.gguf", "m2.gguf")
+    with_models(fake, "m1.gguf", "m2.gguf")
     config = tmp_path / "config.toml"
-    config.write_text(ROUTER.format(port=free_port()))
+    config.write_text(llama_config(free_port(), router=True, head="# my router"))
     real = edit.add_router_model
 
     def and_a_person_saves(path, text, *args):
@@ -77,7 +58,7 @@ with edit.locked(path):
 
 def test_changers_at_the_same_time_each_keep_their_change(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text(ROUTER.format(port=8080))
+    config.write_text(llama_config(8080, router=True))
     for _round in range(3):
         names = [f"x{_round}{i}" for i in range(8)]
         procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(config), n]) for n in names]

@@ -14,46 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import http_server, listener
+from tests.helpers import http_server, listener, llama_config, with_models
 from tests.podman_env import free_port
 
 KEY = "sk-test-key-0123456789"
-
-SINGLE = """
-[services.llamacpp]
-api_key = "{key}"
-memory_check = "off"
-ports = [{{ host = {port}, container = 8080 }}]
-[services.open-webui]
-enabled = false
-"""
-
-ROUTER = """
-[services.llamacpp]
-mode = "router"
-default_model = "m1"
-api_key = "{key}"
-memory_check = "off"
-ports = [{{ host = {port}, container = 8080 }}]
-[services.llamacpp.models.m1]
-file = "m1.gguf"
-[services.open-webui]
-enabled = false
-"""
-
-
-def _with_models(fake, *names: str) -> None:
-    fake.ensure_volume("airpods_llamacpp_models", {})
-    root = Path(fake.volume_path("airpods_llamacpp_models"))
-    for name in names:
-        (root / name).write_bytes(b"GGUF" + b"\0" * 60)
-
 
 @pytest.mark.parametrize("words", [("chat", "hello, keep this secret"), ("models", "ps"), ("models", "load", "m1"),
                                    ("models", "unload", "m1")])
 def test_a_stopped_service_s_port_gets_neither_the_key_nor_the_prompt(fake, cli, write_config, words):
     with listener() as stranger:  # someone else listens on the port while the service is not running
-        text = (ROUTER if words[0] == "models" else SINGLE).format(key=KEY, port=stranger.port)
+        text = llama_config(stranger.port, router=words[0] == "models", key=KEY)
         result = cli("--config", write_config(text), *words)
     assert result.code == 1, result.text
     assert "is not running" in result.err and "airpods start llamacpp" in result.err
@@ -62,9 +32,10 @@ def test_a_stopped_service_s_port_gets_neither_the_key_nor_the_prompt(fake, cli,
 
 
 def test_run_on_a_stopped_router_sends_no_keyed_request_before_it_starts_it(fake, cli, write_config):
-    _with_models(fake, "m1.gguf", "m2.gguf")
+    with_models(fake, "m1.gguf", "m2.gguf")
     with listener() as stranger:
-        result = cli("--config", write_config(ROUTER.format(key=KEY, port=stranger.port)), "run", "m2.gguf", "hi")
+        path = write_config(llama_config(stranger.port, router=True, key=KEY))
+        result = cli("--config", path, "run", "m2.gguf", "hi")
     assert result.code != 0  # the port is busy: the start's preflight refuses it
     assert "busy" in result.err
     assert stranger.connections == 0 and not stranger.raw
@@ -73,13 +44,13 @@ def test_run_on_a_stopped_router_sends_no_keyed_request_before_it_starts_it(fake
 def test_a_port_the_running_container_does_not_publish_gets_no_key(fake, cli, write_config):
     """The config moved the service to another port since it started: status, top and chat send
     nothing there (the running container still publishes the old one)."""
-    _with_models(fake, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    with_models(fake, "SmolLM2-135M-Instruct.Q4_1.gguf")
     fake.images.add("ghcr.io/ggml-org/llama.cpp:server")
     old = free_port()
-    path = write_config(SINGLE.format(key=KEY, port=old))
+    path = write_config(llama_config(old, key=KEY))
     assert cli("--config", path, "start", "--no-wait").code == 0
     with listener() as stranger:
-        Path(path).write_text(SINGLE.format(key=KEY, port=stranger.port))
+        Path(path).write_text(llama_config(stranger.port, key=KEY))
         rows = json.loads(cli("--config", path, "status", "--json").out)
         assert rows[0]["state"] == "running" and rows[0]["outdated"] and rows[0]["model"] is None
         top = json.loads(cli("--config", path, "top", "--json", "--interval", "0.2").out)

@@ -7,35 +7,12 @@ and the rest of the output."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from airpods.orchestrate.running import Running
 from airpods.runtime.port import ContainerState
-from tests.helpers import http_server
-
-SINGLE = """
-[services.llamacpp]
-api_key = "sk-test"
-memory_check = "off"
-ports = [{{ host = {port}, container = 8080 }}]
-[services.open-webui]
-enabled = false
-"""
-
-ROUTER = """
-[services.llamacpp]
-mode = "router"
-default_model = "m1"
-api_key = "sk-test"
-memory_check = "off"
-ports = [{{ host = {port}, container = 8080 }}]
-[services.llamacpp.models.m1]
-file = "m1.gguf"
-[services.open-webui]
-enabled = false
-"""
+from tests.helpers import http_server, llama_config, with_models
 
 
 @pytest.fixture
@@ -60,7 +37,7 @@ def test_top_with_a_nan_gauge_and_slots_of_another_shape(served, cli, write_conf
         return _json(slots)
 
     with http_server(answer) as server:
-        path = write_config(SINGLE.format(port=server.port))
+        path = write_config(llama_config(server.port))
         assert cli("--config", path, "start", "--no-wait").code == 0
         result = cli("--config", path, "top", "--json", "--interval", "0.2")
         once = cli("--config", path, "top", "--once", "--interval", "0.2")
@@ -76,7 +53,7 @@ def test_a_router_entry_whose_status_is_a_string(served, cli, write_config):
                                {"id": "m2", "status": {"value": "unloaded", "exit_code": "x"}}, "junk"]})
 
     with http_server(answer) as server:
-        path = write_config(ROUTER.format(port=server.port))
+        path = write_config(llama_config(server.port, router=True))
         assert cli("--config", path, "start", "--no-wait").code == 0
         result = cli("--config", path, "models", "ps", "--json")
     assert result.code == 0, result.text
@@ -94,7 +71,7 @@ def test_streamed_events_whose_choices_are_not_a_list_are_skipped(served, cli, w
         return 200, "text/event-stream", stream.encode()
 
     with http_server(answer) as server:
-        path = write_config(SINGLE.format(port=server.port))
+        path = write_config(llama_config(server.port))
         assert cli("--config", path, "start", "--no-wait").code == 0
         result = cli("--config", path, "chat", "hi")
         from airpods.chat.client import ChatClient, Endpoint
@@ -121,9 +98,7 @@ def test_a_cache_of_another_shape_is_a_miss(fake, cli, isolated, name, content):
 
 
 def test_a_manifest_entry_that_is_not_an_object(fake, cli, write_config):
-    fake.ensure_volume("airpods_llamacpp_models", {})
-    root = Path(fake.volume_path("airpods_llamacpp_models"))
-    (root / "m1.gguf").write_bytes(b"GGUF" + b"\0" * 60)
+    root = with_models(fake, "m1.gguf")
     (root / ".airpods-models.json").write_text(json.dumps({"m1.gguf": "not an object", "m2.gguf": [1],
                                                            "other.gguf": {"source": "hub://org/repo@main/x"}}))
     listed = cli("models", "list")

@@ -18,6 +18,7 @@ from airpods.chat.client import ChatClient, Endpoint
 from airpods.chat.session import Conversation, parse
 from airpods.errors import RuntimeFailure
 from tests.gguf_builder import llama_like, write_gguf
+from tests.helpers import with_models
 from tests.hub_standin import serve
 
 F16 = 1
@@ -198,15 +199,8 @@ ctx_size_note = 1
 """
 
 
-def _with_models(fake, *names: str) -> None:
-    fake.ensure_volume("airpods_llamacpp_models", {})
-    root = Path(fake.volume_path("airpods_llamacpp_models"))
-    for name in names:
-        (root / name).write_bytes(b"GGUF" + b"\0" * 60)
-
-
 def test_models_use_changes_one_value_and_keeps_every_comment(fake, cli, tmp_path):
-    _with_models(fake, "qwen-Q4_K_M.gguf")
+    with_models(fake, "qwen-Q4_K_M.gguf")
     path = tmp_path / "config.toml"
     path.write_text(CONFIG.replace("ctx_size_note = 1\n", ""), encoding="utf-8")
     result = cli("--config", str(path), "models", "use", "qwen-Q4_K_M.gguf")
@@ -219,7 +213,7 @@ def test_models_use_changes_one_value_and_keeps_every_comment(fake, cli, tmp_pat
 
 
 def test_models_use_refuses_a_read_only_file_or_a_templated_model_and_changes_nothing(fake, cli, tmp_path):
-    _with_models(fake, "qwen-Q4_K_M.gguf")
+    with_models(fake, "qwen-Q4_K_M.gguf")
     path = tmp_path / "config.toml"
     text = CONFIG.replace("ctx_size_note = 1\n", "")
     path.write_text(text, encoding="utf-8")
@@ -236,7 +230,7 @@ def test_models_use_refuses_a_read_only_file_or_a_templated_model_and_changes_no
 
 
 def test_models_use_on_a_router_adds_a_model_table(fake, cli, tmp_path):
-    _with_models(fake, "qwen-Q4_K_M.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf")
+    with_models(fake, "qwen-Q4_K_M.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf")
     path = tmp_path / "config.toml"
     text = ("[services.llamacpp]\nenabled = false\n\n[services.router]  # many models\nkind = \"llamacpp\"\n"
             "mode = \"router\"\nports = [{ host = 18999, container = 8080 }]\nnetwork_aliases = [\"router\"]\n"
