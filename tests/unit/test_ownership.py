@@ -221,3 +221,10 @@ def test_the_watchers_log_and_ledger_are_private(rt, cli, write_config, isolated
     spawn(Application(), "p1")
     assert oct(health.stat().st_mode & 0o777) == "0o700"
     assert oct((health / "p1.log").stat().st_mode & 0o777) == "0o600"
+
+
+def test_keys_ca_trusts_no_volume_airpods_did_not_make(rt, cli, write_config):
+    rt.volumes["airpods_gateway_data"] = {}
+    rt.vol_labels["airpods_gateway_data"] = {LABEL_MANAGED: "true", "io.airpods.project": "default"}  # unsealed
+    result = cli("--config", write_config("[services.gateway]\nenabled = true\n"), "keys", "ca")
+    assert result.code == 2 and "not created by your airpods" in result.err and "BEGIN" not in result.out

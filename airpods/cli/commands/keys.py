@@ -181,9 +181,15 @@ def read_ca(app: Application, spec) -> str:
                          hint=f"add volumes = [{{ source = \"airpods_gateway_data\", target = \"/data\" }}] "
                               f"to [services.{spec.name}]")
     try:
-        root = app.runtime.volume_path(volume) if app.runtime.volume_exists(volume) else None
+        labels = app.runtime.volume_labels(volume)  # None: none yet
+        root = app.runtime.volume_path(volume) if labels is not None else None
     except AirpodsError:  # no Podman to ask: the local driver's folder
-        root = None
+        labels, root = None, None
+    from airpods.orchestrate.running import owned_by
+
+    if labels is not None and not owned_by(labels, app.project):  # a CA clients will trust: ours only
+        raise UsageError(f"the volume {volume} was not created by your airpods for project '{app.project}'; "
+                         "its CA is not one to trust", hint="remove it (podman volume rm) and start the gateway again")
     path = root_path(root or podman_volume_dir(volume, app.environ))
     try:
         return path.read_text(encoding="ascii")
