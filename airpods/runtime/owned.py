@@ -12,7 +12,7 @@ airpods'. Destructive verbs refuse an object that is not airpods' own.
 
 Objects made before airpods sealed them are taken over once, when the key is made (the first run
 of a sealing airpods for this user): the containers then listed with airpods' labels whose image
-carries none of airpods' labels, their pods and named volumes (docs/security.md)."""
+carries none of the labels airpods reads, their pods and named volumes (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -102,8 +102,12 @@ class TakenOver:
 
 def take_over(inner: Any) -> TakenOver:
     """What a pre-seal airpods made, as Podman lists it now: containers with airpods' labels and no
-    seal whose image carries no airpods label (one that does could have given them), their pods
+    seal whose image carries none of the labels airpods reads (one that does could have given them
+    their claim; another io.airpods.* label of an image's own proves nothing either way), their pods
     and the named volumes they list."""
+    from airpods.config.values import airpods_labels
+
+    read = airpods_labels()
     out = TakenOver()
     images: dict[str, bool] = {}
     for state in inner.list_managed():
@@ -112,7 +116,7 @@ def take_over(inner: Any) -> TakenOver:
         ref = state.image_id or state.image
         if ref not in images:
             labels = inner.image_labels(ref) if ref else None
-            images[ref] = labels is not None and not _ours(labels)
+            images[ref] = labels is not None and not read & set(labels)
         if not images[ref]:
             continue
         if state.infra:

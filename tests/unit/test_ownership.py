@@ -191,6 +191,7 @@ def test_objects_of_an_airpods_from_before_the_seal_are_taken_over_once(rt, cli,
     assert cli("--config", path, "start", "web", "--no-wait").code == 0
     rt.image_label_map[HOSTILE] = {LABEL_MANAGED: "true", "io.airpods.project": "p1", "io.airpods.service": "x"}
     rt.run_by_hand("evil", HOSTILE)  # there at the upgrade too, but its image carries airpods' labels
+    rt.image_label_map["localhost/test/web:1"] = {"io.airpods.test-image": "2"}  # a build stamp: no claim
     before_the_seal(rt, isolated / "data")
     rows = json.loads(cli("--config", path, "status", "--json").out)
     assert [(r["service"], r["state"]) for r in rows] == [("web", "running")]  # taken over: no recreate needed
