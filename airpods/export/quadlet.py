@@ -7,6 +7,7 @@ value. Pure: specs in, file texts out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from airpods.plan.spec import DEFAULT_PROJECT, LABEL_MANAGED, LABEL_PROJECT, LABEL_SERVICE, ServiceSpec
 
@@ -73,27 +74,33 @@ def secret_name(spec: ServiceSpec, env: str) -> str:
     return f"airpods-{spec.project}-{spec.name}-{env.lower().replace('_', '-')}"
 
 
-def _label_lines(ours: dict[str, str], spec: ServiceSpec) -> list[str]:
-    """The user's runtime.labels, then airpods' own, last, so that none of them is overridden."""
-    mine = {k: v for k, v in spec.extra_labels if k not in ours}
-    return [f"Label={quote(f'{k}={v}')}" for k, v in {**mine, **ours}.items()]
+def _label_lines(ours: dict[str, str], spec: ServiceSpec, what: tuple[str, str], seal: Any) -> list[str]:
+    """The user's runtime.labels, then airpods' own, last, so that none of them is overridden;
+    sealed (runtime/owned.py) for `what` (kind, name) when `seal` is given: what this user's
+    exported units create is this user's airpods' doing."""
+    labels = {**{k: v for k, v in spec.extra_labels if k not in ours}, **ours}
+    if seal is not None:
+        labels = seal.stamp(*what, labels)
+    return [f"Label={quote(f'{k}={v}')}" for k, v in labels.items()]
 
 
-def _labels(spec: ServiceSpec) -> list[str]:
-    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project, LABEL_SERVICE: spec.name}, spec)
+def _labels(spec: ServiceSpec, seal: Any = None) -> list[str]:
+    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project, LABEL_SERVICE: spec.name}, spec,
+                        ("container", spec.container), seal)
 
 
-def _resource_labels(spec: ServiceSpec) -> list[str]:
-    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project}, spec)
+def _resource_labels(spec: ServiceSpec, what: tuple[str, str], seal: Any) -> list[str]:
+    return _label_lines({LABEL_MANAGED: "true", LABEL_PROJECT: spec.project}, spec, what, seal)
 
 
-def network_unit(spec: ServiceSpec) -> UnitFile:
-    lines = [*_head(spec), "[Network]", f"NetworkName={spec.network}", *_resource_labels(spec)]
+def network_unit(spec: ServiceSpec, seal: Any = None) -> UnitFile:
+    lines = [*_head(spec), "[Network]", f"NetworkName={spec.network}",
+             *_resource_labels(spec, ("network", spec.network), seal)]
     return UnitFile(f"{stem(spec, spec.network)}.network", "\n".join(lines) + "\n")
 
 
-def volume_unit(name: str, spec: ServiceSpec) -> UnitFile:
-    lines = [*_head(spec), "[Volume]", f"VolumeName={name}", *_resource_labels(spec)]
+def volume_unit(name: str, spec: ServiceSpec, seal: Any = None) -> UnitFile:
+    lines = [*_head(spec), "[Volume]", f"VolumeName={name}", *_resource_labels(spec, ("volume", name), seal)]
     return UnitFile(f"{stem(spec, name)}.volume", "\n".join(lines) + "\n")
 
 
@@ -109,7 +116,8 @@ def _port(host_ip: str, host: int, container: int) -> str:
     return f"{('[' + host_ip + ']') if ':' in host_ip else host_ip}:{host}:{container}"
 
 
-def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec]) -> tuple[UnitFile, list[SecretRef]]:
+def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec],
+                   seal: Any = None) -> tuple[UnitFile, list[SecretRef]]:
     deps = [specs[d] for d in spec.depends_on if d in specs]
     unit = [*_head(spec), "[Unit]", f"Description=airpods {spec.kind} service {spec.name}"]
     for dep in deps:  # Open WebUI after its backends
@@ -139,7 +147,7 @@ def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec]) -> tuple[Un
     args += [f"--cpus={spec.cpus:g}"] if spec.cpus else []
     if args:
         box.append("PodmanArgs=" + " ".join(quote(a) for a in args))
-    box += _labels(spec) + _health(spec)
+    box += _labels(spec, seal) + _health(spec)
     box.append(f"StopTimeout={spec.stop_timeout}")
     service = ["[Service]", f"Restart={RESTART.get(spec.restart_policy, 'always')}",
                f"TimeoutStopSec={spec.stop_timeout + 20}", "TimeoutStartSec=900"]  # a first pull can be slow
@@ -166,22 +174,23 @@ def _json(items: tuple[str, ...]) -> str:
     return json.dumps(list(items))
 
 
-def documents(specs: list[ServiceSpec]) -> tuple[list[UnitFile], list[SecretRef]]:
-    """Every unit the services need, and the secrets they refer to."""
+def documents(specs: list[ServiceSpec], seal: Any = None) -> tuple[list[UnitFile], list[SecretRef]]:
+    """Every unit the services need, and the secrets they refer to; `seal`: the user's (what the
+    units create is then airpods' own to every command)."""
     if not specs:
         return [], []
     by_name = {s.name: s for s in specs}
-    files = [network_unit(specs[0])]
+    files = [network_unit(specs[0], seal)]
     seen: set[str] = set()
     for spec in specs:
         for v in spec.volumes:
             if v.is_named and v.source not in seen:
                 seen.add(v.source)
-                files.append(volume_unit(v.source, spec))
+                files.append(volume_unit(v.source, spec, seal))
     secrets: list[SecretRef] = []
     for spec in specs:
         files.append(pod_unit(spec))
-        unit, refs = container_unit(spec, by_name)
+        unit, refs = container_unit(spec, by_name, seal)
         files.append(unit)
         secrets += refs
     return files, secrets

@@ -34,6 +34,8 @@ from airpods.runtime.port import ContainerState
 
 KEY_NAME = "ownership-key"  # in airpods' secrets folder
 VERSION = "v1"
+SEP = "+"  # between the sealed labels' names: Podman's CLI (and so Quadlet's Label=) splits a label on ','
+
 
 
 def _ours(labels: Mapping[str, str]) -> dict[str, str]:
@@ -57,7 +59,7 @@ class Seal:
     def stamp(self, kind: str, name: str, labels: Mapping[str, str]) -> dict[str, str]:
         """`labels` with the seal over every io.airpods.* label among them."""
         keys = sorted(_ours(labels))
-        short = ",".join(k.removeprefix(AIRPODS_LABEL_PREFIX) for k in keys)
+        short = SEP.join(k.removeprefix(AIRPODS_LABEL_PREFIX) for k in keys)
         return {**labels, LABEL_SEAL: f"{VERSION}:{self._mac(kind, name, labels, keys)}:{short}"}
 
     def check(self, kind: str, name: str, labels: Mapping[str, str]) -> dict[str, str] | None:
@@ -67,7 +69,7 @@ class Seal:
         mac, _, short = rest.partition(":")
         if version != VERSION or not mac:
             return None
-        keys = [AIRPODS_LABEL_PREFIX + k for k in short.split(",") if k]
+        keys = [AIRPODS_LABEL_PREFIX + k for k in short.split(SEP) if k]
         if any(k not in labels for k in keys) or not hmac.compare_digest(mac, self._mac(kind, name, labels, keys)):
             return None
         return {**_others(labels), **{k: labels[k] for k in keys}}
@@ -98,6 +100,16 @@ class TakenOver:
 
         write_atomic(path, json.dumps({"containers": sorted(self.containers), "pods": sorted(self.pods),
                                        "volumes": sorted(self.volumes)}, indent=1), 0o600)
+
+
+def existing_seal(environ: Mapping[str, str]) -> Seal | None:
+    """The user's seal when its key exists already (never made here: making it takes over a
+    pre-seal airpods' objects, which needs the runtime)."""
+    from airpods.paths import secrets_dir
+    from airpods.secrets import SecretStore
+
+    key = SecretStore(secrets_dir(environ), create=False).read(KEY_NAME)
+    return Seal(key.encode()) if key else None
 
 
 def take_over(inner: Any) -> TakenOver:
@@ -151,8 +163,9 @@ class OwnedRuntime:
         record = data_dir(self.environ) / "ownership.json"
         if store.path(KEY_NAME).exists():
             return Seal(store.get(KEY_NAME).encode()), TakenOver.load(record)
-        store.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with _locked(store.directory / f".{KEY_NAME}.lock"):
+        from airpods.paths import private_folder
+
+        with _locked(private_folder(record.parent) / "ownership.lock"):  # not in the secrets folder: no secret
             if not store.path(KEY_NAME).exists():  # the first sealing airpods of this user
                 take_over(self.inner).save(record)
             return Seal(store.get(KEY_NAME).encode()), TakenOver.load(record)

@@ -4,6 +4,7 @@ in a shared XDG_RUNTIME_DIR is refused (the rootless user's airpods)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -62,7 +63,16 @@ def _as_stranger(script: str, *args: str) -> subprocess.Popen:
     os.chmod(path.parent, 0o755)
     os.chmod(path, 0o644)
     return subprocess.Popen(["runuser", "-u", STRANGER, "--", "/usr/bin/python3", str(path), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """The stranger's process and runuser's child with it (killing runuser alone leaves the child)."""
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(5)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen) -> None:
@@ -112,8 +122,7 @@ enabled = false
             assert done.returncode == 1 and "is not running" in done.stderr, done.stderr
         time.sleep(0.5)
     finally:
-        proc.kill()
-        proc.wait(5)
+        _end(proc)
     heard = record.read_bytes() if record.exists() else b""
     assert heard == b"", heard[:300]
     key = (tmp_path / "data" / "airpods" / "secrets" / "llamacpp-api-key")
@@ -132,8 +141,7 @@ def test_a_fake_podman_api_in_a_shared_runtime_dir_is_refused(rootless_user):
                                  extra_env={"XDG_RUNTIME_DIR": str(shared)})
         version = rootless_user.run(str(rootless_user.airpods), "doctor", extra_env={"XDG_RUNTIME_DIR": str(shared)})
     finally:
-        proc.kill()
-        proc.wait(5)
+        _end(proc)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "refusing the Podman socket" in done.stderr and "belongs to uid" in done.stderr
     assert "Traceback" not in done.stderr and json.loads(done.stdout or "null") is None

@@ -229,3 +229,10 @@ def test_keys_ca_trusts_no_volume_airpods_did_not_make(rt, cli, write_config):
     rt.vol_labels["airpods_gateway_data"] = {LABEL_MANAGED: "true", "io.airpods.project": "default"}  # unsealed
     result = cli("--config", write_config("[services.gateway]\nenabled = true\n"), "keys", "ca")
     assert result.code == 2 and "not created by your airpods" in result.err and "BEGIN" not in result.out
+
+
+def test_a_seal_survives_podman_s_cli_which_splits_a_label_on_commas():
+    seal = Seal(b"k" * 32)
+    ours = {LABEL_MANAGED: "true", "io.airpods.project": "p", "io.airpods.test": "1"}
+    labels = seal.stamp("volume", "v", ours)
+    assert "," not in labels[LABEL_SEAL] and seal.check("volume", "v", labels) == ours

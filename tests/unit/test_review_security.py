@@ -47,8 +47,9 @@ def test_airpods_labels_come_last_in_units(cli, write_config, tmp_path):
     files = export(cli, path, tmp_path / "units")
     container = next(t for n, t in files.items() if n.endswith("llamacpp.container"))
     labels = [line for line in container.splitlines() if line.startswith("Label=")]
-    assert labels[0] == 'Label="team=ml"' and labels[-3:] == [
+    assert labels[0] == 'Label="team=ml"' and labels[-4:-1] == [
         'Label="io.airpods.managed=true"', 'Label="io.airpods.project=lab"', 'Label="io.airpods.service=llamacpp"']
+    assert labels[-1].startswith('Label="io.airpods.seal=v1:')  # the seal over them, last of all
 
 
 def test_two_projects_export_into_one_folder_side_by_side(cli, write_config, tmp_path):

@@ -137,7 +137,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     selected = app.select(specs, services)
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
     rootless = (os.geteuid() != 0) if rootless is None else rootless
-    files, secrets = documents(chosen)
+    files, secrets = documents(chosen, _seal(app))
     from airpods.orchestrate.host_files import write_config_files, write_preset
 
     for s in chosen:
@@ -164,3 +164,21 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     if secrets:
         app.terminal.info(f"{len(secrets)} Podman secret(s) are referenced ({', '.join(r.name for r in secrets)}); "
                           "`airpods export quadlet --install` creates them")
+
+
+def _seal(app: Application):
+    """The user's seal for exported units (runtime/owned.py), from its key file, else made through
+    the runtime (which first takes over a pre-seal airpods' objects); None without either: the
+    units' objects are then not airpods' own to the other commands (said)."""
+    from airpods.errors import AirpodsError
+    from airpods.runtime.owned import existing_seal
+
+    seal = existing_seal(app.environ)
+    if seal is not None:
+        return seal
+    try:
+        return app.runtime.seal
+    except AirpodsError as exc:
+        app.terminal.warning(f"the units carry no seal ({exc.message}): airpods status and stop will not take what "
+                             "they create for airpods' own")
+        return None
