@@ -128,7 +128,10 @@ def test_the_chat_streams_remembers_stops_on_ctrl_c_and_leaves_on_bye(prun, hub,
         before = _answered(port, key, before)
         chat.sendline("What is my name?")
         _answered(port, key, before)
-        latest = max(_slots(port, key), key=lambda s: s.get("id_task", -1))
+        # The slot that answered it: the watcher's health probe (a one-token "Hi") may have run a
+        # task since, so not simply the newest task's slot.
+        latest = max((s for s in _slots(port, key) if s.get("id_task", -1) > before),
+                     key=lambda s: s.get("n_prompt_tokens", 0))
         # The second question went with the first and its answer: its prompt is longer than it alone.
         alone = json.loads(urllib.request.urlopen(urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/chat/completions", data=json.dumps({
