@@ -13,8 +13,11 @@ from airpods.config.values import (
     MEMORY,
     MODEL_ID,
     airpods_labels,
+    check_capability,
     check_image_ref,
     check_name,
+    check_size,
+    check_tmpfs_path,
     is_token,
     plain_text,
 )
@@ -206,6 +209,9 @@ class Service(Strict):
     entrypoint_override: list[str] | str | None = None
     default_model: str | None = None
     api_key: str | None = None
+    hardening: Literal["strict", "default"] | None = None  # None: runtime.hardening
+    cap_add: list[str] = []  # capabilities given back under strict (CHOWN, NET_BIND_SERVICE, ...)
+    tmpfs: dict[str, str] = {}  # more paths written in memory under strict: {"/var/cache/x" = "256m"}
     depends_on: list[str] = []
     memory_check: Literal["refuse", "warn", "off"] = "refuse"  # llama.cpp: an estimate over budget refuses start
     metrics: bool = True  # llama.cpp: --metrics (Prometheus /metrics, for `top` and monitoring) unless false
@@ -222,6 +228,16 @@ class Service(Strict):
     hostnames: list[str] = []
     tls_cert: str | None = None
     tls_key: str | None = None
+
+    @field_validator("cap_add")
+    @classmethod
+    def _caps(cls, v: list[str]) -> list[str]:
+        return [check_capability(cap) for cap in v]
+
+    @field_validator("tmpfs")
+    @classmethod
+    def _tmpfs(cls, v: dict[str, str]) -> dict[str, str]:
+        return {check_tmpfs_path(path): check_size(size, f"tmpfs size for {path}") for path, size in v.items()}
 
     @field_validator("api_key")
     @classmethod
@@ -366,6 +382,9 @@ class Runtime(Strict):
     labels: dict[str, str] = {}  # extra labels on everything airpods creates
     project: str | None = None  # the scope; None: derived from the config file (see config/project.py)
     name_prefix: str | None = None  # pods and containers: None = "" for the default project, else "PROJECT-"
+    # least privilege (plan/hardening.py): strict drops every capability, no new privileges, a
+    # read-only root where the kind allows; "default" is Podman's own defaults
+    hardening: Literal["strict", "default"] = "strict"
 
     @field_validator("network", "models_volume")
     @classmethod

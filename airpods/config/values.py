@@ -21,6 +21,37 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+# What cap_add may name (Linux capabilities, without CAP_).
+CAPABILITIES = frozenset((
+    "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE", "CHOWN",
+    "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER", "KILL", "LEASE",
+    "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN", "NET_BIND_SERVICE",
+    "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_ADMIN", "SYS_BOOT",
+    "SYS_CHROOT", "SYS_MODULE", "SYS_NICE", "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE",
+    "SYS_TIME", "SYS_TTY_CONFIG", "SYSLOG", "WAKE_ALARM",
+))
+
+
+def check_capability(value: str) -> str:
+    """A Linux capability as Podman takes it: CHOWN (cap_chown and CAP_CHOWN are read the same)."""
+    name = value.strip().upper().removeprefix("CAP_")
+    if name not in CAPABILITIES:
+        raise ValueError(f"{value!r} is not a Linux capability (e.g. CHOWN, NET_BIND_SERVICE, DAC_OVERRIDE)")
+    return name
+
+
+def check_tmpfs_path(path: str) -> str:
+    if not path.startswith("/") or has_control(path) or "," in path or ":" in path:
+        raise ValueError(f"tmpfs path {path!r} must be an absolute path (no ',', ':' or line break)")
+    return path
+
+
+def check_size(value: str, what: str) -> str:
+    if not MEMORY.match(value):
+        raise ValueError(f"{what} {value!r} is not a size like 64m or 1g")
+    return value
+
+
 def is_token(value: str) -> bool:
     """One token as a bearer header carries it: printable ASCII, no space (a key, a secret)."""
     return bool(value) and all(33 <= ord(c) < 127 for c in value)

@@ -69,6 +69,30 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
     return mounts, volumes
 
 
+def _quantity(size: str) -> str:
+    """A Podman size (64m, 1g, 512b) as a Kubernetes quantity (64Mi, 1Gi, 512)."""
+    number, unit = (size[:-1], size[-1].lower()) if size[-1].isalpha() else (size, "b")
+    return number + {"b": "", "k": "Ki", "m": "Mi", "g": "Gi"}[unit]
+
+
+NON_ROOT = {"prometheus": 65534}  # kinds whose upstream image runs as a user of its own (nobody)
+
+
+def security_context(spec: ServiceSpec) -> dict[str, Any]:
+    """The container's securityContext from its Confinement (a kube Pod has no init of Podman's)."""
+    c = spec.confinement
+    out: dict[str, Any] = {}
+    if c.cap_drop or c.cap_add:
+        out["capabilities"] = {k: list(v) for k, v in (("drop", c.cap_drop), ("add", c.cap_add)) if v}
+    if c.no_new_privileges:
+        out["allowPrivilegeEscalation"] = False
+    if c.read_only:
+        out["readOnlyRootFilesystem"] = True
+    if c.profile == "strict" and spec.kind in NON_ROOT:
+        out.update({"runAsNonRoot": True, "runAsUser": NON_ROOT[spec.kind]})
+    return out
+
+
 def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) -> dict[str, Any]:
     mounts, volumes = _volumes(spec, model_volume)
     container: dict[str, Any] = {"name": dns(spec.name), "image": spec.image}
@@ -84,6 +108,12 @@ def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) 
     if mounts:
         container["volumeMounts"] = mounts
     container.update(probes(spec))
+    context = security_context(spec)
+    if context:
+        container["securityContext"] = context
+    for i, (path, size) in enumerate(spec.confinement.tmpfs):  # what strict writes in memory
+        mounts.append({"name": f"tmp{i}", "mountPath": path})
+        volumes.append({"name": f"tmp{i}", "emptyDir": {"medium": "Memory", "sizeLimit": _quantity(size)}})
     res = resources(spec, memory_estimate(spec, facts))
     if res:
         container["resources"] = res

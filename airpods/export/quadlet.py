@@ -140,6 +140,7 @@ def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec],
         source = f"{stem(spec, v.source)}.volume" if v.is_named else v.source
         box.append("Volume=" + raw(f"{source}:{v.target}" + (":ro" if v.mode == "ro" else "")))
     box += [f"AddDevice={quote(d)}" for d in spec.devices]
+    box += _confinement(spec.confinement)
     if "label=disable" in spec.security_opt:
         box.append("SecurityLabelDisable=true")
     args = [f"--cpuset-cpus={spec.cpuset}"] if spec.cpuset else []
@@ -154,6 +155,17 @@ def container_unit(spec: ServiceSpec, specs: dict[str, ServiceSpec],
     install = ["[Install]", "WantedBy=default.target"]
     text = "\n".join([*unit, "", *box, "", *service, "", *install]) + "\n"
     return UnitFile(f"{stem(spec, spec.name)}.container", text), secrets
+
+
+def _confinement(c) -> list[str]:
+    """The same least privilege `start` gives (plan/hardening.py): only the tmpfs it names, as
+    the API does (Quadlet's ReadOnlyTmpfs would add /run and /var/tmp)."""
+    out = [f"DropCapability={'all' if c == 'ALL' else c}" for c in c.cap_drop]
+    out += [f"AddCapability={' '.join(c.cap_add)}"] if c.cap_add else []
+    out += ["NoNewPrivileges=true"] if c.no_new_privileges else []
+    out += ["ReadOnly=true", "ReadOnlyTmpfs=false"] if c.read_only else []
+    out += [f"Tmpfs={path}:rw,size={size}" for path, size in c.tmpfs]
+    return out + (["RunInit=true"] if c.init else [])
 
 
 def _health(spec: ServiceSpec) -> list[str]:

@@ -14,8 +14,10 @@ from airpods.plan import prometheus as prometheus_plan
 from airpods.plan import router as router_plan
 from airpods.plan import webui_admin
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
+from airpods.plan.config_hash import config_hash
 from airpods.plan.cpu_plan import CpuShare
 from airpods.plan.cpu_shares import cpu_reason, cpu_shares
+from airpods.plan.hardening import confine
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
@@ -23,8 +25,6 @@ from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, healt
 
 BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
-GATEWAY_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key")
-KIND_KEYS = {"metrics": "llamacpp", "scrape_interval": "prometheus"}  # added later; hashed for their kind only
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
 
@@ -178,36 +178,6 @@ def _user_gpu_setting(name: str, svc: Any) -> str | None:
     return None
 
 
-def config_hash(config: Any, f: _Facts, rendered: dict, wiring: dict, check: str | None = None) -> str:
-    """A hash of what the configuration alone says about a service (its table, the runtime and gpu
-    tables, its ports, names, key and rendered values, what it is wired to) and nothing the probes
-    decide (GPU variant, devices, CPU plan): a running container whose spec differs only in what
-    the probes decide is not recreated by a plain `start`."""
-    import hashlib
-    import json
-
-    service = f.svc.model_dump(mode="json")
-    for key in GATEWAY_KEYS:  # keys added with the gateway: left out unless set, so older hashes still match
-        if key not in f.svc.model_fields_set:
-            service.pop(key, None)
-    for key, kind in KIND_KEYS.items():  # a llama.cpp service's config did change: it gained --metrics
-        if f.svc.kind != kind and key not in f.svc.model_fields_set:
-            service.pop(key, None)
-    runtime = config.runtime.model_dump(mode="json")
-    if "name_prefix" not in config.runtime.model_fields_set:  # added later: older hashes still match
-        runtime.pop("name_prefix", None)
-    data = {"format": 1, "service": service, "runtime": runtime,
-            "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
-            "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
-            "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
-            "wiring": wiring if f.svc.kind in ("open-webui", "gateway") else None}
-    if check:  # llama.cpp's and Prometheus' health check are the config's doing, not the probes': a changed one
-        data["check"] = check  # recreates it (counted since the probe key left curl's argv and Prometheus' port
-        # got a password, so that running ones get both; other kinds' hashes stay)
-    blob = json.dumps(data, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
             cpu: Any = None, router_dir: str = "/nonexistent/airpods-router",
             project: str = "default", gateway_dir: str = "/nonexistent/airpods-gateway",
@@ -251,7 +221,8 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                      gateways.get(n) or monitors.get(n), password if n in exposed else None)
         specs[n] = replace(spec, project=project, network=network_of(config, project), config_hash=config_hash(
             config, f, rendered[n], {**wiring, "headless_admin": True} if n in exposed else wiring,
-            check=spec.health.check if f.svc.kind in ("llamacpp", "prometheus") else None))
+            check=spec.health.check if f.svc.kind in ("llamacpp", "prometheus") else None,
+            confinement=spec.confinement))
     if problems:
         raise ConfigError("the configuration is invalid", problems,
                           hint="fix the keys listed, then run `airpods config validate`")
@@ -380,6 +351,8 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
         gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
         gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,
+        confinement=confine(svc.kind, svc.hardening or config.runtime.hardening, cap_add=svc.cap_add, tmpfs=svc.tmpfs,
+                            argv=command, volume_targets=[v.target for v in p.volumes], devices=bool(f.choice.devices)),
         memory=svc.resources.memory, cpus=svc.resources.cpus,
         cpuset=svc.resources.cpuset or (share.cpuset if share else None),
         threads=int(threads) if threads.isdigit() else None, cpu_reason=cpu_reason(config, svc, share),

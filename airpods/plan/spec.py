@@ -78,6 +78,24 @@ class VolumeSpec:
 
 
 @dataclass(frozen=True)
+class Confinement:
+    """What a container may do beyond running its program (plan/hardening.py decides it per kind)."""
+
+    profile: str = "default"  # what the config asked for: strict | default (Podman's own defaults)
+    cap_drop: tuple[str, ...] = ()  # ("ALL",): every capability dropped
+    cap_add: tuple[str, ...] = ()  # given back (CHOWN, NET_BIND_SERVICE, ...)
+    no_new_privileges: bool = False  # no setuid binary or file capability gains anything
+    read_only: bool = False  # the root filesystem
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (path, size): written in memory
+    init: bool = False  # Podman's catatonit as PID 1: reaps children, forwards signals
+
+    def to_json(self) -> dict:
+        return {"profile": self.profile, "cap_drop": list(self.cap_drop), "cap_add": list(self.cap_add),
+                "no_new_privileges": self.no_new_privileges, "read_only": self.read_only,
+                "tmpfs": dict(self.tmpfs), "init": self.init}
+
+
+@dataclass(frozen=True)
 class HealthSpec:
     path: str | None
     expected_status: tuple[int, int]
@@ -161,6 +179,7 @@ class ServiceSpec:
     resident_why: str = ""  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
     resident_left_out: tuple[tuple[str, str], ...] = ()  # (model id, why it is never loaded)
     http_auth: str = ""  # Basic credentials airpods' own probes of its port send (Prometheus'); never shown
+    confinement: Confinement = Confinement()  # capabilities, privileges, root filesystem (plan/hardening.py)
 
     @property
     def probe_headers(self) -> dict[str, str] | None:
@@ -233,6 +252,8 @@ class ServiceSpec:
         data["secret_env"] = sorted(self.secret_env)
         if not self.config_files:
             data.pop("config_files")  # added later: absent, so that older services' hashes still match
+        if self.confinement == Confinement():
+            data.pop("confinement")  # added later: Podman's defaults hash as they did before it
         blob = json.dumps(data, sort_keys=True, default=list).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -298,6 +319,7 @@ class ServiceSpec:
                        "max_restarts": self.health.max_restarts},
             "url": self.url,
             "security_opt": list(self.security_opt),
+            "security": self.confinement.to_json(),
             "resources": {"memory": self.memory, "cpus": self.cpus, "cpuset": self.cpuset},
             "cpuset": self.cpuset,
             "threads": self.threads,
@@ -354,6 +376,10 @@ def from_record(data: dict) -> ServiceSpec:
         run = dict(d["llama"])
         run["shape"] = RunShape(**run["shape"])
         d["llama"] = LlamaRun(**run)
+    if d.get("confinement"):
+        c = dict(d["confinement"])
+        d["confinement"] = Confinement(**{**c, "cap_drop": tuple(c["cap_drop"]), "cap_add": tuple(c["cap_add"]),
+                                          "tmpfs": tuple(tuple(p) for p in c["tmpfs"])})
     d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
     d["gpu_ram_parts"] = tuple(d.get("gpu_ram_parts", ()))
     d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))

@@ -153,7 +153,7 @@ class FakeRuntime:
         given = spec.labels if labels is None else labels  # over the image's own, as Podman merges them
         self.containers[spec.container] = ContainerState(
             spec.container, "created", image=spec.image, labels={**self.image_label_map.get(spec.image, {}), **given},
-            pod=spec.pod, id=self._new_id(), image_id=spec.image)
+            pod=spec.pod, id=self._new_id(), image_id=spec.image, confinement=spec.confinement)
         self.specs[spec.container] = spec
         self.cpusets[spec.container] = spec.cpuset if self.limits.enforces("cpuset") else None
 

@@ -58,6 +58,7 @@ def container_kwargs(spec: Any, limits: Any, labels: dict[str, str] | None = Non
             kwargs["group_add"] = ["keep-groups"]  # rootless: keep the user's video/render groups
     if spec.security_opt:
         kwargs["security_opt"] = list(spec.security_opt)
+    kwargs.update(confinement_kwargs(spec.confinement))
     if spec.memory and limits.enforces("memory"):
         kwargs["mem_limit"] = spec.memory
     if spec.cpus and limits.enforces("cpu"):
@@ -66,6 +67,40 @@ def container_kwargs(spec: Any, limits: Any, labels: dict[str, str] | None = Non
     if spec.cpuset and limits.enforces("cpuset"):
         kwargs["cpuset_cpus"] = spec.cpuset
     return kwargs
+
+
+def confinement_kwargs(c: Any) -> dict[str, Any]:
+    """podman-py's create kwargs for a Confinement (plan/hardening.py); its tmpfs= is refused by
+    podman-py, so a tmpfs goes in as a mount."""
+    kwargs: dict[str, Any] = {}
+    if c.cap_drop:
+        kwargs["cap_drop"] = list(c.cap_drop)
+    if c.cap_add:
+        kwargs["cap_add"] = list(c.cap_add)
+    if c.no_new_privileges:
+        kwargs["no_new_privileges"] = True
+    if c.read_only:
+        kwargs["read_only"] = True
+    if c.init:
+        kwargs["init"] = True
+    if c.tmpfs:
+        kwargs["mounts"] = [{"type": "tmpfs", "source": "tmpfs", "target": path, "size": size}
+                            for path, size in c.tmpfs]
+    return kwargs
+
+
+def confinement_of(attrs: dict) -> Any:
+    """What inspect says a container was given (HostConfig), as a Confinement; None from a listing."""
+    from airpods.plan.spec import Confinement
+
+    host = attrs.get("HostConfig")
+    if not isinstance(host, dict):
+        return None
+    tmpfs = host.get("Tmpfs") if isinstance(host.get("Tmpfs"), dict) else {}
+    return Confinement("", tuple(str(c).removeprefix("CAP_") for c in host.get("CapDrop") or []),
+                       tuple(str(c).removeprefix("CAP_") for c in host.get("CapAdd") or []),
+                       "no-new-privileges" in (host.get("SecurityOpt") or []), bool(host.get("ReadonlyRootfs")),
+                       tuple(sorted((str(k), str(v)) for k, v in tmpfs.items())), bool(host.get("Init")))
 
 
 def start_refused(name: str, causes: list[str]) -> tuple[str, str]:
@@ -173,6 +208,8 @@ def container_state(attrs: dict) -> ContainerState:
                           oom_killed=bool(state.get("OOMKilled")) if isinstance(state, dict) else False,
                           infra=bool(attrs.get("IsInfra")), id=str(attrs.get("Id") or attrs.get("ID") or ""),
                           ports=ports_of(attrs), image_id=str(attrs.get("ImageID") or attrs.get("Image") or ""),
+                          confinement=confinement_of(attrs), pid=int(state.get("Pid") or 0) if isinstance(state, dict)
+                          else 0,
                           **health_of(state if isinstance(state, dict) else {}))
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from airpods.plan.spec import ServiceSpec
+from airpods.plan.spec import Confinement, ServiceSpec
 from airpods.probes.cgroups import LimitSupport
 
 # Exit codes that mean "stopped on purpose" (0, SIGTERM, SIGKILL after the stop timeout).
@@ -41,6 +41,8 @@ class ContainerState:
     ports: tuple[tuple[str, int, int], ...] = ()  # (host ip, host port, container port) Podman publishes now
     image_id: str = ""  # the image it was made from, by id
     unproven: bool = False  # it carried airpods' labels without this user's seal: they were dropped
+    confinement: Confinement | None = None  # what it was given (inspect; None from a listing)
+    pid: int = 0  # its main process on the host (inspect), 0 when not running
 
     @property
     def running(self) -> bool:

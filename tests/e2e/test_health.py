@@ -45,7 +45,11 @@ def answers(url: str, key: str) -> bool:
 
 
 def host_pid(container: str) -> int:
-    return int(podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip() or 0)
+    """The server's own process on the host (under Podman's init, which is State.Pid)."""
+    from airpods.probes.caps import main_process
+
+    pid = int(podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip() or 0)
+    return main_process(pid) if pid else 0
 
 
 def status_of(cli, path: str, name: str) -> dict:

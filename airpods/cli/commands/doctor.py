@@ -59,6 +59,7 @@ def doctor(app: Application, as_json: bool) -> None:
                                  for n, s in specs.items() if s.enabled and (s.cpuset or s.threads)}
         report["gateway"] = _gateway(app, specs)
         report["health"] = _health(app, specs)
+        report["containers"] = _confinement(app) if problem is None else []
     except AirpodsError as exc:
         report["config_error"] = exc.message
     if as_json:
@@ -106,6 +107,13 @@ def doctor(app: Application, as_json: bool) -> None:
             if gw["beyond_loopback"]:
                 t.warning(f"the gateway listens on {gw['listen']}: reachable from other machines; start refuses "
                           "it while no key is defined (airpods keys add NAME)")
+        if report.get("containers"):
+            t.print("containers (what each may do; effective: what the kernel says its main process has):")
+            t.table(["SERVICE", "CONTAINER", "EFFECTIVE CAPS", "NO NEW PRIVS", "ROOT", "TMPFS", "INIT"],
+                    [[c["service"], c["container"],
+                      "none" if c["effective_caps"] == [] else " ".join(c["effective_caps"] or ["?"]),
+                      _yes(c["no_new_privileges"]), "read-only" if c["read_only"] else "writable",
+                      " ".join(c["tmpfs"]) or "-", _yes(c["init"])] for c in report["containers"]])
         for p in report["probes"]:
             if p["warning"]:
                 t.warning(p["warning"])
@@ -115,6 +123,31 @@ def doctor(app: Application, as_json: bool) -> None:
         raise problem
     if "config_error" in report:
         raise click.exceptions.Exit(1)
+
+
+def _yes(value: bool | None) -> str:
+    return "?" if value is None else ("yes" if value else "no")
+
+
+def _confinement(app: Application) -> list[dict]:
+    """Each running container of the project: what Podman gave it (inspect) and what the kernel
+    says its main process may do (/proc: effective capabilities, no_new_privs)."""
+    from airpods.probes.caps import main_process, privileges
+
+    out = []
+    for r in app.running():
+        state = app.runtime.inspect(r.container) if r.state.running else None
+        if state is None or not state.running:
+            continue
+        c, seen = state.confinement, privileges(main_process(state.pid))  # 0 (unknown): None
+        out.append({"service": r.service, "container": r.container,
+                    "effective_caps": list(seen.effective) if seen is not None else None,
+                    "no_new_privileges": seen.no_new_privileges if seen is not None else (
+                        c.no_new_privileges if c is not None else None),
+                    "read_only": bool(c and c.read_only), "tmpfs": [p for p, _ in c.tmpfs] if c else [],
+                    "cap_drop": list(c.cap_drop) if c else [], "cap_add": list(c.cap_add) if c else [],
+                    "init": c.init if c is not None else None})
+    return out
 
 
 def _health(app: Application, specs: dict) -> dict:
