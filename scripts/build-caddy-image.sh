@@ -17,7 +17,7 @@ if [ -z "${AIRPODS_REBUILD:-}" ] && [ "$(podman image inspect --format \
     '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 2 ]; then
   log "image $IMAGE already present"; exit 0
 fi
-podman image exists "$BASE" || bash "$(dirname "$0")/build-openwebui-image.sh" >&2
+bash "$(dirname "$0")/build-debian-base.sh"
 
 work="$(mktemp -d)"
 ctr="airpods-build-caddy-$$"

@@ -17,27 +17,7 @@ log() { printf 'build-openwebui-image: %s\n' "$*" >&2; }
 if [ -z "${AIRPODS_REBUILD:-}" ] && podman image exists "$IMAGE"; then
   log "image $IMAGE already present"; exit 0
 fi
-[ "$(id -u)" -eq 0 ] || { log "run as root (debootstrap needs it)"; exit 2; }
-
-if ! podman image exists "$BASE"; then
-  command -v debootstrap >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
-  root="$(mktemp -d)"
-  trap 'rm -rf "$root" "$root.tar" "$root.log"' EXIT
-  log "debootstrap bookworm (minbase + python3) into $root"
-  # The machine's own Debian mirror (one-line or deb822 format), else debootstrap's default.
-  mirror="$( { sed -n 's/^deb \(http[^ ]*\) bookworm main.*/\1/p' /etc/apt/sources.list;
-              sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources; } \
-            2>/dev/null | head -n1 || true)"
-  if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm \
-      "$root" ${mirror:+"$mirror"} >"$root.log" 2>&1; then
-    tail -n 20 "$root.log" >&2; log "debootstrap failed"; exit 1
-  fi
-  rm -rf "$root"/var/cache/apt/archives/*.deb
-  tar -C "$root" -cf "$root.tar" .
-  podman import --quiet "$root.tar" "$BASE" >/dev/null
-  rm -rf "$root" "$root.tar" "$root.log"
-  trap - EXIT
-fi
+bash "$(dirname "$0")/build-debian-base.sh"
 
 # pip inside the image's own Python (no version skew with the host).
 ctr="airpods-build-openwebui-$$"

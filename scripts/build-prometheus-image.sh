@@ -13,12 +13,13 @@ IMAGE="${1:-localhost/airpods-test/prometheus:2}"
 BASE="localhost/airpods-test/debian-python:bookworm"
 log() { printf 'build-prometheus-image: %s\n' "$*" >&2; }
 
-# io.airpods.test-image=2: with busybox's wget, as the upstream (busybox/Alpine) image has it
+# io.airpods.test-image=3: with busybox's wget, as the upstream (busybox/Alpine) image has it; on the
+# base whose / is 0755 (its user, nobody, could not get past / rootless before)
 if [ -z "${AIRPODS_REBUILD:-}" ] && [ "$(podman image inspect --format \
-    '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 2 ]; then
+    '{{index .Labels "io.airpods.test-image"}}' "$IMAGE" 2>/dev/null)" = 3 ]; then
   log "image $IMAGE already present"; exit 0
 fi
-podman image exists "$BASE" || bash "$(dirname "$0")/build-openwebui-image.sh" >&2
+bash "$(dirname "$0")/build-debian-base.sh"
 
 work="$(mktemp -d)"
 ctr="airpods-build-prometheus-$$"
@@ -36,7 +37,7 @@ busybox="$(command -v busybox || echo /bin/busybox)"
 [ -x "$busybox" ] || { log "busybox is missing (apt-get install busybox-static)"; exit 1; }
 podman cp "$busybox" "$ctr:/usr/local/bin/wget"  # busybox runs the applet its name says
 podman commit --quiet \
-  --change 'LABEL io.airpods.test-image=2' \
+  --change 'LABEL io.airpods.test-image=3' \
   --change 'USER root' \
   "$ctr" "$IMAGE.tmp" >/dev/null
 podman rm -f "$ctr" >/dev/null
