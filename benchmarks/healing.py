@@ -31,9 +31,13 @@ def _answers(port: int, key: str) -> bool:
 
 
 def _pid(container: str) -> int:
+    """The server's process (under Podman's init, which is State.Pid)."""
+    from airpods.probes.caps import main_process
+
     out = subprocess.run(["podman", "inspect", "--format", "{{.State.Pid}}", container], capture_output=True,
                          text=True, check=False)
-    return int(out.stdout.strip() or 0)
+    pid = int(out.stdout.strip() or 0)
+    return main_process(pid) if pid else 0
 
 
 def recovery(env: Env, runs: int) -> dict[str, Series]:

@@ -17,7 +17,7 @@ from benchmarks.common import LLAMA_IMAGE, NETWORK, VOLUME, Env, Series, http_st
 RAW_START = """set -e
 port=$1; key=$2; shift 2
 podman pod create --name bench-raw --network {network} --network-alias bench-raw -p 127.0.0.1:$port:8080 >/dev/null
-podman run -d --name bench-raw-0 --pod bench-raw -v {volume}:/models:ro $MOUNTS -e LLAMA_API_KEY=$key \
+podman run -d --name bench-raw-0 --pod bench-raw -v {volume}:/models:ro $MOUNTS $HARDEN -e LLAMA_API_KEY=$key \
   --health-cmd "$HEALTH_CMD" --health-interval "$HEALTH_INTERVAL" --health-retries 3 \
   --health-start-period "$HEALTH_START" --health-on-failure restart {image} "$@" >/dev/null
 # A 10 ms pause between probes: a loop with none steals a core from llama-server on 2 cores.
@@ -91,6 +91,16 @@ def _airpods_start(env: Env, port: int, *, poll: bool = False) -> tuple[float, f
     return total, latency
 
 
+def strict_flags(security: dict) -> str:
+    """The podman run flags of a service's least privilege (config render's `security`)."""
+    flags = [f"--cap-drop={c.lower()}" for c in security["cap_drop"]]
+    flags += [f"--cap-add={c.lower()}" for c in security["cap_add"]]
+    flags += ["--security-opt=no-new-privileges"] if security["no_new_privileges"] else []
+    flags += ["--read-only", "--read-only-tmpfs=false"] if security["read_only"] else []
+    flags += [f"--tmpfs={path}:rw,size={size}" for path, size in security["tmpfs"].items()]
+    return " ".join(flags + (["--init"] if security["init"] else []))
+
+
 def start_overhead(env: Env, runs: int) -> dict:
     spec = env.render("bench1")
     port = spec["ports"][0]["host"]
@@ -100,8 +110,9 @@ def start_overhead(env: Env, runs: int) -> dict:
     mounts = " ".join(f"-v {v['source']}:{v['target']}:{v['mode']}" for v in spec["volumes"]
                       if v["target"] != "/models")
     health = spec["health"]
-    raw_env = {**env.env, "MOUNTS": mounts, "HEALTH_CMD": health["check"] or "true",
+    raw_env = {**env.env, "MOUNTS": mounts, "HEALTH_CMD": health["check"] or "true", "HARDEN": "",
                "HEALTH_INTERVAL": f"{health['interval'] or 30:g}s", "HEALTH_START": f"{health['start_period']:g}s"}
+    strict_env = {**raw_env, "HARDEN": strict_flags(spec["security"])}  # what airpods gives it, by hand
     ns = lambda seconds: int(seconds * 1e9)  # noqa: E731
     from airpods.runtime.connect import resolve_url
 
@@ -113,6 +124,7 @@ def start_overhead(env: Env, runs: int) -> dict:
     py_argv = [sys.executable, "-c", PODMAN_PY_START, json.dumps(job)]
     airpods, raw, ready = Series("airpods start"), Series("raw podman script"), Series("readiness latency")
     by_py = Series("podman-py script")
+    raw_strict = Series("raw podman script, least privilege flags")
     stop_a, stop_r = Series("airpods stop"), Series("podman pod stop")
     env.run("start", "bench1")  # network exists for both, image warm
     env.run("stop", "bench1", "--remove")
@@ -136,11 +148,16 @@ def start_overhead(env: Env, runs: int) -> dict:
         stop_r.samples.append(time.perf_counter() - began)
         subprocess.run(["podman", "pod", "rm", "-f", "bench-raw"], check=True, capture_output=True)
 
+        began = time.perf_counter()  # the same script with the flags of airpods' least privilege
+        subprocess.run(raw_argv, check=True, capture_output=True, env=strict_env, timeout=120)
+        raw_strict.samples.append(time.perf_counter() - began)
+        subprocess.run(["podman", "pod", "rm", "-f", "-t", "10", "bench-raw"], check=True, capture_output=True)
+
         began = time.perf_counter()
         subprocess.run(py_argv, check=True, capture_output=True, env=env.env, timeout=120)
         by_py.samples.append(time.perf_counter() - began)
         subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", "bench-py"], check=True, capture_output=True)
-    return {"start": [airpods, raw, by_py], "readiness": ready, "stop": [stop_a, stop_r]}
+    return {"start": [airpods, raw, by_py, raw_strict], "readiness": ready, "stop": [stop_a, stop_r]}
 
 
 def scaling(env: Env, runs: int, counts: tuple[int, ...]) -> list[Series]:
