@@ -22,10 +22,10 @@ pytestmark = [pytest.mark.podman, pytest.mark.rootless]
 STRANGER = "nobody"
 
 LISTEN = r"""
-import socket, sys, threading
+import os, socket, sys, threading
 out = open(sys.argv[2], "ab", buffering=0)
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
-open(sys.argv[2] + ".ready", "w").close()
+open(sys.argv[2] + ".ready", "w").write(str(os.getpid()))
 while True:
     c, _ = s.accept()
     out.write(b"<connection>")
@@ -51,7 +51,7 @@ class S(socketserver.ThreadingMixIn, socketserver.UnixStreamServer): pass
 os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
 srv = S(sys.argv[1], H)
 os.chmod(sys.argv[1], 0o777)
-open(sys.argv[1] + ".ready", "w").close()
+open(sys.argv[1] + ".ready", "w").write(str(os.getpid()))
 srv.serve_forever()
 """
 
@@ -66,10 +66,13 @@ def _as_stranger(script: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
 
 
-def _end(proc: subprocess.Popen) -> None:
-    """The stranger's process and runuser's child with it (killing runuser alone leaves the child)."""
+def _end(proc: subprocess.Popen, ready: Path) -> None:
+    """The stranger's own process, by the pid it wrote (runuser's child is in no group of runuser's:
+    killing runuser, or its process group, left it running), then runuser."""
     import signal
 
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(ready.read_text()), signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(5)
@@ -111,8 +114,9 @@ file = "m1.gguf"
 enabled = false
 """)
     proc = _as_stranger(LISTEN, str(port), str(record))
+    ready = Path(str(record) + ".ready")
     try:
-        _wait_for(Path(str(record) + ".ready"), proc)
+        _wait_for(ready, proc)
         env = {**os.environ}
         runs = [[sys.executable, "-m", "airpods", "--config", single, "chat", "my secret plans"],
                 [sys.executable, "-m", "airpods", "--config", router, "models", "ps"],
@@ -122,7 +126,7 @@ enabled = false
             assert done.returncode == 1 and "is not running" in done.stderr, done.stderr
         time.sleep(0.5)
     finally:
-        _end(proc)
+        _end(proc, ready)
     heard = record.read_bytes() if record.exists() else b""
     assert heard == b"", heard[:300]
     key = (tmp_path / "data" / "airpods" / "secrets" / "llamacpp-api-key")
@@ -134,14 +138,15 @@ def test_a_fake_podman_api_in_a_shared_runtime_dir_is_refused(rootless_user):
     os.chmod(shared, 0o1777)  # a runtime dir everyone may write (as /tmp is)
     sock = shared / "podman" / "podman.sock"
     proc = _as_stranger(FAKE_API, str(sock))
+    ready = Path(str(sock) + ".ready")
     try:
-        _wait_for(Path(str(sock) + ".ready"), proc)
+        _wait_for(ready, proc)
         assert sock.stat().st_uid != rootless_user.home.stat().st_uid
         done = rootless_user.run(str(rootless_user.airpods), "status", "--json",
                                  extra_env={"XDG_RUNTIME_DIR": str(shared)})
         version = rootless_user.run(str(rootless_user.airpods), "doctor", extra_env={"XDG_RUNTIME_DIR": str(shared)})
     finally:
-        _end(proc)
+        _end(proc, ready)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "refusing the Podman socket" in done.stderr and "belongs to uid" in done.stderr
     assert "Traceback" not in done.stderr and json.loads(done.stdout or "null") is None
