@@ -182,11 +182,16 @@ def serving(runtime: ContainerRuntime, spec: ServiceSpec) -> tuple[str | None, s
     return spec.base_url, ""
 
 
-def serving_base(runtime: ContainerRuntime, spec: ServiceSpec) -> str:
-    """spec.base_url, checked as `serving` does; RuntimeFailure (exit 1) when it is not served."""
+def served(spec: ServiceSpec, found: tuple[str | None, str]) -> str:
+    """The base URL of `serving`'s answer; RuntimeFailure (exit 1) when it is not served."""
     from airpods.errors import RuntimeFailure
 
-    base, why = serving(runtime, spec)
+    base, why = found
     if base is None:
         raise RuntimeFailure(why, hint=f"airpods start {spec.name}")
     return base
+
+
+def serving_base(runtime: ContainerRuntime, spec: ServiceSpec) -> str:
+    """spec.base_url, checked as `serving` does; RuntimeFailure (exit 1) when it is not served."""
+    return served(spec, serving(runtime, spec))

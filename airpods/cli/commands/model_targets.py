@@ -85,14 +85,12 @@ def _set_flag(argv: list[str], flags: tuple[str, ...], value: str) -> list[str]:
     return [*argv, flags[0], value]
 
 
-def settle(app: Application, spec, model_id: str, unload: bool) -> None:
-    """The router answers at once; wait until the model really is (un)loaded."""
+def settle(app: Application, spec, base: str, model_id: str, unload: bool) -> None:
+    """The router answers at once; wait until the model really is (un)loaded. `base`: the router's
+    URL, checked by the caller (orchestrate/running.py serving)."""
     from airpods.errors import RuntimeFailure
     from airpods.health.router_api import list_models
     from airpods.health.wait import Done, Pending, WaitTimeout, wait_for
-    from airpods.orchestrate.running import serving_base
-
-    base = serving_base(app.runtime, spec)
 
     def check():
         states = {m.id: m for m in list_models(base, spec.env.get("LLAMA_API_KEY")) or []}

@@ -250,17 +250,18 @@ def _why_not_loaded(spec, model, models: list) -> str | None:
 
 def _drive(app: Application, model: str, service: str | None, unload: bool) -> None:
     from airpods.health.router_api import list_models, load
-    from airpods.orchestrate.running import serving, serving_base
+    from airpods.orchestrate.running import served, serving
 
     for spec in _routers(app, service):
         known = spec.router.ids()
-        base, _why = serving(app.runtime, spec)
-        live = list_models(base, spec.env.get("LLAMA_API_KEY")) if base else None
+        found = serving(app.runtime, spec)  # a keyed request only to the router's own published port
+        live = list_models(found[0], spec.env.get("LLAMA_API_KEY")) if found[0] else None
         if live is not None:
             known.update({m.id: m.id for m in live})
         if model in known:
-            load(serving_base(app.runtime, spec), spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
-            settle(app, spec, known[model], unload)
+            base = served(spec, found)
+            load(base, spec.env.get("LLAMA_API_KEY"), known[model], unload=unload)
+            settle(app, spec, base, known[model], unload)
             app.terminal.success(f"{spec.name}: {'unloaded' if unload else 'loaded'} {known[model]}")
             return
     names = sorted({n for spec in _routers(app, service) for n in spec.router.ids()})

@@ -124,6 +124,6 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     states = {m.id: m.state for m in router_api.list_models(base, key) or []}
     if states.get(model_id) not in ("loaded", "loading"):
         router_api.load(base, key, model_id)
-    settle(switched, mine, model_id, unload=False)
+    settle(switched, mine, base, model_id, unload=False)
     return mine, model_id
 
