@@ -201,13 +201,16 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
 
 def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, reporter: Reporter, *,
               timeout: float | None, wait: bool, memory: Any = None,
-              cancel: threading.Event | None = None, stops: Any = None) -> Outcome:
-    """Start one created service and wait for it; `cancel` ends the wait (another one failed)."""
+              cancel: threading.Event | None = None, stops: Any = None, released: Any = None) -> Outcome:
+    """Start one created service and wait for it; `cancel` ends the wait (another one failed).
+    `released(service, container id)`: told just before a start that will not be waited on."""
     started = time.monotonic()
     reporter.stage(spec.name, {"noop": "already running", "start": "starting container",
                                "create": "starting container", "recreate": "starting container (recreated)"}
                    [action.kind], 0.0)
     before = runtime.inspect(spec.container)
+    if not wait and released is not None and action.kind != "noop" and before is not None:
+        released(spec.name, before.id)  # nobody waits on it: the watcher counts from its first exit
     if action.kind != "noop":
         runtime.start_container(spec.container)
     if not wait:
@@ -299,10 +302,11 @@ def _run_wave(wave: list[str], submit: Any, cancel: threading.Event,
 def start(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
           lock: Any = None, memory_check: Any = None, recreate: bool = False,
-          stops: Any = None) -> list[Outcome]:
+          stops: Any = None, released: Any = None) -> list[Outcome]:
     """`lock` (a HostLock) is held while planning, checking and creating, never while waiting.
     `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises).
-    `stops()` → {container: when airpods stopped it}: a SIGKILL it sent is not "out of memory"."""
+    `stops()` → {container: when airpods stopped it}: a SIGKILL it sent is not "out of memory".
+    `released(service, container id)`: a service about to start unwaited (see start_one)."""
     order = start_order(specs, selected)
     names = [n for wave in order for n in wave]
     extra = [n for n in names if n not in selected]
@@ -316,7 +320,7 @@ def start(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], selected: li
     for wave in order:
         def submit(pool: ThreadPoolExecutor, n: str) -> Any:
             return pool.submit(start_one, runtime, specs[n], actions[n], reporter, timeout=timeout, wait=wait,
-                               memory=reports.get(n), cancel=cancel, stops=stops)
+                               memory=reports.get(n), cancel=cancel, stops=stops, released=released)
 
         done, failed = _run_wave(wave, submit, cancel)
         outcomes += done

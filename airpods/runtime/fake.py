@@ -10,7 +10,7 @@ from pathlib import Path
 from airpods.errors import RuntimeFailure
 from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.probes.cgroups import ALL, LimitSupport
-from airpods.runtime.port import ContainerState, ContainerUsage, PullProgress
+from airpods.runtime.port import ContainerEvent, ContainerState, ContainerUsage, PullProgress
 
 
 @dataclass
@@ -50,6 +50,7 @@ class FakeRuntime:
     stays_unhealthy: set[str] = field(default_factory=set)  # a restart does not mend these
     image_label_map: dict[str, dict[str, str]] = field(default_factory=dict)  # labels an image carries
     serial: int = 0  # the last container id given (ids are never given twice, as Podman's)
+    event_log: list[ContainerEvent] = field(default_factory=list)  # what `events` streams (then it ends)
 
     def _new_id(self) -> str:
         self.serial += 1
@@ -134,7 +135,7 @@ class FakeRuntime:
             self.containers.pop(cname)
             self.specs.pop(cname, None)
 
-    def stop_pod(self, name: str, timeout: int) -> None:
+    def stop_pod(self, name: str, timeout: int, infra_first: bool = False) -> None:
         if name in self.pods:
             self.pods[name].running = False
         for cname, state in self.containers.items():
@@ -236,3 +237,10 @@ class FakeRuntime:
 
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = value
+
+    def events(self, since: float | None = None) -> Iterator[ContainerEvent]:
+        """The events a test put in `event_log` from `since` on; then the stream ends, as a lost one."""
+        from airpods.errors import RuntimeUnavailable
+
+        yield from (e for e in list(self.event_log) if since is None or e.at >= since)
+        raise RuntimeUnavailable("the fake's event stream ended")

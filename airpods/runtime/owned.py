@@ -257,9 +257,12 @@ class OwnedRuntime:
         if self._own_pod(name, "remove"):
             self.inner.remove_pod(name)
 
-    def stop_pod(self, name: str, timeout: int) -> None:
+    def stop_pod(self, name: str, timeout: int, infra_first: bool = False) -> None:
         if self._own_pod(name, "stop"):
-            self.inner.stop_pod(name, timeout)
+            if infra_first:
+                self.inner.stop_pod(name, timeout, infra_first=True)
+            else:
+                self.inner.stop_pod(name, timeout)
 
     def remove_container(self, name: str) -> None:
         if self._own_container(name, "remove"):

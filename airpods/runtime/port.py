@@ -80,6 +80,18 @@ class ContainerUsage:
 
 
 @dataclass(frozen=True)
+class ContainerEvent:
+    """One thing Podman says happened to a container (its event stream): a wake-up call, never
+    evidence: whoever reacts inspects the container (an event carries its image's labels too)."""
+
+    name: str
+    action: str  # start | died | health_status | remove | ...
+    at: float  # epoch seconds
+    project: str = ""  # the io.airpods.project it claims (only to skip others' events early)
+    exit_code: int | None = None  # a "died" event's containerExitCode
+
+
+@dataclass(frozen=True)
 class PullProgress:
     image: str
     status: str
@@ -105,7 +117,7 @@ class ContainerRuntime(Protocol):
     def pod_labels(self, name: str) -> dict[str, str] | None: ...  # None: no such pod
     def create_pod(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None: ...  # labels: spec.labels
     def remove_pod(self, name: str) -> None: ...  # with its containers; never volumes
-    def stop_pod(self, name: str, timeout: int) -> None: ...
+    def stop_pod(self, name: str, timeout: int, infra_first: bool = False) -> None: ...  # infra_first: a crash loop
     def create_container(self, spec: ServiceSpec, labels: dict[str, str] | None = None) -> None: ...
     def start_container(self, name: str) -> None: ...
     def remove_container(self, name: str) -> None: ...
@@ -118,3 +130,5 @@ class ContainerRuntime(Protocol):
     def run_healthcheck(self, name: str) -> str: ...  # run its check now: healthy | unhealthy | starting
     def stop_container(self, name: str, timeout: int) -> None: ...  # stopped on purpose (no restart)
     def put_secret(self, name: str, value: str) -> None: ...  # Podman's secret store; replaces an older value
+    def events(self, since: float | None = None) -> Iterator[ContainerEvent]: ...  # managed containers' events,
+    # from `since` (epoch) on, as they happen; blocks while nothing happens; raises RuntimeUnavailable when lost

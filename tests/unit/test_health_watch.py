@@ -5,7 +5,9 @@ against the in-memory runtime with a test clock."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
+from dataclasses import replace
 
 from airpods.health.supervisor import HealthPolicy, Ledger, forget, observe, status_fields, watch
 from airpods.orchestrate.events import Silent
@@ -118,7 +120,7 @@ def test_watcher_runs_checks_counts_a_health_restart_with_its_reason(tmp_path):
         if step is None:
             rt.stop_container("a-0", 1)
 
-    watch(rt, "p1", ledger, run_checks=True, clock=clock, sleep=sleep, say=said.append, idle_ticks=2,
+    watch(rt, "p1", ledger, run_checks=True, clock=clock, wait=sleep, say=said.append, idle_for=2,
           parallel=False)
     fields = status_fields(ledger, "a", rt.containers["a-0"].id)
     assert fields["restarts"] == 1, said
@@ -139,8 +141,8 @@ def test_no_checks_are_run_where_systemd_timers_run_them(tmp_path):
         if next(steps, None) is None:
             rt.stop_container("a-0", 1)
 
-    watch(rt, "p1", tmp_path / "p1.json", run_checks=False, clock=clock, sleep=sleep, say=lambda _: None,
-          idle_ticks=1)
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=False, clock=clock, wait=sleep, say=lambda _: None,
+          idle_for=1)
     assert rt.containers["a-0"].health_log == ()
 
 
@@ -178,8 +180,8 @@ def test_other_projects_and_containers_without_a_check_are_not_watched(tmp_path)
     def sleep(_: float) -> None:
         clock.now += 5.0
 
-    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, sleep=sleep, say=lambda _: None,
-          idle_ticks=3, parallel=False)
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, wait=sleep, say=lambda _: None,
+          idle_for=3, parallel=False)
     assert rt.containers["b-0"].health_log == () and rt.containers["b-0"].running
     assert not (tmp_path / "p1.json").exists() or "b" not in json.loads((tmp_path / "p1.json").read_text())
 
@@ -211,8 +213,8 @@ def test_a_recreated_container_is_checked_on_its_own_interval_not_the_old_ones(t
         if step is None:
             rt.stop_container("a-0", 1)
 
-    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, sleep=sleep, say=lambda _: None,
-          idle_ticks=1, parallel=False)
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, wait=sleep, say=lambda _: None,
+          idle_for=1, parallel=False)
     assert len(rt.containers["a-0"].health_log) >= 4  # ~12 s at 2 s; on the old 30 s schedule: none
 
 
@@ -267,3 +269,109 @@ health = { path = "/", interval = 0 }
     assert result.code == 0, result.text
     [spec] = [s for s in fake.specs.values() if s.name == "web"]
     assert fake.containers[spec.container].running and spec.health.check == ""
+
+
+def test_the_watcher_sleeps_until_the_next_check_is_due_not_a_tick(tmp_path):
+    """Issue 42: one healthy service, interval 30 s, no pins: between two looks it asks to sleep
+    until its check is due (the polling watcher looked every 0.5 s)."""
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", interval=30.0))
+    clock, asked, looks = Clock(), [], []
+    real_list = rt.list_managed
+
+    def counted() -> list:
+        looks.append(clock.now)
+        return real_list()
+
+    rt.list_managed = counted  # type: ignore[method-assign]
+
+    def wait(seconds: float) -> list:
+        asked.append(seconds)
+        clock.now += seconds
+        if len(asked) == 4:
+            rt.stop_container("a-0", 1)
+        return []
+
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, wait=wait, say=lambda _: None,
+          idle_for=30, parallel=False)
+    assert asked[:3] == [30.0, 30.0, 30.0], asked
+    assert len(rt.containers["a-0"].health_log) == 3  # one check each time one was due
+    assert len(looks) == 6  # the first, 3 checks, the one that finds it stopped, the end 30 s later: no polling
+
+
+def test_a_crash_loop_after_a_start_that_did_not_wait_is_counted_from_that_start(tmp_path):
+    """Issue 40, item 1: `forget` after a --no-wait start counts from Podman's 0 even when the
+    container was between two restarts as the start looked; the watcher then stops it."""
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", max_restarts=2))
+    ledger_path = tmp_path / "p1.json"
+    state = rt.containers["a-0"]
+    rt.containers["a-0"] = replace(state, status="exited", exit_code=3, restart_count=2)  # as the start looked
+    with Ledger.locked(ledger_path) as ledger:
+        forget(ledger, {"a": rt.containers["a-0"]}, {"a"})
+    rt.containers["a-0"] = replace(rt.containers["a-0"], status="running", restart_count=3,
+                                   started_at=(state.started_at or 0) + 1)
+    clock, said = Clock(), []
+    watch(rt, "p1", ledger_path, run_checks=False, clock=clock, wait=lambda s: setattr(clock, "now", clock.now + s),
+          say=said.append, idle_for=5, parallel=False)
+    fields = status_fields(ledger_path, "a", rt.containers["a-0"].id)
+    assert fields["restarts"] == 3 and fields["gave_up"], (fields, said)
+    assert "code 3" in fields["last_failure"]["reason"]
+    assert not rt.containers["a-0"].running
+
+
+def test_a_hold_of_a_start_that_was_killed_holds_nothing(tmp_path):
+    """Issue 40, item 6: a killed start's 900 s hold ends with its process."""
+    import subprocess
+    import sys
+
+    from airpods.health.supervisor import hold, holder_alive, release_dead_holds
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    ledger = Ledger(tmp_path / "p1.json")
+    hold(ledger, ["a", "never-created"], 1000.0, holder=gone.pid)
+    hold(ledger, ["b"], 1000.0, holder=os.getpid())
+    assert not holder_alive(gone.pid) and holder_alive(os.getpid())
+    release_dead_holds(ledger)
+    assert ledger.records["a"].hold_until == 0.0 and ledger.records["never-created"].hold_until == 0.0
+    assert ledger.records["b"].hold_until == 1900.0
+
+
+def test_halt_stops_again_what_the_restart_policy_brought_back():
+    """Podman 4.3: a stop between an exit and its restart does not stick; halt stops until quiet."""
+    from airpods.health.supervisor import halt
+
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a"))
+    comebacks = iter([True, True, False])
+    real_stop = rt.stop_container
+
+    def stop(name: str, timeout: int) -> None:
+        real_stop(name, timeout)
+        if next(comebacks):  # the restart policy started it again just after
+            rt.containers[name] = replace(rt.containers[name], status="running", restart_count=1)
+
+    rt.stop_container = stop  # type: ignore[method-assign]
+    halt(rt, rt.containers["a-0"], sleep=lambda _: None)
+    assert not rt.containers["a-0"].running
+
+
+def test_the_event_feed_wakes_at_an_event_and_comes_back_after_a_lost_stream():
+    import time
+
+    from airpods.health.feed import LOST, EventFeed
+    from airpods.runtime.port import ContainerEvent
+
+    rt = FakeRuntime()
+    rt.event_log = [ContainerEvent("a-0", "died", time.time() + 1, "p1"),
+                    ContainerEvent("x-0", "died", time.time() + 1, "other")]
+    said: list[str] = []
+    feed = EventFeed(rt, "p1", say=said.append, pause=0.01).start()
+    got = feed.wait(5)
+    while LOST not in got:
+        got += feed.wait(5)
+    assert got[0].name == "a-0" and all(e.name != "x-0" for e in got)
+    assert any("event stream" in line for line in said)
+    assert feed.wait(5)  # it tries again: the stream (ended) is read once more, then lost again
+    assert feed.reconnects >= 1

@@ -141,7 +141,7 @@ def test_the_watcher_keeps_only_airpods_own_routers_pins_and_reads_no_file_a_lab
                 raise StopIteration
 
         with pytest.raises(StopIteration):
-            watch(owned, "p1", tmp_path / "p1.json", run_checks=False, tick=0.1, sleep=sleep, say=said.append,
+            watch(owned, "p1", tmp_path / "p1.json", run_checks=False, wait=sleep, say=said.append,
                   key_of=lambda service: f"probe-key-of-{service}")
     assert ours.requests and all(p == "/tokenize" for _, p, _, _ in ours.requests)
     assert ours.requests[0][2]["Authorization"] == "Bearer probe-key-of-router"  # the key from airpods' folder

@@ -101,41 +101,63 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
         # Dependencies start too: every checked service this start may touch is held while it works,
-        # and those it (re)started get a new count after it (a watcher may still run: a service it stopped).
+        # and those it (re)started get a new count after it. The watcher is there before anything
+        # starts (a crash loop after --no-wait is counted from its first exit; a start killed
+        # midway leaves it watched, and its hold ends with its process).
         watched = [n for wave in start_order(specs, selected) for n in wave if specs[n].health.check]
-        before, after = {n: runtime.inspect(specs[n].container) for n in watched}, {}
+        before, after, outcomes = {n: runtime.inspect(specs[n].container) for n in watched}, {}, []
         if watched:
             _hold(app, specs[watched[0]].project, watched)
+            if getattr(runtime, "shared", False):
+                from airpods.cli.commands.watch import spawn
+
+                spawn(app, specs[watched[0]].project)
+        released: set[str] = set()
+
+        def release(service: str, container_id: str) -> None:
+            if service in watched:
+                _release(app, specs[service].project, service, container_id)
+                released.add(service)
+
         try:
             outcomes = start_services(runtime, specs, selected, reporter, network=network,
                                       models_volume=settings["models_volume"], timeout=timeout,
                                       wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
-                                      recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)))
+                                      recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)),
+                                      released=release)
         finally:
             if watched:
-                after = {n: runtime.inspect(specs[n].container) for n in watched}
-                _new_chance(app, specs[watched[0]].project, after, before)
-    if any(s is not None and s.running for s in after.values()) and getattr(runtime, "shared", False):
-        from airpods.cli.commands.watch import spawn
-
-        spawn(app, specs[watched[0]].project)
+                after = {n: runtime.inspect(specs[n].container) for n in watched if n not in released}
+                _new_chance(app, specs[watched[0]].project, after, before, {o.service for o in outcomes})
     return outcomes
 
 
 def _hold(app: Application, project: str, services: list[str]) -> None:
     """Before a start: a watcher still running keeps its hands off these services meanwhile."""
+    import os
     import time
 
     from airpods.health.supervisor import Ledger, hold
     from airpods.paths import health_ledger
 
     with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        hold(ledger, services, time.time())
+        hold(ledger, services, time.time(), holder=os.getpid())
 
 
-def _new_chance(app: Application, project: str, after: dict, before: dict) -> None:
+def _release(app: Application, project: str, service: str, container_id: str) -> None:
+    """Just before an unwaited start (--no-wait): the watcher counts this container's restarts
+    from Podman's 0 on, and may stop it, from its first exit (a crash loop is ~10 a second)."""
+    from airpods.health.supervisor import Ledger, Record
+    from airpods.paths import health_ledger
+
+    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
+        ledger.records[service] = Record(container_id)
+
+
+def _new_chance(app: Application, project: str, after: dict, before: dict, done: set[str]) -> None:
     """After a start: those it (re)started end a row of restarts (a service the watcher stopped)
-    and are counted from here; the others are the watcher's again, as they were."""
+    and are counted from here (from Podman's 0, for those it started and did not fail: `done`);
+    the others are the watcher's again, as they were."""
     from airpods.health.supervisor import Ledger, forget
     from airpods.paths import health_ledger
 
@@ -143,7 +165,7 @@ def _new_chance(app: Application, project: str, after: dict, before: dict) -> No
         started = {n: s for n, s in after.items()
                    if s is None or before.get(n) is None or s.id != before[n].id
                    or s.started_at != before[n].started_at}
-        forget(ledger, started)
+        forget(ledger, started, {n for n in started if n in done})
         for name in set(after) - set(started):
             if name in ledger.records:
                 ledger.records[name].hold_until = 0.0

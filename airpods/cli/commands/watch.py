@@ -9,17 +9,17 @@ from airpods.cli.application import Application, pass_app
 
 @click.command(hidden=True)
 @click.option("--project", required=True, help="The project whose services are watched.")
-@click.option("--tick", type=click.FloatRange(min=0.1), default=0.5, show_default=True,
-              help="Seconds between looks.")
 @pass_app
-def watch(app: Application, project: str, tick: float) -> None:
+def watch(app: Application, project: str) -> None:
     """Watch a project's services after `airpods start`: run their health checks where Podman's
     systemd timers cannot, count restarts (`airpods status`), and stop a service after
-    health.max_restarts restarts in a row. One per project; it ends when they are all stopped."""
+    health.max_restarts restarts in a row. It waits on Podman's event stream and sleeps between
+    checks. One per project; it ends when they are all stopped."""
     import fcntl
     import os
     import time
 
+    from airpods.health.feed import EventFeed
     from airpods.health.supervisor import watch as watch_loop
     from airpods.health.supervisor import watched
     from airpods.orchestrate import stops
@@ -28,8 +28,9 @@ def watch(app: Application, project: str, tick: float) -> None:
 
     ledger = health_ledger(app.environ, project)
     private_folder(ledger.parent)
-    stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S"), text, flush=True)  # noqa: E731
+    stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}", text, flush=True)  # noqa: E731,E501
     run_checks = not timers_available(app.environ, os.geteuid())
+    feed = None
     with open(ledger.with_suffix(".pid"), "a+") as pid:
         # A watcher that is just ending lets go of the lock and looks once more; this one waits a
         # little for it, so that a start racing with that end is never left without a watcher.
@@ -38,18 +39,58 @@ def watch(app: Application, project: str, tick: float) -> None:
             pid.truncate()
             pid.write(f"{os.getpid()}\n")
             pid.flush()
+            if feed is None:  # this project's watcher: from here on Podman tells it what happens
+                feed = EventFeed(app.runtime, project, say=stamp).start()
+                report = _reporter(ledger.with_suffix(".state.json"), feed)
             stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
-            # Ends after 30 s with nothing running, stopping or restarting: a restart is never that
-            # long between "exited" and "running" (a frozen process sits out its stop timeout as
-            # "stopping").
-            watch_loop(app.runtime, project, ledger, run_checks=run_checks, tick=tick, say=stamp,
-                       idle_ticks=int(30 / tick), stopped=lambda name: stops.record(stops_path(app.environ), [name]),
-                       key_of=_probe_keys(app))
+            # Ends after 30 s with nothing running, stopping or restarting, nor held by a start at
+            # work: a restart is never that long between "exited" and "running" (a frozen process
+            # sits out its stop timeout as "stopping").
+            watch_loop(app.runtime, project, ledger, run_checks=run_checks, wait=feed.wait, say=stamp,
+                       idle_for=30.0, stopped=lambda name: stops.record(stops_path(app.environ), [name]),
+                       key_of=_probe_keys(app), report=report, subscribe=feed.subscribe)
             fcntl.flock(pid, fcntl.LOCK_UN)
-            if not any(s.running for _, s, _ in watched(app.runtime.list_managed(), project)):
+            if not any(s.running for _, s, _ in watched(app.runtime.list_managed(), project)) \
+                    and not _held(ledger):
                 stamp("nothing of the project runs: done")
                 return
             stamp("the project runs again")
+
+
+def _held(ledger) -> bool:
+    """A live start holds one of the project's services (it began just as this watcher ended)."""
+    import time
+
+    from airpods.health.supervisor import Ledger, release_dead_holds
+
+    with Ledger.locked(ledger) as records:
+        release_dead_holds(records)
+        return any(r.hold_until > time.time() for r in records.records.values())
+
+
+def _reporter(path, feed):
+    """What `airpods doctor` reads of this watcher: its CPU time over the last minutes (samples
+    at each look), what it waits for next, and how many events it had (written 0600)."""
+    import json
+    import os
+    import time
+
+    samples: list[tuple[float, float]] = []
+
+    def report(when: float, what: str) -> None:
+        now = time.time()
+        samples.append((now, time.process_time()))
+        while len(samples) > 2 and samples[1][0] < now - 300:  # keep one older than 5 min at most
+            samples.pop(0)
+        data = {"pid": os.getpid(), "next": {"at": when, "what": what}, "cpu_samples": samples,
+                "events": feed.events, "reconnects": feed.reconnects}
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(data, out)
+        os.replace(tmp, path)
+
+    return report
 
 
 def _probe_keys(app: Application):
@@ -81,16 +122,33 @@ def _take(lock, tries: int) -> bool:
     return False  # another watcher has this project
 
 
+def running_watcher(ledger) -> bool:
+    """Whether a watcher holds the project's pid file lock now."""
+    import fcntl
+
+    try:
+        with open(ledger.with_suffix(".pid"), "a+") as pid:
+            fcntl.flock(pid, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(pid, fcntl.LOCK_UN)
+    except OSError:
+        return True
+    return False
+
+
 def spawn(app: Application, project: str) -> None:
-    """Leave a watcher running for the project (it exits at once if one already is)."""
+    """Leave a watcher running for the project, unless one runs (one ending just now looks again,
+    and sees the hold of the start that calls this)."""
     import os
     import subprocess
     import sys
 
     from airpods.paths import health_ledger, private_folder
 
-    log = health_ledger(app.environ, project).with_suffix(".log")
-    private_folder(log.parent)
+    ledger = health_ledger(app.environ, project)
+    private_folder(ledger.parent)
+    if running_watcher(ledger):
+        return
+    log = ledger.with_suffix(".log")
     argv = [sys.executable, "-m", "airpods"]
     if app.config_path:
         argv += ["--config", app.config_path]
