@@ -1,16 +1,20 @@
 """The llama.cpp model volume: import, list, remove GGUF files, with a sha256 manifest.
 
 Files are written through the volume's mountpoint on this host (Podman's local volume driver),
-as `.<name>.part` first and renamed when complete, so a container never sees half a model."""
+as `.<name>.part` first (an import: `.<name>.import-<pid>.part`) and renamed when complete, so a
+container never sees half a model. The manifest changes under a lock (`.airpods-models.lock`)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +27,7 @@ if TYPE_CHECKING:
     from airpods.runtime.port import ContainerRuntime
 
 MANIFEST = ".airpods-models.json"
+MANIFEST_LOCK = ".airpods-models.lock"
 CHUNK = 4 << 20
 Progress = Callable[[int, int | None], None]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*\.gguf\Z")
@@ -64,6 +69,16 @@ def inside(root: Path, name: str) -> Path:
     return path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: its part is not ours to judge
+        return True
+    return True
+
+
 def is_projector(name: str) -> bool:
     return name.lower().startswith("mmproj")
 
@@ -88,6 +103,7 @@ def projectors(root: Path) -> dict[str, str]:
 
 class ModelStore:
     def __init__(self, runtime: ContainerRuntime, volume: str, labels: dict[str, str] | None = None):
+        self.cleared: list[tuple[str, int]] = []  # stale partial imports the last import removed
         self.runtime = runtime
         self.volume = volume
         self.labels = labels  # stamped on the volume when airpods creates it
@@ -107,21 +123,44 @@ class ModelStore:
     def _manifest(self, root: Path) -> dict[str, dict[str, Any]]:
         return read_manifest(root)
 
+    @staticmethod
+    @contextlib.contextmanager
+    def _changing(root: Path) -> Iterator[dict[str, dict[str, Any]]]:
+        """Read, change, write the manifest under a lock: imports, pulls and removals at once each
+        keep the others' entries (without it, 8 imports at once lost entries every time)."""
+        with open(root / MANIFEST_LOCK, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = read_manifest(root)
+            yield data
+            ModelStore._write_manifest(root, data)
+
     def _record(self, root: Path, name: str, **fields: Any) -> None:
-        data = self._manifest(root)
-        data[name] = {**fields, "recorded_at": int(time.time())}
-        self._write_manifest(root, data)
+        with self._changing(root) as data:
+            data[name] = {**fields, "recorded_at": int(time.time())}
 
     @staticmethod
     def _write_manifest(root: Path, data: dict) -> None:
-        """Write-then-rename: a failed write (a full disk) leaves the old manifest as it was."""
-        tmp = root / (MANIFEST + ".tmp")
+        """Write-then-rename, through a name of this writer's own: a failed write (a full disk)
+        leaves the old manifest as it was."""
+        tmp = root / f".{MANIFEST}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
             tmp.replace(root / MANIFEST)
         except OSError:
             tmp.unlink(missing_ok=True)
             raise
+
+    def clear_stale_imports(self, root: Path) -> list[tuple[str, int]]:
+        """Remove the partial files of imports whose process is gone (killed midway): (name,
+        bytes) each. A pull's `.NAME.part` is never touched: it is kept to resume."""
+        removed = []
+        for part in root.glob(".*.import-*.part"):
+            pid = part.name.rsplit(".import-", 1)[1].removesuffix(".part")
+            if pid.isdigit() and not _alive(int(pid)) and part.is_file() and not part.is_symlink():
+                size = part.stat().st_size
+                part.unlink(missing_ok=True)
+                removed.append((part.name, size))
+        return removed
 
     # operations ---------------------------------------------------------------------------
     def import_file(self, src: Path, name: str | None = None, progress: Progress | None = None,
@@ -140,7 +179,8 @@ class ModelStore:
             raise UsageError(f"{name} is already in the model volume {self.volume}",
                              hint="use --force to replace it, or --name to import under another name")
         total = src.stat().st_size
-        part = root / f".{name}.part"
+        self.cleared = self.clear_stale_imports(root)
+        part = root / f".{name}.import-{os.getpid()}.part"  # its own: imports of one name at once
         digest = hashlib.sha256()
         done = 0
         try:
@@ -200,11 +240,11 @@ class ModelStore:
         if path is None or not path.is_file():
             have = ", ".join(e.file for e in self.list()) or "none"
             raise UsageError(f"{name} is not in the model volume {self.volume} (models: {have})")
-        data = self._manifest(root)
-        for part in split_parts(name):  # a split model goes whole
-            inside(root, part).unlink(missing_ok=True)
-            data.pop(part, None)
-        self._write_manifest(root, data)  # its projector stays: another quantization may use it
+        with self._changing(root) as data:
+            for part in split_parts(name):  # a split model goes whole
+                inside(root, part).unlink(missing_ok=True)
+                data.pop(part, None)
+        # its projector stays: another quantization may use it
 
     def has(self, root: Path, name: str, sha256: str | None) -> bool:
         """Whether `name` is here already, with this sha256 (a pull of a split model resumes)."""
@@ -221,9 +261,8 @@ class ModelStore:
                                  hint="free space (airpods models rm NAME), or pick a smaller quantization")
 
     def set_projector(self, root: Path, model: str, mmproj: str) -> None:
-        data = self._manifest(root)
-        data.setdefault(model, {})["mmproj"] = mmproj
-        self._write_manifest(root, data)
+        with self._changing(root) as data:
+            data.setdefault(model, {})["mmproj"] = mmproj
 
     def record_download(self, root: Path, name: str, sha256: str, size: int, source: str, *,
                         verified: bool) -> None:

@@ -52,8 +52,11 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
     store = store_of(app, service)
     with app.terminal.bytes_progress(f"importing {path.name}") as progress:
         entry = store.import_file(path, name, progress, force=force)
+    for part, size in store.cleared:
+        app.terminal.info(f"removed {part} ({size_text(size)}): what an import that was killed had written")
     app.terminal.success(f"imported {entry.file} into {store.volume} ({size_text(entry.size)}, "
-                         f"{entry.architecture or '?'} {entry.quantization or ''}, sha256 {entry.sha256[:12]}…)")
+                         f"{entry.architecture or '?'} {entry.quantization or ''}, "
+                         f"sha256 {(entry.sha256 or '?')[:12]}…)")
 
 
 @models.command("list")
@@ -64,6 +67,9 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     """List the models in the volume: file, size, architecture, quantization."""
     store = store_of(app, service)
     entries = store.list()
+    root = store.root(create=False)
+    for part, size in store.clear_stale_imports(root) if root else ():
+        app.terminal.info(f"removed {part} ({size_text(size)}): what an import that was killed had written")
     if as_json:
         app.terminal.print_json([e.to_json() for e in entries])
         return
@@ -77,7 +83,6 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
 
     spec = llama_spec(app, app.specs(create_secrets=False), service)
     shape = shape_from_argv(() if spec is None else model_argv(spec.router) if spec.router else spec.command)
-    root = store.root(create=False)
 
     def est(name: str) -> str:
         facts = model_facts(root, name, app.facts_cache) if root else None
