@@ -95,7 +95,7 @@ def test_full_volume_import_keeps_nothing_partial_and_manifest_intact(store, tmp
         store.import_file(second)
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert "no space left" in str(err.value.message) and "intact" in err.value.message
-    assert sorted(p.name for p in root.iterdir()) == [".airpods-models.json", "first.gguf"]
+    assert sorted(p.name for p in root.iterdir()) == [".airpods-models.json", ".airpods-models.lock", "first.gguf"]
     assert (root / ".airpods-models.json").read_text() == manifest
 
 
