@@ -29,6 +29,12 @@ def lock_path(environ: Mapping[str, str] = os.environ) -> Path:
     return data_dir(environ) / "start.lock"
 
 
+def router_lock(environ: Mapping[str, str], project: str, service: str) -> Path:
+    """The lock `airpods run` holds while it adds a model to a router: its preset is read, changed,
+    written and read again by the router as one step (two runs at once lost a model)."""
+    return data_dir(environ) / "routers" / f"{project}-{service}.lock"
+
+
 def failures_path(environ: Mapping[str, str] = os.environ) -> Path:
     """Why a service last failed to start (out of memory), for `status`."""
     return data_dir(environ) / "failures.json"

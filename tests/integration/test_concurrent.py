@@ -87,3 +87,40 @@ def volume_dir_after_create(cli, path: str, prun, tmp_path: Path) -> Path:
     assert cli("--config", path, "models", "import", str(seed)).code == 0
     assert cli("--config", path, "models", "rm", "seed.gguf", "--yes").code == 0
     return volume_dir(prun.models_volume)
+
+
+ROUTER = """
+[services.rtr]
+kind = "llamacpp"
+mode = "router"
+images = {{ cpu = "localhost/airpods-test/llama.cpp:server" }}
+ports = [{{ host = {port}, container = 8080 }}]
+default_model = "base"
+[services.rtr.models.base]
+file = "base.gguf"
+"""
+
+
+def test_models_use_at_once_on_a_router_keep_every_change(prun, cli, write_config, tmp_path):
+    """Issue 40, item 4: both exited 0 and printed a diff; one table was lost. Three rounds of
+    four at once."""
+    from tests.podman_env import free_port
+
+    path = write_config(prun.header() + ROUTER.format(port=free_port()))
+    names = [f"use{i:02d}.gguf" for i in range(12)]
+    for name in ["base.gguf", *names]:
+        source = tmp_path / name
+        fake_gguf(source)
+        assert cli("--config", path, "models", "import", str(source)).code == 0
+    for round_ in range(3):
+        batch = names[round_ * 4:(round_ + 1) * 4]
+        procs = [airpods("--config", path, "models", "use", n, "--service", "rtr") for n in batch]
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(code == 0 for code, _ in results), results
+    text = Path(path).read_text()
+    missing = [n for n in names if f'file = "{n}"' not in text]
+    assert not missing, text
+    import tomllib
+
+    models = tomllib.loads(text)["services"]["rtr"]["models"]
+    assert sorted(m["file"] for m in models.values()) == sorted(["base.gguf", *names])

@@ -56,7 +56,12 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     question = None if wants_interactive(prompt) else question_from(prompt)  # read stdin before the long work
     model = ensure_model(app, specs, spec, ref, revision, force=force)
     if spec.router is not None:
-        running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force)
+        from airpods.orchestrate.lock import HostLock
+        from airpods.paths import router_lock
+
+        with HostLock(router_lock(app.environ, app.project, spec.name), on_wait=lambda: app.terminal.info(
+                f"waiting for another airpods run to finish adding its model to {spec.name}")):
+            running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force)
         bye = (f"{model_id} stays loaded in {running.name}: airpods models unload {model_id}; "
                f"airpods stop {running.name}")
     else:
@@ -123,7 +128,31 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
         base = serving_base(app.runtime, mine)
     states = {m.id: m.state for m in router_api.list_models(base, key) or []}
     if states.get(model_id) not in ("loaded", "loading"):
-        router_api.load(base, key, model_id)
+        _load_when_room(app, mine, base, key, model_id)
     settle(switched, mine, base, model_id, unload=False)
     return mine, model_id
 
+
+
+def _load_when_room(app: Application, spec, base: str, key: str | None, model_id: str) -> None:
+    """Ask the router to load the model; while its every slot is taken by models that are busy
+    (another `run` loading one: "model limit reached, try again later"), ask again."""
+    import time
+
+    from airpods.errors import RuntimeFailure
+    from airpods.health import router_api
+
+    deadline, pause, said = time.monotonic() + spec.health.timeout, 0.25, False
+    while True:
+        try:
+            router_api.load(base, key, model_id)
+            return
+        except RuntimeFailure as exc:
+            if "limit reached" not in exc.message or time.monotonic() + pause > deadline:
+                raise
+            if not said:
+                app.terminal.info(f"{spec.name} has as many models loaded as it may ({exc.message.split(': ')[-1]}); "
+                                  "waiting for one to be idle")
+                said = True
+        time.sleep(pause)
+        pause = min(pause * 2, 2.0)
