@@ -140,6 +140,22 @@ def test_stop_and_clean_work_with_a_config_that_does_not_validate(rt, cli, write
     assert cli("--config", path, "clean").code == 0 and rt.containers == {}
 
 
+def test_status_shows_what_runs_under_the_config_error_while_the_file_is_not_toml(rt, cli, write_config):
+    """Issue 40, item 5: status said only the error (exit 2), while stop and logs found the same
+    containers by their labels."""
+    path = web(write_config)
+    assert cli("--config", path, "start", "web", "--no-wait").code == 0
+    Path(path).write_text(Path(path).read_text() + "\n[services.web\nbroken = \n")
+    result = cli("--config", path, "status")
+    assert result.code == 2, result.text
+    lines = result.err.splitlines()
+    assert "found by its labels" in lines[0] and "config" in lines[0].lower()  # the error first
+    assert "web" in result.out and "running" in result.out
+    [row] = json.loads(cli("--config", path, "status", "--json").out)
+    assert row["service"] == "web" and row["state"] == "running" and row["container"] == "web-0"
+    assert "Traceback" not in result.text
+
+
 def test_a_probe_change_alone_does_not_recreate_a_running_container(rt, cli, write_config, monkeypatch):
     text = WEB.format(project='project = "p"', pod="web", port=free_port()).replace(
         '[services.llamacpp]\nenabled = false', '[services.llamacpp]\nenabled = true')

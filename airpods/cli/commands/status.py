@@ -39,7 +39,10 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """
     from airpods.orchestrate.status import status as get_status
 
-    specs = app.specs(create_secrets=False)
+    specs, problem = app.specs_or_none()
+    if problem:  # what runs is found by its labels, as stop and logs find it; then exit 2
+        _by_labels(app, problem, services, as_json)
+        return
     running = app.running()
     known = {r.service for r in running}
     if services:  # a name may also be an orphan's, known only from what runs
@@ -106,6 +109,39 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
         app.terminal.info(f"gateway {specs[name].url}: " + (f"CA SHA-256 {fp}; clients trust it with "
                           "airpods keys ca -o airpods-ca.pem" if fp else "its own certificate, or no CA made yet")
                           + "; keys: airpods keys list")
+
+
+def _by_labels(app: Application, problem: str, services: tuple[str, ...], as_json: bool) -> None:
+    """The config does not load: say so first, then show what this project runs (from the sealed
+    labels of its containers: no plan to compare with), and exit 2."""
+    import time
+
+    from airpods.errors import ConfigError
+    from airpods.health.supervisor import status_fields
+    from airpods.paths import health_ledger
+
+    app.terminal.warning(f"{problem}; showing what project '{app.project}' runs, found by its labels")
+    rows = []
+    for r in app.running():
+        if r.state.infra or (services and r.service not in services):
+            continue
+        watched = status_fields(health_ledger(app.environ, app.project), r.service, r.state.id)
+        rows.append({"service": r.service, "state": r.state.state, "health": r.state.health or "unknown",
+                     "url": r.url, "image": r.state.image, "pod": r.pod, "container": r.state.name,
+                     "model": r.model, "project": r.project, "restarts": watched["restarts"],
+                     "last_failure": watched["last_failure"],
+                     "uptime": time.time() - r.state.started_at if r.state.running and r.state.started_at else None})
+    if as_json:
+        app.terminal.print_json([{k: v for k, v in row.items() if k != "uptime"} for row in rows])
+    elif rows:
+        app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "MODEL", "IMAGE"],
+                           [[x["service"], x["state"] + (f", {x['restarts']} restarts" if x["restarts"] else ""),
+                             x["health"], x["url"] or "-", _uptime(x["uptime"]), x["model"] or "-", x["image"]]
+                            for x in rows])
+    else:
+        app.terminal.info(f"nothing of project '{app.project}' is in Podman")
+    raise ConfigError("the config does not load, so only what runs is shown (above), not the plan",
+                      hint="fix the config as the warning says; airpods config validate checks it")
 
 
 def _ca_fingerprint(app: Application, spec) -> str | None:
