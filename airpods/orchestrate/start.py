@@ -212,7 +212,7 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
     if not wait and released is not None and action.kind != "noop" and before is not None:
         released(spec.name, before.id)  # nobody waits on it: the watcher counts from its first exit
     if action.kind != "noop":
-        runtime.start_container(spec.container)
+        _start_or_converge(runtime, spec, reporter, memory)
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
     try:
@@ -234,6 +234,26 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
         return Outcome(spec.name, action.kind, "running", spec.url, None, "healthy (already running)")
     reporter.stage(spec.name, "healthy", seconds)
     return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
+
+
+def _start_or_converge(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter, memory: Any) -> None:
+    """Start the container. One that a start interrupted by the Podman API's death left half-made
+    (the OCI runtime has its state, Podman's record does not: "container with given ID already
+    exists", measured on Podman 4.3 by killing the API service as conmon appeared) is ours to
+    converge: running after all, it is taken as it is; else it is made again and started."""
+    try:
+        runtime.start_container(spec.container)
+        return
+    except RuntimeFailure as exc:
+        if "already exists" not in exc.message:
+            raise
+    state = runtime.inspect(spec.container)
+    if state is not None and state.running:
+        return
+    reporter.stage(spec.name, "making again what an interrupted start left half-made", 0.0)
+    stamped = replace(spec, memory_estimate=memory.estimate.total) if memory is not None else spec
+    create(runtime, stamped, Action(spec.name, "recreate", "half-made by an interrupted start"))
+    runtime.start_container(spec.container)
 
 
 def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,

@@ -24,13 +24,13 @@ from airpods.plan.spec import LABEL_MANAGED, ServiceSpec
 from airpods.probes.cgroups import LimitSupport, limit_support
 from airpods.runtime.podman_wire import (
     API,
-    INSTALL_HINT,
     OCI_HINT,
     UnixHTTPConnection,
     broken_stream_errors,
     container_kwargs,
     container_state,
     is_not_found,
+    lost_hint,
     message_of,
     pod_start_causes,
     start_refused,
@@ -94,7 +94,7 @@ class PodmanRuntime:
         return response.status, data
 
     def _unreachable(self, detail: object) -> RuntimeUnavailable:
-        return RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {detail}", hint=INSTALL_HINT)
+        return RuntimeUnavailable(f"cannot reach the Podman API at {self.url}: {detail}", hint=lost_hint(self.url))
 
     def _exists(self, kind: str, name: str) -> bool:
         return self._get(f"/{kind}/{quote(name, safe='')}/exists")[0] == 204
@@ -356,7 +356,7 @@ class PodmanRuntime:
             if pending:
                 yield pending
             raise RuntimeUnavailable(f"lost the connection to the Podman API at {self.url} while reading "
-                                     f"the log of {name}: {message_of(exc)[:200]}", hint=INSTALL_HINT) from exc
+                                     f"the log of {name}: {message_of(exc)[:200]}", hint=lost_hint(self.url)) from exc
         if pending:
             yield pending
 

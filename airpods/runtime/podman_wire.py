@@ -15,6 +15,20 @@ from airpods.runtime.port import ContainerState, ContainerUsage, HealthRun
 INSTALL_HINT = ("install Podman (Debian/Ubuntu: sudo scripts/setup-podman.sh, or apt-get install "
                 "podman netavark aardvark-dns catatonit); see https://podman.io/docs/installation")
 
+
+
+def lost_hint(url: str) -> str:
+    """What to do when the API stopped answering: on a machine with Podman installed it went away
+    (its service stopped or was killed), so install advice would mislead."""
+    import shutil
+
+    if shutil.which("podman") is None:
+        return INSTALL_HINT
+    return (f"the Podman API service at {url} stopped answering (stopped, killed or restarted); run the "
+            "command again: airpods starts a private service when none answers, and a start converges "
+            "what an interrupted one left half-made")
+
+
 API = "/v4.0.0/libpod"
 OCI_HINT = ("the container runtime (runc or crun) failed before the program ran; an old runc on a newer "
             "kernel does this: try crun, or a newer runc ([engine] runtime in /etc/containers/containers.conf), "
