@@ -63,7 +63,8 @@ health = {{ interval = 0 }}
     assert shutil.which("podman") and "install Podman" not in err, err
     api = service(sock)
     try:
-        again = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=120)
+        again = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ), timeout=120,
+                               check=False)
         assert again.returncode == 0, again.stderr
         assert "already exists" not in again.stderr
         status = podman("inspect", "--format", "{{.State.Status}}", f"{name}-0", check=False).stdout.strip() or \
