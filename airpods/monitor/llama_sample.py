@@ -85,7 +85,10 @@ class Activity:
                 "slots_busy": self.slots_busy, "slots_total": self.slots_total, "slots": self.contexts}
 
 
-def activity(before: Reading, after: Reading) -> Activity:
+def activity(before: Reading, after: Reading, unified: bool = False) -> Activity:
+    """`unified`: the slots share one cache, and each reports its size as its n_ctx; the KV
+    capacity is then that size once, not the slots' sum (top said 9 % of 16,384 for a cache of
+    4,096 with 1,479 tokens in it)."""
     wall = max(after.at - before.at, 1e-6)
     contexts = []
     for s in after.slots:
@@ -98,5 +101,7 @@ def activity(before: Reading, after: Reading) -> Activity:
         prompt_tps=_counted(before, after, "prompt_tokens_total") / wall,
         generation_tps=generated(before, after) / wall,
         slots_busy=len(contexts), slots_total=len(after.slots),
-        kv_used=sum(c["tokens"] for c in contexts), kv_total=sum(_n(s.get("n_ctx")) for s in after.slots),
+        kv_used=sum(c["tokens"] for c in contexts),
+        kv_total=(max((_n(s.get("n_ctx")) for s in after.slots), default=0) if unified
+                  else sum(_n(s.get("n_ctx")) for s in after.slots)),
         contexts=contexts)

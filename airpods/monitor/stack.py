@@ -35,13 +35,16 @@ def _watches(spec: Any, have: Any) -> tuple[list[Watch], str | None]:
         return [], f"its container does not publish {base} (the config changed since it started)"
     key = spec.env.get("LLAMA_API_KEY")
     if spec.router is None:
-        return [Watch(spec.name, base, key)], None
+        return [Watch(spec.name, base, key, unified=spec.llama is not None and spec.llama.shape.kv_unified)], None
     from airpods.health.router_api import list_models
+    from airpods.plan.memory import shape_from_argv
+    from airpods.plan.router import model_argv
 
     models = list_models(base, key)
     if models is None:
         return [], f"the router does not answer at {base}"
-    return [Watch(spec.name, base, key, m.id) for m in models if m.state == "loaded"], None
+    return [Watch(spec.name, base, key, m.id, shape_from_argv(model_argv(spec.router, m.id)).kv_unified)
+            for m in models if m.state == "loaded"], None
 
 
 def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, Any], names: list[str], *,

@@ -35,6 +35,7 @@ class Watch:
     base: str  # http://127.0.0.1:PORT
     key: str | None
     model: str | None = None  # a router's model id
+    unified: bool = False  # its slots share one KV cache (each slot's n_ctx is the whole cache)
 
     def _query(self) -> str:
         return f"?model={quote(self.model, safe='')}&autoload=false" if self.model else ""
@@ -84,10 +85,10 @@ def llama_rows(watches: list[Watch], interval: float, sleep: Callable[[float], N
         if isinstance(b, str):
             row["why"] = b
         elif isinstance(a, str):  # answered only now: the rates need a second reading
-            row.update({k: v for k, v in activity(b, b).to_json().items() if not k.endswith("_per_s")})
+            row.update({k: v for k, v in activity(b, b, w.unified).to_json().items() if not k.endswith("_per_s")})
             row["why"] = None
         else:
-            row.update(activity(a, b).to_json())
+            row.update(activity(a, b, w.unified).to_json())
             row["why"] = None
         rows.append(row)
     return rows, after

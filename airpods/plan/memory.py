@@ -16,7 +16,7 @@ Checked against llama-server's own buffer reports and cgroup peaks (docs/benchma
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 MIB = 1 << 20
@@ -56,6 +56,12 @@ class RunShape:
     cache_v: str = "f16"
     ubatch: int = 512
     flash_attn: bool = True  # llama.cpp's "auto" turns it on where the backend supports it
+    kv_unified: bool = False  # one cache of ctx cells that every slot may fill (else ctx / parallel each)
+
+    @property
+    def ctx_per_slot(self) -> int:
+        """The most one request can hold (0: the trained context)."""
+        return self.ctx if self.kv_unified else self.ctx // max(1, self.parallel)
 
 
 @dataclass(frozen=True)
@@ -162,8 +168,7 @@ def estimate(facts: ModelFacts, shape: RunShape) -> MemoryEstimate:
 def max_ctx(facts: ModelFacts, shape: RunShape, available: int) -> int:
     """The largest --ctx-size (a multiple of 256, at least 256) whose estimate fits, or 0."""
     def fits(ctx: int) -> bool:
-        return estimate(facts, RunShape(ctx, shape.parallel, shape.cache_k, shape.cache_v, shape.ubatch,
-                                        shape.flash_attn)).total <= available
+        return estimate(facts, replace(shape, ctx=ctx)).total <= available
 
     if not fits(256):
         return 0
@@ -212,6 +217,7 @@ class LlamaRun:
     def label(self) -> str:
         s = self.shape
         return (f"ctx={s.ctx},parallel={s.parallel},cache_k={s.cache_k},cache_v={s.cache_v}"
+                + (",kv_unified" if s.kv_unified else "")
                 + (f",ngl={self.gpu_layers}" if self.gpu_layers is not None else ""))
 
 
@@ -219,6 +225,7 @@ _RUN_FLAGS = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np":
               "--cache-type-k": "cache_k", "-ctk": "cache_k", "--cache-type-v": "cache_v", "-ctv": "cache_v",
               "--ubatch-size": "ubatch", "-ub": "ubatch", "--flash-attn": "flash_attn", "-fa": "flash_attn",
               "--model": "model", "-m": "model", "--n-gpu-layers": "ngl", "-ngl": "ngl", "--gpu-layers": "ngl"}
+_KV_FLAGS = {"--kv-unified": True, "-kvu": True, "--no-kv-unified": False, "-no-kvu": False}
 
 
 def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
@@ -226,8 +233,11 @@ def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
     wins (defaults: the trained context, 1 slot, f16 caches). Done once, in resolve."""
     found: dict[str, str] = {}
     items = list(argv)
+    unified: bool | None = None
     for i, item in enumerate(items):
         flag, eq, inline = item.partition("=")
+        if item in _KV_FLAGS:
+            unified = _KV_FLAGS[item]
         if flag in _RUN_FLAGS and eq:
             found[_RUN_FLAGS[flag]] = inline
         elif item in _RUN_FLAGS and i + 1 < len(items):
@@ -239,9 +249,11 @@ def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
         except ValueError:
             return default
 
+    if unified is None:  # llama-server's default: unified when the slots are left to it (auto)
+        unified = number("parallel", -1) < 1
     shape = RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
                      found.get("cache_v", "f16"), number("ubatch", 512),
-                     found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"))
+                     found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"), unified)
     return LlamaRun(found.get("model"), shape, found.get("ngl"))
 
 

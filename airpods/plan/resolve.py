@@ -267,6 +267,7 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
         args["n_gpu_layers"] = 999 if f.choice.accelerated else 0
     if svc.metrics and "--metrics" not in {flag_name(k) for k in args}:  # the user's own flag wins
         args["metrics"] = True
+    _slots(svc, args)
     if share is not None and share.threads:
         args.setdefault("threads", share.threads)
         args.setdefault("threads_batch", share.threads)
@@ -284,6 +285,22 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
             problems.append(f"services.{name}.models: {exc}")
         else:
             p.volumes.append(VolumeSpec(p.router.preset_host_path, router_plan.PRESET_PATH, "ro"))
+
+
+SLOT_FLAGS = {"--parallel", "-np"}
+KV_LAYOUT_FLAGS = {"--kv-unified", "-kvu", "--no-kv-unified", "-no-kvu"}
+
+
+def _slots(svc: Any, args: dict) -> None:
+    """The slots and KV layout the plan assumes, said to llama-server: `--parallel 1` and a split
+    (not unified) cache unless the user says otherwise. Unsaid, this llama-server ran 4 slots
+    sharing one unified cache of --ctx-size cells, while the estimate, models fit and /v1/models
+    counted one slot of that size (issue 40: two prompts that each fit alone failed together)."""
+    given = {flag_name(k) for k in args} | {str(a).split("=", 1)[0] for a in svc.args}
+    if not given & SLOT_FLAGS and "LLAMA_ARG_N_PARALLEL" not in svc.env:
+        args["parallel"] = 1
+    if not given & KV_LAYOUT_FLAGS and "LLAMA_ARG_KV_UNIFIED" not in svc.env:
+        args["no_kv_unified"] = True
 
 
 def _embedding_wiring(p: _Parts, wiring: dict) -> None:

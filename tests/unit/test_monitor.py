@@ -195,3 +195,34 @@ def test_the_gateway_never_serves_metrics_or_slots(rt, cli, write_config, isolat
     for path in internal_paths(["llamacpp", "llamacpp-2"]):
         assert f"handle {path} {{" in caddyfile
     assert "/llamacpp-2/v1/slots*" in internal_paths(["llamacpp-2"]) and "/metrics*" in internal_paths([])
+
+
+def test_a_unified_cache_is_counted_once_not_once_per_slot():
+    """Issue 40, item 10: four slots sharing one 4,096-cell cache each report n_ctx 4096; top
+    added them up (1,479 tokens shown as 9 % of 16,384)."""
+    slots = [{"id": i, "n_ctx": 4096, "is_processing": i == 0, "n_prompt_tokens": 1479 if i == 0 else 0}
+             for i in range(4)]
+    reading = Reading.of(1.0, {}, slots)
+    assert round(activity(reading, reading, unified=True).kv_percent, 1) == round(100 * 1479 / 4096, 1)
+    split = [{**s, "n_ctx": 1024} for s in slots]  # a split cache: each slot its share
+    assert activity(Reading.of(1.0, {}, split), Reading.of(1.0, {}, split)).kv_total == 4096
+
+
+def test_the_slots_and_kv_layout_are_said_to_llama_server_as_the_plan_assumes(cli, write_config):
+    """Issue 40, item 9: no --parallel was rendered, so llama-server ran 4 slots in one unified
+    cache while the plan counted one slot of --ctx-size."""
+    from airpods.cli.application import Application
+
+    spec = Application(config_path=write_config("")).specs(create_secrets=False)["llamacpp"]
+    argv = list(spec.command)
+    assert argv[argv.index("--parallel") + 1] == "1" and "--no-kv-unified" in argv
+    assert spec.llama.shape.parallel == 1 and not spec.llama.shape.kv_unified
+    assert spec.llama.shape.ctx_per_slot == spec.llama.shape.ctx
+    team = write_config('[services.llamacpp.command_args]\nparallel = 4\nctx_size = 16384\nkv_unified = true\n')
+    spec = Application(config_path=team).specs(create_secrets=False)["llamacpp"]
+    argv = list(spec.command)
+    assert argv[argv.index("--parallel") + 1] == "4" and "--kv-unified" in argv and "--no-kv-unified" not in argv
+    assert spec.llama.shape.kv_unified and spec.llama.shape.ctx_per_slot == 16384
+    raw = write_config('[services.llamacpp]\nargs = ["-np", "2"]\n')
+    spec = Application(config_path=raw).specs(create_secrets=False)["llamacpp"]
+    assert "--parallel" not in spec.command and spec.llama.shape.parallel == 2
