@@ -121,9 +121,13 @@ ui="${ui%/v1}"
 cat <<EOF
 
 Next, in a new shell:
+  airpods chat                                  # a chat with this model (Ctrl-D leaves)
+  airpods chat "In one line: what is Podman?"   # one answer, alone on stdout
+  airpods run bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M   # another model by its name: pull, start, chat
   airpods status
-  curl -s $url/chat/completions -H "Authorization: Bearer \$(cat $key_file)" \\
-       -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hello"}]}'
   airpods start llamacpp-ui     # then open $ui/ : llama.cpp's chat page, same model
                                 # (its key: ${key_file%llamacpp-api-key}llamacpp-ui-api-key)
+Any OpenAI client: base URL $url, key in $key_file, e.g.
+  curl -s $url/chat/completions -H "Authorization: Bearer \$(cat $key_file)" \\
+       -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"Hello"}]}'
 EOF
