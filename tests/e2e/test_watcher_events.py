@@ -112,3 +112,7 @@ def test_a_server_killed_from_outside_is_noticed_within_a_second(prun, cli, writ
     took = time.monotonic() - killed
     assert seen == 1, ledger_of(isolated, prun)
     assert took <= 1.0, f"noticed after {took:.2f} s"
+    doctor = json.loads(cli("--config", path, "doctor", "--json").out)["health"]
+    watcher = doctor["watcher"]  # what it costs and what it waits for (issue 42)
+    assert watcher["events"] >= 2 and watcher["cpu_percent"] >= 0 and watcher["over_seconds"] > 0, watcher
+    assert watcher["next"]["what"] == f"health check of {name}" and watcher["next"]["in_seconds"] <= 30, watcher

@@ -101,6 +101,12 @@ def doctor(app: Application, as_json: bool) -> None:
             watcher = (f"running, pid {h['watcher_pid']}" if h["watcher_pid"]
                        else "not running (airpods start leaves one)")
             t.print(f"health checks:   {h['runs_checks']}; watcher {watcher}")
+            w = h.get("watcher") or {}
+            if "cpu_percent" in w:
+                t.print(f"  {'':<14} CPU {w['cpu_seconds']:.2f} s over the last {w['over_seconds']:.0f} s "
+                        f"({w['cpu_percent']:.2f} % of a core); {w['events']} Podman events")
+            if w.get("next"):
+                t.print(f"  {'':<14} next: {w['next']['what']} in {w['next']['in_seconds']:.0f} s")
         for gw in [report["gateway"]] if report.get("gateway") and report["gateway"]["enabled"] else []:
             t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
                     + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
@@ -165,9 +171,39 @@ def _health(app: Application, specs: dict) -> dict:
         alive = pid > 0 and "watch" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (OSError, ValueError):
         pid, alive = 0, False
-    return {"systemd_timers": timers, "watcher_pid": pid if alive else None,
-            "runs_checks": "Podman, from systemd timers" if timers else
-                           "airpods' watcher (no systemd timers here)"}
+    out = {"systemd_timers": timers, "watcher_pid": pid if alive else None,
+           "runs_checks": "Podman, from systemd timers" if timers else
+                          "airpods' watcher (no systemd timers here)"}
+    if alive:
+        out["watcher"] = _watcher_cost(pid, pid_file.with_name(pid_file.stem + ".state.json"))
+    return out
+
+
+def _watcher_cost(pid: int, state_file: Path) -> dict:
+    """What the watcher costs and waits for: its CPU seconds over the last minute (from its own
+    samples and /proc now), what it does next and when, and the Podman events it had."""
+    import json
+    import os
+    import time
+
+    try:
+        state = json.loads(state_file.read_text())
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_now = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return {}
+    now = time.time()
+    samples = [(float(t), float(c)) for t, c in state.get("cpu_samples") or [] if isinstance(t, (int, float))]
+    older = [x for x in samples if x[0] <= now - 60] or samples[:1]
+    out: dict = {"events": state.get("events"), "reconnects": state.get("reconnects")}
+    if older:
+        since, cpu_then = older[-1]
+        out.update(cpu_seconds=round(max(0.0, cpu_now - cpu_then), 3), over_seconds=round(now - since, 1),
+                   cpu_percent=round(100 * max(0.0, cpu_now - cpu_then) / max(now - since, 1e-6), 3))
+    nxt = state.get("next") or {}
+    if isinstance(nxt.get("at"), (int, float)):
+        out["next"] = {"what": str(nxt.get("what", "")), "in_seconds": round(max(0.0, nxt["at"] - now), 1)}
+    return out
 
 
 def _gateway(app: Application, specs: dict) -> dict | None:
