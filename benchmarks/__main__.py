@@ -18,6 +18,7 @@ from benchmarks.contention import contention
 from benchmarks.first_contact import first_token
 from benchmarks.gateway import gateway_overhead
 from benchmarks.healing import recovery
+from benchmarks.idle import idle_cost
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
@@ -25,8 +26,8 @@ from benchmarks.metrics_cost import metrics_cost
 from benchmarks.router import swap_latency
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
-SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "inference", "contention", "memory", "router",
-            "gateway")
+SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "idle", "inference", "contention", "memory",
+            "router", "gateway")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -95,6 +96,12 @@ def main() -> None:
             heal = recovery(env, 1 if args.quick else 5)
             rows.append(row(heal["recovery"], heal["bound"], target="ratio <= 1.2"))
             all_series += heal.values()
+        if "idle" in sections:
+            idle = idle_cost(env, 10.0 if args.quick else 60.0, 1 if args.quick else 3)
+            rows.append(row(idle["events"], idle["polling"], target="<= 60 ms (0.1 % of a core)"))
+            rows.append(row(idle["alone"], idle["polling"]))
+            rows.append(row(idle["router"], idle["polling"]))
+            all_series += idle.values()
         if "inference" in sections and host_binary().exists():
             inf = parity(env, model, 2 if args.quick else 10, 16 if args.quick else 64)
             for what in ("generation", "prompt"):
