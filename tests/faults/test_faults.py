@@ -164,7 +164,7 @@ def test_import_into_a_full_volume_keeps_earlier_models(prun, cli, write_config,
     assert result.code == 1 and "no space left" in result.err and "Traceback" not in result.text
     assert json.loads(cli("--config", path, "models", "list", "--json").out) == before
     mount = Path(podman("volume", "inspect", "--format", "{{.Mountpoint}}", prun.models_volume).stdout.strip())
-    assert sorted(p.name for p in mount.iterdir()) == [".airpods-models.json", "small.gguf"]
+    assert sorted(p.name for p in mount.iterdir()) == [".airpods-models.json", ".airpods-models.lock", "small.gguf"]
     # What the containers see is the same volume: the tmpfs, not the directory under it.
     seen = podman("run", "--rm", "-v", f"{prun.models_volume}:/models:ro", "--entrypoint", "/bin/ls",
                   "localhost/airpods-test/busybox:latest", "/models").stdout.split()
