@@ -13,7 +13,9 @@ project (cli/commands/watch.py), on the runtime port:
 - after `max_restarts` restarts in a row (no quiet spell of `calm_after` seconds between them)
   it stops the container, on purpose, and says so; `airpods start` gives it a new chance.
 
-Pure but for the runtime and the ledger file; the clock is passed in."""
+This module holds what is counted and decided (the policy, the ledger, observe, the holds of a
+start at work); health/watcher.py holds the loop that acts on it. Pure but for the ledger file;
+the clock is passed in."""
 
 from __future__ import annotations
 
@@ -27,11 +29,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from airpods.errors import AirpodsError
-from airpods.health.pins import pins_of, published_base
 from airpods.paths import private_folder
 from airpods.plan.spec import DEFAULT_PROJECT, LABEL_HEALTH, LABEL_PROJECT, LABEL_SERVICE
-from airpods.runtime.port import STOP_EXIT_CODES, ContainerRuntime, ContainerState
+from airpods.runtime.port import STOP_EXIT_CODES, ContainerState
 
 
 @dataclass(frozen=True)
@@ -159,11 +159,7 @@ def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthP
         rec.last_failure = {"time": iso(now), "at": int(now), "reason": reason}
         out.restarted, out.message = count, f"{service} restarted ({reason})"
         if rec.in_a_row > policy.max_restarts:
-            rec.gave_up = True
-            rec.last_failure["reason"] = (f"{reason}; stopped by airpods after {rec.in_a_row} restarts in a row "
-                                          f"(health.max_restarts = {policy.max_restarts}; airpods start "
-                                          "tries again)")
-            out.stop, out.message = True, f"{service} stopped: {rec.last_failure['reason']}"
+            out.stop, out.message = True, f"{service} stopped: {give_up(rec, now, reason, policy)}"
     rec.started_at = state.started_at if state.started_at is not None else rec.started_at
     rec.restart_count = state.restart_count
     crashed = (not state.running and state.status in ("exited", "stopped") and not state.oom_killed
@@ -171,14 +167,21 @@ def observe(ledger: Ledger, service: str, state: ContainerState, policy: HealthP
     if crashed and not rec.gave_up and rec.in_a_row >= policy.max_restarts:
         # Exited again after max_restarts restarts in a row: stopped before the restart policy
         # starts it once more (a crash loop restarts ~10 times a second; seen from its "died" event).
-        rec.gave_up, rec.last_restart = True, now
-        rec.last_failure = {"time": iso(now), "at": int(now), "reason": (
-            f"the process exited again (code {state.exit_code}); stopped by airpods after {rec.in_a_row} "
-            f"restarts in a row (health.max_restarts = {policy.max_restarts}; airpods start tries again)")}
-        out.stop, out.message = True, f"{service} stopped: {rec.last_failure['reason']}"
+        rec.last_restart = now
+        reason = give_up(rec, now, f"the process exited again (code {state.exit_code})", policy)
+        out.stop, out.message = True, f"{service} stopped: {reason}"
     if rec.gave_up and state.running:  # given up on, and running again: not by `airpods start`
         out.stop = True
     return out
+
+
+def give_up(rec: Record, at: float, why: str, policy: HealthPolicy) -> str:
+    """Leave the service stopped: its last failure says why, and that airpods stopped it."""
+    rec.gave_up = True
+    rec.last_failure = {"time": iso(at), "at": int(at), "reason": (
+        f"{why}; stopped by airpods after {rec.in_a_row} restarts in a row (health.max_restarts = "
+        f"{policy.max_restarts}; airpods start tries again)")}
+    return rec.last_failure["reason"]
 
 
 def watched(states: list[ContainerState], project: str) -> list[tuple[str, ContainerState, HealthPolicy]]:
@@ -230,23 +233,12 @@ def stop_timeout(state: ContainerState) -> int:
     return int(value) if value.isdigit() and 0 < int(value) <= 86400 else 10
 
 
-PIN_EVERY = 0.5  # seconds between touches of a router's pinned models (only routers with pins)
-LOOK_AGAIN = 2.0  # after a look that failed (the Podman API gone for a moment)
-HELD_LOOK = 1.0  # while a start holds a service: look this often (its own end writes no event)
-FRESH_END = 3.0  # a watcher that never saw anything run (a start refused before it made any) ends this soon
-
-
 def holder_alive(pid: int) -> bool:
-    """Whether the `airpods start` that holds a service still runs (0: a hold from before pids)."""
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process under that pid: not our start
-        return False
-    return True
+    """Whether the `airpods start` that holds a service still runs (0: a hold from before pids;
+    another user's process under that pid is not our start)."""
+    from airpods.probes.process import process_exists
+
+    return pid <= 0 or process_exists(pid) is True
 
 
 def release_dead_holds(ledger: Ledger, alive: Any = holder_alive) -> None:
@@ -256,218 +248,8 @@ def release_dead_holds(ledger: Ledger, alive: Any = holder_alive) -> None:
             rec.hold_until = 0.0
 
 
-def halt(runtime: ContainerRuntime, state: ContainerState, tries: int = 10, pause: float = 0.05,
-         sleep: Any = None) -> None:
-    """Stop a container so that it stays stopped. Podman 4.3 answers the stop of a container that
-    is between an exit and its restart "already stopped", and its restart policy then starts it
-    again (measured: a crash loop took two stops and more). Stopping its pod sticks (the restart
-    finds the pod's infra container stopped; measured 5 of 5), so the pod is stopped, and stopped
-    again while the container is seen running, until it has been seen not running twice."""
-    import time
 
-    sleep = sleep or time.sleep
-    quiet = 0
-    for _ in range(tries):
-        if state.running or state.status in ("restarting", "stopping", "initialized") or (state.pod and not quiet):
-            with contextlib.suppress(AirpodsError):  # it ended (or began to stop) just now: look again
-                if state.pod:
-                    runtime.stop_pod(state.pod, stop_timeout(state), infra_first=True)
-                else:
-                    runtime.stop_container(state.name, stop_timeout(state))
-        if state.running or state.status in ("restarting", "stopping", "initialized"):
-            quiet = 0
-        else:
-            quiet += 1
-            if quiet >= 2:
-                return
-            sleep(pause)
-        try:
-            now = runtime.inspect(state.name)
-        except AirpodsError:
-            return  # the next look (an event, or the next check) sees it
-        if now is None:
-            return
-        state = now
-
-
-def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_checks: bool, clock: Any = None,
-          wait: Any = None, say: Any = print, idle_for: float = 30.0, parallel: bool = True,
-          stopped: Any = None, key_of: Any = None, alive: Any = holder_alive, report: Any = None,
-          subscribe: Any = None) -> None:
-    """The watcher's loop. It looks at the project's watched containers (list + inspect) when
-    `wait(seconds)` returns, which it does on an event from Podman or when the seconds have passed,
-    and sleeps otherwise: until the next health check is due (with `run_checks`: no systemd timers
-    here; in threads, a check of a stuck server takes its timeout; `parallel = False` runs them in
-    turn, for a test's clock), the next touch of a router's pinned models, or the end. It ends
-    when nothing of the project has run, nor been held by a live `airpods start`, for `idle_for`
-    seconds. `stopped(container)` is told of each stop it decides on, before it is made.
-    `key_of(service)`: the probe key pinned models are touched with (None: none). `report(when,
-    what)` is told before each sleep what it waits for next (for `airpods doctor`). `subscribe(f)`
-    has f told of each event as it comes (CrashCutter: a crash loop is stopped from its events)."""
-    import time
-    from concurrent.futures import Future, ThreadPoolExecutor
-
-    clock = clock or time.time
-    wait = wait or time.sleep
-    key_of = key_of or (lambda _service: None)
-    due: dict[str, float] = {}
-    busy: dict[str, Future] = {}
-    idle_since: float | None = None
-    looked: dict[str, tuple[str, ContainerState, HealthPolicy]] = {}  # the last look, by container
-    changed: set[str] = set()  # the containers the events since named (a look of just those)
-    cutter = CrashCutter(runtime, ledger_path, say, stopped)
-    if subscribe is not None:
-        subscribe(cutter)
-    ever = False  # something of the project ran while it watched (else a refused start: it ends soon)
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="health") as pool:
-        while True:
-            now = clock()
-            try:
-                if changed and looked and all(name in looked for name in changed):  # Podman named them
-                    items = [(svc, _inspected(runtime, st) if st.name in changed else st, policy)
-                             for svc, st, policy in looked.values()]
-                else:  # the first look, a due check, a lost stream, a container not seen before
-                    items = [(svc, _inspected(runtime, s), policy) for svc, s, policy in
-                             watched(runtime.list_managed(), project)]
-            except AirpodsError as exc:  # the API went away for a moment: the feed reconnects too
-                say(f"cannot look: {exc.message}")
-                wait(LOOK_AGAIN)
-                continue
-            running = any(state.running or state.status in ("stopping", "restarting", "paused", "created")
-                          for _, state, _ in items)
-            with Ledger.locked(ledger_path) as ledger:
-                release_dead_holds(ledger, alive)
-                held = [r.hold_until for r in ledger.records.values() if r.hold_until > now]
-                for service, state, policy in items:
-                    obs = observe(ledger, service, state, policy, now)
-                    if obs.message:
-                        say(obs.message)
-                    if obs.stop and stopped is not None:
-                        stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
-                    if obs.stop:
-                        halt(runtime, state)
-            ever = ever or running
-            idle_since = None if running or held else (now if idle_since is None else idle_since)
-            if idle_since is not None and now - idle_since >= (idle_for if ever else min(idle_for, FRESH_END)):
-                return
-            wake = [(now + HELD_LOOK, "the end of a start at work")] if held else []
-            if idle_since is not None:
-                wake.append((idle_since + (idle_for if ever else min(idle_for, FRESH_END)),
-                             "the end: nothing of the project runs"))
-            pinned = [(svc, st) for svc, st, _ in items if st.running and pins_of(st)]
-
-            def touch_pins(pinned: list = pinned) -> None:  # routers' pinned models: never the LRU
-                for service, state in pinned:
-                    url = published_base(state)
-                    for model in pins_of(state) if url else ():
-                        job = f"pin {state.name} {model}"
-                        if parallel and not (busy.get(job) and not busy[job].done()):
-                            busy[job] = pool.submit(_touch, url, model, key_of(service), say)
-
-            for _service, state, policy in items if run_checks else ():
-                if not state.running:
-                    continue
-                slot = f"{state.id or state.name} {state.labels[LABEL_HEALTH]}"  # a recreated one: its own schedule
-                when = due.setdefault(slot, now + policy.interval)
-                if now >= when and not (busy.get(state.name) and not busy[state.name].done()):
-                    if parallel:
-                        busy[state.name] = pool.submit(_check, runtime, state.name, say)
-                    else:
-                        _check(runtime, state.name, say)
-                    due[slot] = when = max(when + policy.interval, now)  # on its interval, not the tick's
-                wake.append((max(when, now + 0.05), f"health check of {_service}"))
-            when, what = min(wake) if wake else (now + 3600.0, "an event")
-            if report is not None:
-                report(when, what if not pinned else f"{what}; touching pinned models every {PIN_EVERY:g} s")
-            looked = {state.name: (service, state, policy) for service, state, policy in items}
-            cutter.saw(items, now)
-            got = _pin_rounds(wait, clock, when, touch_pins) if pinned else wait(max(0.0, when - clock()))
-            changed = {e.name for e in got} if isinstance(got, list) and got and all(e.name for e in got) else set()
-
-
-def _pin_rounds(wait: Any, clock: Any, until: float, touch: Any) -> Any:
-    """Touch the pinned models every PIN_EVERY seconds until `until` or an event, without a look
-    between touches (a look is Podman API calls: measured 1.5 CPU s a minute when every touch
-    had one). Returns what `wait` returned last (the events that ended it, or nothing)."""
-    got: Any = None
-    while True:
-        touch()
-        left = until - clock()
-        got = wait(max(0.0, min(PIN_EVERY, left)))
-        if got or left <= PIN_EVERY:
-            return got
-
-
-class CrashCutter:
-    """The fast way out of a crash loop, told of each "died" event in the event reader's thread: a
-    look waits on Podman's locks while a loop runs (~300 ms, 3 restarts, measured). The look that
-    last saw the container counted `in_a_row` restarts; each crash since (a "died" whose exit code
-    is no stop's) is one more, and the one after max_restarts restarts in a row stops it at once.
-    The next look records the rest (the restarts during the stop, ~2, measured)."""
-
-    def __init__(self, runtime: ContainerRuntime, ledger_path: Path, say: Any, stopped: Any):
-        self.runtime, self.ledger_path, self.say, self.stopped = runtime, ledger_path, say, stopped
-        self.looked: dict[str, tuple[str, ContainerState, HealthPolicy, float]] = {}  # by container name
-        self.crashes: dict[str, list[float]] = {}
-
-    def saw(self, items: list, at: float) -> None:
-        """The main loop's look: these states, read from `at` on."""
-        self.looked = {state.name: (service, state, policy, at) for service, state, policy in items}
-
-    def __call__(self, event: Any) -> None:
-        if event.action != "died" or event.exit_code in (None, *STOP_EXIT_CODES) or event.name not in self.looked:
-            return
-        service, state, policy, at = self.looked[event.name]
-        times = [t for t in self.crashes.get(event.name, []) if t > at] + [event.at]
-        self.crashes[event.name] = times
-        crashes = len([t for t in times if t > at])
-        with Ledger.locked(self.ledger_path) as ledger:
-            rec = ledger.records.get(service)
-            if (rec is None or rec.gave_up or rec.hold_until > event.at
-                    or (state.id and rec.container_id and rec.container_id != state.id)):
-                return
-            # the restart count the look saw already holds the crashes before it: only later ones
-            row = rec.in_a_row + crashes - 1
-            if row < policy.max_restarts:
-                return
-            rec.gave_up, rec.last_restart = True, event.at
-            rec.restarts += crashes - 1
-            rec.in_a_row = row
-            rec.last_failure = {"time": iso(event.at), "at": int(event.at), "reason": (
-                f"the process exited again (code {event.exit_code}); stopped by airpods after {row} restarts "
-                f"in a row (health.max_restarts = {policy.max_restarts}; airpods start tries again)")}
-        self.say(f"{service} stopped: {rec.last_failure['reason']}")
-        if self.stopped is not None:
-            self.stopped(state.name)
-        halt(self.runtime, state)
-
-
-def _inspected(runtime: ContainerRuntime, listed: ContainerState) -> ContainerState:
-    """Inspect's state (restart count, health log), with the pod's name from the listing (inspect
-    names the pod by id only)."""
-    from dataclasses import replace
-
-    state = runtime.inspect(listed.name)
-    return listed if state is None else replace(state, pod=state.pod or listed.pod)
-
-
-_SAID: dict[str, str] = {}  # the last problem said per pinned model (said once, not every tick)
-
-
-def _touch(url: str, model: str, key: str | None, say: Any) -> None:
-    from airpods.health.pins import touch
-
-    try:
-        touch(url, model, key)
-        _SAID.pop(model, None)
-    except (OSError, ValueError) as exc:  # starting, restarting, or gone: the next tick tries again
-        if _SAID.get(model) != str(exc):
-            _SAID[model] = str(exc)
-            say(f"keeping pinned model {model} loaded: {exc}")
-
-
-def _check(runtime: ContainerRuntime, name: str, say: Any) -> None:
-    try:
-        runtime.run_healthcheck(name)
-    except Exception as exc:  # a container gone or stopped between two ticks: seen on the next
-        say(f"health check {name}: {exc}")
+def live_holds(ledger: Ledger, now: float, alive: Any = holder_alive) -> list[float]:
+    """The holds of starts at work (those of starts that are gone released first): until when each."""
+    release_dead_holds(ledger, alive)
+    return [r.hold_until for r in ledger.records.values() if r.hold_until > now]

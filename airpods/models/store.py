@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airpods.errors import RuntimeFailure, UsageError
 from airpods.models.gguf import GGUFError, is_gguf, read_info
 from airpods.models.split_names import is_later_part, split_parts
+from airpods.probes.process import process_exists
 
 if TYPE_CHECKING:
     from airpods.runtime.port import ContainerRuntime
@@ -67,16 +68,6 @@ def inside(root: Path, name: str) -> Path:
         raise UsageError(f"{name} in the model volume is a link or leads outside it; airpods does not touch it",
                          hint=f"look at it yourself: ls -l {path}")
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: its part is not ours to judge
-        return True
-    return True
 
 
 def is_projector(name: str) -> bool:
@@ -156,7 +147,8 @@ class ModelStore:
         removed = []
         for part in root.glob(".*.import-*.part"):
             pid = part.name.rsplit(".import-", 1)[1].removesuffix(".part")
-            if pid.isdigit() and not _alive(int(pid)) and part.is_file() and not part.is_symlink():
+            # gone: removed; another user's process under that pid: not ours to judge, kept
+            if pid.isdigit() and process_exists(int(pid)) is False and part.is_file() and not part.is_symlink():
                 size = part.stat().st_size
                 part.unlink(missing_ok=True)
                 removed.append((part.name, size))

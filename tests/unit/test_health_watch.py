@@ -9,7 +9,8 @@ import os
 import shlex
 from dataclasses import replace
 
-from airpods.health.supervisor import HealthPolicy, Ledger, forget, observe, status_fields, watch
+from airpods.health.supervisor import HealthPolicy, Ledger, forget, observe, status_fields
+from airpods.health.watcher import watch
 from airpods.orchestrate.events import Silent
 from airpods.orchestrate.start import start
 from airpods.plan.health import KEY_PATH
@@ -340,7 +341,7 @@ def test_a_hold_of_a_start_that_was_killed_holds_nothing(tmp_path):
 
 def test_halt_stops_again_what_the_restart_policy_brought_back():
     """Podman 4.3: a stop between an exit and its restart does not stick; halt stops until quiet."""
-    from airpods.health.supervisor import halt
+    from airpods.health.watcher import halt
 
     rt = FakeRuntime(images={"localhost/test/a:1"})
     _started(rt, _spec("a"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airpods.health.supervisor import watch
+from airpods.health.watcher import watch
 from airpods.orchestrate.events import Silent
 from airpods.orchestrate.running import Running, in_project
 from airpods.orchestrate.start import start

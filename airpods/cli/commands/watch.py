@@ -17,18 +17,18 @@ def watch(app: Application, project: str) -> None:
     checks. One per project; it ends when they are all stopped."""
     import fcntl
     import os
-    import time
+    from datetime import datetime
 
     from airpods.health.feed import EventFeed
-    from airpods.health.supervisor import watch as watch_loop
     from airpods.health.supervisor import watched
+    from airpods.health.watcher import watch as watch_loop
     from airpods.orchestrate import stops
     from airpods.paths import health_ledger, private_folder, stops_path
     from airpods.probes.systemd import timers_available
 
     ledger = health_ledger(app.environ, project)
     private_folder(ledger.parent)
-    stamp = lambda text: print(time.strftime("%Y-%m-%dT%H:%M:%S") + f".{int(time.time() * 1000) % 1000:03d}", text, flush=True)  # noqa: E731,E501
+    stamp = lambda text: print(datetime.now().isoformat(timespec="milliseconds"), text, flush=True)  # noqa: E731
     run_checks = not timers_available(app.environ, os.geteuid())
     feed = None
     with open(ledger.with_suffix(".pid"), "a+") as pid:
@@ -61,11 +61,10 @@ def _held(ledger) -> bool:
     """A live start holds one of the project's services (it began just as this watcher ended)."""
     import time
 
-    from airpods.health.supervisor import Ledger, release_dead_holds
+    from airpods.health.supervisor import Ledger, live_holds
 
     with Ledger.locked(ledger) as records:
-        release_dead_holds(records)
-        return any(r.hold_until > time.time() for r in records.records.values())
+        return bool(live_holds(records, time.time()))
 
 
 def _reporter(path, feed):
