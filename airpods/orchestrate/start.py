@@ -6,6 +6,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure, UsageError
@@ -30,10 +31,19 @@ HEALTH_POLL_CAP = 0.02
 STATE_EVERY = 0.1
 
 
+class ActionKind(StrEnum):
+    """What a start does to one service's container."""
+
+    CREATE = "create"  # none yet
+    RECREATE = "recreate"  # its spec or config hash differs, or a start was interrupted half-way
+    START = "start"  # made already, stopped
+    NOOP = "noop"  # running as it should
+
+
 @dataclass(frozen=True)
 class Action:
     service: str
-    kind: str  # create | recreate | start | noop
+    kind: ActionKind
     reason: str
     pod_exists: bool = False  # the pod (conmon) holds its host ports, running or not: they are its own
 
@@ -53,16 +63,16 @@ def plan_action(spec: ServiceSpec, state: ContainerState | None, pod_exists: boo
     """What to do with one service. A container whose configuration is unchanged but whose machine
     plan (GPU variant, CPU plan: probe results) would differ is left alone unless `recreate`."""
     if state is None:
-        return Action(spec.name, "create", "not created yet" + (" (stale pod)" if pod_exists else ""),
+        return Action(spec.name, ActionKind.CREATE, "not created yet" + (" (stale pod)" if pod_exists else ""),
                       pod_exists=pod_exists)
     if state.labels.get(LABEL_HASH) != spec.spec_hash:
         if not spec.config_hash or state.labels.get(LABEL_CONFIG_HASH) != spec.config_hash:
-            return Action(spec.name, "recreate", "configuration changed", pod_exists)
+            return Action(spec.name, ActionKind.RECREATE, "configuration changed", pod_exists)
         if recreate or not state.running:  # a stopped one loses nothing: give it today's plan
-            return Action(spec.name, "recreate", "the machine plan changed", pod_exists)
+            return Action(spec.name, ActionKind.RECREATE, "the machine plan changed", pod_exists)
     if state.running:
-        return Action(spec.name, "noop", "already running", pod_exists)
-    return Action(spec.name, "start", f"container is {state.status}", pod_exists)
+        return Action(spec.name, ActionKind.NOOP, "already running", pod_exists)
+    return Action(spec.name, ActionKind.START, f"container is {state.status}", pod_exists)
 
 
 def plan(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str],
@@ -109,11 +119,11 @@ def create(runtime: ContainerRuntime, spec: ServiceSpec, action: Action) -> None
 
         KeyStore.of(spec).write_config(spec.gateway_config)
     write_config_files(spec)  # Prometheus' scrape configuration; a changed one changes the spec's hash
-    if action.kind == "noop":
+    if action.kind == ActionKind.NOOP:
         return
     if spec.router is not None:
         write_preset(spec)  # its bind mount must exist whenever the container starts
-    if action.kind == "start":
+    if action.kind == ActionKind.START:
         return
     runtime.remove_pod(spec.pod)  # recreate, or our own pod left without its container; volumes stay
     old = runtime.inspect(spec.container)  # this project's container under the same name, in a renamed pod
@@ -209,9 +219,9 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
                                "create": "starting container", "recreate": "starting container (recreated)"}
                    [action.kind], 0.0)
     before = runtime.inspect(spec.container)
-    if not wait and released is not None and action.kind != "noop" and before is not None:
+    if not wait and released is not None and action.kind != ActionKind.NOOP and before is not None:
         released(spec.name, before.id)  # nobody waits on it: the watcher counts from its first exit
-    if action.kind != "noop":
+    if action.kind != ActionKind.NOOP:
         _start_or_converge(runtime, spec, reporter, memory)
     if not wait:
         return Outcome(spec.name, action.kind, "running", spec.url, None, "not waited")
@@ -229,7 +239,7 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
             if state is None or not state.running:
                 break
         raise
-    if action.kind == "noop":
+    if action.kind == ActionKind.NOOP:
         reporter.stage(spec.name, "already running, healthy", seconds)
         return Outcome(spec.name, action.kind, "running", spec.url, None, "healthy (already running)")
     reporter.stage(spec.name, "healthy", seconds)
@@ -252,7 +262,7 @@ def _start_or_converge(runtime: ContainerRuntime, spec: ServiceSpec, reporter: R
         return
     reporter.stage(spec.name, "making again what an interrupted start left half-made", 0.0)
     stamped = replace(spec, memory_estimate=memory.estimate.total) if memory is not None else spec
-    create(runtime, stamped, Action(spec.name, "recreate", "half-made by an interrupted start"))
+    create(runtime, stamped, Action(spec.name, ActionKind.RECREATE, "half-made by an interrupted start"))
     runtime.start_container(spec.container)
 
 
@@ -262,10 +272,10 @@ def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: lis
     every check passes, and a concurrent start then sees these containers (and their memory
     estimates) as this project's. Returns ({service: Action}, {service: FitReport})."""
     actions = {a.service: a for a in plan(runtime, specs, names, recreate)}
-    todo = [specs[n] for n in names if actions[n].kind != "noop"]
+    todo = [specs[n] for n in names if actions[n].kind != ActionKind.NOOP]
     check_foreign(runtime, todo)
     renamed = renamed_in_project(runtime, todo)
-    check_ports([specs[a.service] for a in actions.values() if not a.pod_exists and a.kind != "noop"
+    check_ports([specs[a.service] for a in actions.values() if not a.pod_exists and a.kind != ActionKind.NOOP
                  and not keeps_ports(specs[a.service], renamed.get(a.service))],
                 rootless=runtime.limit_support().rootless)
     for message in [*check_gateway(todo), *check_models(todo, runtime, models_volume)]:
@@ -291,7 +301,7 @@ def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: lis
                                    "recreate": f"recreating ({action.reason})"}[action.kind], 0.0)
         create(runtime, stamped, action)
     for name in names:  # a running gateway gets today's Caddyfile too (routes of services added since)
-        if actions[name].kind == "noop" and specs[name].kind == "gateway":
+        if actions[name].kind == ActionKind.NOOP and specs[name].kind == "gateway":
             create(runtime, specs[name], actions[name])
     return actions, reports
 

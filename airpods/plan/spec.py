@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
-from airpods.plan.memory import LlamaRun, RunShape, run_from_argv
-from airpods.plan.router import RouterModelSpec, RouterSpec
+from airpods.plan.codec import decode, encode
+from airpods.plan.memory import LlamaRun, run_from_argv
+from airpods.plan.router import RouterSpec
 
 LABEL_SERVICE = "io.airpods.service"
 LABEL_HASH = "io.airpods.spec-hash"
@@ -37,12 +39,18 @@ LABEL_VRAM = "io.airpods.vram"  # the GPU plan's VRAM per GPU at create: "0:byte
 # container made from it, so no other label proves anything.
 LABEL_SEAL = "io.airpods.seal"
 AIRPODS_LABEL_PREFIX = "io.airpods."
-# Fields that describe the service for airpods but are not part of what the container is made of
-# (the gateway's Caddyfile is rewritten by every start and reloaded by Caddy while it runs).
-NOT_HASHED = ("depends_on", "wired_to", "enabled", "gpu_reason", "gpu_warnings", "cpu_reason", "memory_check",
-              "project", "config_hash", "memory_estimate", "llama", "gpu_plan", "vram", "gpu_ram", "gpu_user",
-              "gpu_pins", "gpu_n_layer", "gpu_cap", "gateway_config", "gateway_routes", "gpu_ram_parts",
-              "gateway_names", "gateway_dir", "scheme", "resident_why", "resident_left_out", "http_auth")
+
+NOTE, LATER = "note", "later"  # a ServiceSpec field's role (see its docstring); unmarked: what Podman creates
+
+
+def note(default: Any) -> Any:
+    """A plan note: carried for status, render and the other views, never hashed."""
+    return field(default=default, metadata={"role": NOTE})
+
+
+def later(default: Any) -> Any:
+    """What Podman creates, added later: hashed only once it differs from `default`."""
+    return field(default=default, metadata={"role": LATER})
 
 
 def host_url(scheme: str, host_ip: str, port: int) -> str:
@@ -122,6 +130,20 @@ class HealthSpec:
 
 @dataclass(frozen=True)
 class ServiceSpec:
+    """Everything a start creates for one service. Fields are of two kinds:
+
+    - what Podman creates (the container's image, argv, env, mounts, devices, limits, labels'
+      inputs): the spec hash is made of all of them, so a change to any one recreates the container;
+    - plan notes (`note()`): why the plan chose what it did, what other views read (GPU plan, memory
+      estimate, the gateway's routes), and files airpods rewrites while the container runs: never
+      hashed.
+
+    The rule that keeps hashes stable across upgrades: a field added after containers were made
+    without it is declared `later()` and left out of the hash while it holds its default, so that
+    an older container's hash still matches until the new field is used. tests/unit/plan/
+    test_golden_hashes.py pins the hashes of fixed stacks."""
+
+    # What Podman creates: hashed whole.
     name: str
     kind: str
     image: str
@@ -142,45 +164,46 @@ class ServiceSpec:
     cpus: float | None = None
     cpuset: str | None = None  # CPUs the container is pinned to (the CPU plan, or resources.cpuset)
     threads: int | None = None  # llama.cpp --threads (the plan's or the user's)
-    cpu_reason: str = ""
-    memory_check: str = "refuse"  # llama.cpp: refuse | warn | off (services.NAME.memory_check)
     router: RouterSpec | None = None  # mode = "router": the models behind this llama-server
     router_preset: str = ""  # the preset INI the router reads (written to router.preset_host_path)
     restart_policy: str = "unless-stopped"
     stop_timeout: int = 10
-    depends_on: tuple[str, ...] = ()
     default_model: str | None = None
     secret_env: frozenset[str] = frozenset()
-    wired_to: tuple[str, ...] = field(default=())
     extra_labels: tuple[tuple[str, str], ...] = ()
-    enabled: bool = True
-    gpu_reason: str = ""
-    gpu_warnings: tuple[str, ...] = ()
-    project: str = DEFAULT_PROJECT  # the scope this service belongs to (runtime.project or the config file)
-    config_hash: str = ""  # a hash of the configuration alone: what differs without it is the probes' doing
-    memory_estimate: int | None = None  # bytes, stamped at create time from the memory preflight
-    llama: LlamaRun | None = None  # a single-model llama.cpp service's run, typed (resolve reads its argv once)
     gpus: tuple[int, ...] = ()  # host GPU indices the GPU plan gives it (empty: none planned)
     gpu_layers: int | None = None  # repeating layers on the GPUs (None: not planned)
-    gpu_n_layer: int | None = None  # the model's repeating layers (for "31/40 layers")
-    gpu_plan: str = ""  # why (as cpu_reason)
-    vram: tuple[tuple[int, int], ...] = ()  # (GPU index, bytes) the plan puts there
-    gpu_ram: int | None = None  # bytes of a planned model that stay in RAM
-    gpu_ram_parts: tuple[int, ...] = ()  # (weights, KV cache, compute) of gpu_ram
-    gpu_user: str | None = None  # the user's own GPU flag (key path): checked, not planned
-    gpu_pins: tuple[str, ...] = ()  # services.NAME.gpu.devices
-    gpu_cap: int | None = None  # services.NAME.gpu.memory in bytes: its VRAM share
-    scheme: str = "http"  # of the published URL (the gateway: https)
-    gateway_config: str = ""  # the gateway's Caddyfile (no keys in it), written to gateway_dir/etc
-    gateway_dir: str = ""  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
-    gateway_routes: tuple[tuple[str, str], ...] = ()  # (path prefix, service) the gateway serves
-    gateway_names: tuple[str, ...] = ()  # the names its certificate covers
-    config_files: tuple[tuple[str, str], ...] = ()  # (host path, text) start writes before it creates (no secrets)
-    resident_why: str = ""  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
-    resident_left_out: tuple[tuple[str, str], ...] = ()  # (model id, why it is never loaded)
-    http_auth: str = ""  # Basic credentials airpods' own probes of its port send (Prometheus'); never shown
-    confinement: Confinement = Confinement()  # capabilities, privileges, root filesystem (plan/hardening.py)
+    config_files: tuple[tuple[str, str], ...] = later(())  # (host path, text) written before create; no secrets
+    confinement: Confinement = later(Confinement())  # capabilities, privileges, root filesystem (plan/hardening.py)
 
+    # Plan notes: never hashed.
+    cpu_reason: str = note("")
+    memory_check: str = note("refuse")  # llama.cpp: refuse | warn | off (services.NAME.memory_check)
+    depends_on: tuple[str, ...] = note(())
+    wired_to: tuple[str, ...] = note(())
+    enabled: bool = note(True)
+    gpu_reason: str = note("")
+    gpu_warnings: tuple[str, ...] = note(())
+    project: str = note(DEFAULT_PROJECT)  # the scope this service belongs to (runtime.project or the config file)
+    config_hash: str = note("")  # a hash of the configuration alone: what differs without it is the probes' doing
+    memory_estimate: int | None = note(None)  # bytes, stamped at create time from the memory preflight
+    llama: LlamaRun | None = note(None)  # a single-model llama.cpp service's run, typed (resolve reads its argv once)
+    gpu_n_layer: int | None = note(None)  # the model's repeating layers (for "31/40 layers")
+    gpu_plan: str = note("")  # why (as cpu_reason)
+    vram: tuple[tuple[int, int], ...] = note(())  # (GPU index, bytes) the plan puts there
+    gpu_ram: int | None = note(None)  # bytes of a planned model that stay in RAM
+    gpu_ram_parts: tuple[int, ...] = note(())  # (weights, KV cache, compute) of gpu_ram
+    gpu_user: str | None = note(None)  # the user's own GPU flag (key path): checked, not planned
+    gpu_pins: tuple[str, ...] = note(())  # services.NAME.gpu.devices
+    gpu_cap: int | None = note(None)  # services.NAME.gpu.memory in bytes: its VRAM share
+    scheme: str = note("http")  # of the published URL (the gateway: https)
+    gateway_config: str = note("")  # the gateway's Caddyfile (no keys in it), written to gateway_dir/etc
+    gateway_dir: str = note("")  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
+    gateway_routes: tuple[tuple[str, str], ...] = note(())  # (path prefix, service) the gateway serves
+    gateway_names: tuple[str, ...] = note(())  # the names its certificate covers
+    resident_why: str = note("")  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
+    resident_left_out: tuple[tuple[str, str], ...] = note(())  # (model id, why it is never loaded)
+    http_auth: str = note("")  # Basic credentials airpods' own probes of its port send (Prometheus'); never shown
     @property
     def probe_headers(self) -> dict[str, str] | None:
         """What airpods' own HTTP probes of its published port send (only there: see publishes_on)."""
@@ -245,17 +268,9 @@ class ServiceSpec:
 
     @property
     def spec_hash(self) -> str:
-        """A hash of what the container is made from; a change means recreate."""
-        data = asdict(self)
-        for key in NOT_HASHED:
-            data.pop(key)  # not part of the container
-        data["secret_env"] = sorted(self.secret_env)
-        if not self.config_files:
-            data.pop("config_files")  # added later: absent, so that older services' hashes still match
-        if self.confinement == Confinement():
-            data.pop("confinement")  # added later: Podman's defaults hash as they did before it
-        blob = json.dumps(data, sort_keys=True, default=list).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """A hash of what the container is made from; a change means recreate (the rule: see the
+        class docstring)."""
+        return hashlib.sha256(json.dumps(hashed_fields(self), sort_keys=True).encode()).hexdigest()[:16]
 
     @property
     def labels(self) -> dict[str, str]:
@@ -347,44 +362,19 @@ class ServiceSpec:
         }
 
 
+def hashed_fields(spec: ServiceSpec) -> dict[str, Any]:
+    """The fields the spec hash is made of, encoded: every one but the plan notes, and a `later()`
+    one only once it differs from its default."""
+    return {f.name: encode(getattr(spec, f.name)) for f in fields(spec)
+            if f.metadata.get("role") != NOTE
+            and not (f.metadata.get("role") == LATER and getattr(spec, f.name) == f.default)}
+
+
 def to_record(spec: ServiceSpec) -> dict:
     """Everything, unmasked, for the spec cache (see plan/cache.py)."""
-    data = asdict(spec)
-    data["secret_env"] = sorted(spec.secret_env)
-    return data
+    return encode(spec)
 
 
 def from_record(data: dict) -> ServiceSpec:
-    d = dict(data)
-    d["ports"] = tuple(PortSpec(**p) for p in d["ports"])
-    d["volumes"] = tuple(VolumeSpec(**v) for v in d["volumes"])
-    h = dict(d["health"])
-    d["health"] = HealthSpec(**{**h, "expected_status": tuple(h["expected_status"]),
-                                "gates": tuple(h.get("gates", ()))})
-    d["secret_env"] = frozenset(d["secret_env"])
-    d["resident_left_out"] = tuple(tuple(pair) for pair in d.get("resident_left_out", ()))
-    d["extra_labels"] = tuple(tuple(pair) for pair in d["extra_labels"])
-    if d["entrypoint"] is not None:
-        d["entrypoint"] = tuple(d["entrypoint"])
-    if d.get("router"):
-        r = dict(d["router"])
-        r["models"] = tuple(RouterModelSpec(**{**m, "aliases": tuple(m["aliases"]),
-                                                "args": tuple(tuple(a) for a in m["args"])}) for m in r["models"])
-        r["defaults"] = tuple(tuple(a) for a in r["defaults"])
-        d["router"] = RouterSpec(**r)
-    if d.get("llama"):
-        run = dict(d["llama"])
-        run["shape"] = RunShape(**run["shape"])
-        d["llama"] = LlamaRun(**run)
-    if d.get("confinement"):
-        c = dict(d["confinement"])
-        d["confinement"] = Confinement(**{**c, "cap_drop": tuple(c["cap_drop"]), "cap_add": tuple(c["cap_add"]),
-                                          "tmpfs": tuple(tuple(p) for p in c["tmpfs"])})
-    d["vram"] = tuple(tuple(pair) for pair in d.get("vram", ()))
-    d["gpu_ram_parts"] = tuple(d.get("gpu_ram_parts", ()))
-    d["gateway_routes"] = tuple(tuple(pair) for pair in d.get("gateway_routes", ()))
-    d["config_files"] = tuple(tuple(pair) for pair in d.get("config_files", ()))
-    for key in ("aliases", "devices", "security_opt", "command", "depends_on", "wired_to", "gpu_warnings", "gpus",
-                "gpu_pins", "gateway_names"):
-        d[key] = tuple(d.get(key, ()))
-    return ServiceSpec(**d)
+    """A ServiceSpec from to_record()'s data; TypeError or ValueError for a record of another shape."""
+    return decode(ServiceSpec, data)
