@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from airpods.plan.spec import DEFAULT_PROJECT, LABEL_PROJECT
+from airpods.labels import DEFAULT_PROJECT, LABEL_PROJECT
 
 
 def derive(config_file: Path, default_file: Path, explicit: str | None = None) -> str:

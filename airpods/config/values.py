@@ -70,10 +70,10 @@ def plain_text(value: str, what: str) -> str:
 
 
 def airpods_labels() -> set[str]:
-    """The labels airpods writes on what it creates (plan/spec.py's LABEL_*): a user's may not replace one."""
-    from airpods.plan import spec
+    """The labels airpods writes on what it creates (airpods/labels.py's LABEL_*): a user's may not replace one."""
+    from airpods import labels
 
-    return {value for name, value in vars(spec).items() if name.startswith("LABEL_") and isinstance(value, str)}
+    return {value for name, value in vars(labels).items() if name.startswith("LABEL_") and isinstance(value, str)}
 
 
 def check_image_ref(ref: str) -> str:

@@ -88,3 +88,61 @@ def test_no_signature_takes_the_runtime_as_any():
     offenders = [f"{p.relative_to(ROOT.parent)}:{i}" for p in ROOT.rglob("*.py")
                  for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "runtime: Any" in line]
     assert offenders == []
+
+
+# The layers, lowest first (docs/architecture.md): a package may import only packages of a lower
+# rank (or its own). Equal ranks do not import each other.
+LAYERS = {
+    "errors": 0, "labels": 0, "paths": 0,
+    "config": 1, "probes": 1, "chat": 1,
+    "secrets": 2,
+    "plan": 3,
+    "runtime": 4, "gateway": 4,
+    "models": 5, "health": 5,
+    "monitor": 6, "orchestrate": 6,
+    "export": 7,
+    "cli": 8,
+    "__main__": 9,
+}
+
+
+def layer_breaks(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a package of the same or a higher layer than the importer's."""
+    def top(module: str) -> str:
+        parts = module.split(".")
+        return parts[1] if len(parts) > 1 else "airpods"
+
+    breaks = []
+    for module, deps in sorted(graph.items()):
+        for dep in sorted(deps):
+            a, b = top(module), top(dep)
+            if a != b and "airpods" not in (a, b) and LAYERS[b] >= LAYERS[a]:
+                breaks.append(f"{module} -> {dep}")
+    return breaks
+
+
+def test_every_package_has_a_layer():
+    packages = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+                if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    assert packages == set(LAYERS)
+
+
+def test_no_lower_layer_imports_a_higher_one():
+    assert layer_breaks(import_graph()) == []
+
+
+def test_the_layer_check_finds_a_break():
+    assert layer_breaks({"airpods.plan.x": {"airpods.cli.y"}, "airpods.cli.y": {"airpods.plan.x"}}) == \
+        ["airpods.plan.x -> airpods.cli.y"]
+
+
+def test_only_the_cli_imports_click_or_rich():
+    outside = []
+    for path in ROOT.rglob("*.py"):
+        if path.relative_to(ROOT).parts[0] == "cli":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            outside += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("click", "rich")]
+    assert outside == []
