@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from airpods.cli.terminal import Terminal
+from airpods.kinds import kind_of
 
 
 class Application:
@@ -201,7 +202,8 @@ class Application:
         from airpods.paths import podman_volume_dir
         from airpods.plan.vision import with_projectors
 
-        volumes = {v.source for s in specs.values() if s.kind == "llamacpp" for v in s.volumes if v.target == "/models"}
+        volumes = {v.source for s in specs.values() if kind_of(s.kind).llama_server
+                   for v in s.volumes if v.target == "/models"}
         found = {v: p for v in sorted(volumes) if (p := projectors(podman_volume_dir(v, self.environ)))}
         if found:
             specs = with_projectors(specs, found)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airpods.kinds import kind_of
+
 Problem = tuple[tuple[str | int, ...], str]
 
 
@@ -15,7 +17,7 @@ def port_clashes(config: Any) -> list[tuple[str, int, str, int, str]]:
     out = []
     for name, svc in config.services.items():
         for i, port in enumerate(svc.ports):
-            host = port.host or (port.container if svc.kind != "llamacpp" else None)
+            host = port.host or (port.container if not kind_of(svc.kind).llama_server else None)
             if host is None:
                 continue
             for ip, number, owner in used:
@@ -91,7 +93,7 @@ def gateway_problems(config: Any) -> list[Problem]:
     """One gateway per config (its keys are the project's); `default` names a llama.cpp service; an
     Open WebUI reachable through the gateway keeps its login on."""
     services = config.services
-    gateways = [n for n, s in services.items() if s.kind == "gateway"]
+    gateways = [n for n, s in services.items() if kind_of(s.kind).door]
     problems: list[Problem] = []
     if len(gateways) > 1:
         problems.append((("services", gateways[1], "kind"),
@@ -101,21 +103,21 @@ def gateway_problems(config: Any) -> list[Problem]:
         gw = services[name]
         if gw.default is not None:
             target = services.get(gw.default)
-            if target is None or target.kind != "llamacpp":
-                llamas = [n for n, s in services.items() if s.kind == "llamacpp"]
+            if target is None or not kind_of(target.kind).llama_server:
+                llamas = [n for n, s in services.items() if kind_of(s.kind).llama_server]
                 problems.append((("services", name, "default"),
                                  f"'{gw.default}' is not a llama.cpp service of this config "
                                  f"(llama.cpp services: {', '.join(llamas) or 'none'})"))
         if not gw.enabled:
             continue
         for llama, svc in services.items():
-            if svc.kind == "llamacpp" and svc.enabled and llama in RESERVED_PATHS:
+            if kind_of(svc.kind).llama_server and svc.enabled and llama in RESERVED_PATHS:
                 problems.append((("services", llama),
                                  f"the gateway '{name}' serves it at /{llama}/v1, which is a path of its own or of "
                                  f"Open WebUI: rename the service (e.g. '{llama}-llm')"))
         for webui, svc in services.items():
             auth = str(svc.env.get("WEBUI_AUTH", "")).strip().lower()
-            if svc.kind == "open-webui" and svc.enabled and auth in ("false", "0", "no", "off"):
+            if kind_of(svc.kind).chat_ui and svc.enabled and auth in ("false", "0", "no", "off"):
                 problems.append((("services", webui, "env", "WEBUI_AUTH"),
                                  f"the gateway '{name}' makes Open WebUI reachable, so its login stays on: "
                                  "remove WEBUI_AUTH (or disable the gateway)"))

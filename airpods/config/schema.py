@@ -21,8 +21,8 @@ from airpods.config.values import (
     is_token,
     plain_text,
 )
+from airpods.kinds import GENERIC, KINDS
 
-Kind = Literal["generic", "llamacpp", "ollama", "open-webui", "gateway", "prometheus"]
 Variant = Literal["cpu", "cuda", "rocm", "vulkan"]
 ArgScalar = str | int | float | bool
 ArgValue = ArgScalar | list[str | int | float]
@@ -192,7 +192,7 @@ class RouterModel(Strict):
 
 class Service(Strict):
     enabled: bool = True
-    kind: Kind = "generic"
+    kind: str = GENERIC  # a name in airpods/kinds' registry
     image: str | None = None
     images: Images | None = None
     pod: str | None = None
@@ -228,6 +228,14 @@ class Service(Strict):
     hostnames: list[str] = []
     tls_cert: str | None = None
     tls_key: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        if v not in KINDS:
+            names = [repr(k) for k in KINDS]
+            raise ValueError(f"Input should be {', '.join(names[:-1])} or {names[-1]} (got {v!r})")
+        return v
 
     @field_validator("cap_add")
     @classmethod

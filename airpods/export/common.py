@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.paths import podman_volume_dir
 from airpods.plan.spec import ServiceSpec
 
@@ -118,7 +119,7 @@ def memory_estimate(spec: ServiceSpec, facts: VolumeFacts) -> int | None:
     """The memory preflight's estimate, when the model volume is on this machine's disk."""
     from airpods.orchestrate.memory_check import report_at
 
-    if spec.kind != "llamacpp":
+    if not kind_of(spec.kind).llama_server:
         return None
     volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
     root = facts.roots.get(volume or "")

@@ -19,6 +19,7 @@ from airpods.export.common import (
     resources,
     secret_key,
 )
+from airpods.kinds import kind_of
 from airpods.plan import prometheus as prometheus_plan
 from airpods.plan.gateway import CADDYFILE, ETC, KEYS_FILE
 from airpods.plan.router import PRESET_PATH
@@ -48,11 +49,11 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
         if v.target == PRESET_PATH and spec.router is not None:
             mount["subPath"] = "models.ini"
             volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-preset"}})
-        elif v.target == ETC and spec.kind == "gateway":  # the Caddyfile and the key file, in one folder
+        elif v.target == ETC and kind_of(spec.kind).door:  # the Caddyfile and the key file, in one folder
             volumes.append({"name": name, "projected": {"sources": [
                 {"configMap": {"name": f"{dns(spec.name)}-caddyfile"}},
                 {"secret": {"name": f"{dns(spec.name)}-keys"}}]}})
-        elif v.target == prometheus_plan.ETC and spec.kind == "prometheus":  # its scrape configuration
+        elif v.target == prometheus_plan.ETC and kind_of(spec.kind).scraper:  # its scrape configuration
             volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-config"}})
         elif v.target == HEALTH_KEY_PATH:  # the probe's key, from the Secret
             mount["subPath"] = "health.key"
@@ -75,7 +76,6 @@ def _quantity(size: str) -> str:
     return number + {"b": "", "k": "Ki", "m": "Mi", "g": "Gi"}[unit]
 
 
-NON_ROOT = {"prometheus": 65534}  # kinds whose upstream image runs as a user of its own (nobody)
 
 
 def security_context(spec: ServiceSpec) -> dict[str, Any]:
@@ -88,8 +88,8 @@ def security_context(spec: ServiceSpec) -> dict[str, Any]:
         out["allowPrivilegeEscalation"] = False
     if c.read_only:
         out["readOnlyRootFilesystem"] = True
-    if c.profile == "strict" and spec.kind in NON_ROOT:
-        out.update({"runAsNonRoot": True, "runAsUser": NON_ROOT[spec.kind]})
+    if c.profile == "strict" and kind_of(spec.kind).run_as is not None:  # its image runs as a user of its own
+        out.update({"runAsNonRoot": True, "runAsUser": kind_of(spec.kind).run_as})
     return out
 
 
@@ -121,7 +121,7 @@ def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) 
     if volumes:
         pod["volumes"] = volumes
     template: dict[str, Any] = {"labels": labels(spec)}
-    if spec.kind == "llamacpp" and "--metrics" in spec.command and spec.ports:  # the usual scrape annotations
+    if kind_of(spec.kind).llama_server and "--metrics" in spec.command and spec.ports:  # the usual scrape annotations
         template["annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics",
                                    "prometheus.io/port": str(spec.ports[0].container)}
     return {"apiVersion": "apps/v1", "kind": "Deployment",
@@ -188,7 +188,7 @@ def presets(specs: list[ServiceSpec]) -> list[dict[str, Any]]:
     return out + [{"apiVersion": "v1", "kind": "ConfigMap",
                    "metadata": {"name": f"{dns(s.name)}-config", "labels": labels(s)},
                    "data": {path.rsplit("/", 1)[-1]: text for path, text in s.config_files}}
-                  for s in specs if s.kind == "prometheus" and s.config_files]
+                  for s in specs if kind_of(s.kind).scraper and s.config_files]
 
 
 EMPTY_KEYS = ("# No keys in this export: fill this Secret with the keys.caddy that airpods keys writes, or "
@@ -199,7 +199,7 @@ EMPTY_KEYS = ("# No keys in this export: fill this Secret with the keys.caddy th
 def gateway_documents(specs: list[ServiceSpec], keys_file: str | None) -> list[dict[str, Any]]:
     """The gateway's Caddyfile (a ConfigMap) and its person keys (a Secret: the only place they are)."""
     out: list[dict[str, Any]] = []
-    for s in (s for s in specs if s.kind == "gateway"):
+    for s in (s for s in specs if kind_of(s.kind).door):
         out += [{"apiVersion": "v1", "kind": "ConfigMap",
                  "metadata": {"name": f"{dns(s.name)}-caddyfile", "labels": labels(s)},
                  "data": {CADDYFILE: s.gateway_config}},
@@ -255,7 +255,7 @@ def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str
                          "equal that service's LLAMA_API_KEY")
     docs += presets(specs) + gateway_documents(specs, gateway_keys if show_secrets else None)
     docs += claims(specs, facts, model_volume)
-    for s in (s for s in specs if s.kind == "gateway"):
+    for s in (s for s in specs if kind_of(s.kind).door):
         if not show_secrets:
             notes.append(f"the Secret {dns(s.name)}-keys holds no person key: export with --show-secrets, or put "
                          "the keys.caddy that airpods keys writes into it")

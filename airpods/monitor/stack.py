@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.monitor.top import LLAMA_FIELDS, Watch, gateway_figures, llama_rows
 from airpods.runtime.port import ContainerRuntime, ContainerUsage
 
@@ -60,7 +61,7 @@ def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, 
         row: dict[str, Any] = {"service": name, "model": None, "kind": spec.kind, "state": state,
                                "container": have.container if have is not None else spec.container,
                                "why": _why_down(have), "cpu_percent": None, "memory_bytes": None, "vram": {}}
-        if spec.kind == "llamacpp":
+        if kind_of(spec.kind).llama_server:
             row.update(dict.fromkeys(LLAMA_FIELDS))
             mine, why = _watches(spec, have)
             row["why"] = row["why"] or why
@@ -87,7 +88,7 @@ def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, 
         have = running.get(row["service"])
         if have is not None and have.state.id in held:
             row["vram"] = {str(gpu): size for gpu, size in sorted(held[have.state.id].items())}
-        if row["kind"] == "gateway" and row["state"] == "running":
+        if kind_of(row["kind"]).door and row["state"] == "running":
             row.update(_gateway(runtime, row["container"], now, interval))
     for r in llama:
         target = by_service[r["service"]]

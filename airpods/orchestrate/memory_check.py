@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 from airpods.models.gguf import GGUFError
 from airpods.orchestrate.preflight import model_in_volume
 from airpods.plan.memory import (
@@ -217,7 +218,7 @@ def running_llama(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], excl
     out = []
     for r in in_project(runtime.list_managed(), project):
         spec = specs.get(r.service)
-        is_llama = r.kind == "llamacpp" or (not r.kind and spec is not None and spec.kind == "llamacpp")
+        is_llama = kind_of(r.kind).llama_server or (not r.kind and spec is not None and kind_of(spec.kind).llama_server)
         if not is_llama or r.service in exclude or not (r.state.running or r.state.status == "created"):
             continue
         used = runtime.memory_usage(r.container) if r.state.running else None
@@ -239,7 +240,7 @@ def check_memory(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], todo:
     """Refuse (UsageError, exit 2) when a llama.cpp service's estimate exceeds what it may use;
     with --force or memory_check = "warn" it is a warning instead. Services started together
     count against each other in start order."""
-    checked = [s for s in todo if s.kind == "llamacpp" and s.memory_check != "off"]
+    checked = [s for s in todo if kind_of(s.kind).llama_server and s.memory_check != "off"]
     if not checked:
         return {}, []
     budget_bytes, why = budget(budget_setting, memory_total, memory_source)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 from airpods.plan.spec import ServiceSpec
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def model_in_volume(spec: ServiceSpec) -> str | None:
 
 def wanted_models(spec: ServiceSpec) -> list[str]:
     """The files a llama.cpp service needs in its model volume (a router: every model's file)."""
-    if spec.kind != "llamacpp":
+    if not kind_of(spec.kind).llama_server:
         return []
     if spec.router is not None:
         return list(dict.fromkeys(m.file for m in spec.router.models))
@@ -140,7 +141,7 @@ def check_pooling(specs: list[ServiceSpec], runtime: ContainerRuntime, models_vo
 def check_gateway(specs: list[ServiceSpec]) -> list[str]:
     """A gateway published beyond this machine needs at least one key (else exit 2, nothing created),
     and the user's own certificate files must be there. Returns the warnings to show."""
-    gateways = [s for s in specs if s.kind == "gateway"]
+    gateways = [s for s in specs if kind_of(s.kind).door]
     if not gateways:
         return []
     from airpods.gateway.keys import KeyStore

@@ -12,6 +12,7 @@ from typing import Any
 from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure, UsageError
 from airpods.health.probe import HealthResult, probe_all
 from airpods.health.wait import Done, Pending, WaitCancelled, WaitTimeout, wait_for
+from airpods.kinds import kind_of
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.exit_reasons import exit_error, log_tail
 from airpods.orchestrate.host_files import write_config_files, write_preset
@@ -114,7 +115,7 @@ def ensure_images(runtime: ContainerRuntime, specs: list[ServiceSpec], reporter:
 
 def create(runtime: ContainerRuntime, spec: ServiceSpec, action: Action) -> None:
     """Make the pod and container exist as the spec says (not started). Runs under the lock."""
-    if spec.kind == "gateway":  # even when it runs: Caddy reloads a changed Caddyfile by itself
+    if kind_of(spec.kind).door:  # even when it runs: Caddy reloads a changed Caddyfile by itself
         from airpods.gateway.keys import KeyStore
 
         KeyStore.of(spec).write_config(spec.gateway_config)
@@ -301,7 +302,7 @@ def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: lis
                                    "recreate": f"recreating ({action.reason})"}[action.kind], 0.0)
         create(runtime, stamped, action)
     for name in names:  # a running gateway gets today's Caddyfile too (routes of services added since)
-        if actions[name].kind == ActionKind.NOOP and specs[name].kind == "gateway":
+        if actions[name].kind == ActionKind.NOOP and kind_of(specs[name].kind).door:
             create(runtime, specs[name], actions[name])
     return actions, reports
 

@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from airpods.health.probe import probe_all, served_model
+from airpods.kinds import kind_of
 from airpods.orchestrate.running import Running
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
@@ -97,7 +98,7 @@ def _one(spec: ServiceSpec, state: ContainerState | None, limits: LimitSupport,
         out.router = {"loaded": loaded, "available": len(models),
                       "models": [m.to_json(spec.name) for m in models]}
         out.model = f"{len(loaded)}/{len(models)} loaded" + (f": {', '.join(loaded)}" if loaded else "")
-    elif spec.kind == "llamacpp" and spec.url and out.health == "healthy":
+    elif kind_of(spec.kind).llama_server and spec.url and out.health == "healthy":
         out.model = served_model(spec.url, api_key=spec.env.get("LLAMA_API_KEY"))
     return out
 

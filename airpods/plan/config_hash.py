@@ -2,17 +2,18 @@
 decide, so that a running container whose spec differs only by the machine plan is left alone.
 
 Stability: a key added to the config later is left out while it is unset (LATER_KEYS) or counts
-only for its own kind (KIND_KEYS); a value added later counts only when it differs from what it
+only for its own kind (ServiceKind.own_keys); a value added later counts only when it differs from what it
 was before it existed (runtime.hardening = "default", a confinement of Podman's defaults)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from airpods.kinds import KINDS, kind_of
+
 # Service keys added later (the gateway's, least privilege's): left out of the config hash unless set, so
 # that older hashes still match.
 LATER_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key", "hardening", "cap_add", "tmpfs")
-KIND_KEYS = {"metrics": "llamacpp", "scrape_interval": "prometheus"}  # added later; hashed for their kind only
 
 
 def config_hash(config: Any, f: Any, rendered: dict, wiring: dict, check: str | None = None,
@@ -28,8 +29,9 @@ def config_hash(config: Any, f: Any, rendered: dict, wiring: dict, check: str | 
     for key in LATER_KEYS:
         if key not in f.svc.model_fields_set:
             service.pop(key, None)
-    for key, kind in KIND_KEYS.items():  # a llama.cpp service's config did change: it gained --metrics
-        if f.svc.kind != kind and key not in f.svc.model_fields_set:
+    own = kind_of(f.svc.kind).own_keys  # a llama.cpp service's config did change: it gained --metrics
+    for key in {k for kind in KINDS.values() for k in kind.own_keys} - set(own):
+        if key not in f.svc.model_fields_set:
             service.pop(key, None)
     runtime = config.runtime.model_dump(mode="json")
     if "name_prefix" not in config.runtime.model_fields_set:  # added later: older hashes still match
@@ -40,7 +42,7 @@ def config_hash(config: Any, f: Any, rendered: dict, wiring: dict, check: str | 
             "gpu": config.gpu.model_dump(mode="json"), "pod": f.pod, "container": f.container,
             "aliases": f.aliases, "ports": [(p.host_ip, p.host, p.container) for p in f.ports],
             "api_key": hashlib.sha256((f.api_key or "").encode()).hexdigest(), "rendered": rendered,
-            "wiring": wiring if f.svc.kind in ("open-webui", "gateway") else None}
+            "wiring": wiring if kind_of(f.svc.kind).wired else None}
     if check:  # llama.cpp's and Prometheus' health check are the config's doing, not the probes': a changed one
         data["check"] = check  # recreates it (counted since the probe key left curl's argv and Prometheus' port
         # got a password, so that running ones get both; other kinds' hashes stay)

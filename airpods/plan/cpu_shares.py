@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.plan import router as router_plan
 from airpods.plan.argv import flag_name
 from airpods.plan.cpu_plan import CpuClaim, CpuShare, plan_cpu
@@ -19,7 +20,7 @@ def _user_cpu_setting(name: str, svc: Any) -> str | None:
         return f"services.{name}.resources.cpuset"
     if svc.resources.cpus:
         return f"services.{name}.resources.cpus"
-    if svc.kind == "llamacpp":
+    if kind_of(svc.kind).llama_server:
         for key in svc.command_args:
             if flag_name(key) in THREAD_FLAGS:
                 return f"services.{name}.command_args.{key}"
@@ -36,9 +37,10 @@ def cpu_shares(config: Any, topology: Any) -> dict[str, CpuShare]:
         return {}
     enabled = {n: s for n, s in config.services.items() if s.enabled}
     claims = [CpuClaim(n, router_plan.processes_of(s), True, _user_cpu_setting(n, s))
-              for n, s in enabled.items() if s.kind == "llamacpp"]
+              for n, s in enabled.items() if kind_of(s.kind).llama_server]
     if claims:
-        claims += [CpuClaim(n, 1, False, _user_cpu_setting(n, s)) for n, s in enabled.items() if s.kind == "ollama"]
+        claims += [CpuClaim(n, 1, False, _user_cpu_setting(n, s)) for n, s in enabled.items()
+                   if kind_of(s.kind).ollama_api]
     return plan_cpu(topology, claims)
 
 
@@ -47,6 +49,6 @@ def cpu_reason(config: Any, svc: Any, share: CpuShare | None) -> str:
         return share.reason
     if config.runtime.cpu_plan == "off":
         return "not planned: runtime.cpu_plan = \"off\""
-    if svc.kind == "llamacpp" and not svc.enabled:
+    if kind_of(svc.kind).llama_server and not svc.enabled:
         return "not planned: the service is disabled in the config (enable it to give it a share)"
     return "not pinned"

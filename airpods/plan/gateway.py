@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.plan.spec import VolumeSpec
 
 ETC = "/etc/airpods-gateway"  # the Caddyfile and keys.caddy (a read-only bind mount of airpods' folder)
@@ -65,11 +66,11 @@ def default_backend(gateway: Any, services: dict[str, Any]) -> str | None:
     if gateway.default:
         return gateway.default if services.get(gateway.default) is not None and \
             services[gateway.default].enabled else None
-    routers = [n for n, s in services.items() if s.kind == "llamacpp" and s.enabled and s.mode == "router"]
+    routers = [n for n, s in services.items() if kind_of(s.kind).llama_server and s.enabled and s.mode == "router"]
     if routers:
         return routers[0]
     llama = services.get("llamacpp")
-    return "llamacpp" if llama is not None and llama.kind == "llamacpp" and llama.enabled else None
+    return "llamacpp" if llama is not None and kind_of(llama.kind).llama_server and llama.enabled else None
 
 
 def loopback(address: str) -> bool:
@@ -163,10 +164,10 @@ def build(name: str, svc: Any, services: dict[str, Any], facts: dict[str, Any], 
     airpods' folder for this project's gateway (its `etc/` is mounted at ETC)."""
     enabled = {n: f for n, f in facts.items() if f.svc.enabled and f.ports and n != name}
     backends = [Backend(n, f"{f.aliases[0]}:{f.ports[0].container}", key_env(n) if f.api_key else None)
-                for n, f in enabled.items() if f.svc.kind == "llamacpp"]
-    webui = next((f"{f.aliases[0]}:{f.ports[0].container}" for f in enabled.values() if f.svc.kind == "open-webui"),
+                for n, f in enabled.items() if kind_of(f.svc.kind).llama_server]
+    webui = next((f"{f.aliases[0]}:{f.ports[0].container}" for f in enabled.values() if kind_of(f.svc.kind).chat_ui),
                  None)
-    webui_service = next((n for n, f in enabled.items() if f.svc.kind == "open-webui"), None)
+    webui_service = next((n for n, f in enabled.items() if kind_of(f.svc.kind).chat_ui), None)
     default = default_backend(svc, services)
     port = facts[name].ports[0]
     listen = port.host_ip

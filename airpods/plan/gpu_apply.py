@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.plan.gpu_plan import GpuClaim, GpuPlacement, ModelCost, plan_gpus
 from airpods.plan.memory import run_from_argv
 from airpods.plan.spec import ServiceSpec
@@ -17,7 +18,7 @@ LAYER_FLAGS = ("--n-gpu-layers", "-ngl", "--gpu-layers")
 
 
 def plannable(spec: ServiceSpec) -> bool:
-    return spec.kind == "llamacpp" and spec.enabled and spec.variant in PLANNED_VARIANTS
+    return kind_of(spec.kind).llama_server and spec.enabled and spec.variant in PLANNED_VARIANTS
 
 
 def claims(specs: dict[str, ServiceSpec], costs: dict[str, ModelCost | None]) -> list[GpuClaim]:

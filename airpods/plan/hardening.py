@@ -22,22 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from airpods.kinds import kind_of
 from airpods.plan.spec import Confinement
 
 TMPFS_SIZE = "64m"
 SLOT_SAVE_SIZE = "1g"
-# kind -> (read-only root, paths it writes besides its volumes, Podman's init)
-KNOWN: dict[str, tuple[bool, tuple[str, ...], bool]] = {
-    "llamacpp": (True, ("/tmp",), True),  # a router's children are reaped
-    "gateway": (True, ("/tmp", "/config"), True),
-    # Its image runs as nobody, which cannot start Podman's init in rootless Podman ("stat
-    # /run/podman-init: permission denied"); one process that handles its own signals needs none.
-    "prometheus": (True, ("/tmp",), False),
-    "open-webui": (False, (), True),
-    "ollama": (False, (), True),
-}
-
-
 def slot_save_path(argv: Iterable[str]) -> str | None:
     items = list(argv)
     for i, item in enumerate(items):
@@ -53,11 +42,12 @@ def confine(kind: str, profile: str, *, cap_add: Iterable[str] = (), tmpfs: dict
     """A service's Confinement from its kind and the profile it asks for."""
     if profile != "strict":
         return Confinement()
-    if kind not in KNOWN:
+    k = kind_of(kind)
+    if k.confine is None:
         return Confinement("strict", no_new_privileges=True, cap_add=tuple(cap_add))
-    read_only, paths, init = KNOWN[kind]
+    read_only, paths, init = k.confine.read_only, k.confine.writes, k.confine.init
     mounts = {p: TMPFS_SIZE for p in paths}
-    save = slot_save_path(argv) if kind == "llamacpp" else None
+    save = slot_save_path(argv) if k.llama_server else None
     if save and not any(save == t or save.startswith(t.rstrip("/") + "/") for t in volume_targets):
         mounts[save] = SLOT_SAVE_SIZE
     mounts.update(tmpfs or {})

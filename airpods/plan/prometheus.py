@@ -16,6 +16,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.plan.gateway import METRICS_PORT as GATEWAY_METRICS_PORT
 from airpods.plan.spec import VolumeSpec
 
@@ -92,7 +93,7 @@ def build(name: str, svc: Any, facts: dict[str, Any], project: str, store_dir: s
         if other == name or not f.svc.enabled or not f.ports:
             continue
         address = f"{f.aliases[0]}:{f.ports[0].container}"
-        if f.svc.kind == "llamacpp" and f.svc.metrics:
+        if kind_of(f.svc.kind).llama_server and f.svc.metrics:
             key_file = f"{KEYS}/{other}" if f.api_key else None
             if f.api_key:
                 env[key_env(other)] = f.api_key
@@ -107,7 +108,7 @@ def build(name: str, svc: Any, facts: dict[str, Any], project: str, store_dir: s
                 jobs.append(_job(f"llamacpp-{other}", address, {"service": other, "model": model,
                                                                  "project": project}, key_file))
                 targets.append((other, model, address))
-        elif f.svc.kind == "gateway":
+        elif kind_of(f.svc.kind).door:
             gateway = f"{f.aliases[0]}:{GATEWAY_METRICS_PORT}"
             jobs.append(_job(f"gateway-{other}", gateway, {"service": other, "project": project}, None))
             targets.append((other, "", gateway))

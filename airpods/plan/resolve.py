@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from airpods.errors import ConfigError
+from airpods.kinds import kind_of
 from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
 from airpods.plan import health as health_plan
@@ -23,7 +24,6 @@ from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
 from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name, web_password_name
 
-BACKEND_KINDS = ("llamacpp", "ollama")
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
 LLAMA_INT_FLAGS = ("port", "ctx_size", "threads", "threads_batch", "parallel", "batch_size",
                    "ubatch_size", "n_predict")
@@ -52,7 +52,7 @@ class _Facts:
 
     def node(self, sections: Any) -> dict[str, Any]:
         base = (f"http://{self.aliases[0]}:{self.ports[0].container}" if self.ports else None)
-        url = f"{base}/v1" if base and self.svc.kind == "llamacpp" else base
+        url = f"{base}/v1" if base and kind_of(self.svc.kind).llama_server else base
         return {
             "name": self.name, "kind": self.svc.kind, "enabled": self.svc.enabled,
             "pod": self.pod, "container": self.container, "aliases": self.aliases,
@@ -76,14 +76,15 @@ def _assign_ports(config: Any) -> dict[str, list[PortSpec]]:
     service (enabled or not) takes, in config order. Disabled services keep their place, so
     enabling one never moves another's port. Clashes are crosscheck.py's to report."""
     taken = {p.host for s in config.services.values() for p in s.ports if p.host}
-    taken |= {p.container for s in config.services.values() if s.kind != "llamacpp" for p in s.ports if not p.host}
+    taken |= {p.container for s in config.services.values() if not kind_of(s.kind).llama_server
+              for p in s.ports if not p.host}
     out: dict[str, list[PortSpec]] = {}
     next_port = config.runtime.llamacpp_base_port
     for name, svc in config.services.items():
         specs = []
         for port in svc.ports:
             host = port.host
-            if host is None and svc.kind == "llamacpp":
+            if host is None and kind_of(svc.kind).llama_server:
                 while next_port in taken:
                     next_port += 1
                 host = next_port
@@ -91,7 +92,7 @@ def _assign_ports(config: Any) -> dict[str, list[PortSpec]]:
             elif host is None:
                 host = port.container
             host_ip = port.host_ip
-            if svc.kind == "gateway" and svc.listen and "host_ip" not in port.model_fields_set:
+            if kind_of(svc.kind).door and svc.listen and "host_ip" not in port.model_fields_set:
                 host_ip = svc.listen  # services.gateway.listen: where its HTTPS port is published
             specs.append(PortSpec(host=host, container=port.container, host_ip=host_ip))
         out[name] = specs
@@ -129,7 +130,7 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
         images = _images(svc)
         image = images.get(choice.variant) or images.get("cpu") or next(iter(images.values()))
         api_key, health_key = None, ""
-        if svc.kind == "llamacpp":
+        if kind_of(svc.kind).llama_server:
             raw = "auto" if svc.api_key is None else svc.api_key
             api_key = secrets.get(api_key_name(name)) if raw == "auto" else (raw or None)
             if api_key and svc.health.interval:
@@ -150,13 +151,13 @@ def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
         if not f.svc.enabled or not f.ports:
             continue
         base = f"http://{f.aliases[0]}:{f.ports[0].container}"
-        if f.svc.kind == "llamacpp":
+        if kind_of(f.svc.kind).llama_server:
             openai.append({"name": f.name, "url": f"{base}/v1", "api_key": f.api_key or "none"})
-        elif f.svc.kind == "ollama":
+        elif kind_of(f.svc.kind).ollama_api:
             ollama.append({"name": f.name, "url": base})
     embedding = next(({"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none",
                        "model": mid} for f in facts.values() if f.svc.enabled and f.ports
-                      and f.svc.kind == "llamacpp" and f.svc.mode == "router" and isinstance(f.svc.models, dict)
+                      and kind_of(f.svc.kind).llama_server and f.svc.mode == "router" and isinstance(f.svc.models, dict)
                       for mid, m in f.svc.models.items() if m.embeddings), None)
     return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
             "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
@@ -207,9 +208,9 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     rendered = renderer.render_all()
     problems: list[str] = []
     gateways = {n: gateway_plan.build(n, f.svc, dict(config.services), facts, gateway_dir)
-                for n, f in facts.items() if f.svc.kind == "gateway"}
+                for n, f in facts.items() if kind_of(f.svc.kind).door}
     monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir, secrets.get(web_password_name(n)))
-                for n, f in facts.items() if f.svc.kind == "prometheus"}
+                for n, f in facts.items() if kind_of(f.svc.kind).scraper}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
     exposed = {n for n, f in facts.items()
@@ -221,7 +222,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                      gateways.get(n) or monitors.get(n), password if n in exposed else None)
         specs[n] = replace(spec, project=project, network=network_of(config, project), config_hash=config_hash(
             config, f, rendered[n], {**wiring, "headless_admin": True} if n in exposed else wiring,
-            check=spec.health.check if f.svc.kind in ("llamacpp", "prometheus") else None,
+            check=spec.health.check if kind_of(f.svc.kind).check_in_config_hash else None,
             confinement=spec.confinement))
     if problems:
         raise ConfigError("the configuration is invalid", problems,
@@ -326,9 +327,9 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
                {k for k in env if SECRET_ENV.search(k)})
     depends = list(svc.depends_on)
     wired: tuple[str, ...] = ()
-    if svc.kind == "llamacpp":
+    if kind_of(svc.kind).llama_server:
         _llamacpp(config, f, p, rendered, problems, is_template, share, router_dir)
-    if svc.kind == "open-webui":
+    if kind_of(svc.kind).chat_ui:
         wired = tuple(wiring["names"])
         depends += [b for b in wiring["names"] if b not in depends and b != name]
         _embedding_wiring(p, wiring)
@@ -354,18 +355,18 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
     if parts is not None and not command:
         command = parts.command
     thread_args = dict(p.router.defaults) if p.router is not None else p.args
-    threads = str(thread_args.get("threads", "")).strip() if svc.kind == "llamacpp" else ""
+    threads = str(thread_args.get("threads", "")).strip() if kind_of(svc.kind).llama_server else ""
     return ServiceSpec(
         name=name, kind=svc.kind, image=f.image, variant=f.choice.variant, pod=f.pod,
         container=f.container, network=config.runtime.network, aliases=tuple(f.aliases),
         ports=tuple(f.ports), volumes=tuple(p.volumes), env=p.env, devices=f.choice.devices,
         security_opt=f.choice.security_opt, entrypoint=entrypoint,
-        command=command, llama=run_from_argv(command) if svc.kind == "llamacpp" and p.router is None else None,
+        command=command, llama=run_from_argv(command) if kind_of(svc.kind).llama_server and p.router is None else None,
         # A llama.cpp server answers / (its web UI) before the model is loaded: only /health says ready.
         health=health_plan.health_spec(svc.health, svc.kind, f.ports[0].container if f.ports else None,
                                        p.args.get("port"), router=p.router is not None, keyed=bool(f.health_key),
                                        start_wait=timeout),
-        gpu_user=_user_gpu_setting(name, svc) if svc.kind == "llamacpp" else None,
+        gpu_user=_user_gpu_setting(name, svc) if kind_of(svc.kind).llama_server else None,
         gpu_pins=tuple(str(d) for d in svc.gpu.devices or ()),
         gpu_cap=parse_size(svc.gpu.memory) if svc.gpu.memory else None,
         confinement=confine(svc.kind, svc.hardening or config.runtime.hardening, cap_add=svc.cap_add, tmpfs=svc.tmpfs,

@@ -7,6 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.labels import (  # noqa: F401  (re-exported: the plan's names for them)
     AIRPODS_LABEL_PREFIX,
     DEFAULT_PROJECT,
@@ -245,7 +246,7 @@ class ServiceSpec:
     def url(self) -> str | None:
         """The base URL on the host (llama.cpp: its OpenAI-compatible /v1)."""
         base = self._published()
-        return f"{base}/v1" if base and self.kind == "llamacpp" else base
+        return f"{base}/v1" if base and kind_of(self.kind).llama_server else base
 
     @property
     def health_url(self) -> str | None:
@@ -288,7 +289,7 @@ class ServiceSpec:
             labels[LABEL_PINS] = ",".join(m.id for m in self.router.models if m.pin)
         if self.vram:
             labels[LABEL_VRAM] = ",".join(f"{gpu}:{size}" for gpu, size in self.vram)
-        if self.kind == "llamacpp" and self.router is None:
+        if kind_of(self.kind).llama_server and self.router is None:
             labels[LABEL_SHAPE] = self.run.label()
             if self.run.model_in_volume:
                 labels[LABEL_MODEL] = self.run.model_in_volume
@@ -352,7 +353,7 @@ class ServiceSpec:
             "router_preset": self.router_preset or None,
             "gateway": {"routes": dict(self.gateway_routes), "names": list(self.gateway_names),
                         "caddyfile": self.gateway_config,
-                        "listen": self.ports[0].host_ip if self.ports else None} if self.kind == "gateway" else None,
+                        "listen": self.ports[0].host_ip if self.ports else None} if kind_of(self.kind).door else None,
             "config_files": dict(self.config_files),
         }
 

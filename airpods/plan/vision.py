@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from airpods.kinds import kind_of
 from airpods.plan.memory import run_from_argv
 from airpods.plan.router import render_preset
 from airpods.plan.spec import ServiceSpec
@@ -19,7 +20,7 @@ def with_projectors(specs: dict[str, ServiceSpec], found: dict[str, dict[str, st
     for name, spec in specs.items():
         volume = next((v.source for v in spec.volumes if v.target == "/models"), None)
         pairs = found.get(volume or "", {})
-        if spec.kind != "llamacpp" or not pairs:
+        if not kind_of(spec.kind).llama_server or not pairs:
             out[name] = spec
         elif spec.router is None:
             model = spec.run.model_in_volume

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from airpods.kinds import kind_of
 from airpods.plan.gateway import loopback
 
 EMAIL = "admin@airpods.local"
@@ -15,7 +16,7 @@ EMAIL = "admin@airpods.local"
 def exposed(kind: str, enabled: bool, ports: Any, gateway_on: bool) -> bool:
     """Whether an enabled Open WebUI can be reached by others than this machine's users."""
     wide = any(not loopback(p.host_ip) for p in ports)
-    return kind == "open-webui" and enabled and (gateway_on or wide)
+    return kind_of(kind).chat_ui and enabled and (gateway_on or wide)
 
 
 def apply(env: dict[str, str], secret_env: set[str], password: str) -> None:

@@ -94,15 +94,16 @@ def test_no_signature_takes_the_runtime_as_any():
 # rank (or its own). Equal ranks do not import each other.
 LAYERS = {
     "errors": 0, "labels": 0, "paths": 0,
-    "config": 1, "probes": 1, "chat": 1,
-    "secrets": 2,
-    "plan": 3,
-    "runtime": 4, "gateway": 4,
-    "models": 5, "health": 5,
-    "monitor": 6, "orchestrate": 6,
-    "export": 7,
-    "cli": 8,
-    "__main__": 9,
+    "kinds": 1,
+    "config": 2, "probes": 2, "chat": 2,
+    "secrets": 3,
+    "plan": 4,
+    "runtime": 5, "gateway": 5,
+    "models": 6, "health": 6,
+    "monitor": 7, "orchestrate": 7,
+    "export": 8,
+    "cli": 9,
+    "__main__": 10,
 }
 
 

@@ -6,6 +6,7 @@ import click
 
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 
 
 @click.command()
@@ -65,7 +66,7 @@ def chat(app: Application, words: tuple[str, ...], model: str | None, system: st
 
 def _split_words(specs: dict, words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     """`[SERVICE] [PROMPT...]`: the first word is the service when it names a llama.cpp service."""
-    if words and words[0] in specs and specs[words[0]].kind == "llamacpp":
+    if words and words[0] in specs and kind_of(specs[words[0]].kind).llama_server:
         return words[0], words[1:]
     return None, words
 
@@ -76,8 +77,8 @@ def default_llama(app: Application, specs: dict, service: str | None):
     from airpods.cli.commands.model_targets import llama_spec
 
     if service is None:
-        router = next((s for s in specs.values() if s.kind == "llamacpp" and s.router is not None and s.enabled),
-                      None)
+        router = next((s for s in specs.values()
+                       if kind_of(s.kind).llama_server and s.router is not None and s.enabled), None)
         if router is not None:
             return router
     spec = llama_spec(app, specs, service)

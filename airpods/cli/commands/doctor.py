@@ -10,6 +10,7 @@ import click
 
 from airpods.cli.application import Application, pass_app
 from airpods.errors import AirpodsError
+from airpods.kinds import kind_of
 
 
 @click.command()
@@ -212,7 +213,7 @@ def _gateway(app: Application, specs: dict) -> dict | None:
     from airpods.gateway.keys import KeyStore
     from airpods.plan.gateway import loopback
 
-    spec = next((s for s in specs.values() if s.kind == "gateway"), None)
+    spec = next((s for s in specs.values() if kind_of(s.kind).door), None)
     if spec is None or not spec.ports:
         return None
     listen = spec.ports[0].host_ip

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from airpods.cli.application import Application, pass_app
+from airpods.kinds import kind_of
 
 
 @click.group()
@@ -54,10 +55,10 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     settings = app.runtime_settings
     if target == "kubernetes":
         gateway_keys = None
-        if show_secrets and any(s.kind == "gateway" for s in chosen):
+        if show_secrets and any(kind_of(s.kind).door for s in chosen):
             from airpods.gateway.keys import KeyStore
 
-            gateway_keys = KeyStore.of(next(s for s in chosen if s.kind == "gateway")).caddy_text()
+            gateway_keys = KeyStore.of(next(s for s in chosen if kind_of(s.kind).door)).caddy_text()
         docs, notes = kube_writer.documents(chosen, volume_facts(chosen, app.environ),
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
                                             models_job=models_job, gateway_keys=gateway_keys)
@@ -144,7 +145,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
         if s.router is not None:
             write_preset(s)  # the unit mounts it from airpods' data dir, as start does
         write_config_files(s)  # Prometheus' scrape configuration, likewise
-        if s.kind == "gateway":  # its Caddyfile and key file, mounted from airpods' data dir likewise
+        if kind_of(s.kind).door:  # its Caddyfile and key file, mounted from airpods' data dir likewise
             from airpods.gateway.keys import KeyStore
 
             KeyStore.of(s).write_config(s.gateway_config)

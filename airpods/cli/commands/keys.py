@@ -6,11 +6,12 @@ import click
 
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 
 
 def gateway_spec(app: Application, specs: dict | None = None):
     specs = specs if specs is not None else app.specs(create_secrets=False)
-    found = [s for s in specs.values() if s.kind == "gateway"]
+    found = [s for s in specs.values() if kind_of(s.kind).door]
     if not found:
         raise UsageError("this config has no gateway service (kind = \"gateway\")",
                          hint="enable the built-in one: [services.gateway] enabled = true   (see docs/gateway.md)")
@@ -120,7 +121,7 @@ def prometheus(app: Application, service: str | None) -> None:
     from airpods.secrets import web_password_name
 
     specs = app.specs(create_secrets=False)
-    ours = [n for n, s in specs.items() if s.kind == "prometheus" and (service is None or n == service)]
+    ours = [n for n, s in specs.items() if kind_of(s.kind).scraper and (service is None or n == service)]
     if not ours:
         raise UsageError(f"no Prometheus service {service!r} in the config" if service else
                          "this config has no Prometheus service",

@@ -8,6 +8,7 @@ import click
 
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 
 
 @click.command()
@@ -39,7 +40,7 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
     out = sys.stdout
     tty = is_tty(out)  # a log is the server's bytes: on a terminal, its text without escapes
     kind = next((r.kind for r in mine if r.container == container), None)
-    if kind == "gateway":  # Caddy's JSON access entries as one line each: time, key owner, request, status
+    if kind_of(kind).door:  # Caddy's JSON access entries as one line each: time, key owner, request, status
         from airpods.gateway.access import readable
     else:
         def readable(line: str) -> str:

@@ -8,6 +8,7 @@ import click
 
 from airpods.cli.application import Application
 from airpods.errors import UsageError
+from airpods.kinds import kind_of
 
 service_option = click.option("--service", "-s", metavar="NAME",
                               help="Use the model volume of this llama.cpp service (default: runtime.models_volume).")
@@ -18,10 +19,10 @@ def llama_spec(app: Application, specs: dict, service: str | None):
     named, else `llamacpp`, else the first llama.cpp service; None when there is none."""
     if service:
         app.select(specs, (service,))
-        if specs[service].kind != "llamacpp":
+        if not kind_of(specs[service].kind).llama_server:
             raise UsageError(f"service '{service}' is a {specs[service].kind} service, not llama.cpp")
         return specs[service]
-    llama = [s for s in specs.values() if s.kind == "llamacpp"]
+    llama = [s for s in specs.values() if kind_of(s.kind).llama_server]
     return next((s for s in llama if s.name == "llamacpp"), llama[0] if llama else None)
 
 

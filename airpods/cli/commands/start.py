@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
+from airpods.kinds import kind_of
 
 
 @click.command()
@@ -77,10 +78,10 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
 
     for o in outcomes:
         key_file = app.secrets().path(api_key_name(o.service))
-        if specs[o.service].kind == "llamacpp" and key_file.exists():  # not for a literal api_key
+        if kind_of(specs[o.service].kind).llama_server and key_file.exists():  # not for a literal api_key
             t.info(f"{o.service}: API key in {key_file}")
         admin = specs[o.service].env.get("WEBUI_ADMIN_EMAIL")
-        if specs[o.service].kind == "open-webui" and admin:  # made by airpods: no sign-up from outside
+        if kind_of(specs[o.service].kind).chat_ui and admin:  # made by airpods: no sign-up from outside
             t.info(f"{o.service}: sign in as {admin}, password in {app.secrets().path(WEBUI_ADMIN_SECRET)} "
                    "(sign-up is off: add people in its admin panel)")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
+from airpods.kinds import kind_of
 
 
 def _uptime(seconds: float | None) -> str:
@@ -72,7 +73,7 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
             r.restarts = watched["restarts"]
             r.last_failure = r.last_failure or watched["last_failure"]
     gateways = {r.service: _ca_fingerprint(app, specs[r.service]) for r in rows
-                if r.service in specs and specs[r.service].kind == "gateway" and r.state != "absent"}
+                if r.service in specs and kind_of(specs[r.service].kind).door and r.state != "absent"}
     if as_json:
         app.terminal.print_json([{**r.to_json(), **({"ca_fingerprint": gateways[r.service]}
                                                     if r.service in gateways else {})} for r in rows])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
+from airpods.kinds import kind_of
 
 COLUMNS = ["SERVICE", "MODEL", "STATE", "REQ", "WAIT", "PROMPT T/S", "GEN T/S", "KV", "SLOTS", "CPU", "MEM", "VRAM"]
 
@@ -55,12 +56,12 @@ def _names(app: Application, specs: dict, services: tuple[str, ...]) -> list[str
 
     if services:
         chosen = app.select(specs, services, enabled_only=False)
-        other = [n for n in chosen if specs[n].kind not in ("llamacpp", "gateway")]
+        other = [n for n in chosen if not kind_of(specs[n].kind).top]
         if other:
             raise UsageError(f"top shows llama.cpp services and the gateway; {', '.join(other)} is neither",
                              hint="see its state with airpods status")
         return chosen
-    return [n for n, s in specs.items() if s.kind in ("llamacpp", "gateway") and s.enabled]
+    return [n for n, s in specs.items() if kind_of(s.kind).top and s.enabled]
 
 
 def _vram_probe(app: Application):
@@ -87,7 +88,7 @@ def _num(v, fmt: str = "{:.1f}") -> str:
 
 def _cells(r: dict) -> list[str]:
     model = r["model"] or ("" if r.get("models_loaded") is None else f"({r['models_loaded']} loaded)")
-    if r["kind"] == "gateway":
+    if kind_of(r["kind"]).door:
         people = ", ".join(r.get("people_active") or []) or "-"
         return [r["service"], f"people: {people}", r["state"], _num(r.get("requests_per_s"), "{:.1f}/s"), "", "",
                 "", "", "", _num(r["cpu_percent"], "{:.0f}%"), _gib(r["memory_bytes"]), ""]
