@@ -315,8 +315,12 @@ class Application:
         from airpods.runtime.owned import OwnedRuntime
 
         # Commands see airpods' labels only on what this user's airpods sealed (runtime/owned.py).
-        return OwnedRuntime(connect(url=self.url or (socket if isinstance(socket, str) else None),
-                                    environ=self.environ), self.environ)
+        port = connect(url=self.url or (socket if isinstance(socket, str) else None), environ=self.environ)
+        if self.debug:  # every call to Podman, one line each on stderr
+            from airpods.runtime.trace import Traced
+
+            port = Traced(port, self.terminal.detail)
+        return OwnedRuntime(port, self.environ)
 
 
 def _from_cache(hit: Any, from_record: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -64,7 +64,8 @@ class LazyGroup(click.Group):
               help="Config file to use (default: $AIRPODS_CONFIG or ~/.config/airpods/config.toml).")
 @click.option("--url", metavar="URL", help="Podman API URL, e.g. unix:///run/podman/podman.sock "
               "(default: $CONTAINER_HOST, else the standard socket).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+@click.option("--debug", is_flag=True,
+              help="Show tracebacks for unexpected errors and each call to Podman (also: AIRPODS_DEBUG=1).")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, url: str | None, debug: bool) -> None:
     """Run local AI services (llama.cpp, Ollama, Open WebUI) as Podman pods.
@@ -75,7 +76,7 @@ def cli(ctx: click.Context, config_path: str | None, url: str | None, debug: boo
     """
     from airpods.cli.application import Application
 
-    ctx.obj = Application(config_path=config_path, url=url, debug=debug)
+    ctx.obj = Application(config_path=config_path, url=url, debug=debug or _debug_requested([]))
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -45,8 +45,10 @@ class Terminal:
         from rich.console import Console
 
         # On a terminal, wrap at word boundaries; in logs and pipes keep each message on one line.
-        # No emoji codes: a fingerprint's ":AB:" or a model named ":ok:" is text.
-        return Console(file=self._err, no_color=not self.interactive, highlight=False, emoji=False,
+        # No emoji codes: a fingerprint's ":AB:" or a model named ":ok:" is text. No markup: every
+        # message may quote a user's or a server's text ("[config changed: ...]" is shown as written);
+        # styles come as Text spans.
+        return Console(file=self._err, no_color=not self.interactive, highlight=False, emoji=False, markup=False,
                        force_terminal=self.interactive or None, soft_wrap=not self.interactive,
                        width=None if self.interactive else 120)
 
@@ -66,9 +68,9 @@ class Terminal:
             self._err.write(f"{prefix}{message}\n")
             self._err.flush()
             return
-        from rich.markup import escape
+        from rich.text import Text
 
-        self.console.print(f"[{style}]{prefix}[/{style}]{escape(message)}")
+        self.console.print(Text.assemble((prefix, style), message))
 
     def info(self, message: str) -> None:
         self._say("cyan", "", message)
@@ -117,8 +119,8 @@ class Terminal:
             TransferSpeedColumn,
         )
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=self.console, transient=True) as bar:
+        with Progress(TextColumn("{task.description}", markup=False), BarColumn(), DownloadColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=self.console, transient=True) as bar:
             task = bar.add_task(description, total=None)
             yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -128,10 +130,13 @@ class Terminal:
         if not self.interactive:
             yield
             return
-        with self.console.status(message):
+        from rich.text import Text
+
+        with self.console.status(Text(printable(message))):  # a str would be read as markup
             yield
 
-    def print_json(self, data: Any) -> None:
+    def print_json(self, data: Any, shape: Any = None) -> None:
+        """A command's JSON on stdout; `shape` is its contract (cli/contract.py), which the tests check."""
         self._out.write(json.dumps(data, indent=2, default=str) + "\n")
         self._out.flush()
 
@@ -150,6 +155,11 @@ class Terminal:
             for r in cells:
                 self.print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
             return
+        self.out_console.print(self.rich_table(columns, rows, title=title))
+
+    @staticmethod
+    def rich_table(columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> Any:
+        """The one Rich table of data (table(), top's live view): every cell text, never markup."""
         from rich.table import Table
         from rich.text import Text
 
@@ -158,4 +168,4 @@ class Terminal:
             table.add_column(column, overflow="fold")  # never hide part of a URL or image name
         for row in rows:  # cells are text, never markup: "[config changed: ...]" must show as written
             table.add_row(*(Text(printable("" if cell is None else str(cell))) for cell in row))
-        self.out_console.print(table)
+        return table

@@ -33,3 +33,20 @@ def default_ports_are_the_fakes(monkeypatch):
 
     real = preflight.port_free
     monkeypatch.setattr(preflight, "port_free", lambda ip, port: port in DEFAULT_PORTS or real(ip, port))
+
+
+@pytest.fixture(autouse=True)
+def json_keeps_its_contract(monkeypatch):
+    """Every JSON a command prints in a unit test is checked against its shape (cli/contract.py):
+    one without a shape, or with a key missing or unknown to the contract, fails the test."""
+    from airpods.cli.terminal import Terminal
+
+    real, broken = Terminal.print_json, []
+
+    def checked(self, data, shape=None):
+        broken.extend(["printed without a contract"] if shape is None else shape.problems(data))
+        real(self, data, shape)
+
+    monkeypatch.setattr(Terminal, "print_json", checked)
+    yield
+    assert broken == [], f"the --json contract (airpods/cli/contract.py): {sorted(set(broken))}"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 
@@ -67,7 +68,7 @@ def validate_cmd(app: Application, file: str | None) -> None:
 
 @config.command("render")
 @click.argument("service")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@click.option("--json", "as_json", is_flag=True, help=f"Print one JSON object ({contract.RENDER.help()}).")
 @click.option("--show-secrets", is_flag=True, help="Show API keys and secrets instead of ********.")
 @click.option("--cpu", is_flag=True, help="Render as `start --cpu` would (no GPU).")
 @pass_app
@@ -82,7 +83,7 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
     spec = specs[service]
     data = spec.to_json(show_secrets=show_secrets)
     if as_json:
-        app.terminal.print_json(data)
+        app.terminal.print_json(data, contract.RENDER)
         return
     t = app.terminal
     t.print(f"service:    {spec.name} ({spec.kind})")

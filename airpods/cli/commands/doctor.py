@@ -8,13 +8,15 @@ from pathlib import Path
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.errors import AirpodsError
 from airpods.kinds import kind_of
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help=f"Print the findings as one JSON object ({contract.DOCTOR.help()}).")
 @pass_app
 def doctor(app: Application, as_json: bool) -> None:
     """Check Podman, the API socket, the network backend, GPU detection and the CPU plan.
@@ -64,7 +66,7 @@ def doctor(app: Application, as_json: bool) -> None:
     except AirpodsError as exc:
         report["config_error"] = exc.message
     if as_json:
-        t.print_json(report)
+        t.print_json(report, contract.DOCTOR)
     else:
         t.print(f"podman:          {podman or 'not found'}")
         sock = report["socket"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 from airpods.kinds import kind_of
@@ -71,7 +72,7 @@ def revoke(app: Application, name: str) -> None:
 
 
 @keys.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list (keys: name, created, last_used).")
+@click.option("--json", "as_json", is_flag=True, help=f"Print a JSON list ({contract.KEYS_LIST.help()}).")
 @pass_app
 def list_keys(app: Application, as_json: bool) -> None:
     """Names, creation time and last use of the keys (never the keys themselves)."""
@@ -95,7 +96,7 @@ def list_keys(app: Application, as_json: bool) -> None:
 
     if as_json:
         app.terminal.print_json([{"name": k.name, "created": when(k.created), "last_used": when(k.last_used)}
-                                 for k in found])
+                                 for k in found], contract.KEYS_LIST)
         return
     if not found:
         app.terminal.info("no keys yet: airpods keys add NAME")
@@ -204,8 +205,7 @@ def read_ca(app: Application, spec) -> str:
 @click.option("--since", default="24h", show_default=True, metavar="AGE",
               help="How far back: 90m, 24h, 7d, or all.")
 @click.option("--json", "as_json", is_flag=True,
-              help="A JSON list (keys: person, model, service, requests, errors, seconds, prompt_tokens, "
-                   "completion_tokens, unmatched, last).")
+              help=f"A JSON list ({contract.KEYS_USAGE.help()}).")
 @pass_app
 def usage(app: Application, name: str | None, since: str, as_json: bool) -> None:
     """Use per person and model: requests, errors, time, prompt and completion tokens.
@@ -225,7 +225,7 @@ def usage(app: Application, name: str | None, since: str, as_json: bool) -> None
     cutoff = None if since == "all" else time.time() - _age(since)
     rows = summary(record_usage(app), cutoff, name)
     if as_json:
-        app.terminal.print_json(rows)
+        app.terminal.print_json(rows, contract.KEYS_USAGE)
         return
     if not rows:
         app.terminal.info(f"no requests through the gateway{' by ' + name if name else ''} in the last {since}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.cli.commands.model_targets import (
     gpu_plan_for,
@@ -60,7 +61,7 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
 
 
 @models.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--json", "as_json", is_flag=True, help=f"Print a JSON list ({contract.MODELS_LIST.help()}).")
 @service_option
 @pass_app
 def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
@@ -71,7 +72,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     for part, size in store.clear_stale_imports(root) if root else ():
         app.terminal.info(f"removed {part} ({size_text(size)}): what an import that was killed had written")
     if as_json:
-        app.terminal.print_json([e.to_json() for e in entries])
+        app.terminal.print_json([e.to_json() for e in entries], contract.MODELS_LIST)
         return
     if not entries:
         app.terminal.info(f"no models in {store.volume}; add one with `airpods models import PATH` "
@@ -121,8 +122,7 @@ def rm_cmd(app: Application, name: str, yes: bool, service: str | None) -> None:
 @click.option("--ctx", type=click.IntRange(min=0), help="Context size (total across slots) instead of the service's.")
 @click.option("--parallel", type=click.IntRange(min=1), help="Slots instead of the service's --parallel.")
 @click.option("--json", "as_json", is_flag=True,
-              help="One JSON object: model, ctx, parallel, weights, kv_cache, compute, total, available, fits, "
-                   "max_ctx (bytes as integers).")
+              help=f"One JSON object ({contract.MODELS_FIT.help()}; bytes as integers).")
 @service_option
 @pass_app
 def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None, as_json: bool,
@@ -166,7 +166,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
                          hint="see airpods models list")
     rows = gpus[1] if gpus else []
     if as_json:
-        app.terminal.print_json({**report.to_json(), "gpus": rows})
+        app.terminal.print_json({**report.to_json(), "gpus": rows}, contract.MODELS_FIT)
         return
     e, t = report.estimate, app.terminal
     if rows:
@@ -206,7 +206,7 @@ def _routers(app: Application, service: str | None) -> list:
 @models.command("ps")
 @service_option
 @click.option("--json", "as_json", is_flag=True,
-              help="A JSON list of objects: service, id, aliases, state, file, why (why it is not loaded).")
+              help=f"A JSON list ({contract.MODELS_PS.help()}; why: why it is not loaded).")
 @pass_app
 def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
     """Models behind each router service and their state: loaded, loading, unloaded, sleeping, failed."""
@@ -227,7 +227,7 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
                   "exit_code": None, "why": left_out[m.id]}
                  for m in spec.router.models if m.id in left_out and m.id not in listed]
     if as_json:
-        app.terminal.print_json(rows)
+        app.terminal.print_json(rows, contract.MODELS_PS)
         return
     app.terminal.table(["SERVICE", "ID", "ALIASES", "STATE", "FILE", "WHY"],
                        [[r["service"], r["id"], ", ".join(r["aliases"]) or "-", r["state"], r["file"] or "-",

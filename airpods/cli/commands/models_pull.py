@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.cli.commands.model_targets import llama_spec, service_option, size_text, store_of
 from airpods.errors import UsageError
@@ -16,7 +17,7 @@ from airpods.errors import UsageError
 @click.option("--force", is_flag=True, help="Replace a model of the same name.")
 @click.option("--list", "list_only", is_flag=True,
               help="List the repo's GGUFs by quantization, with size and whether each fits here; download nothing.")
-@click.option("--json", "as_json", is_flag=True, help="With --list: a JSON list (quant, files, size, fits, max_ctx).")
+@click.option("--json", "as_json", is_flag=True, help=f"With --list: a JSON list ({contract.PULL_LIST.help()}).")
 @click.option("--no-mmproj", is_flag=True,
               help="Do not pull the repo's vision projector (mmproj-*.gguf) with the model.")
 @service_option
@@ -145,7 +146,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
     spec = llama_spec(app, specs, service)
     rows = quant_rows(app, specs, spec, repo, revision, endpoint, found)
     if as_json:
-        app.terminal.print_json(rows)
+        app.terminal.print_json(rows, contract.PULL_LIST)
         return
     app.terminal.table(["QUANT", "SIZE", "FILES", "EST. MEM", "FITS", "MAX CTX"],
                        [[r["quant"], size_text(r["size"]), len(r["files"]), human(r["total"]) if r["total"] else "?",

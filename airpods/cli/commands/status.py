@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.kinds import kind_of
 
@@ -22,10 +23,7 @@ def _uptime(seconds: float | None) -> str:
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON list (keys: service, state, health, url, image, pod, container, model, "
-                   "cpuset, threads, cpu_plan, gpus, gpu_layers, gpu_plan, project, orphaned, plan_differs, "
-                   "restarts, last_failure; "
-                   "a gateway adds ca_fingerprint).")
+              help=f"Print a JSON list ({contract.STATUS.help()}).")
 @pass_app
 def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """Show state, health, URL, image, uptime and served model of SERVICES.
@@ -76,7 +74,8 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
                 if r.service in specs and kind_of(specs[r.service].kind).door and r.state != "absent"}
     if as_json:
         app.terminal.print_json([{**r.to_json(), **({"ca_fingerprint": gateways[r.service]}
-                                                    if r.service in gateways else {})} for r in rows])
+                                                    if r.service in gateways else {})} for r in rows],
+                                contract.STATUS)
         return
     table = []
     for r in rows:
@@ -133,7 +132,8 @@ def _by_labels(app: Application, problem: str, services: tuple[str, ...], as_jso
                      "last_failure": watched["last_failure"],
                      "uptime": time.time() - r.state.started_at if r.state.running and r.state.started_at else None})
     if as_json:
-        app.terminal.print_json([{k: v for k, v in row.items() if k != "uptime"} for row in rows])
+        app.terminal.print_json([{k: v for k, v in row.items() if k != "uptime"} for row in rows],
+                                contract.STATUS_BY_LABELS)
     elif rows:
         app.terminal.table(["SERVICE", "STATE", "HEALTH", "URL", "UP", "MODEL", "IMAGE"],
                            [[x["service"], x["state"] + (f", {x['restarts']} restarts" if x["restarts"] else ""),

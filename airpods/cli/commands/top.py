@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.kinds import kind_of
 
@@ -13,7 +14,9 @@ COLUMNS = ["SERVICE", "MODEL", "STATE", "REQ", "WAIT", "PROMPT T/S", "GEN T/S", 
 @click.command()
 @click.argument("services", nargs=-1)
 @click.option("--once", is_flag=True, help="Print one table and exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print one snapshot as JSON (keys: docs/monitoring.md) and exit.")
+@click.option("--json", "as_json", is_flag=True,
+              help=f"Print one snapshot as a JSON list and exit ({contract.TOP.help()}; docs/monitoring.md "
+                   "says what each is).")
 @click.option("--interval", type=click.FloatRange(min=0.2), metavar="SECONDS",
               help="Time between readings; rates are over this interval (default: 2 live, 1 with --once/--json).")
 @pass_app
@@ -43,7 +46,7 @@ def top(app: Application, services: tuple[str, ...], once: bool, as_json: bool, 
     if as_json or once:
         rows, _ = gather(app.runtime, specs, running, names, interval=interval or 1.0, vram=vram)
         if as_json:
-            app.terminal.print_json(rows)
+            app.terminal.print_json(rows, contract.TOP)
         else:
             app.terminal.table(COLUMNS, [_cells(r) for r in rows])
             _notes(app, rows)
@@ -117,10 +120,7 @@ def _live(app: Application, specs: dict, names: list[str], interval: float, vram
     import time
 
     from rich.live import Live
-    from rich.table import Table
-    from rich.text import Text
 
-    from airpods.cli.terminal import printable
     from airpods.monitor.stack import gather
 
     previous = None
@@ -129,11 +129,7 @@ def _live(app: Application, specs: dict, names: list[str], interval: float, vram
             running = {r.service: r for r in app.running() if not r.state.infra}
             rows, previous = gather(app.runtime, specs, running, names, interval=interval, previous=previous,
                                     vram=vram)
-            table = Table(title=f"airpods top — every {interval:g}s, Ctrl-C to leave", box=None,
-                          header_style="bold", pad_edge=False)
-            for column in COLUMNS:
-                table.add_column(column, overflow="fold")
-            for r in rows:  # a model id is the server's text: never markup, never an escape
-                table.add_row(*(Text(printable(c)) for c in _cells(r)))
+            table = app.terminal.rich_table(COLUMNS, [_cells(r) for r in rows],  # text, never markup
+                                            title=f"airpods top — every {interval:g}s, Ctrl-C to leave")
             live.update(table, refresh=True)
             time.sleep(interval)
