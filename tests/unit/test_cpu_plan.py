@@ -208,10 +208,10 @@ def test_bad_cpuset_is_a_config_error(cli, write_config):
 
 
 def _specs(cli, path, monkeypatch, cpus="0-3"):
-    from airpods.cli.application import Application
+    from airpods.stack import Stack
 
     monkeypatch.setenv("AIRPODS_CPU_AFFINITY", cpus)
-    return Application(config_path=path).specs()
+    return Stack(config_path=path).specs()
 
 
 def test_starting_a_second_service_leaves_the_first_untouched(write_config, cli, monkeypatch):

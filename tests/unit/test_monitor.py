@@ -211,18 +211,18 @@ def test_a_unified_cache_is_counted_once_not_once_per_slot():
 def test_the_slots_and_kv_layout_are_said_to_llama_server_as_the_plan_assumes(cli, write_config):
     """Issue 40, item 9: no --parallel was rendered, so llama-server ran 4 slots in one unified
     cache while the plan counted one slot of --ctx-size."""
-    from airpods.cli.application import Application
+    from airpods.stack import Stack
 
-    spec = Application(config_path=write_config("")).specs(create_secrets=False)["llamacpp"]
+    spec = Stack(config_path=write_config("")).specs(create_secrets=False)["llamacpp"]
     argv = list(spec.command)
     assert argv[argv.index("--parallel") + 1] == "1" and "--no-kv-unified" in argv
     assert spec.llama.shape.parallel == 1 and not spec.llama.shape.kv_unified
     assert spec.llama.shape.ctx_per_slot == spec.llama.shape.ctx
     team = write_config('[services.llamacpp.command_args]\nparallel = 4\nctx_size = 16384\nkv_unified = true\n')
-    spec = Application(config_path=team).specs(create_secrets=False)["llamacpp"]
+    spec = Stack(config_path=team).specs(create_secrets=False)["llamacpp"]
     argv = list(spec.command)
     assert argv[argv.index("--parallel") + 1] == "4" and "--kv-unified" in argv and "--no-kv-unified" not in argv
     assert spec.llama.shape.kv_unified and spec.llama.shape.ctx_per_slot == 16384
     raw = write_config('[services.llamacpp]\nargs = ["-np", "2"]\n')
-    spec = Application(config_path=raw).specs(create_secrets=False)["llamacpp"]
+    spec = Stack(config_path=raw).specs(create_secrets=False)["llamacpp"]
     assert "--parallel" not in spec.command and spec.llama.shape.parallel == 2

@@ -149,10 +149,10 @@ def test_status_keeps_an_out_of_memory_failure_when_the_restart_policy_brought_i
 
 
 def test_the_run_shape_is_typed_on_the_spec_and_sees_raw_args(cli, write_config):
-    from airpods.cli.application import Application
+    from airpods.stack import Stack
 
     path = write_config('[services.llamacpp]\nargs = ["--ctx-size=8192", "-np", "2"]\n')
-    spec = Application(config_path=path).specs(create_secrets=False)["llamacpp"]
+    spec = Stack(config_path=path).specs(create_secrets=False)["llamacpp"]
     assert spec.llama is not None and spec.llama.shape.ctx == 8192 and spec.llama.shape.parallel == 2
     assert spec.llama.model_in_volume == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert spec.labels["io.airpods.run-shape"].startswith("ctx=8192,parallel=2")

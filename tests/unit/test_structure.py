@@ -102,8 +102,9 @@ LAYERS = {
     "models": 6, "health": 6,
     "monitor": 7, "orchestrate": 7,
     "export": 8,
-    "cli": 9,
-    "__main__": 10,
+    "stack": 9,
+    "cli": 10,
+    "__main__": 11,
 }
 
 

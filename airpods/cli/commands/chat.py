@@ -47,7 +47,7 @@ def chat(app: Application, words: tuple[str, ...], model: str | None, system: st
     from airpods.chat.session import Conversation
     from airpods.cli.chat_loop import interactive, one_shot, question_from, wants_interactive
 
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     service, prompt = _split_words(specs, words)
     if gateway:
         endpoint, behind = gateway_endpoint(app, service)
@@ -107,7 +107,7 @@ def endpoint_of(app: Application, spec):
         raise UsageError(f"service '{spec.name}' publishes no port on this machine",
                          hint=f"add ports to [services.{spec.name}], or chat through the gateway: "
                               "airpods chat --gateway")
-    return Endpoint(serving_base(app.runtime, spec).rstrip("/") + "/v1", spec.env.get("LLAMA_API_KEY"))
+    return Endpoint(serving_base(app.stack.runtime, spec).rstrip("/") + "/v1", spec.env.get("LLAMA_API_KEY"))
 
 
 def gateway_endpoint(app: Application, service: str | None):

@@ -47,12 +47,12 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
     from airpods.orchestrate.stop import stop as stop_services
     from airpods.orchestrate.stop import targets
 
-    specs, problem = app.specs_or_none()
+    specs, problem = app.stack.specs_or_none()
     if problem:
-        app.terminal.warning(f"{problem}; cleaning what project '{app.project}' has, found by its labels")
-    runtime = app.runtime
-    running = app.running()
-    found = targets(runtime, app.project, running, specs, list(services) or None)
+        app.terminal.warning(f"{problem}; cleaning what project '{app.stack.project}' has, found by its labels")
+    runtime = app.stack.runtime
+    running = app.stack.running()
+    found = targets(runtime, app.stack.project, running, specs, list(services) or None)
     # No names: the enabled services and everything this project has in Podman.
     selected = set(services) or ({n for n, s in (specs or {}).items() if s.enabled} | {t.service for t in found})
     doomed: dict[str, list[str]] = {}
@@ -67,7 +67,7 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
                 kept[volume] = f"also used by {', '.join(outside)}"
             elif labels is None:
                 continue  # does not exist
-            elif not owned_by(labels, app.project):
+            elif not owned_by(labels, app.stack.project):
                 kept[volume] = "not created by airpods for this project"
             else:
                 doomed[volume] = sorted(users)

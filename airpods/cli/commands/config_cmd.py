@@ -39,8 +39,8 @@ def show(app: Application) -> None:
     """Print the effective configuration (defaults merged with your file) as TOML."""
     import tomlkit
 
-    app.config  # noqa: B018 - validate first: show nothing that would not load
-    app.terminal.print(tomlkit.dumps(app.loaded.data).rstrip())
+    app.stack.config  # noqa: B018 - validate first: show nothing that would not load
+    app.terminal.print(tomlkit.dumps(app.stack.loaded.data).rstrip())
 
 
 @config.command("validate")
@@ -55,14 +55,15 @@ def validate_cmd(app: Application, file: str | None) -> None:
     """
     if file:
         app.config_path = file
+        app.__dict__.pop("stack", None)  # the stack of that file
         if not Path(file).exists():
             raise UsageError(f"config file {file} does not exist")
     from airpods.config.crosscheck import warnings
 
-    specs = app.specs(create_secrets=False, use_cache=False)
+    specs = app.stack.specs(create_secrets=False, use_cache=False)
     enabled = [n for n, s in specs.items() if s.enabled]
     app.terminal.success(f"configuration is valid: {len(specs)} services ({', '.join(enabled)} enabled)")
-    for message in warnings(app.config):
+    for message in warnings(app.stack.config):
         app.terminal.warning(message)
 
 
@@ -78,8 +79,8 @@ def render(app: Application, service: str, as_json: bool, show_secrets: bool, cp
     Image for the detected GPU variant, pod, aliases, ports, volumes, env, devices and the exact
     argv (one item per line), with every template rendered.
     """
-    specs = app.specs(force_cpu=cpu, create_secrets=show_secrets)
-    app.select(specs, (service,))
+    specs = app.stack.specs(force_cpu=cpu, create_secrets=show_secrets)
+    app.stack.select(specs, (service,))
     spec = specs[service]
     data = spec.to_json(show_secrets=show_secrets)
     if as_json:
@@ -170,7 +171,6 @@ def init(app: Application, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomlkit.dumps(doc), encoding="utf-8")
     app.config_path = str(path)
-    app.__dict__.pop("loaded", None)
-    app.__dict__.pop("config", None)
-    app.config  # noqa: B018 - what we wrote must load
+    app.__dict__.pop("stack", None)  # the stack of the file just written
+    app.stack.config  # noqa: B018 - what we wrote must load
     app.terminal.success(f"wrote {path}")

@@ -33,7 +33,7 @@ def doctor(app: Application, as_json: bool) -> None:
     report["podman"] = podman
     problem = None
     try:
-        runtime = app.runtime
+        runtime = app.stack.runtime
         report["socket"] = {"url": runtime.url, "from": runtime.origin, "version": runtime.ping()}
         limits = runtime.limit_support()
         report["engine"] = {"mode": limits.mode, "cgroup_version": limits.cgroup_version,
@@ -41,7 +41,7 @@ def doctor(app: Application, as_json: bool) -> None:
                             "implications": limits.implications}
     except AirpodsError as exc:
         problem = exc
-    topo = app.cpu_topology
+    topo = app.stack.cpu_topology
     report["cpu"] = {"cpus": list(topo.cpus), "quota": topo.quota, "usable": len(topo.usable), "plan": {}}
     if podman:
         out = subprocess.run([podman, "info", "--format", "{{.Host.NetworkBackend}}"],  # noqa: S603
@@ -50,9 +50,9 @@ def doctor(app: Application, as_json: bool) -> None:
     for r in detect(ProbeEnv.from_environ(app.environ)):
         report["probes"].append({"probe": r.probe, "variant": r.variant, "reason": r.reason,
                                  "devices": list(r.devices), "warning": r.warning})
-    report["gpus"] = [g.to_json() for g in app.gpu_inventory]
+    report["gpus"] = [g.to_json() for g in app.stack.gpu_inventory]
     try:
-        specs = app.specs(create_secrets=False)
+        specs = app.stack.specs(create_secrets=False)
         for g in report["gpus"]:  # which services the GPU plan puts on each GPU
             g["services"] = [n for n, s in specs.items() if s.enabled and g["index"] in s.gpus]
         report["services"] = {n: {"enabled": s.enabled, "variant": s.variant, "image": s.image,
@@ -144,8 +144,8 @@ def _confinement(app: Application) -> list[dict]:
     from airpods.probes.caps import main_process, privileges
 
     out = []
-    for r in app.running():
-        state = app.runtime.inspect(r.container) if r.state.running else None
+    for r in app.stack.running():
+        state = app.stack.runtime.inspect(r.container) if r.state.running else None
         if state is None or not state.running:
             continue
         c, seen = state.confinement, privileges(main_process(state.pid))  # 0 (unknown): None
@@ -166,7 +166,7 @@ def _health(app: Application, specs: dict) -> dict:
     from airpods.paths import health_ledger
     from airpods.probes.systemd import timers_available
 
-    project = next((s.project for s in specs.values()), app.project)
+    project = next((s.project for s in specs.values()), app.stack.project)
     timers = timers_available(app.environ, os.geteuid())
     pid_file = health_ledger(app.environ, project).with_suffix(".pid")
     try:

@@ -48,11 +48,11 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     from airpods.export.yaml_out import dump_all
     from airpods.plan.order import closure, dependencies
 
-    specs = app.specs(variant=variant, create_secrets=show_secrets or target == "podman")
-    selected = app.select(specs, services)
+    specs = app.stack.specs(variant=variant, create_secrets=show_secrets or target == "podman")
+    selected = app.stack.select(specs, services)
     names = closure(selected, dependencies(specs))
     chosen = [specs[n] for n in names]
-    settings = app.runtime_settings
+    settings = app.stack.runtime_settings
     if target == "kubernetes":
         gateway_keys = None
         if show_secrets and any(kind_of(s.kind).door for s in chosen):
@@ -66,7 +66,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         from airpods.orchestrate.host_files import write_config_files, write_preset
         from airpods.secrets import api_key_name
 
-        store = app.secrets()
+        store = app.stack.secrets()
         key_files = {s.name: str(p) if (p := store.path(api_key_name(s.name))).exists() else None
                      for s in chosen}
         for s in chosen:  # a key written in the config: a private file of its own to mount
@@ -134,8 +134,8 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     from airpods.export.quadlet_install import install_dir, install_units, write_units
     from airpods.plan.order import closure, dependencies
 
-    specs = app.specs(variant=variant, create_secrets=True)
-    selected = app.select(specs, services)
+    specs = app.stack.specs(variant=variant, create_secrets=True)
+    selected = app.stack.select(specs, services)
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     files, secrets = documents(chosen, _seal(app))
@@ -152,7 +152,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     if install:
         target = output or install_dir(rootless, app.environ)
         write_units(files, target)
-        for line in install_units(app.runtime, secrets, [stem(s, s.name) for s in chosen], rootless):
+        for line in install_units(app.stack.runtime, secrets, [stem(s, s.name) for s in chosen], rootless):
             app.terminal.info(line)
         app.terminal.success(f"wrote {len(files)} units to {target}")
         return
@@ -178,7 +178,7 @@ def _seal(app: Application):
     if seal is not None:
         return seal
     try:
-        return app.runtime.seal
+        return app.stack.runtime.seal
     except AirpodsError as exc:
         app.terminal.warning(f"the units carry no seal ({exc.message}): airpods status and stop will not take what "
                              "they create for airpods' own")

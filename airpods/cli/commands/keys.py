@@ -11,7 +11,7 @@ from airpods.kinds import kind_of
 
 
 def gateway_spec(app: Application, specs: dict | None = None):
-    specs = specs if specs is not None else app.specs(create_secrets=False)
+    specs = specs if specs is not None else app.stack.specs(create_secrets=False)
     found = [s for s in specs.values() if kind_of(s.kind).door]
     if not found:
         raise UsageError("this config has no gateway service (kind = \"gateway\")",
@@ -84,9 +84,9 @@ def list_keys(app: Application, as_json: bool) -> None:
     spec = gateway_spec(app)
     keystore = store(spec)
     try:  # last use, from the running gateway's access log
-        mine = [r for r in app.running() if r.service == spec.name]
+        mine = [r for r in app.stack.running() if r.service == spec.name]
         if mine:
-            keystore.note_use(last_use(list(app.runtime.logs(mine[0].container))))
+            keystore.note_use(last_use(list(app.stack.runtime.logs(mine[0].container))))
     except AirpodsError as exc:
         app.terminal.warning(f"last use not updated: {exc.message}")
     found = keystore.keys()
@@ -121,13 +121,13 @@ def prometheus(app: Application, service: str | None) -> None:
     from airpods.errors import UsageError
     from airpods.secrets import web_password_name
 
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     ours = [n for n, s in specs.items() if kind_of(s.kind).scraper and (service is None or n == service)]
     if not ours:
         raise UsageError(f"no Prometheus service {service!r} in the config" if service else
                          "this config has no Prometheus service",
                          hint="enable it: [services.prometheus] enabled = true (docs/monitoring.md)")
-    password = app.secrets(create=False).read(web_password_name(ours[0]))
+    password = app.stack.secrets(create=False).read(web_password_name(ours[0]))
     if password is None:
         raise UsageError(f"{ours[0]} has no password yet: it is made when it first starts",
                          hint=f"airpods start {ours[0]}")
@@ -183,14 +183,14 @@ def read_ca(app: Application, spec) -> str:
                          hint=f"add volumes = [{{ source = \"airpods_gateway_data\", target = \"/data\" }}] "
                               f"to [services.{spec.name}]")
     try:
-        labels = app.runtime.volume_labels(volume)  # None: none yet
-        root = app.runtime.volume_path(volume) if labels is not None else None
+        labels = app.stack.runtime.volume_labels(volume)  # None: none yet
+        root = app.stack.runtime.volume_path(volume) if labels is not None else None
     except AirpodsError:  # no Podman to ask: the local driver's folder
         labels, root = None, None
     from airpods.orchestrate.running import owned_by
 
-    if labels is not None and not owned_by(labels, app.project):  # a CA clients will trust: ours only
-        raise UsageError(f"the volume {volume} was not created by your airpods for project '{app.project}'; "
+    if labels is not None and not owned_by(labels, app.stack.project):  # a CA clients will trust: ours only
+        raise UsageError(f"the volume {volume} was not created by your airpods for project '{app.stack.project}'; "
                          "its CA is not one to trust", hint="remove it (podman volume rm) and start the gateway again")
     path = root_path(root or podman_volume_dir(volume, app.environ))
     try:
@@ -252,16 +252,16 @@ def record_usage(app: Application) -> list:
     from airpods.errors import AirpodsError
     from airpods.gateway.usage import Ledger, pair, requests, tasks
 
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     spec = gateway_spec(app, specs)
     ledger = Ledger(Path(spec.gateway_dir) / "usage.jsonl")
-    running = {r.service: r for r in app.running() if not r.state.infra}
+    running = {r.service: r for r in app.stack.running() if not r.state.infra}
     gw = running.get(spec.name)
     if gw is None:
         return ledger.read()
     routes = dict(spec.gateway_routes)
     try:
-        uses = requests(list(app.runtime.logs(gw.container)), routes)
+        uses = requests(list(app.stack.runtime.logs(gw.container)), routes)
     except AirpodsError:
         return ledger.read()
     for service in {s for p, s in routes.items() if p != "/"}:
@@ -269,11 +269,11 @@ def record_usage(app: Application) -> list:
         if backend is None:
             continue
         try:
-            lines = list(app.runtime.logs(backend.container, timestamps=True))
+            lines = list(app.stack.runtime.logs(backend.container, timestamps=True))
         except AirpodsError:
             continue
         single = service in specs and specs[service].router is None
-        state = app.runtime.inspect(backend.container)  # its start to the nanosecond (a listing rounds it)
+        state = app.stack.runtime.inspect(backend.container)  # its start to the nanosecond (a listing rounds it)
         found = tasks(lines, backend.model if single else None, state.started_at if state else None)
         for use in (u for u in uses if u.service == service):
             use.model = backend.model if single else None

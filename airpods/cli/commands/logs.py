@@ -25,18 +25,18 @@ def logs(app: Application, service: str, follow: bool, lines: int) -> None:
       airpods logs llamacpp -n 50
       airpods logs -f open-webui
     """
-    specs, _ = app.specs_or_none()  # what runs is found by label, so a broken config still has logs
-    mine = [r for r in app.running() if r.service == service]
+    specs, _ = app.stack.specs_or_none()  # what runs is found by label, so a broken config still has logs
+    mine = [r for r in app.stack.running() if r.service == service]
     if not mine:
         if specs is not None:
-            app.select(specs, (service,))  # an unknown name: say so, with a suggestion
-        raise UsageError(f"service '{service}' has no container in project '{app.project}' (it was never "
+            app.stack.select(specs, (service,))  # an unknown name: say so, with a suggestion
+        raise UsageError(f"service '{service}' has no container in project '{app.stack.project}' (it was never "
                          "started or was removed)", hint=f"start it: airpods start {service}")
     spec = (specs or {}).get(service)
     container = next((r.container for r in mine if spec is not None and r.matches(spec)), mine[0].container)
     from airpods.cli.terminal import is_tty, printable
 
-    runtime = app.runtime
+    runtime = app.stack.runtime
     out = sys.stdout
     tty = is_tty(out)  # a log is the server's bytes: on a terminal, its text without escapes
     kind = next((r.kind for r in mine if r.container == container), None)

@@ -18,7 +18,7 @@ def llama_spec(app: Application, specs: dict, service: str | None):
     """The llama.cpp service whose settings (volume, ctx, slots) a models command uses: the one
     named, else `llamacpp`, else the first llama.cpp service; None when there is none."""
     if service:
-        app.select(specs, (service,))
+        app.stack.select(specs, (service,))
         if not kind_of(specs[service].kind).llama_server:
             raise UsageError(f"service '{service}' is a {specs[service].kind} service, not llama.cpp")
         return specs[service]
@@ -29,13 +29,14 @@ def llama_spec(app: Application, specs: dict, service: str | None):
 def store_of(app: Application, service: str | None):
     from airpods.models.store import ModelStore
 
-    specs = app.specs(create_secrets=False)
-    volume = app.runtime_settings["models_volume"]
+    specs = app.stack.specs(create_secrets=False)
+    volume = app.stack.runtime_settings["models_volume"]
     if service:
         spec = llama_spec(app, specs, service)
         volume = next((v.source for v in spec.volumes if v.target == "/models"), volume)
-    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.project}
-    return ModelStore(app.runtime, volume, labels)
+    labels = {**app.stack.runtime_settings["labels"], "io.airpods.managed": "true",
+              "io.airpods.project": app.stack.project}
+    return ModelStore(app.stack.runtime, volume, labels)
 
 
 def size_text(n: int) -> str:
@@ -51,16 +52,17 @@ def gpu_plan_for(app: Application, specs: dict, probe, cost=None) -> tuple | Non
     machine; None elsewhere. `cost`: the probe model's, when it is not in the volume (a hub repo's)."""
     from airpods.plan.gpu_apply import apply, plannable
 
-    if not plannable(probe) or not app.gpu_inventory or app.runtime_settings.get("gpu_plan") == "off":
+    if not plannable(probe) or not app.stack.gpu_inventory or app.stack.runtime_settings.get("gpu_plan") == "off":
         return None
     others = {n: s for n, s in specs.items() if n != probe.name}
-    costs = app.model_costs(others if cost is not None else {**others, probe.name: probe})
+    costs = app.stack.model_costs(others if cost is not None else {**others, probe.name: probe})
     if cost is not None:
         costs[probe.name] = cost
-    planned = apply({**others, probe.name: probe}, app.gpu_inventory, costs, app.gpu_held(specs))
+    planned = apply({**others, probe.name: probe}, app.stack.gpu_inventory, costs, app.stack.gpu_held(specs))
     from airpods.orchestrate.vram_check import fit_rows
 
-    return planned[probe.name], fit_rows(planned[probe.name], app.gpu_inventory, app.gpu_held({probe.name: probe}))
+    return planned[probe.name], fit_rows(planned[probe.name], app.stack.gpu_inventory,
+                                         app.stack.gpu_held({probe.name: probe}))
 
 
 def probe_spec(spec, model: str, *, ctx: int | None = None, parallel: int | None = None):

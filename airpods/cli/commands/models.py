@@ -82,11 +82,11 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     from airpods.plan.memory import estimate, human, shape_from_argv
     from airpods.plan.router import model_argv
 
-    spec = llama_spec(app, app.specs(create_secrets=False), service)
+    spec = llama_spec(app, app.stack.specs(create_secrets=False), service)
     shape = shape_from_argv(() if spec is None else model_argv(spec.router) if spec.router else spec.command)
 
     def est(name: str) -> str:
-        facts = model_facts(root, name, app.facts_cache) if root else None
+        facts = model_facts(root, name, app.stack.facts_cache) if root else None
         return human(estimate(facts, shape).total) if facts else "?"
 
     where = f" at {spec.name}'s ctx {shape.ctx or 'trained'} × {shape.parallel}" if spec else ""
@@ -146,7 +146,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     from airpods.plan.memory import human
 
     check_name(model)
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     spec = llama_spec(app, specs, service)
     if spec is None:
         raise UsageError("no llama.cpp service in the config to take settings from",
@@ -154,11 +154,11 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     probe = probe_spec(spec, model, ctx=ctx, parallel=parallel)
     gpus = gpu_plan_for(app, specs, probe)
     probe = gpus[0] if gpus else probe
-    settings, mem = app.runtime_settings, app.memory_info
+    settings, mem = app.stack.runtime_settings, app.stack.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
-    others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"], app.facts_cache)
-    report = fit_report(app.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
-                        others=others, kept=app.facts_cache)
+    others = running_llama(app.stack.runtime, specs, {spec.name}, settings["models_volume"], app.stack.facts_cache)
+    report = fit_report(app.stack.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
+                        others=others, kept=app.stack.facts_cache)
     if report is None:
         store = store_of(app, service)
         have = ", ".join(e.file for e in store.list()) or "none"
@@ -188,9 +188,9 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
 
 
 def _routers(app: Application, service: str | None) -> list:
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     if service:
-        app.select(specs, (service,))
+        app.stack.select(specs, (service,))
         routers = [specs[service]] if specs[service].router is not None else []
         if not routers:
             raise UsageError(f"service '{service}' is not a router (mode = \"router\")",
@@ -215,7 +215,7 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
 
     rows = []
     for spec in _routers(app, service):
-        models = list_models(serving_base(app.runtime, spec), spec.env.get("LLAMA_API_KEY"))
+        models = list_models(serving_base(app.stack.runtime, spec), spec.env.get("LLAMA_API_KEY"))
         if models is None:
             raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
                              hint=f"start it: airpods start {spec.name}")
@@ -259,7 +259,7 @@ def _drive(app: Application, model: str, service: str | None, unload: bool) -> N
 
     for spec in _routers(app, service):
         known = spec.router.ids()
-        found = serving(app.runtime, spec)  # a keyed request only to the router's own published port
+        found = serving(app.stack.runtime, spec)  # a keyed request only to the router's own published port
         live = list_models(found[0], spec.env.get("LLAMA_API_KEY")) if found[0] else None
         if live is not None:
             known.update({m.id: m.id for m in live})

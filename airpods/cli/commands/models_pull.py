@@ -142,7 +142,7 @@ def _list_quants(app: Application, repo: str, revision: str, endpoint: str, foun
     """Every quantization of a repo, and whether it fits the service it would run in."""
     from airpods.plan.memory import human
 
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     spec = llama_spec(app, specs, service)
     rows = quant_rows(app, specs, spec, repo, revision, endpoint, found)
     if as_json:
@@ -181,11 +181,11 @@ def memory_room(app: Application, specs: dict, spec) -> tuple[int | None, str, l
     from airpods.errors import AirpodsError
     from airpods.orchestrate.memory_check import budget, running_llama
 
-    settings, mem = app.runtime_settings, app.memory_info
+    settings, mem = app.stack.runtime_settings, app.stack.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
     try:
-        others = running_llama(app.runtime, specs, {spec.name}, settings["models_volume"],
-                               app.facts_cache) if spec else []
+        others = running_llama(app.stack.runtime, specs, {spec.name}, settings["models_volume"],
+                               app.stack.facts_cache) if spec else []
     except AirpodsError:  # no Podman here: nothing running to count
         others = []
     return limit, why, others

@@ -34,7 +34,7 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
     from airpods.config import edit
     from airpods.config.loader import user_config_path
 
-    specs = app.specs(create_secrets=False)  # the config as it is must be valid first
+    specs = app.stack.specs(create_secrets=False)  # the config as it is must be valid first
     spec = default_llama(app, specs, service)
     store = store_for(app, spec)
     model = in_volume(store, store.root(create=False), model)
@@ -60,7 +60,7 @@ def _use(app: Application, spec, model: str, path, dry_run: bool) -> None:
             app.terminal.success(f"{spec.name} runs {model} already; nothing to change")
             return
         change = edit.use_model(path, text, spec.name, model)
-    after = app.overlaid(change.overlay).specs(create_secrets=False)[spec.name]  # validates the result
+    after = app.stack.overlaid(change.overlay).specs(create_secrets=False)[spec.name]  # validates the result
     if spec.router is None and after.run.model_in_volume != model:
         raise UsageError(f"setting default_model would not change what {spec.name} runs "
                          f"({after.run.model_in_volume}); nothing was changed",
@@ -78,7 +78,7 @@ def _what_start_does(app: Application, after) -> None:
     from airpods.errors import AirpodsError
 
     try:
-        mine = [r for r in app.running() if r.service == after.name and r.state.running]
+        mine = [r for r in app.stack.running() if r.service == after.name and r.state.running]
     except AirpodsError:
         mine = []
     if not mine:

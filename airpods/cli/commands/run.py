@@ -51,7 +51,7 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     from airpods.cli.commands.chat import default_llama, endpoint_of
     from airpods.cli.commands.run_model import ensure_model
 
-    specs = app.specs(force_cpu=cpu)
+    specs = app.stack.specs(force_cpu=cpu)
     spec = default_llama(app, specs, service)
     question = None if wants_interactive(prompt) else question_from(prompt)  # read stdin before the long work
     model = ensure_model(app, specs, spec, ref, revision, force=force)
@@ -59,7 +59,7 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
         from airpods.orchestrate.lock import HostLock
         from airpods.paths import router_lock
 
-        with HostLock(router_lock(app.environ, app.project, spec.name), on_wait=lambda: app.terminal.info(
+        with HostLock(router_lock(app.environ, app.stack.project, spec.name), on_wait=lambda: app.terminal.info(
                 f"waiting for another airpods run to finish adding its model to {spec.name}")):
             running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force)
         bye = (f"{model_id} stays loaded in {running.name}: airpods models unload {model_id}; "
@@ -85,7 +85,7 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
 
     same = spec.run.model_in_volume == model  # its own model: the config as it is (no second resolve)
     switched = app if same else app.overlaid({"services": {spec.name: {"default_model": model}}})
-    specs = switched.specs(force_cpu=cpu)
+    specs = switched.stack.specs(force_cpu=cpu)
     mine = specs[spec.name]
     if mine.run.model_in_volume != model:
         raise UsageError(f"services.{spec.name} does not take its model from default_model, so airpods run cannot "
@@ -108,11 +108,11 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     from airpods.orchestrate.running import serving, serving_base
 
     key = spec.env.get("LLAMA_API_KEY")
-    base, _why = serving(app.runtime, spec)  # a keyed request only to the router's own published port
+    base, _why = serving(app.stack.runtime, spec)  # a keyed request only to the router's own published port
     live = router_api.list_models(base, key) if base else None
     model_id, overlay = router_entry(spec, model, preset_on_disk(spec) if live is not None else {})
     switched = app.overlaid(overlay) if overlay else app
-    specs = switched.specs(force_cpu=cpu)
+    specs = switched.stack.specs(force_cpu=cpu)
     mine = specs[spec.name]
     app.terminal.info(f"{model} goes to the router {spec.name} as model {model_id}, loaded now")
     if live is not None and (overlay or mine.router.all_models):  # all_models: a new file is listed on reload
@@ -125,7 +125,7 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
             live = None
     if live is None:
         start_live(switched, specs, [spec.name], timeout, False, force)
-        base = serving_base(app.runtime, mine)
+        base = serving_base(app.stack.runtime, mine)
     states = {m.id: m.state for m in router_api.list_models(base, key) or []}
     if states.get(model_id) not in ("loaded", "loading"):
         _load_when_room(app, mine, base, key, model_id)

@@ -15,9 +15,10 @@ from airpods.errors import UsageError
 def store_for(app: Application, spec) -> Any:
     from airpods.models.store import ModelStore
 
-    volume = next((v.source for v in spec.volumes if v.target == "/models"), app.runtime_settings["models_volume"])
-    labels = {**app.runtime_settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.project}
-    return ModelStore(app.runtime, volume, labels)
+    settings = app.stack.runtime_settings
+    volume = next((v.source for v in spec.volumes if v.target == "/models"), settings["models_volume"])
+    labels = {**settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.stack.project}
+    return ModelStore(app.stack.runtime, volume, labels)
 
 
 def ensure_model(app: Application, specs: dict, spec, ref: str, revision: str, *, force: bool) -> str:

@@ -47,14 +47,14 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
       airpods start --pre-fetch          # pull images with progress, start nothing
       airpods start open-webui --timeout 600
     """
-    specs = app.specs(force_cpu=cpu)
-    selected = app.select(specs, services)
+    specs = app.stack.specs(force_cpu=cpu)
+    selected = app.stack.select(specs, services)
     t = app.terminal
     if not selected:
         t.warning("no service is enabled; name one (airpods start llamacpp) or enable it in the config")
         return
     _gpu_warnings(app, specs, selected)
-    runtime = app.runtime
+    runtime = app.stack.runtime
     if pre_fetch:
         _pre_fetch(app, runtime, [specs[n] for n in selected])
         return
@@ -77,12 +77,12 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     from airpods.secrets import WEBUI_ADMIN_SECRET, api_key_name
 
     for o in outcomes:
-        key_file = app.secrets().path(api_key_name(o.service))
+        key_file = app.stack.secrets().path(api_key_name(o.service))
         if kind_of(specs[o.service].kind).llama_server and key_file.exists():  # not for a literal api_key
             t.info(f"{o.service}: API key in {key_file}")
         admin = specs[o.service].env.get("WEBUI_ADMIN_EMAIL")
         if kind_of(specs[o.service].kind).chat_ui and admin:  # made by airpods: no sign-up from outside
-            t.info(f"{o.service}: sign in as {admin}, password in {app.secrets().path(WEBUI_ADMIN_SECRET)} "
+            t.info(f"{o.service}: sign in as {admin}, password in {app.stack.secrets().path(WEBUI_ADMIN_SECRET)} "
                    "(sign-up is off: add people in its admin panel)")
 
 
@@ -95,9 +95,9 @@ def start_live(app: Application, specs: dict, selected: list[str], timeout: floa
     from airpods.orchestrate.start import start_order
     from airpods.paths import lock_path, stops_path
 
-    runtime, t = app.runtime, app.terminal
+    runtime, t = app.stack.runtime, app.terminal
     with LiveReporter(t) as reporter:
-        settings = app.runtime_settings
+        settings = app.stack.runtime_settings
         lock = HostLock(lock_path(app.environ),
                         on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
         network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
@@ -177,21 +177,22 @@ def memory_checker(app: Application, specs: dict, force: bool):
     from airpods.orchestrate.memory_check import check_memory
     from airpods.probes.memory import free_vram
 
-    settings, mem = app.runtime_settings, app.memory_info
+    settings, mem = app.stack.runtime_settings, app.stack.memory_info
     path = app.environ.get("PATH", "")
 
     def check(todo: list) -> tuple[dict, list[str]]:
-        reports, warnings = check_memory(app.runtime, specs, todo, models_volume=settings["models_volume"],
+        reports, warnings = check_memory(app.stack.runtime, specs, todo, models_volume=settings["models_volume"],
                                          budget_setting=settings.get("memory_budget", "auto"),
                                          memory_total=mem.total, memory_source=mem.source, force=force,
-                                         vram_for=lambda variant: free_vram(variant, path), kept=app.facts_cache)
+                                         vram_for=lambda variant: free_vram(variant, path), kept=app.stack.facts_cache)
         planned = [s for s in todo if s.vram]
         if not planned:
             return reports, warnings
         from airpods.orchestrate.vram_check import check_vram
 
-        running = [s for s in planned if (state := app.runtime.inspect(s.container)) is not None and state.running]
-        return reports, warnings + check_vram(planned, app.gpu_inventory, force=force, released=running)
+        running = [s for s in planned
+                   if (state := app.stack.runtime.inspect(s.container)) is not None and state.running]
+        return reports, warnings + check_vram(planned, app.stack.gpu_inventory, force=force, released=running)
 
     return check
 

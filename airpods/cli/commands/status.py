@@ -38,19 +38,19 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
     """
     from airpods.orchestrate.status import status as get_status
 
-    specs, problem = app.specs_or_none()
+    specs, problem = app.stack.specs_or_none()
     if problem:  # what runs is found by its labels, as stop and logs find it; then exit 2
         _by_labels(app, problem, services, as_json)
         return
-    running = app.running()
+    running = app.stack.running()
     known = {r.service for r in running}
     if services:  # a name may also be an orphan's, known only from what runs
-        app.select(specs, tuple(n for n in services if n not in known))
+        app.stack.select(specs, tuple(n for n in services if n not in known))
         names = [n for n in dict.fromkeys(services) if n in specs]
     else:  # disabled services that still have their container are shown too
-        names = app.select(specs, ())
+        names = app.stack.select(specs, ())
         names += [n for n, s in specs.items() if n not in names and any(r.matches(s) for r in running)]
-    runtime = app.runtime
+    runtime = app.stack.runtime
     from airpods.orchestrate import stops
     from airpods.paths import stops_path
 
@@ -120,12 +120,12 @@ def _by_labels(app: Application, problem: str, services: tuple[str, ...], as_jso
     from airpods.health.supervisor import status_fields
     from airpods.paths import health_ledger
 
-    app.terminal.warning(f"{problem}; showing what project '{app.project}' runs, found by its labels")
+    app.terminal.warning(f"{problem}; showing what project '{app.stack.project}' runs, found by its labels")
     rows = []
-    for r in app.running():
+    for r in app.stack.running():
         if r.state.infra or (services and r.service not in services):
             continue
-        watched = status_fields(health_ledger(app.environ, app.project), r.service, r.state.id)
+        watched = status_fields(health_ledger(app.environ, app.stack.project), r.service, r.state.id)
         rows.append({"service": r.service, "state": r.state.state, "health": r.state.health or "unknown",
                      "url": r.url, "image": r.state.image, "pod": r.pod, "container": r.state.name,
                      "model": r.model, "project": r.project, "restarts": watched["restarts"],
@@ -140,7 +140,7 @@ def _by_labels(app: Application, problem: str, services: tuple[str, ...], as_jso
                              x["health"], x["url"] or "-", _uptime(x["uptime"]), x["model"] or "-", x["image"]]
                             for x in rows])
     else:
-        app.terminal.info(f"nothing of project '{app.project}' is in Podman")
+        app.terminal.info(f"nothing of project '{app.stack.project}' is in Podman")
     raise ConfigError("the config does not load, so only what runs is shown (above), not the plan",
                       hint="fix the config as the warning says; airpods config validate checks it")
 

@@ -17,7 +17,7 @@ def record_stops(app: Application, found: list) -> None:
 
 def report_stopped(app: Application, results: list) -> None:
     if not results:
-        app.terminal.info(f"nothing to stop in project '{app.project}'")
+        app.terminal.info(f"nothing to stop in project '{app.stack.project}'")
     for r in results:
         note = f" [{r.note}]" if r.note else ""
         if r.result in ("stopped", "removed"):
@@ -49,9 +49,10 @@ def stop(app: Application, services: tuple[str, ...], remove: bool, timeout: int
     from airpods.orchestrate.stop import stop as stop_services
     from airpods.orchestrate.stop import targets
 
-    specs, problem = app.specs_or_none()
+    specs, problem = app.stack.specs_or_none()
     if problem:
-        app.terminal.warning(f"{problem}; stopping what project '{app.project}' runs, found by its labels")
-    found = targets(app.runtime, app.project, app.running(), specs, list(services) or None)
+        app.terminal.warning(f"{problem}; stopping what project '{app.stack.project}' runs, found by its labels")
+    found = targets(app.stack.runtime, app.stack.project, app.stack.running(), specs, list(services) or None)
     record_stops(app, found)
-    report_stopped(app, stop_services(app.runtime, found, timeout=timeout, remove=remove, services=list(services)))
+    report_stopped(app, stop_services(app.stack.runtime, found, timeout=timeout, remove=remove,
+                                      services=list(services)))

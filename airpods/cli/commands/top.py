@@ -37,14 +37,14 @@ def top(app: Application, services: tuple[str, ...], once: bool, as_json: bool, 
       airpods top llamacpp --once
       airpods top --json | jq '.[] | {service, model, generation_tokens_per_s}'
     """
-    specs = app.specs(create_secrets=False)
+    specs = app.stack.specs(create_secrets=False)
     names = _names(app, specs, services)
-    running = {r.service: r for r in app.running() if not r.state.infra}
+    running = {r.service: r for r in app.stack.running() if not r.state.infra}
     vram = _vram_probe(app)
     from airpods.monitor.stack import gather
 
     if as_json or once:
-        rows, _ = gather(app.runtime, specs, running, names, interval=interval or 1.0, vram=vram)
+        rows, _ = gather(app.stack.runtime, specs, running, names, interval=interval or 1.0, vram=vram)
         if as_json:
             app.terminal.print_json(rows, contract.TOP)
         else:
@@ -58,7 +58,7 @@ def _names(app: Application, specs: dict, services: tuple[str, ...]) -> list[str
     from airpods.errors import UsageError
 
     if services:
-        chosen = app.select(specs, services, enabled_only=False)
+        chosen = app.stack.select(specs, services, enabled_only=False)
         other = [n for n in chosen if not kind_of(specs[n].kind).top]
         if other:
             raise UsageError(f"top shows llama.cpp services and the gateway; {', '.join(other)} is neither",
@@ -69,13 +69,13 @@ def _names(app: Application, specs: dict, services: tuple[str, ...]) -> list[str
 
 def _vram_probe(app: Application):
     """VRAM per container and GPU, when this machine has NVIDIA GPUs; None elsewhere (blank column)."""
-    if not app.gpu_inventory:
+    if not app.stack.gpu_inventory:
         return None
     from airpods.probes.gpu import ProbeEnv
     from airpods.probes.gpu_procs import vram_by_container
 
     env = ProbeEnv.from_environ(app.environ)
-    by_uuid = {g.uuid: g.index for g in app.gpu_inventory}
+    by_uuid = {g.uuid: g.index for g in app.stack.gpu_inventory}
     return lambda: vram_by_container(env, by_uuid)
 
 
@@ -126,8 +126,8 @@ def _live(app: Application, specs: dict, names: list[str], interval: float, vram
     previous = None
     with Live(console=app.terminal.out_console, auto_refresh=False, screen=False) as live:
         while True:
-            running = {r.service: r for r in app.running() if not r.state.infra}
-            rows, previous = gather(app.runtime, specs, running, names, interval=interval, previous=previous,
+            running = {r.service: r for r in app.stack.running() if not r.state.infra}
+            rows, previous = gather(app.stack.runtime, specs, running, names, interval=interval, previous=previous,
                                     vram=vram)
             table = app.terminal.rich_table(COLUMNS, [_cells(r) for r in rows],  # text, never markup
                                             title=f"airpods top — every {interval:g}s, Ctrl-C to leave")

@@ -40,17 +40,17 @@ def watch(app: Application, project: str) -> None:
             pid.write(f"{os.getpid()}\n")
             pid.flush()
             if feed is None:  # this project's watcher: from here on Podman tells it what happens
-                feed = EventFeed(app.runtime, project, say=stamp).start()
+                feed = EventFeed(app.stack.runtime, project, say=stamp).start()
                 report = _reporter(ledger.with_suffix(".state.json"), feed)
             stamp(f"watching project {project} ({'running the checks' if run_checks else 'systemd runs the checks'})")
             # Ends after 30 s with nothing running, stopping or restarting, nor held by a start at
             # work: a restart is never that long between "exited" and "running" (a frozen process
             # sits out its stop timeout as "stopping").
-            watch_loop(app.runtime, project, ledger, run_checks=run_checks, wait=feed.wait, say=stamp,
+            watch_loop(app.stack.runtime, project, ledger, run_checks=run_checks, wait=feed.wait, say=stamp,
                        idle_for=30.0, stopped=lambda name: stops.record(stops_path(app.environ), [name]),
                        key_of=_probe_keys(app), report=report, subscribe=feed.subscribe)
             fcntl.flock(pid, fcntl.LOCK_UN)
-            if not any(s.running for _, s, _ in watched(app.runtime.list_managed(), project)) \
+            if not any(s.running for _, s, _ in watched(app.stack.runtime.list_managed(), project)) \
                     and not _held(ledger):
                 stamp("nothing of the project runs: done")
                 return
@@ -97,7 +97,7 @@ def _probe_keys(app: Application):
     from airpods.errors import ConfigError
     from airpods.secrets import health_key_name
 
-    store = app.secrets(create=False)
+    store = app.stack.secrets(create=False)
 
     def key_of(service: str) -> str | None:
         try:
