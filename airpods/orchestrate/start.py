@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError, RuntimeFailure, ServiceExited, StartFailure, UsageError
 from airpods.health.probe import HealthResult, probe_all
@@ -24,10 +26,19 @@ from airpods.plan.order import closure, dependencies, waves
 from airpods.plan.spec import LABEL_CONFIG_HASH, LABEL_HASH, ServiceSpec
 from airpods.runtime.port import ContainerRuntime, ContainerState
 
+if TYPE_CHECKING:
+    from airpods.orchestrate.memory_check import FitReport
+
 # While a service starts: its health URL every 20 ms at most (a GET costs it next to nothing), its
 # container's state 10 ms after the start and then less often, up to every 100 ms (an inspect costs
 # Podman a few ms of CPU the model load could use; early reads catch a crash's exit code before a
 # restart policy starts it again).
+# What a start is given by its caller (stack/start.py), typed:
+MemoryCheck = Callable[[list[ServiceSpec]], tuple[dict[str, "FitReport"], list[str]]]  # todo -> ({service: FitReport},
+# warnings); raises to refuse an over-budget start
+Stops = Callable[[], dict[str, float]]  # {container: when airpods stopped it}
+Released = Callable[[str, str], None]  # (service, container id) about to start unwaited
+
 HEALTH_POLL_CAP = 0.02
 STATE_EVERY = 0.1
 
@@ -164,8 +175,8 @@ def startup_models(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Repor
 
 
 def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter, timeout: float,
-                 started: float, memory: Any = None, cancel: threading.Event | None = None,
-                 stops: Any = None, restarts: int | None = None) -> float:
+                 started: float, memory: FitReport | None = None, cancel: threading.Event | None = None,
+                 stops: Stops | None = None, restarts: int | None = None) -> float:
     """Poll health over HTTP and the container's state together; a crash fails at once.
     `memory` (a FitReport) explains an out-of-memory kill with the estimate and the limit."""
     if restarts is None:  # the restart count before the start (a restart policy may act at once)
@@ -211,8 +222,9 @@ def wait_healthy(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporte
 
 
 def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, reporter: Reporter, *,
-              timeout: float | None, wait: bool, memory: Any = None,
-              cancel: threading.Event | None = None, stops: Any = None, released: Any = None) -> Outcome:
+              timeout: float | None, wait: bool, memory: FitReport | None = None,
+              cancel: threading.Event | None = None, stops: Stops | None = None,
+              released: Released | None = None) -> Outcome:
     """Start one created service and wait for it; `cancel` ends the wait (another one failed).
     `released(service, container id)`: told just before a start that will not be waited on."""
     started = time.monotonic()
@@ -247,7 +259,8 @@ def start_one(runtime: ContainerRuntime, spec: ServiceSpec, action: Action, repo
     return Outcome(spec.name, action.kind, "running", spec.url, seconds, "healthy")
 
 
-def _start_or_converge(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter, memory: Any) -> None:
+def _start_or_converge(runtime: ContainerRuntime, spec: ServiceSpec, reporter: Reporter,
+                       memory: FitReport | None) -> None:
     """Start the container. One that a start interrupted by the Podman API's death left half-made
     (the OCI runtime has its state, Podman's record does not: "container with given ID already
     exists", measured on Podman 4.3 by killing the API service as conmon appeared) is ours to
@@ -268,7 +281,7 @@ def _start_or_converge(runtime: ContainerRuntime, spec: ServiceSpec, reporter: R
 
 
 def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: list[str], reporter: Reporter, *,
-            network: str, models_volume: str, memory_check: Any, recreate: bool) -> tuple[dict, dict]:
+            network: str, models_volume: str, memory_check: MemoryCheck | None, recreate: bool) -> tuple[dict, dict]:
     """Plan → preflight → create, as one step under the caller's lock: nothing is created unless
     every check passes, and a concurrent start then sees these containers (and their memory
     estimates) as this project's. Returns ({service: Action}, {service: FitReport})."""
@@ -332,8 +345,8 @@ def _run_wave(wave: list[str], submit: Any, cancel: threading.Event,
 
 def start(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], selected: list[str], reporter: Reporter, *,
           network: str, models_volume: str, timeout: float | None = None, wait: bool = True,
-          lock: Any = None, memory_check: Any = None, recreate: bool = False,
-          stops: Any = None, released: Any = None) -> list[Outcome]:
+          lock: AbstractContextManager[Any] | None = None, memory_check: MemoryCheck | None = None,
+          recreate: bool = False, stops: Stops | None = None, released: Released | None = None) -> list[Outcome]:
     """`lock` (a HostLock) is held while planning, checking and creating, never while waiting.
     `memory_check(todo)` → ({service: FitReport}, warnings) refuses over-budget starts (raises).
     `stops()` → {container: when airpods stopped it}: a SIGKILL it sent is not "out of memory".

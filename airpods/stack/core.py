@@ -31,6 +31,12 @@ class Stack:
         self.trace = trace  # --debug: where each runtime call is said
         self.runtime_settings: dict[str, Any] = {}  # config.runtime, filled in by specs()
 
+    def start(self, specs: dict[str, Any], selected: list[str], opts: Any, reporter: Any) -> list[Any]:
+        """Start `selected` as stack/start.py says (opts: a StartOptions); returns their Outcomes."""
+        from airpods.stack.start import start
+
+        return start(self, specs, selected, opts, reporter)
+
     def reload(self) -> None:
         """Read the config file again (one this command wrote)."""
         self.__dict__.pop("loaded", None)

@@ -212,14 +212,14 @@ def test_the_watchers_log_and_ledger_are_private(rt, cli, write_config, isolated
     import subprocess
 
     monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: None)  # spawn, but run nothing
-    from airpods.cli.application import Application
-    from airpods.cli.commands.watch import spawn
+    from airpods.stack import Stack
+    from airpods.stack.watcher import spawn
 
     health = isolated / "data" / "airpods" / "health"
     health.mkdir(parents=True, mode=0o755)
     (health / "p1.log").write_text("an older log\n")
     (health / "p1.log").chmod(0o644)
-    spawn(Application(), "p1")
+    spawn(Stack(), "p1")
     assert oct(health.stat().st_mode & 0o777) == "0o700"
     assert oct((health / "p1.log").stat().st_mode & 0o777) == "0o600"
 

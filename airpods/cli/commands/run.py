@@ -81,8 +81,6 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
 def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
     """The service, resolved with `model` as its default_model (in memory), started or recreated
     as `airpods start` would; unchanged when it runs that model already."""
-    from airpods.cli.commands.start import start_live
-
     same = spec.run.model_in_volume == model  # its own model: the config as it is (no second resolve)
     switched = app if same else app.overlaid({"services": {spec.name: {"default_model": model}}})
     specs = switched.stack.specs(force_cpu=cpu)
@@ -93,7 +91,7 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
                          hint=f"set command_args.model = \"/models/{{{{ default_model }}}}\" in "
                               f"[services.{spec.name}], or run it in another service: --service NAME")
     app.terminal.info(f"running {model} in {spec.name} ({mine.url or 'no published port'})")
-    start_live(switched, specs, [spec.name], timeout, False, force)
+    _start(switched, specs, spec.name, timeout, force)
     return mine
 
 
@@ -102,7 +100,6 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     running router reads its preset again and keeps the models it has; a stopped one starts."""
     from airpods.cli.commands.model_targets import preset_on_disk, settle
     from airpods.cli.commands.run_model import router_entry
-    from airpods.cli.commands.start import start_live
     from airpods.health import router_api
     from airpods.orchestrate.host_files import write_preset
     from airpods.orchestrate.running import serving, serving_base
@@ -124,7 +121,7 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
             app.terminal.warning(f"{spec.name} did not see its new preset; recreating it")
             live = None
     if live is None:
-        start_live(switched, specs, [spec.name], timeout, False, force)
+        _start(switched, specs, spec.name, timeout, force)
         base = serving_base(app.stack.runtime, mine)
     states = {m.id: m.state for m in router_api.list_models(base, key) or []}
     if states.get(model_id) not in ("loaded", "loading"):
@@ -156,3 +153,12 @@ def _load_when_room(app: Application, spec, base: str, key: str | None, model_id
                 said = True
         time.sleep(pause)
         pause = min(pause * 2, 2.0)
+
+
+def _start(app: Application, specs: dict, name: str, timeout: float | None, force: bool) -> None:
+    """Start the service as `airpods start NAME` would, with its stages on the terminal."""
+    from airpods.cli.live import LiveReporter
+    from airpods.stack.start import StartOptions
+
+    with LiveReporter(app.terminal) as reporter:
+        app.stack.start(specs, [name], StartOptions(timeout=timeout, force=force), reporter)

@@ -58,19 +58,17 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
     if pre_fetch:
         _pre_fetch(app, runtime, [specs[n] for n in selected])
         return
-    from airpods.errors import ServiceExited, StartFailure
-    from airpods.orchestrate import failures
-    from airpods.paths import failures_path
+    from airpods.cli.live import LiveReporter
+    from airpods.errors import StartFailure
+    from airpods.stack.start import StartOptions, forget_failures, remember_failures
 
     try:
-        outcomes = start_live(app, specs, selected, timeout, no_wait, force, recreate)
+        with LiveReporter(t) as reporter:
+            outcomes = app.stack.start(specs, selected, StartOptions(timeout, not no_wait, force, recreate), reporter)
     except StartFailure as exc:  # remember an out-of-memory kill for `status`
-        for e in [exc, *exc.causes]:
-            if isinstance(e, ServiceExited) and e.out_of_memory:
-                failures.record(failures_path(app.environ), e.service, specs[e.service].spec_hash,
-                                "out of memory", [e.message, *e.details[:2]])
+        remember_failures(app.stack, specs, exc)
         raise
-    failures.clear(failures_path(app.environ), [o.service for o in outcomes])
+    forget_failures(app.stack, outcomes)
     rows = [[o.service, o.health or o.state, o.url or "-",
              "-" if o.seconds is None else f"{o.seconds:.1f}s"] for o in outcomes]
     t.table(["SERVICE", "STATE", "URL", "READY IN"], rows)
@@ -84,117 +82,6 @@ def start(app: Application, services: tuple[str, ...], pre_fetch: bool, timeout:
         if kind_of(specs[o.service].kind).chat_ui and admin:  # made by airpods: no sign-up from outside
             t.info(f"{o.service}: sign in as {admin}, password in {app.stack.secrets().path(WEBUI_ADMIN_SECRET)} "
                    "(sign-up is off: add people in its admin panel)")
-
-
-def start_live(app: Application, specs: dict, selected: list[str], timeout: float | None, no_wait: bool,
-           force: bool, recreate: bool = False) -> list:
-    from airpods.cli.live import LiveReporter
-    from airpods.orchestrate import stops
-    from airpods.orchestrate.lock import HostLock
-    from airpods.orchestrate.start import start as start_services
-    from airpods.orchestrate.start import start_order
-    from airpods.paths import lock_path, stops_path
-
-    runtime, t = app.stack.runtime, app.terminal
-    with LiveReporter(t) as reporter:
-        settings = app.stack.runtime_settings
-        lock = HostLock(lock_path(app.environ),
-                        on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
-        network = next(iter(specs.values())).network if specs else settings["network"]  # the specs': one network
-        # Dependencies start too: every checked service this start may touch is held while it works,
-        # and those it (re)started get a new count after it. The watcher is there before anything
-        # starts (a crash loop after --no-wait is counted from its first exit; a start killed
-        # midway leaves it watched, and its hold ends with its process).
-        watched = [n for wave in start_order(specs, selected) for n in wave if specs[n].health.check]
-        before, after, outcomes = {n: runtime.inspect(specs[n].container) for n in watched}, {}, []
-        if watched:
-            _hold(app, specs[watched[0]].project, watched)
-            if getattr(runtime, "shared", False):
-                from airpods.cli.commands.watch import spawn
-
-                spawn(app, specs[watched[0]].project)
-        released: set[str] = set()
-
-        def release(service: str, container_id: str) -> None:
-            if service in watched:
-                _release(app, specs[service].project, service, container_id)
-                released.add(service)
-
-        try:
-            outcomes = start_services(runtime, specs, selected, reporter, network=network,
-                                      models_volume=settings["models_volume"], timeout=timeout,
-                                      wait=not no_wait, lock=lock, memory_check=memory_checker(app, specs, force),
-                                      recreate=recreate, stops=lambda: stops.stopped_at(stops_path(app.environ)),
-                                      released=release)
-        finally:
-            if watched:
-                after = {n: runtime.inspect(specs[n].container) for n in watched if n not in released}
-                _new_chance(app, specs[watched[0]].project, after, before, {o.service for o in outcomes})
-    return outcomes
-
-
-def _hold(app: Application, project: str, services: list[str]) -> None:
-    """Before a start: a watcher still running keeps its hands off these services meanwhile."""
-    import os
-    import time
-
-    from airpods.health.supervisor import Ledger, hold
-    from airpods.paths import health_ledger
-
-    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        hold(ledger, services, time.time(), holder=os.getpid())
-
-
-def _release(app: Application, project: str, service: str, container_id: str) -> None:
-    """Just before an unwaited start (--no-wait): the watcher counts this container's restarts
-    from Podman's 0 on, and may stop it, from its first exit (a crash loop is ~10 a second)."""
-    from airpods.health.supervisor import Ledger, Record
-    from airpods.paths import health_ledger
-
-    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        ledger.records[service] = Record(container_id)
-
-
-def _new_chance(app: Application, project: str, after: dict, before: dict, done: set[str]) -> None:
-    """After a start: those it (re)started end a row of restarts (a service the watcher stopped)
-    and are counted from here (from Podman's 0, for those it started and did not fail: `done`);
-    the others are the watcher's again, as they were."""
-    from airpods.health.supervisor import Ledger, forget
-    from airpods.paths import health_ledger
-
-    with Ledger.locked(health_ledger(app.environ, project)) as ledger:
-        started = {n: s for n, s in after.items()
-                   if s is None or before.get(n) is None or s.id != before[n].id
-                   or s.started_at != before[n].started_at}
-        forget(ledger, started, {n for n in started if n in done})
-        for name in set(after) - set(started):
-            if name in ledger.records:
-                ledger.records[name].hold_until = 0.0
-
-
-def memory_checker(app: Application, specs: dict, force: bool):
-    """The memory preflight for orchestrate.start, bound to this machine's probes."""
-    from airpods.orchestrate.memory_check import check_memory
-    from airpods.probes.memory import free_vram
-
-    settings, mem = app.stack.runtime_settings, app.stack.memory_info
-    path = app.environ.get("PATH", "")
-
-    def check(todo: list) -> tuple[dict, list[str]]:
-        reports, warnings = check_memory(app.stack.runtime, specs, todo, models_volume=settings["models_volume"],
-                                         budget_setting=settings.get("memory_budget", "auto"),
-                                         memory_total=mem.total, memory_source=mem.source, force=force,
-                                         vram_for=lambda variant: free_vram(variant, path), kept=app.stack.facts_cache)
-        planned = [s for s in todo if s.vram]
-        if not planned:
-            return reports, warnings
-        from airpods.orchestrate.vram_check import check_vram
-
-        running = [s for s in planned
-                   if (state := app.stack.runtime.inspect(s.container)) is not None and state.running]
-        return reports, warnings + check_vram(planned, app.stack.gpu_inventory, force=force, released=running)
-
-    return check
 
 
 def _gpu_warnings(app: Application, specs: dict, selected: list[str]) -> None:

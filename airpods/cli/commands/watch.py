@@ -25,6 +25,7 @@ def watch(app: Application, project: str) -> None:
     from airpods.orchestrate import stops
     from airpods.paths import health_ledger, private_folder, stops_path
     from airpods.probes.systemd import timers_available
+    from airpods.stack.watcher import take
 
     ledger = health_ledger(app.environ, project)
     private_folder(ledger.parent)
@@ -34,7 +35,7 @@ def watch(app: Application, project: str) -> None:
     with open(ledger.with_suffix(".pid"), "a+") as pid:
         # A watcher that is just ending lets go of the lock and looks once more; this one waits a
         # little for it, so that a start racing with that end is never left without a watcher.
-        while _take(pid, tries=8):
+        while take(pid, tries=8):
             pid.seek(0)
             pid.truncate()
             pid.write(f"{os.getpid()}\n")
@@ -106,55 +107,3 @@ def _probe_keys(app: Application):
             return None
 
     return key_of
-
-
-def _take(lock, tries: int) -> bool:
-    import fcntl
-    import time
-
-    for _ in range(tries):
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError:
-            time.sleep(0.5)
-    return False  # another watcher has this project
-
-
-def running_watcher(ledger) -> bool:
-    """Whether a watcher holds the project's pid file lock now."""
-    import fcntl
-
-    try:
-        with open(ledger.with_suffix(".pid"), "a+") as pid:
-            fcntl.flock(pid, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(pid, fcntl.LOCK_UN)
-    except OSError:
-        return True
-    return False
-
-
-def spawn(app: Application, project: str) -> None:
-    """Leave a watcher running for the project, unless one runs (one ending just now looks again,
-    and sees the hold of the start that calls this)."""
-    import os
-    import subprocess
-    import sys
-
-    from airpods.paths import health_ledger, private_folder
-
-    ledger = health_ledger(app.environ, project)
-    private_folder(ledger.parent)
-    if running_watcher(ledger):
-        return
-    log = ledger.with_suffix(".log")
-    argv = [sys.executable, "-m", "airpods"]
-    if app.config_path:
-        argv += ["--config", app.config_path]
-    if app.url:
-        argv += ["--url", app.url]
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
-    os.fchmod(fd, 0o600)  # a log from before was 0644
-    with os.fdopen(fd, "a") as out:
-        subprocess.Popen([*argv, "watch", "--project", project], stdin=subprocess.DEVNULL, stdout=out,
-                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True, env=app.environ)
