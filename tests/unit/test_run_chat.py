@@ -170,8 +170,8 @@ def test_run_of_a_name_that_is_not_in_the_volume_lists_what_is(fake, cli, write_
 def test_router_ids_for_run_keep_earlier_additions_and_never_collide():
     from dataclasses import dataclass
 
-    from airpods.cli.commands.run_model import router_entry
     from airpods.plan.router import RouterModelSpec, RouterSpec, preset_models, render_preset
+    from airpods.stack.targets import router_entry
 
     @dataclass
     class Spec:

@@ -148,3 +148,9 @@ def test_only_the_cli_imports_click_or_rich():
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             outside += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] in ("click", "rich")]
     assert outside == []
+
+
+def test_no_command_module_imports_another():
+    """Commands parse, call the stack and render; what two of them share lives outside cli/commands."""
+    commands = {m for m in import_graph() if m.startswith("airpods.cli.commands.")}
+    assert {m: sorted(d & commands) for m, d in import_graph().items() if m in commands and d & commands} == {}

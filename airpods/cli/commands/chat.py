@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
-from airpods.errors import UsageError
 from airpods.kinds import kind_of
+from airpods.stack.targets import default_llama, endpoint_of, gateway_endpoint
 
 
 @click.command()
@@ -50,11 +50,11 @@ def chat(app: Application, words: tuple[str, ...], model: str | None, system: st
     specs = app.stack.specs(create_secrets=False)
     service, prompt = _split_words(specs, words)
     if gateway:
-        endpoint, behind = gateway_endpoint(app, service)
+        endpoint, behind = gateway_endpoint(app.stack, service)
         spec = specs[behind]
     else:
-        spec = default_llama(app, specs, service)
-        endpoint = endpoint_of(app, spec)
+        spec = default_llama(app.stack, specs, service)
+        endpoint = endpoint_of(app.stack, spec)
     conversation = Conversation(system=system, model=model or default_model_of(spec))
     client = ChatClient(endpoint)
     if wants_interactive(prompt):
@@ -71,23 +71,6 @@ def _split_words(specs: dict, words: tuple[str, ...]) -> tuple[str | None, tuple
     return None, words
 
 
-def default_llama(app: Application, specs: dict, service: str | None):
-    """The llama.cpp service a chat or a run goes to: the one named, else the enabled router, else
-    `llamacpp` (or the first llama.cpp service)."""
-    from airpods.cli.commands.model_targets import llama_spec
-
-    if service is None:
-        router = next((s for s in specs.values()
-                       if kind_of(s.kind).llama_server and s.router is not None and s.enabled), None)
-        if router is not None:
-            return router
-    spec = llama_spec(app, specs, service)
-    if spec is None:
-        raise UsageError("this config has no llama.cpp service",
-                         hint="add one: [services.llamacpp] (see airpods config show), or --config another file")
-    return spec
-
-
 def default_model_of(spec) -> str | None:
     """What a router is asked for by default (its default_model, else its first model); a single
     model server needs no name."""
@@ -97,37 +80,3 @@ def default_model_of(spec) -> str | None:
     return spec.default_model if spec.default_model in spec.router.ids() else (ids[0] if ids else None)
 
 
-def endpoint_of(app: Application, spec):
-    """The service's /v1 with its key, once Podman says its running container publishes that port
-    (the key and the conversation go nowhere else)."""
-    from airpods.chat.client import Endpoint
-    from airpods.orchestrate.running import serving_base
-
-    if not spec.url:
-        raise UsageError(f"service '{spec.name}' publishes no port on this machine",
-                         hint=f"add ports to [services.{spec.name}], or chat through the gateway: "
-                              "airpods chat --gateway")
-    return Endpoint(serving_base(app.stack.runtime, spec).rstrip("/") + "/v1", spec.env.get("LLAMA_API_KEY"))
-
-
-def gateway_endpoint(app: Application, service: str | None):
-    """(the gateway's /v1, or /SERVICE/v1, with a person's key from AIRPODS_KEY and the gateway's CA;
-    the llama.cpp service behind it)."""
-    from airpods.chat.client import Endpoint
-    from airpods.cli.commands.keys import gateway_spec, read_ca
-
-    key = app.environ.get("AIRPODS_KEY", "").strip()
-    if not key:
-        raise UsageError("--gateway needs a person's key in AIRPODS_KEY",
-                         hint="ask for one (airpods keys add NAME prints it), then: export AIRPODS_KEY=apk-...")
-    gw = gateway_spec(app)
-    if not gw.url:
-        raise UsageError(f"the gateway service '{gw.name}' publishes no port", hint=f"see [services.{gw.name}]")
-    routes = dict(gw.gateway_routes)
-    prefix = f"/{service}/v1" if service else "/v1"
-    if prefix not in routes:
-        raise UsageError(f"the gateway serves no {prefix}",
-                         hint=f"its routes: {', '.join(routes) or 'none'} (only enabled llama.cpp services are routed)")
-    own_cert = any(v.target.endswith("/cert.pem") for v in gw.volumes)
-    ca = None if own_cert else read_ca(app, gw)  # your own certificate: the system's trust store
-    return Endpoint(gw.url.rstrip("/") + prefix, key, ca), routes[prefix]

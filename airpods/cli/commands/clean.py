@@ -42,10 +42,11 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
       airpods clean                       # pods and containers only; data stays
       airpods clean open-webui --volumes  # forget Open WebUI's users and chats
     """
-    from airpods.cli.commands.stop import record_stops, report_stopped
+    from airpods.cli.render import report_stopped
     from airpods.orchestrate.running import owned_by
     from airpods.orchestrate.stop import stop as stop_services
     from airpods.orchestrate.stop import targets
+    from airpods.stack.stop import record_stops
 
     specs, problem = app.stack.specs_or_none()
     if problem:
@@ -80,7 +81,7 @@ def clean(app: Application, services: tuple[str, ...], volumes: bool, yes: bool)
         for volume, users in doomed.items():
             app.terminal.detail(f"{volume} (used by {', '.join(users)})")
         click.confirm("Delete them?", abort=True, err=True)
-    record_stops(app, found)
+    record_stops(app.stack, found)
     report_stopped(app, stop_services(runtime, found, timeout=None, remove=True, services=list(services)))
     for volume in doomed:
         if runtime.remove_volume(volume):

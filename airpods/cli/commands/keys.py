@@ -8,15 +8,7 @@ from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
 from airpods.kinds import kind_of
-
-
-def gateway_spec(app: Application, specs: dict | None = None):
-    specs = specs if specs is not None else app.stack.specs(create_secrets=False)
-    found = [s for s in specs.values() if kind_of(s.kind).door]
-    if not found:
-        raise UsageError("this config has no gateway service (kind = \"gateway\")",
-                         hint="enable the built-in one: [services.gateway] enabled = true   (see docs/gateway.md)")
-    return found[0]
+from airpods.stack.targets import gateway_spec, read_ca
 
 
 def store(spec):
@@ -50,7 +42,7 @@ def keys() -> None:
 @pass_app
 def add(app: Application, name: str) -> None:
     """Make a key for NAME and print it (only this once: airpods cannot show it again)."""
-    spec = gateway_spec(app)
+    spec = gateway_spec(app.stack)
     key = store(spec).add(name)
     click.echo(key)
     app.terminal.success(f"key for '{name}' added; give it to them now, it is not shown again")
@@ -67,7 +59,7 @@ def add(app: Application, name: str) -> None:
 def revoke(app: Application, name: str) -> None:
     """Revoke NAME's key. A running gateway refuses it within about two seconds; llama.cpp and the
     gateway keep running."""
-    store(gateway_spec(app)).revoke(name)
+    store(gateway_spec(app.stack)).revoke(name)
     app.terminal.success(f"key for '{name}' revoked; the gateway refuses it within about two seconds")
 
 
@@ -81,7 +73,7 @@ def list_keys(app: Application, as_json: bool) -> None:
     from airpods.errors import AirpodsError
     from airpods.gateway.access import last_use
 
-    spec = gateway_spec(app)
+    spec = gateway_spec(app.stack)
     keystore = store(spec)
     try:  # last use, from the running gateway's access log
         mine = [r for r in app.stack.running() if r.service == spec.name]
@@ -152,8 +144,8 @@ def ca(app: Application, output: str | None) -> None:
     from airpods.gateway.ca import fingerprint
     from airpods.secrets import write_atomic
 
-    spec = gateway_spec(app)
-    pem = read_ca(app, spec)
+    spec = gateway_spec(app.stack)
+    pem = read_ca(app.stack, spec)
     if output is None:
         click.echo(pem, nl=False)
     else:
@@ -165,39 +157,6 @@ def ca(app: Application, output: str | None) -> None:
                              ) from exc
         app.terminal.success(f"wrote {output}")
     app.terminal.detail(f"SHA-256 fingerprint: {fingerprint(pem)}")
-
-
-def read_ca(app: Application, spec) -> str:
-    """The PEM of the gateway's root certificate, read from its data volume."""
-    from airpods.errors import AirpodsError
-    from airpods.gateway.ca import data_volume, root_path
-    from airpods.paths import podman_volume_dir
-
-    tls = next((v.source for v in spec.volumes if v.target.endswith("/cert.pem")), None)
-    if tls is not None:
-        raise UsageError(f"the gateway uses your own certificate ({tls}), not its local CA",
-                         hint="clients trust it as they trust the CA that issued it")
-    volume = data_volume(spec)
-    if volume is None:
-        raise UsageError(f"services.{spec.name} has no volume at /data, where Caddy keeps its CA",
-                         hint=f"add volumes = [{{ source = \"airpods_gateway_data\", target = \"/data\" }}] "
-                              f"to [services.{spec.name}]")
-    try:
-        labels = app.stack.runtime.volume_labels(volume)  # None: none yet
-        root = app.stack.runtime.volume_path(volume) if labels is not None else None
-    except AirpodsError:  # no Podman to ask: the local driver's folder
-        labels, root = None, None
-    from airpods.orchestrate.running import owned_by
-
-    if labels is not None and not owned_by(labels, app.stack.project):  # a CA clients will trust: ours only
-        raise UsageError(f"the volume {volume} was not created by your airpods for project '{app.stack.project}'; "
-                         "its CA is not one to trust", hint="remove it (podman volume rm) and start the gateway again")
-    path = root_path(root or podman_volume_dir(volume, app.environ))
-    try:
-        return path.read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"the gateway has not made its CA yet (no {path})",
-                         hint=f"start it once: airpods start {spec.name}") from exc
 
 
 @keys.command("usage")
@@ -253,7 +212,7 @@ def record_usage(app: Application) -> list:
     from airpods.gateway.usage import Ledger, pair, requests, tasks
 
     specs = app.stack.specs(create_secrets=False)
-    spec = gateway_spec(app, specs)
+    spec = gateway_spec(app.stack, specs)
     ledger = Ledger(Path(spec.gateway_dir) / "usage.jsonl")
     running = {r.service: r for r in app.stack.running() if not r.state.infra}
     gw = running.get(spec.name)

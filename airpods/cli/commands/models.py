@@ -9,22 +9,15 @@ import click
 
 from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
-from airpods.cli.commands.model_targets import (
-    gpu_plan_for,
-    llama_spec,
-    preset_on_disk,
-    probe_spec,
-    service_option,
-    settle,
-    size_text,
-    store_of,
-)
-from airpods.cli.commands.models_pull import pull_cmd
-from airpods.cli.commands.models_use import use_cmd
+from airpods.cli.lazy import LazySubcommands
+from airpods.cli.models_ui import service_option, settle, size_text
 from airpods.errors import UsageError
+from airpods.stack.fit import gpu_plan_for
+from airpods.stack.targets import llama_spec, preset_on_disk, probe_spec, store_of
 
 
-@click.group()
+@click.group(cls=LazySubcommands, lazy={"pull": "airpods.cli.commands.models_pull:pull_cmd",
+                                         "use": "airpods.cli.commands.models_use:use_cmd"})
 def models() -> None:
     """Manage GGUF models in the llama.cpp model volume (mounted read-only at /models).
 
@@ -50,7 +43,7 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
     if not path.exists():
         raise UsageError(f"{path} does not exist")
     check_name(name or path.name)  # before touching Podman
-    store = store_of(app, service)
+    store = store_of(app.stack, service)
     with app.terminal.bytes_progress(f"importing {path.name}") as progress:
         entry = store.import_file(path, name, progress, force=force)
     for part, size in store.cleared:
@@ -66,7 +59,7 @@ def import_cmd(app: Application, path: Path, name: str | None, force: bool, serv
 @pass_app
 def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     """List the models in the volume: file, size, architecture, quantization."""
-    store = store_of(app, service)
+    store = store_of(app.stack, service)
     entries = store.list()
     root = store.root(create=False)
     for part, size in store.clear_stale_imports(root) if root else ():
@@ -82,7 +75,7 @@ def list_cmd(app: Application, as_json: bool, service: str | None) -> None:
     from airpods.plan.memory import estimate, human, shape_from_argv
     from airpods.plan.router import model_argv
 
-    spec = llama_spec(app, app.stack.specs(create_secrets=False), service)
+    spec = llama_spec(app.stack, app.stack.specs(create_secrets=False), service)
     shape = shape_from_argv(() if spec is None else model_argv(spec.router) if spec.router else spec.command)
 
     def est(name: str) -> str:
@@ -108,7 +101,7 @@ def rm_cmd(app: Application, name: str, yes: bool, service: str | None) -> None:
     from airpods.models.store import check_name
 
     check_name(name)  # before touching Podman
-    store = store_of(app, service)
+    store = store_of(app.stack, service)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(f"refusing to delete {name} without confirmation", hint="pass --yes")
@@ -147,12 +140,12 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
 
     check_name(model)
     specs = app.stack.specs(create_secrets=False)
-    spec = llama_spec(app, specs, service)
+    spec = llama_spec(app.stack, specs, service)
     if spec is None:
         raise UsageError("no llama.cpp service in the config to take settings from",
                          hint="add one (see airpods config show) or pass --service NAME")
     probe = probe_spec(spec, model, ctx=ctx, parallel=parallel)
-    gpus = gpu_plan_for(app, specs, probe)
+    gpus = gpu_plan_for(app.stack, specs, probe)
     probe = gpus[0] if gpus else probe
     settings, mem = app.stack.runtime_settings, app.stack.memory_info
     limit, why = budget(settings.get("memory_budget", "auto"), mem.total, mem.source)
@@ -160,7 +153,7 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
     report = fit_report(app.stack.runtime, probe, settings["models_volume"], budget_bytes=limit, budget_why=why,
                         others=others, kept=app.stack.facts_cache)
     if report is None:
-        store = store_of(app, service)
+        store = store_of(app.stack, service)
         have = ", ".join(e.file for e in store.list()) or "none"
         raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
                          hint="see airpods models list")
@@ -290,7 +283,3 @@ def load_cmd(app: Application, model: str, service: str | None) -> None:
 def unload_cmd(app: Application, model: str, service: str | None) -> None:
     """Unload MODEL (an id or alias) from its router, freeing its memory."""
     _drive(app, model, service, unload=True)
-
-
-models.add_command(pull_cmd)
-models.add_command(use_cmd)

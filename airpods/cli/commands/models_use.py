@@ -29,14 +29,13 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
       airpods models use Qwen2.5-0.5B-Instruct-Q4_K_M.gguf
       airpods models use SmolLM2-135M-Instruct.Q4_1.gguf --service router --dry-run
     """
-    from airpods.cli.commands.chat import default_llama
-    from airpods.cli.commands.run_model import in_volume, store_for
     from airpods.config import edit
     from airpods.config.loader import user_config_path
+    from airpods.stack.targets import default_llama, in_volume, store_for
 
     specs = app.stack.specs(create_secrets=False)  # the config as it is must be valid first
-    spec = default_llama(app, specs, service)
-    store = store_for(app, spec)
+    spec = default_llama(app.stack, specs, service)
+    store = store_for(app.stack, spec)
     model = in_volume(store, store.root(create=False), model)
     path, _origin = user_config_path(app.config_path)
     edit.writable(path)
@@ -45,8 +44,8 @@ def use_cmd(app: Application, model: str, service: str | None, dry_run: bool) ->
 
 
 def _use(app: Application, spec, model: str, path, dry_run: bool) -> None:
-    from airpods.cli.commands.run_model import router_entry
     from airpods.config import edit
+    from airpods.stack.targets import router_entry
 
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     if spec.router is not None:

@@ -48,11 +48,11 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     from airpods.chat.client import ChatClient
     from airpods.chat.session import Conversation
     from airpods.cli.chat_loop import interactive, one_shot, question_from, wants_interactive
-    from airpods.cli.commands.chat import default_llama, endpoint_of
-    from airpods.cli.commands.run_model import ensure_model
+    from airpods.cli.run_model import ensure_model
+    from airpods.stack.targets import default_llama, endpoint_of
 
     specs = app.stack.specs(force_cpu=cpu)
-    spec = default_llama(app, specs, service)
+    spec = default_llama(app.stack, specs, service)
     question = None if wants_interactive(prompt) else question_from(prompt)  # read stdin before the long work
     model = ensure_model(app, specs, spec, ref, revision, force=force)
     if spec.router is not None:
@@ -67,7 +67,7 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     else:
         running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force), None
         bye = f"{running.name} keeps running {model}: airpods stop {running.name}"
-    client = ChatClient(endpoint_of(app, running))
+    client = ChatClient(endpoint_of(app.stack, running))
     conversation = Conversation(system=system, model=model_id)
     try:
         if question is None:
@@ -98,11 +98,11 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
 def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
     """The router gets `model` as one more model (its preset section, in memory), loaded now: a
     running router reads its preset again and keeps the models it has; a stopped one starts."""
-    from airpods.cli.commands.model_targets import preset_on_disk, settle
-    from airpods.cli.commands.run_model import router_entry
+    from airpods.cli.models_ui import settle
     from airpods.health import router_api
     from airpods.orchestrate.host_files import write_preset
     from airpods.orchestrate.running import serving, serving_base
+    from airpods.stack.targets import preset_on_disk, router_entry
 
     key = spec.env.get("LLAMA_API_KEY")
     base, _why = serving(app.stack.runtime, spec)  # a keyed request only to the router's own published port

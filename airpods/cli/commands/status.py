@@ -147,12 +147,12 @@ def _by_labels(app: Application, problem: str, services: tuple[str, ...], as_jso
 
 def _ca_fingerprint(app: Application, spec) -> str | None:
     """The gateway's local CA fingerprint; None with the user's own certificate or before its first start."""
-    from airpods.cli.commands.keys import read_ca
     from airpods.errors import AirpodsError
     from airpods.gateway.ca import fingerprint
+    from airpods.stack.targets import read_ca
 
     try:
-        return fingerprint(read_ca(app, spec))
+        return fingerprint(read_ca(app.stack, spec))
     except (AirpodsError, ValueError):
         return None
 

@@ -5,25 +5,8 @@ from __future__ import annotations
 import click
 
 from airpods.cli.application import Application, pass_app
-
-
-def record_stops(app: Application, found: list) -> None:
-    """Remember that airpods stops these containers (a SIGKILL it sends is no crash)."""
-    from airpods.orchestrate import stops
-    from airpods.paths import stops_path
-
-    stops.record(stops_path(app.environ), [t.container for t in found if t.container])
-
-
-def report_stopped(app: Application, results: list) -> None:
-    if not results:
-        app.terminal.info(f"nothing to stop in project '{app.stack.project}'")
-    for r in results:
-        note = f" [{r.note}]" if r.note else ""
-        if r.result in ("stopped", "removed"):
-            app.terminal.success(f"{r.service}: {r.result} ({r.seconds:.1f}s){note}")
-        else:
-            app.terminal.info(f"{r.service}: {r.result}{note}")
+from airpods.cli.render import report_stopped
+from airpods.stack.stop import record_stops
 
 
 @click.command()
@@ -53,6 +36,6 @@ def stop(app: Application, services: tuple[str, ...], remove: bool, timeout: int
     if problem:
         app.terminal.warning(f"{problem}; stopping what project '{app.stack.project}' runs, found by its labels")
     found = targets(app.stack.runtime, app.stack.project, app.stack.running(), specs, list(services) or None)
-    record_stops(app, found)
+    record_stops(app.stack, found)
     report_stopped(app, stop_services(app.stack.runtime, found, timeout=timeout, remove=remove,
                                       services=list(services)))

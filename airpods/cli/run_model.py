@@ -5,27 +5,17 @@ the GPU plan) before any byte is downloaded, then pulled as `models pull` pulls 
 
 from __future__ import annotations
 
-from typing import Any
-
 from airpods.cli.application import Application
-from airpods.cli.commands.model_targets import probe_spec, size_text
+from airpods.cli.models_ui import size_text
 from airpods.errors import UsageError
-
-
-def store_for(app: Application, spec) -> Any:
-    from airpods.models.store import ModelStore
-
-    settings = app.stack.runtime_settings
-    volume = next((v.source for v in spec.volumes if v.target == "/models"), settings["models_volume"])
-    labels = {**settings["labels"], "io.airpods.managed": "true", "io.airpods.project": app.stack.project}
-    return ModelStore(app.stack.runtime, volume, labels)
+from airpods.stack.targets import in_volume, probe_spec, store_for
 
 
 def ensure_model(app: Application, specs: dict, spec, ref: str, revision: str, *, force: bool) -> str:
     """The model's file name in `spec`'s volume, pulled first when it is not there."""
     from airpods.models.hub_repo import parse_repo_ref
 
-    store = store_for(app, spec)
+    store = store_for(app.stack, spec)
     root = store.root(create=False)
     if ref.endswith(".gguf") and ref.count("/") >= 2:
         return _one_file(app, specs, spec, store, root, ref, revision, force=force)
@@ -38,20 +28,6 @@ def ensure_model(app: Application, specs: dict, spec, ref: str, revision: str, *
         app.terminal.info(f"{ref}: {local} is in {store.volume} already")
         return local
     return _from_repo(app, specs, spec, store, repo, tag, revision, force=force)
-
-
-def in_volume(store, root, name: str) -> str:
-    from airpods.models.store import check_name
-
-    check_name(name if name.endswith(".gguf") else f"{name}.gguf")  # "qwen" may name qwen.gguf
-    for candidate in (name, f"{name}.gguf"):
-        if root is not None and candidate.endswith(".gguf") and (root / candidate).is_file():
-            return candidate
-    have = [e.file for e in store.list()] if root is not None else []
-    raise UsageError(f"no model {name!r} in {store.volume}",
-                     details=[f"models there: {', '.join(have) or 'none'}"],
-                     hint="name one of them, or a hub model: airpods run ORG/REPO:QUANT "
-                          "(e.g. bartowski/SmolLM2-135M-Instruct-GGUF:Q4_K_M)")
 
 
 def _pulled_before(root, repo: str, tag: str | None, revision: str) -> str | None:
@@ -79,7 +55,7 @@ def _pulled_before(root, repo: str, tag: str | None, revision: str) -> str | Non
 
 
 def _one_file(app: Application, specs: dict, spec, store, root, ref: str, revision: str, *, force: bool) -> str:
-    from airpods.cli.commands.models_pull import report
+    from airpods.cli.models_ui import report
     from airpods.models.hub import parse_ref, pull
     from airpods.models.hub_http import endpoint as hub_endpoint
     from airpods.models.hub_repo import Group, RepoFile, list_files
@@ -105,7 +81,7 @@ def _one_file(app: Application, specs: dict, spec, store, root, ref: str, revisi
 
 def _from_repo(app: Application, specs: dict, spec, store, repo: str, tag: str | None, revision: str, *,
                force: bool) -> str:
-    from airpods.cli.commands.models_pull import pull_group, report
+    from airpods.cli.models_ui import pull_group, report
     from airpods.models.hub_http import endpoint as hub_endpoint
     from airpods.models.hub_repo import best_projector, check_complete, choose, groups, list_files
 
@@ -124,11 +100,11 @@ def _check_fit(app: Application, specs: dict, spec, repo: str, revision: str, en
                found: list, *, force: bool) -> None:
     """Say the size and whether it fits, before any byte of weights is downloaded; a model that does
     not fit is refused (exit 2) with the numbers and the repo's quantizations that do."""
-    from airpods.cli.commands.models_pull import quant_rows
     from airpods.plan.memory import human
+    from airpods.stack.fit import quant_rows
 
     probe = probe_spec(spec, group.name)
-    [row] = quant_rows(app, specs, probe, repo, revision, endpoint, [group])
+    [row] = quant_rows(app.stack, specs, probe, repo, revision, endpoint, [group])
     t = app.terminal
     if row["fits"] is None:
         t.warning(f"{repo}:{group.quant}: {size_text(group.size)}; its header could not be read, so whether it "
@@ -147,7 +123,7 @@ def _check_fit(app: Application, specs: dict, spec, repo: str, revision: str, en
         t.warning(message + "; pulling anyway (--force)")
         return
     others = [g for g in found if g is not group]
-    rows = quant_rows(app, specs, probe, repo, revision, endpoint, others) if others else []
+    rows = quant_rows(app.stack, specs, probe, repo, revision, endpoint, others) if others else []
     fitting = [r for r in rows if r["fits"]]
     details = [f"{r['quant']}: {size_text(r['size'])}, needs about {human(r['total'])}" for r in fitting]
     if row.get("max_ctx"):
@@ -158,22 +134,3 @@ def _check_fit(app: Application, specs: dict, spec, repo: str, revision: str, en
                      details=(["quantizations of this repo that fit:", *details] if fitting else details), hint=hint)
 
 
-def router_entry(spec, model: str, running: dict[str, str]) -> tuple[str, dict | None]:
-    """(the model's id in the router, the config overlay that adds it; None when it is there).
-    `running`: id -> file of the preset the running router has, so models `run` added before stay."""
-    router = spec.router
-    if router.all_models:  # llama-server lists /models itself: the id is the file's name
-        return model.removesuffix(".gguf"), None
-    mine = next((m.id for m in router.models if m.file == model), None)
-    if mine is not None:
-        return mine, None
-    known = router.ids()
-    added = {i: {"file": f} for i, f in running.items() if i not in known}  # run added them before
-    again = next((i for i, v in added.items() if v["file"] == model), None)
-    if again is not None:
-        return again, {"services": {spec.name: {"models": added}}}
-    base = model.removesuffix(".gguf")
-    model_id, n = base, 2
-    while model_id in known or model_id in added:
-        model_id, n = f"{base}-{n}", n + 1
-    return model_id, {"services": {spec.name: {"models": {**added, model_id: {"file": model}}}}}
