@@ -46,7 +46,7 @@ RENDER = Shape(("service", "kind", "image", "variant", "pod", "container", "netw
                 "gpus", "gpu_layers", "gpu_plan", "vram", "spec_hash", "config_hash", "project", "mode", "router",
                 "router_preset", "gateway", "config_files"), rows=False)
 DOCTOR = Shape(("podman", "socket", "network_backend", "containers", "probes", "gpus", "cpu", "services", "health",
-                "gateway"), ("engine",), rows=False)
+                "gateway"), ("engine", "config_error"), rows=False)
 TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_percent", "memory_bytes", "vram"),
             ("requests_processing", "requests_deferred", "prompt_tokens_per_s", "generation_tokens_per_s",
              "kv_cache_used_percent", "slots_busy", "slots_total", "slots", "models_loaded",

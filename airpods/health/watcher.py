@@ -97,28 +97,14 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
         while True:
             now = clock()
             try:
-                if changed and looked and all(name in looked for name in changed):  # Podman named them
-                    items = [(svc, _inspected(runtime, st) if st.name in changed else st, policy)
-                             for svc, st, policy in looked.values()]
-                else:  # the first look, a due check, a lost stream, a container not seen before
-                    items = [(svc, _inspected(runtime, s), policy) for svc, s, policy in
-                             watched(runtime.list_managed(), project)]
+                items = _look(runtime, project, looked, changed)
             except AirpodsError as exc:  # the API went away for a moment: the feed reconnects too
                 say(f"cannot look: {exc.message}")
                 wait(LOOK_AGAIN)
                 continue
             running = any(state.running or state.status in ("stopping", "restarting", "paused", "created")
                           for _, state, _ in items)
-            with Ledger.locked(ledger_path) as ledger:
-                held = live_holds(ledger, now, alive)
-                for service, state, policy in items:
-                    obs = observe(ledger, service, state, policy, now)
-                    if obs.message:
-                        say(obs.message)
-                    if obs.stop and stopped is not None:
-                        stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
-                    if obs.stop:
-                        halt(runtime, state)
+            held = _observe_all(runtime, ledger_path, items, now, alive, say, stopped)
             ever = ever or running
             idle_since = None if running or held else (now if idle_since is None else idle_since)
             if idle_since is not None and now - idle_since >= (idle_for if ever else min(idle_for, FRESH_END)):
@@ -137,18 +123,8 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                         if parallel and not (busy.get(job) and not busy[job].done()):
                             busy[job] = pool.submit(_touch, url, model, key_of(service), say)
 
-            for _service, state, policy in items if run_checks else ():
-                if not state.running:
-                    continue
-                slot = f"{state.id or state.name} {state.labels[LABEL_HEALTH]}"  # a recreated one: its own schedule
-                when = due.setdefault(slot, now + policy.interval)
-                if now >= when and not (busy.get(state.name) and not busy[state.name].done()):
-                    if parallel:
-                        busy[state.name] = pool.submit(_check, runtime, state.name, say)
-                    else:
-                        _check(runtime, state.name, say)
-                    due[slot] = when = max(when + policy.interval, now)  # on its interval, not the tick's
-                wake.append((max(when, now + 0.05), f"health check of {_service}"))
+            if run_checks:
+                wake += _run_due_checks(runtime, items, now, due, busy, pool if parallel else None, say)
             when, what = min(wake) if wake else (now + 3600.0, "an event")
             if report is not None:
                 report(when, what if not pinned else f"{what}; touching pinned models every {PIN_EVERY:g} s")
@@ -156,6 +132,53 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
             cutter.saw(items, now)
             got = _pin_rounds(wait, clock, when, touch_pins) if pinned else wait(max(0.0, when - clock()))
             changed = {e.name for e in got} if isinstance(got, list) and got and all(e.name for e in got) else set()
+
+
+def _look(runtime: ContainerRuntime, project: str, looked: dict, changed: set[str]) -> list:
+    """(service, state, policy) of each watched container: only those Podman's events named are
+    inspected again when the last look had them all; else a list and an inspect of each (the first
+    look, a due check, a lost stream, a container not seen before)."""
+    if changed and looked and all(name in looked for name in changed):
+        return [(svc, _inspected(runtime, st) if st.name in changed else st, policy)
+                for svc, st, policy in looked.values()]
+    return [(svc, _inspected(runtime, s), policy) for svc, s, policy in watched(runtime.list_managed(), project)]
+
+
+def _observe_all(runtime: ContainerRuntime, ledger_path: Path, items: list, now: float, alive: Any, say: Any,
+                 stopped: Any) -> list:
+    """Count each container's restarts in the ledger and stop those given up on; returns the holds
+    of live starts."""
+    with Ledger.locked(ledger_path) as ledger:
+        held = live_holds(ledger, now, alive)
+        for service, state, policy in items:
+            obs = observe(ledger, service, state, policy, now)
+            if obs.message:
+                say(obs.message)
+            if obs.stop and stopped is not None:
+                stopped(state.name)  # on purpose, as `airpods stop` records it (a 137 is no crash)
+            if obs.stop:
+                halt(runtime, state)
+    return held
+
+
+def _run_due_checks(runtime: ContainerRuntime, items: list, now: float, due: dict, busy: dict, pool: Any,
+                    say: Any) -> list[tuple[float, str]]:
+    """Run the health checks that are due (in `pool`'s threads; in turn when it is None) and say when
+    each running container's next one is."""
+    wake = []
+    for service, state, policy in items:
+        if not state.running:
+            continue
+        slot = f"{state.id or state.name} {state.labels[LABEL_HEALTH]}"  # a recreated one: its own schedule
+        when = due.setdefault(slot, now + policy.interval)
+        if now >= when and not (busy.get(state.name) and not busy[state.name].done()):
+            if pool is not None:
+                busy[state.name] = pool.submit(_check, runtime, state.name, say)
+            else:
+                _check(runtime, state.name, say)
+            due[slot] = when = max(when + policy.interval, now)  # on its interval, not the tick's
+        wake.append((max(when, now + 0.05), f"health check of {service}"))
+    return wake
 
 
 def _pin_rounds(wait: Any, clock: Any, until: float, touch: Any) -> Any:

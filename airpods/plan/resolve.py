@@ -22,6 +22,7 @@ from airpods.plan.hardening import confine
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
+from airpods.plan.wiring import backends
 from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name, web_password_name
 
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
@@ -142,25 +143,6 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                              list(svc.network_aliases or [name]), ports[name], choice, image, api_key,
                              health_key)
     return facts
-
-
-def backends(facts: dict[str, _Facts]) -> dict[str, Any]:
-    """What Open WebUI is wired to: every enabled llama.cpp /v1 and the first Ollama."""
-    openai, ollama = [], []
-    for f in facts.values():
-        if not f.svc.enabled or not f.ports:
-            continue
-        base = f"http://{f.aliases[0]}:{f.ports[0].container}"
-        if kind_of(f.svc.kind).llama_server:
-            openai.append({"name": f.name, "url": f"{base}/v1", "api_key": f.api_key or "none"})
-        elif kind_of(f.svc.kind).ollama_api:
-            ollama.append({"name": f.name, "url": base})
-    embedding = next(({"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none",
-                       "model": mid} for f in facts.values() if f.svc.enabled and f.ports
-                      and kind_of(f.svc.kind).llama_server and f.svc.mode == "router" and isinstance(f.svc.models, dict)
-                      for mid, m in f.svc.models.items() if m.embeddings), None)
-    return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
-            "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
 
 
 def _user_gpu_setting(name: str, svc: Any) -> str | None:
@@ -315,6 +297,30 @@ def _embedding_wiring(p: _Parts, wiring: dict) -> None:
     p.secret_env.add("RAG_OPENAI_API_KEY")
 
 
+def _wire_chat_ui(p: _Parts, wiring: dict, name: str, depends: list[str], admin_password: str | None) -> tuple:
+    """A chat UI gets every model server (and depends on them), the embedding model, its login
+    behind the gateway and its first admin when others can reach it. Returns what it is wired to."""
+    depends += [b for b in wiring["names"] if b not in depends and b != name]
+    _embedding_wiring(p, wiring)
+    if wiring.get("gateway"):
+        p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
+    if admin_password is not None:
+        webui_admin.apply(p.env, p.secret_env, admin_password)
+    return tuple(wiring["names"])
+
+
+def _argv(rendered: dict, p: _Parts, parts: Any, monitor: Any) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+    """(entrypoint, command): the user's, else what the kind's own plan gives (Prometheus' wrapper)."""
+    entry = rendered.get("entrypoint_override")
+    entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
+    if monitor is not None and entry is None:
+        entrypoint = monitor.entrypoint
+    command = tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])])
+    if parts is not None and not command:
+        command = parts.command
+    return entrypoint, command
+
+
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
           parts: gateway_plan.GatewayParts | prometheus_plan.PrometheusParts | None = None,
@@ -330,13 +336,7 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
     if kind_of(svc.kind).llama_server:
         _llamacpp(config, f, p, rendered, problems, is_template, share, router_dir)
     if kind_of(svc.kind).chat_ui:
-        wired = tuple(wiring["names"])
-        depends += [b for b in wiring["names"] if b not in depends and b != name]
-        _embedding_wiring(p, wiring)
-        if wiring.get("gateway"):
-            p.env["WEBUI_AUTH"] = "true"  # reachable through the gateway: its login stays on
-        if admin_password is not None:
-            webui_admin.apply(p.env, p.secret_env, admin_password)
+        wired = _wire_chat_ui(p, wiring, name, depends, admin_password)
     gateway = parts if isinstance(parts, gateway_plan.GatewayParts) else None
     monitor = parts if isinstance(parts, prometheus_plan.PrometheusParts) else None
     if parts is not None:  # the gateway's or Prometheus' own env (keys), mounts and argv
@@ -344,16 +344,10 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         p.secret_env |= parts.secret_env
         p.volumes += parts.volumes
         depends += [d for d in getattr(parts, "depends_on", ()) if d not in depends]
-    entry = rendered.get("entrypoint_override")
-    entrypoint = None if entry is None else ((entry,) if isinstance(entry, str) else tuple(map(str, entry)))
-    if monitor is not None and entry is None:
-        entrypoint = monitor.entrypoint
+    entrypoint, command = _argv(rendered, p, parts, monitor)
     timeout = svc.health.timeout
     if "timeout" not in svc.health.model_fields_set and config.runtime.start_timeout:
         timeout = config.runtime.start_timeout
-    command = tuple(render_args(p.args) + [str(a) for a in rendered.get("args", [])])
-    if parts is not None and not command:
-        command = parts.command
     thread_args = dict(p.router.defaults) if p.router is not None else p.args
     threads = str(thread_args.get("threads", "")).strip() if kind_of(svc.kind).llama_server else ""
     return ServiceSpec(

@@ -154,3 +154,16 @@ def test_no_command_module_imports_another():
     """Commands parse, call the stack and render; what two of them share lives outside cli/commands."""
     commands = {m for m in import_graph() if m.startswith("airpods.cli.commands.")}
     assert {m: sorted(d & commands) for m, d in import_graph().items() if m in commands and d & commands} == {}
+
+
+def test_modules_and_functions_stay_small():
+    """Modules of about 400 lines at most, functions of about 60 (docstrings count)."""
+    big, long = [], []
+    for path in ROOT.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if text.count("\n") > 420:
+            big.append(f"{path.relative_to(ROOT)}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 70:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert (big, long) == ([], [])

@@ -25,10 +25,24 @@ def doctor(app: Application, as_json: bool) -> None:
     its reason, each llama.cpp service's CPUs and threads, and the image each service would use.
     Exits 1 when Podman cannot be used.
     """
+    report, problem, specs = _findings(app)
+    if as_json:
+        app.terminal.print_json(report, contract.DOCTOR)
+    else:
+        _print_machine(app.terminal, report, problem, app.stack.cpu_topology)
+        _print_stack(app.terminal, report, specs)
+    if problem is not None:
+        raise problem
+    if "config_error" in report:
+        raise click.exceptions.Exit(1)
+
+
+def _findings(app: Application) -> tuple[dict, AirpodsError | None, dict]:
+    """(the report, why Podman cannot be used or None, the specs) as --json prints it."""
     from airpods.probes.gpu import ProbeEnv, detect
 
-    t = app.terminal
-    report: dict = {"podman": None, "socket": None, "network_backend": None, "probes": [], "services": {}}
+    report: dict = {"podman": None, "socket": None, "network_backend": None, "probes": [], "services": {},
+                    "gateway": None, "health": None, "containers": []}  # the last three need a config that loads
     podman = shutil.which("podman", path=app.environ.get("PATH"))
     report["podman"] = podman
     problem = None
@@ -51,6 +65,7 @@ def doctor(app: Application, as_json: bool) -> None:
         report["probes"].append({"probe": r.probe, "variant": r.variant, "reason": r.reason,
                                  "devices": list(r.devices), "warning": r.warning})
     report["gpus"] = [g.to_json() for g in app.stack.gpu_inventory]
+    specs: dict = {}
     try:
         specs = app.stack.specs(create_secrets=False)
         for g in report["gpus"]:  # which services the GPU plan puts on each GPU
@@ -65,73 +80,75 @@ def doctor(app: Application, as_json: bool) -> None:
         report["containers"] = _confinement(app) if problem is None else []
     except AirpodsError as exc:
         report["config_error"] = exc.message
-    if as_json:
-        t.print_json(report, contract.DOCTOR)
-    else:
-        t.print(f"podman:          {podman or 'not found'}")
-        sock = report["socket"]
-        t.print("api socket:      " + (f"{sock['url']} ({sock['from']}), Podman {sock['version']}" if sock
-                                       else f"unusable: {problem.message if problem else '?'}"))
-        if report.get("engine"):
-            t.print(f"engine:          {report['engine']['note']}")
-            for line in report["engine"]["implications"]:
-                t.print(f"                 {line}")
-        backend = report["network_backend"]
-        t.print(f"network backend: {backend or 'unknown'}" + (
-            "  (CNI: network aliases need netavark + aardvark-dns)" if backend == "cni" else ""))
-        t.print("gpu probes:")
-        for p in report["probes"]:
-            mark = "✓" if p["variant"] else "-"
-            t.print(f"  {mark} {p['probe']:<7} {p['reason']}")
-        if report["gpus"]:
-            from airpods.plan.memory import human
+    return report, problem, specs
 
-            t.table(["GPU", "NAME", "MEMORY", "FREE", "SERVICES (GPU plan)"],
-                    [[g["index"], g["name"], human(g["memory_total"]), human(g["memory_free"]),
-                      ", ".join(g.get("services") or []) or "-"] for g in report["gpus"]])
-        t.print(f"cpu:             {topo.describe()}; {len(topo.usable)} usable by the CPU plan")
-        for name, share in report["cpu"]["plan"].items():
-            t.print(f"  {name:<14} cpuset {share['cpuset'] or 'any':<7} threads {share['threads'] or '-':<3} "
-                    f"{share['reason']}")
-        t.print("services (image this machine would use):")
-        for name, s in report["services"].items():
-            state = "" if s["enabled"] else "  (disabled)"
-            t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
-            if s["gpu_plan"]:
-                t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
-        if report.get("health"):
-            h = report["health"]
-            watcher = (f"running, pid {h['watcher_pid']}" if h["watcher_pid"]
-                       else "not running (airpods start leaves one)")
-            t.print(f"health checks:   {h['runs_checks']}; watcher {watcher}")
-            w = h.get("watcher") or {}
-            if "cpu_percent" in w:
-                t.print(f"  {'':<14} CPU {w['cpu_seconds']:.2f} s over the last {w['over_seconds']:.0f} s "
-                        f"({w['cpu_percent']:.2f} % of a core); {w['events']} Podman events")
-            if w.get("next"):
-                t.print(f"  {'':<14} next: {w['next']['what']} in {w['next']['in_seconds']:.0f} s")
-        for gw in [report["gateway"]] if report.get("gateway") and report["gateway"]["enabled"] else []:
-            t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
-                    + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
-            if gw["beyond_loopback"]:
-                t.warning(f"the gateway listens on {gw['listen']}: reachable from other machines; start refuses "
-                          "it while no key is defined (airpods keys add NAME)")
-        if report.get("containers"):
-            t.print("containers (what each may do; effective: what the kernel says its main process has):")
-            t.table(["SERVICE", "CONTAINER", "EFFECTIVE CAPS", "NO NEW PRIVS", "ROOT", "TMPFS", "INIT"],
-                    [[c["service"], c["container"],
-                      "none" if c["effective_caps"] == [] else " ".join(c["effective_caps"] or ["?"]),
-                      _yes(c["no_new_privileges"]), "read-only" if c["read_only"] else "writable",
-                      " ".join(c["tmpfs"]) or "-", _yes(c["init"])] for c in report["containers"]])
-        for p in report["probes"]:
-            if p["warning"]:
-                t.warning(p["warning"])
-        if "config_error" in report:
-            t.error(f"config: {report['config_error']} (run `airpods config validate`)")
-    if problem is not None:
-        raise problem
+
+def _print_machine(t, report: dict, problem: AirpodsError | None, topo) -> None:
+    """Podman, its socket and engine, the network backend, the GPU probes and GPUs, the CPU plan."""
+    t.print(f"podman:          {report['podman'] or 'not found'}")
+    sock = report["socket"]
+    t.print("api socket:      " + (f"{sock['url']} ({sock['from']}), Podman {sock['version']}" if sock
+                                   else f"unusable: {problem.message if problem else '?'}"))
+    if report.get("engine"):
+        t.print(f"engine:          {report['engine']['note']}")
+        for line in report["engine"]["implications"]:
+            t.print(f"                 {line}")
+    backend = report["network_backend"]
+    t.print(f"network backend: {backend or 'unknown'}" + (
+        "  (CNI: network aliases need netavark + aardvark-dns)" if backend == "cni" else ""))
+    t.print("gpu probes:")
+    for p in report["probes"]:
+        mark = "✓" if p["variant"] else "-"
+        t.print(f"  {mark} {p['probe']:<7} {p['reason']}")
+    if report["gpus"]:
+        from airpods.plan.memory import human
+
+        t.table(["GPU", "NAME", "MEMORY", "FREE", "SERVICES (GPU plan)"],
+                [[g["index"], g["name"], human(g["memory_total"]), human(g["memory_free"]),
+                  ", ".join(g.get("services") or []) or "-"] for g in report["gpus"]])
+    t.print(f"cpu:             {topo.describe()}; {len(topo.usable)} usable by the CPU plan")
+    for name, share in report["cpu"]["plan"].items():
+        t.print(f"  {name:<14} cpuset {share['cpuset'] or 'any':<7} threads {share['threads'] or '-':<3} "
+                f"{share['reason']}")
+
+
+def _print_stack(t, report: dict, specs: dict) -> None:
+    """Each service's image, health checks and the watcher, the gateway, what each container may do."""
+    t.print("services (image this machine would use):")
+    for name, s in report["services"].items():
+        state = "" if s["enabled"] else "  (disabled)"
+        t.print(f"  {name:<14} {s['variant']:<7} {s['image']}{state}")
+        if s["gpu_plan"]:
+            t.print(f"  {'':<14} {specs[name].gpu_text}: {s['gpu_plan']}")
+    if report.get("health"):
+        h = report["health"]
+        watcher = (f"running, pid {h['watcher_pid']}" if h["watcher_pid"]
+                   else "not running (airpods start leaves one)")
+        t.print(f"health checks:   {h['runs_checks']}; watcher {watcher}")
+        w = h.get("watcher") or {}
+        if "cpu_percent" in w:
+            t.print(f"  {'':<14} CPU {w['cpu_seconds']:.2f} s over the last {w['over_seconds']:.0f} s "
+                    f"({w['cpu_percent']:.2f} % of a core); {w['events']} Podman events")
+        if w.get("next"):
+            t.print(f"  {'':<14} next: {w['next']['what']} in {w['next']['in_seconds']:.0f} s")
+    for gw in [report["gateway"]] if report.get("gateway") and report["gateway"]["enabled"] else []:
+        t.print(f"gateway:         {gw['url']} ({'enabled' if gw['enabled'] else 'disabled'}), routes "
+                + ", ".join(f"{p} -> {s}" for p, s in gw["routes"].items()) + f"; {gw['keys']} key(s)")
+        if gw["beyond_loopback"]:
+            t.warning(f"the gateway listens on {gw['listen']}: reachable from other machines; start refuses "
+                      "it while no key is defined (airpods keys add NAME)")
+    if report.get("containers"):
+        t.print("containers (what each may do; effective: what the kernel says its main process has):")
+        t.table(["SERVICE", "CONTAINER", "EFFECTIVE CAPS", "NO NEW PRIVS", "ROOT", "TMPFS", "INIT"],
+                [[c["service"], c["container"],
+                  "none" if c["effective_caps"] == [] else " ".join(c["effective_caps"] or ["?"]),
+                  _yes(c["no_new_privileges"]), "read-only" if c["read_only"] else "writable",
+                  " ".join(c["tmpfs"]) or "-", _yes(c["init"])] for c in report["containers"]])
+    for p in report["probes"]:
+        if p["warning"]:
+            t.warning(p["warning"])
     if "config_error" in report:
-        raise click.exceptions.Exit(1)
+        t.error(f"config: {report['config_error']} (run `airpods config validate`)")
 
 
 def _yes(value: bool | None) -> str:

@@ -63,21 +63,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
                                             models_job=models_job, gateway_keys=gateway_keys)
     else:
-        from airpods.orchestrate.host_files import write_config_files, write_preset
-        from airpods.secrets import api_key_name
-
-        store = app.stack.secrets()
-        key_files = {s.name: str(p) if (p := store.path(api_key_name(s.name))).exists() else None
-                     for s in chosen}
-        for s in chosen:  # a key written in the config: a private file of its own to mount
-            key = s.env.get("LLAMA_API_KEY")
-            if key and (key_files[s.name] is None or store.get(api_key_name(s.name)) != key):
-                key_files[s.name] = str(store.put(f"{api_key_name(s.name)}.config", key))
-        for s in chosen:
-            if s.router is not None:
-                write_preset(s)  # the pod mounts it from airpods' data dir, as start does
-            write_config_files(s)  # Prometheus' scrape configuration, likewise
-        docs, notes = podman_kube.documents(chosen, key_files, named=bool(services))
+        docs, notes = podman_kube.documents(chosen, _podman_key_files(app, chosen), named=bool(services))
     text = dump_all(docs)
     if output is None:
         click.echo(text, nl=False)
@@ -96,6 +82,25 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         app.terminal.success(f"wrote {len(docs)} documents to {output}")
     for note in notes:
         app.terminal.warning(note)
+
+
+def _podman_key_files(app: Application, chosen: list) -> dict:
+    """For `--target podman`: the 0600 key file each service's pod mounts (Podman 4.3 cannot read a
+    Secret), and the files those pods mount from airpods' data dir (router presets, Prometheus')."""
+    from airpods.orchestrate.host_files import write_config_files, write_preset
+    from airpods.secrets import api_key_name
+
+    store = app.stack.secrets()
+    key_files = {s.name: str(p) if (p := store.path(api_key_name(s.name))).exists() else None for s in chosen}
+    for s in chosen:  # a key written in the config: a private file of its own to mount
+        key = s.env.get("LLAMA_API_KEY")
+        if key and (key_files[s.name] is None or store.get(api_key_name(s.name)) != key):
+            key_files[s.name] = str(store.put(f"{api_key_name(s.name)}.config", key))
+    for s in chosen:
+        if s.router is not None:
+            write_preset(s)  # the pod mounts it from airpods' data dir, as start does
+        write_config_files(s)  # Prometheus' scrape configuration, likewise
+    return key_files
 
 
 @export.command("quadlet")

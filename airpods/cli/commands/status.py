@@ -77,6 +77,11 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
                                                     if r.service in gateways else {})} for r in rows],
                                 contract.STATUS)
         return
+    _table(app, specs, rows, gateways)
+
+
+def _table(app: Application, specs: dict, rows: list, gateways: dict) -> None:
+    """The status table, and how to trust each gateway's CA."""
     table = []
     for r in rows:
         state = r.state + (f" ({r.exit_code})" if r.state == "exited" else "")

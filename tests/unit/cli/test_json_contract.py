@@ -69,3 +69,11 @@ def test_status_render_doctor_and_top_print_their_shapes(fake, cli, write_config
         result = cli("--config", path, *words)
         assert result.code == 0, result.text
         assert shape.problems(json.loads(result.out)) == [], words
+
+
+def test_doctor_with_a_config_that_does_not_load_still_reports(fake, cli, write_config):
+    result = cli("--config", write_config("[services.x]\nkind = 3\n"), "doctor", "--json")
+    assert result.code == 1
+    data = json.loads(result.out)
+    assert "services.x.kind" in data["config_error"] or "configuration is invalid" in data["config_error"]
+    assert contract.DOCTOR.problems(data) == []
