@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 from airpods.plan.spec import LABEL_SEAL
+from tests.podman_env import need
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def before_the_seal(rt, data_home: Path) -> None:
@@ -144,3 +149,12 @@ def with_models(fake, *names: str, volume: str = "airpods_llamacpp_models") -> P
     for name in names:
         (root / name).write_bytes(b"GGUF" + b"\0" * 60)
     return root
+
+
+def quadlet_binary() -> str | None:
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "get-quadlet.sh")], capture_output=True, text=True,
+                         check=False, env={**os.environ})
+    path = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
+    need(bool(path) and os.access(path, os.X_OK), f"the Quadlet generator is not available ({out.stderr[-200:]})",
+         "run scripts/get-quadlet.sh (needs Debian's package mirror)")
+    return path

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_openwebui import call, webui_models
+from tests.helpers import quadlet_binary
 from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, image_exists, need, podman
-from tests.unit.test_quadlet import quadlet_binary
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
 # Flags of the generated commands that Podman 4.3 cannot take here: two need a systemd unit around

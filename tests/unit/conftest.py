@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from airpods.runtime.fake import FakeRuntime
+from tests.gguf_builder import llama_like, write_gguf
+from tests.unit.builders import CADDY, LLAMA, MODELS
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +54,12 @@ def json_keeps_its_contract(monkeypatch):
     monkeypatch.setattr(Terminal, "print_json", checked)
     yield
     assert broken == [], f"the --json contract (airpods/cli/contract.py): {sorted(set(broken))}"
+
+
+@pytest.fixture
+def rt(fake):
+    fake.images |= {CADDY, LLAMA, "ghcr.io/open-webui/open-webui:main"}
+    fake.ensure_volume(MODELS)
+    write_gguf(Path(fake.volume_path(MODELS)) / "SmolLM2-135M-Instruct.Q4_1.gguf",
+               llama_like("llama", 2, 64, 4, 2, 128, 256, 512), [("token_embd.weight", 0, [64, 256])])
+    return fake

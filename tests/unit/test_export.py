@@ -10,15 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.test_router import ROUTER
+from tests.unit.builders import ROUTER, layouts
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSIONS = ("1.30.0", "1.37.0")
-LAYOUTS = {
-    "default": None,
-    "hybrid": ROOT / "configs" / "examples" / "hybrid.toml",
-    "multi-llama": ROOT / "configs" / "examples" / "multi-llama.toml",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -36,14 +31,6 @@ def export(cli, path: str | None, *args: str) -> tuple[list[dict], str]:
     result = cli(*(["--config", path] if path else []), "export", "kube", *args)
     assert result.code == 0, result.text
     return [d for d in yaml.safe_load_all(result.out) if d], result.err
-
-
-def layouts(write_config) -> dict[str, str | None]:
-    out = {k: (str(v) if v else None) for k, v in LAYOUTS.items()}
-    out["router"] = write_config(ROUTER + "[services.open-webui]\nenabled = true\n")
-    out["gateway"] = write_config(ROUTER + "[services.open-webui]\nenabled = true\n"
-                                           "[services.gateway]\nenabled = true\n")
-    return out
 
 
 @pytest.mark.parametrize("layout", ["default", "hybrid", "multi-llama", "router", "gateway"])

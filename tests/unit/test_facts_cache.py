@@ -93,8 +93,7 @@ def test_it_keeps_a_bounded_number_of_models(tmp_path, reads, monkeypatch):
 def test_the_memory_preflight_of_a_second_start_reads_no_header(tmp_path, reads):
     from airpods.orchestrate.memory_check import check_memory
     from airpods.plan.spec import VolumeSpec
-    from tests.unit.test_hardening import DiskRuntime
-    from tests.unit.test_orchestrate import spec
+    from tests.unit.builders import DiskRuntime, spec
 
     rt = DiskRuntime(root=tmp_path / "volumes")
     rt.ensure_volume("models")

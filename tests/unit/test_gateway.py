@@ -11,60 +11,14 @@ import stat
 import time
 from pathlib import Path
 
-import pytest
-
-from tests.gguf_builder import llama_like, write_gguf
 from tests.podman_env import free_port
-
-MODELS = "airpods_llamacpp_models"
-CADDY = "docker.io/library/caddy:2"
-LLAMA = "ghcr.io/ggml-org/llama.cpp:server"
-
-
-PORTS = [free_port() for _ in range(4)]  # one set for the module: a changed port is a changed config
-
-
-def stack(write_config, *, gateway: str = "", extra: str = "", webui: bool = False) -> str:
-    webui_port, llama_port, llama2_port, gateway_port = PORTS
-    return write_config(f"""
-[runtime]
-project = "lab"
-[services.open-webui]
-enabled = {str(webui).lower()}
-ports = [{{ host = {webui_port}, container = 8080 }}]
-[services.llamacpp]
-ports = [{{ host = {llama_port}, container = 8080 }}]
-[services.llamacpp-2]
-kind = "llamacpp"
-image = "{LLAMA}"
-default_model = "SmolLM2-135M-Instruct.Q4_1.gguf"
-api_key = ""
-ports = [{{ host = {llama2_port}, container = 8080 }}]
-{extra}
-[services.gateway]
-enabled = true
-ports = [{{ host = {gateway_port}, container = 8443 }}]
-{gateway}
-""")
-
-
-@pytest.fixture
-def rt(fake):
-    fake.images |= {CADDY, LLAMA, "ghcr.io/open-webui/open-webui:main"}
-    fake.ensure_volume(MODELS)
-    write_gguf(Path(fake.volume_path(MODELS)) / "SmolLM2-135M-Instruct.Q4_1.gguf",
-               llama_like("llama", 2, 64, 4, 2, 128, 256, 512), [("token_embd.weight", 0, [64, 256])])
-    return fake
+from tests.unit.builders import CA, LLAMA, gateway_dir, stack
 
 
 def render(cli, path: str, name: str = "gateway") -> dict:
     result = cli("--config", path, "config", "render", name, "--json")
     assert result.code == 0, result.text
     return json.loads(result.out)
-
-
-def gateway_dir(isolated: Path, project: str = "lab") -> Path:
-    return isolated / "data" / "airpods" / "gateway" / project
 
 
 def test_routes_and_caddyfile_keep_every_key_out_of_the_text(rt, cli, write_config, isolated):
@@ -204,10 +158,6 @@ def test_the_certificate_names_and_the_users_own_certificate(rt, cli, write_conf
     assert "tls /etc/airpods-gateway-tls/cert.pem" in render(cli, own)["gateway"]["caddyfile"]
     missing = cli("--config", own, "start", "gateway", "--no-wait")
     assert missing.code == 2 and "tls_key" in missing.err and "nokey.pem" in missing.err and not rt.containers
-
-
-CA = ("-----BEGIN CERTIFICATE-----\nMIIBozCCAUmgAwIBAgIQZmFrZS1jYS1mb3ItdGVzdHMwCgYIKoZIzj0EAwIwMDEu\n"
-      "-----END CERTIFICATE-----\n")
 
 
 def test_keys_ca_and_status_show_the_fingerprint(rt, cli, write_config, isolated):

@@ -10,13 +10,7 @@ import pytest
 from airpods.plan.gpu import choose
 from airpods.probes import gpu
 from airpods.probes.gpu import ProbeEnv, detect
-
-
-def fake_smi(bin_dir: Path, output: str = "GPU 0: NVIDIA RTX 4090 (UUID: GPU-x)", code: int = 0) -> None:
-    bin_dir.mkdir(exist_ok=True)
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text(f"#!/bin/sh\necho '{output}'\nexit {code}\n")
-    smi.chmod(0o755)
+from tests.unit.builders import fake_smi
 
 
 def env_for(tmp: Path, selinux: str | None = None) -> ProbeEnv:

@@ -11,34 +11,11 @@ import pytest
 
 from tests.gguf_builder import llama_like, write_gguf
 from tests.podman_env import free_port
+from tests.unit.builders import fake_nvidia
 
 F16 = 1
 MODELS = "airpods_llamacpp_models"
 IMAGE = "localhost/test/llama-cuda:1"
-
-
-def fake_nvidia(isolated: Path, monkeypatch, gpus: list[tuple[str, int, int]]) -> None:
-    """gpus: (name, total MiB, free MiB) each."""
-    bin_dir = isolated / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    query = "".join(f"{i}, GPU-{i:04d}, {n}, {t}, {f}, 8.9, 580.1\\n" for i, (n, t, f) in enumerate(gpus))
-    listing = "".join(f"GPU {i}: {n} (UUID: GPU-{i:04d})\\n" for i, (n, _, _) in enumerate(gpus))
-    free = "".join(f"{f}\\n" for _, _, f in gpus)
-    smi = bin_dir / "nvidia-smi"
-    smi.write_text("#!/bin/sh\ncase \"$*\" in\n"
-                   f"  *--query-gpu=index*) printf '{query}' ;;\n"
-                   f"  *--query-gpu=memory.free*) printf '{free}' ;;\n"
-                   f"  *) printf '{listing}' ;;\nesac\n")
-    smi.chmod(0o755)
-    names = [{"name": str(i), "containerEdits": {"deviceNodes": [{"path": f"/dev/nvidia{i}"}]}}
-             for i in range(len(gpus))] + [{"name": "all", "containerEdits": {}}]
-    (isolated / "cdi" / "nvidia.json").write_text(json.dumps(
-        {"cdiVersion": "0.3.0", "kind": "nvidia.com/gpu", "devices": names}))
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    from airpods.probes.gpu import detect, inventory
-
-    detect.cache_clear()
-    inventory.cache_clear()
 
 
 def model(fake, name: str, layers: int, width: int) -> None:

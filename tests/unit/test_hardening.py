@@ -15,16 +15,11 @@ from airpods.errors import ConfigError, UsageError
 from airpods.models.store import ModelStore, check_name
 from airpods.orchestrate.lock import HostLock
 from airpods.orchestrate.preflight import check_ports, unprivileged_port_start
-from airpods.runtime.fake import FakeRuntime
 from airpods.secrets import SecretStore
-from tests.unit.test_orchestrate import spec
+from tests.unit.builders import DiskRuntime, spec
 
 BAD_NAMES = ["../../canary.gguf", "/etc/passwd", "/tmp/x.gguf", "a/b.gguf", "..gguf", "x..gguf", ".hidden.gguf",
              "", "model", "model.bin", "a b.gguf", "..", "sub/../x.gguf"]
-
-
-def DiskRuntime(root: Path, **kw) -> FakeRuntime:  # noqa: N802 - the fake with volumes on disk
-    return FakeRuntime(volume_root=root, **kw)
 
 
 @pytest.fixture

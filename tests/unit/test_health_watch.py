@@ -16,7 +16,7 @@ from airpods.orchestrate.start import start
 from airpods.plan.health import KEY_PATH
 from airpods.plan.spec import HealthSpec, PortSpec, ServiceSpec
 from airpods.runtime.fake import FakeRuntime
-from tests.unit.test_resolve import render
+from tests.unit.builders import render
 
 CHECK = "curl -fsS http://127.0.0.1:8080/health"
 

@@ -5,21 +5,14 @@ with its volumes on disk. The stand-in counts the bytes it served."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from tests.gguf_builder import llama_like, write_gguf
 from tests.hub_standin import serve
+from tests.unit.builders import gguf, volume
 
 F16 = 1
-
-
-def gguf(tmp: Path, name: str, ftype: int, layers: int = 4) -> bytes:
-    kv = {**llama_like("llama", layers, 576, 9, 3, 1536, 49152, 8192), "general.file_type": ftype,
-          "tokenizer.ggml.tokens": [f"t{i}" for i in range(3000)]}  # a header of a few dozen kB
-    path = write_gguf(tmp / name, kv, [(f"blk.{i}.w", F16, [576, 1000]) for i in range(layers)])
-    return path.read_bytes()
 
 
 @pytest.fixture
@@ -36,10 +29,6 @@ def hub(monkeypatch, tmp_path):
     stand_in.gated = {"org/Gated-GGUF"}
     yield stand_in
     server.shutdown()
-
-
-def volume(fake) -> Path:
-    return Path(fake.volume_path("airpods_llamacpp_models"))
 
 
 def test_a_quant_tag_picks_its_file_case_insensitively(hub, fake, cli, write_config):
@@ -161,7 +150,7 @@ def test_a_pull_that_cannot_fit_the_disk_is_refused_before_downloading(hub, fake
 
 
 def test_list_on_a_gpu_machine_uses_the_gpu_plan(hub, fake, cli, write_config, tmp_path, isolated, monkeypatch):
-    from tests.unit.test_gpu_cli import fake_nvidia
+    from tests.unit.builders import fake_nvidia
 
     fake_nvidia(isolated, monkeypatch, [("Fake 2GB", 2048, 2000)])
     big = tmp_path / "big.gguf"

@@ -13,7 +13,7 @@ import pytest
 from airpods.models.gguf_header import read_header
 from tests.gguf_builder import llama_like, write_gguf
 from tests.hub_standin import serve
-from tests.unit.test_hub_pull import gguf, volume
+from tests.unit.builders import gguf, volume
 
 
 @pytest.fixture

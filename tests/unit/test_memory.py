@@ -22,7 +22,7 @@ from airpods.plan.memory import (
     shape_from_argv,
 )
 from tests.gguf_builder import llama_like, write_gguf
-from tests.unit.test_hardening import DiskRuntime
+from tests.unit.builders import DiskRuntime
 
 Q4_K, F32, F16 = 12, 0, 1
 
@@ -106,7 +106,7 @@ def test_argv_shape_and_max_ctx(tmp_path):
 # preflight -------------------------------------------------------------------------------------
 def _llama_spec(name: str, ctx: int, memory: str | None = None, check: str = "refuse"):
     from airpods.plan.spec import VolumeSpec
-    from tests.unit.test_orchestrate import spec
+    from tests.unit.builders import spec
 
     return spec(name, kind="llamacpp", memory=memory, memory_check=check,
                 volumes=(VolumeSpec("models", "/models", "ro"),),
@@ -205,7 +205,7 @@ def test_gpu_variant_is_checked_against_free_vram(rt, tmp_path):
     import dataclasses
 
     from airpods.probes.memory import free_vram
-    from tests.unit.test_gpu import fake_smi
+    from tests.unit.builders import fake_smi
 
     bin_dir = tmp_path / "bin"
     fake_smi(bin_dir, output="120\n300")  # MiB free on two GPUs

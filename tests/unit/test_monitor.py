@@ -13,7 +13,7 @@ from pathlib import Path
 
 from airpods.monitor.llama_sample import Reading, activity, generated
 from airpods.monitor.prom_text import parse, values
-from tests.unit.test_gateway import LLAMA, MODELS, rt, stack  # noqa: F401  (rt is a fixture)
+from tests.unit.builders import LLAMA, stack
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -57,7 +57,7 @@ def test_a_request_that_ends_between_readings_is_not_counted_twice():
     assert generated(busy, restarted) >= 0  # a restarted server's counters begin again: never negative
 
 
-def test_top_once_shows_a_stopped_and_a_crashed_service_and_exits_0(rt, cli, write_config):  # noqa: F811
+def test_top_once_shows_a_stopped_and_a_crashed_service_and_exits_0(rt, cli, write_config):
     path = stack(write_config, extra=f'[services.llamacpp-3]\nkind = "llamacpp"\nimage = "{LLAMA}"\n'
                                     'default_model = "SmolLM2-135M-Instruct.Q4_1.gguf"\n'
                                     'ports = [{ container = 8080 }]\n')
@@ -152,7 +152,7 @@ def test_a_routers_children_get_the_model_that_was_spawned_on_their_port():
     assert task.model == "qwen" and task.completion == 5 and task.prompt == 12
 
 
-def test_keys_usage_reads_the_logs_keeps_history_and_refuses_a_bad_age(rt, cli, write_config, isolated):  # noqa: F811
+def test_keys_usage_reads_the_logs_keeps_history_and_refuses_a_bad_age(rt, cli, write_config, isolated):
     path = stack(write_config)
     assert cli("--config", path, "keys", "add", "alice").code == 0
     assert cli("--config", path, "start", "gateway", "--no-wait").code == 0
@@ -176,7 +176,7 @@ def test_keys_usage_reads_the_logs_keeps_history_and_refuses_a_bad_age(rt, cli, 
     assert bad.code == 2 and "--since" in bad.err
 
 
-def test_metrics_are_on_by_default_and_the_users_choice_wins(rt, cli, write_config):  # noqa: F811
+def test_metrics_are_on_by_default_and_the_users_choice_wins(rt, cli, write_config):
     def argv(extra: str) -> list[str]:  # `extra` lands in [services.llamacpp-2]
         result = cli("--config", stack(write_config, extra=extra), "config", "render", "llamacpp-2", "--json")
         assert result.code == 0, result.text
@@ -187,7 +187,7 @@ def test_metrics_are_on_by_default_and_the_users_choice_wins(rt, cli, write_conf
     assert "--metrics" not in argv("[services.llamacpp-2.command_args]\nmetrics = false\n")  # its own flag wins
 
 
-def test_the_gateway_never_serves_metrics_or_slots(rt, cli, write_config, isolated):  # noqa: F811
+def test_the_gateway_never_serves_metrics_or_slots(rt, cli, write_config, isolated):
     from airpods.plan.gateway import internal_paths
 
     assert cli("--config", stack(write_config), "start", "gateway", "--no-wait").code == 0

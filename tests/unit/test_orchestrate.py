@@ -15,17 +15,7 @@ from airpods.orchestrate.start import start
 from airpods.orchestrate.stop import stop_services
 from airpods.plan.spec import LABEL_HASH, HealthSpec, PortSpec, ServiceSpec, VolumeSpec
 from airpods.runtime.fake import FakeRuntime
-from tests.podman_env import free_port
-
-
-def spec(name: str, **kw) -> ServiceSpec:
-    base = dict(name=name, kind="generic", image=f"localhost/test/{name}:1", variant="cpu", pod=name,
-                container=f"{name}-0", network="airpods", aliases=(name,),
-                ports=(PortSpec(free_port(), 8080),), volumes=(VolumeSpec(f"{name}_data", "/data"),),
-                env={}, devices=(), security_opt=(), entrypoint=None, command=(),
-                health=HealthSpec(None, (200, 299), 5.0))
-    base.update(kw)
-    return ServiceSpec(**base)
+from tests.unit.builders import spec
 
 
 def run(rt, specs, names, **kw):

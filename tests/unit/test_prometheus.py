@@ -8,7 +8,7 @@ import json
 
 import yaml
 
-from tests.unit.test_gateway import LLAMA, rt, stack  # noqa: F401  (rt is a fixture)
+from tests.unit.builders import stack
 
 PROM = """
 [services.prometheus]
@@ -29,7 +29,7 @@ def render(cli, path: str) -> dict:
     return json.loads(result.out)
 
 
-def test_the_scrape_configuration_covers_every_enabled_llama_service_and_the_gateway(rt, cli, write_config,  # noqa: F811
+def test_the_scrape_configuration_covers_every_enabled_llama_service_and_the_gateway(rt, cli, write_config,
                                                                                     isolated):
     spec = render(cli, stack(write_config, extra=PROM))
     (path, text), (web_path, web) = spec["config_files"].items()
@@ -59,7 +59,7 @@ def test_the_scrape_configuration_covers_every_enabled_llama_service_and_the_gat
     assert spec["entrypoint"][2].startswith("umask 077") and spec["command"][0].startswith("--config.file=")
 
 
-def test_start_writes_the_configuration_and_the_gateway_exposes_caddy_metrics(rt, cli, write_config,  # noqa: F811
+def test_start_writes_the_configuration_and_the_gateway_exposes_caddy_metrics(rt, cli, write_config,
                                                                              isolated):
     path = stack(write_config, extra=PROM)
     rt.images |= {"docker.io/prom/prometheus:v2.53.3"}
@@ -71,7 +71,7 @@ def test_start_writes_the_configuration_and_the_gateway_exposes_caddy_metrics(rt
     assert "http://:9180 {\n\tmetrics /metrics\n}" in gw["gateway"]["caddyfile"]
 
 
-def test_its_port_asks_for_a_generated_password_that_only_keys_prometheus_shows(rt, cli, write_config,  # noqa: F811
+def test_its_port_asks_for_a_generated_password_that_only_keys_prometheus_shows(rt, cli, write_config,
                                                                              isolated):
     import bcrypt
 
@@ -116,7 +116,7 @@ def test_its_check_takes_the_request_for_a_password_as_an_answer(tmp_path):
     assert "password" not in check.lower().replace("asks for a password", "")
 
 
-def test_kube_export_carries_prometheus_and_annotates_the_llama_pods(rt, cli, write_config):  # noqa: F811
+def test_kube_export_carries_prometheus_and_annotates_the_llama_pods(rt, cli, write_config):
     path = stack(write_config, extra=PROM)
     result = cli("--config", path, "export", "kube", "prometheus", "llamacpp")
     assert result.code == 0, result.text
@@ -131,7 +131,7 @@ def test_kube_export_carries_prometheus_and_annotates_the_llama_pods(rt, cli, wr
     assert "secretKeyRef" in key["valueFrom"]  # the key is in the Secret alone
 
 
-def test_quadlet_export_carries_prometheus_with_its_keys_in_podmans_secret_store(rt, cli, write_config,  # noqa: F811
+def test_quadlet_export_carries_prometheus_with_its_keys_in_podmans_secret_store(rt, cli, write_config,
                                                                                tmp_path):
     path = stack(write_config, extra=PROM)
     out = tmp_path / "units"

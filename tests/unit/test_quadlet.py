@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.podman_env import need
-from tests.unit.test_export import layouts
+from tests.helpers import quadlet_binary
+from tests.unit.builders import layouts
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,15 +56,6 @@ def test_install_writes_units_creates_secrets_and_refuses_foreign_files(cli, wri
     refused = cli("export", "quadlet", "--install", "-o", str(out))
     assert refused.code == 2 and "airpods.network" in refused.err and "did not write" in refused.err
     assert (out / "airpods.network").read_text() == "[Network]\n# mine\n"
-
-
-def quadlet_binary() -> str | None:
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "get-quadlet.sh")], capture_output=True, text=True,
-                         check=False, env={**os.environ})
-    path = out.stdout.strip().splitlines()[-1] if out.stdout.strip() else ""
-    need(bool(path) and os.access(path, os.X_OK), f"the Quadlet generator is not available ({out.stderr[-200:]})",
-         "run scripts/get-quadlet.sh (needs Debian's package mirror)")
-    return path
 
 
 @pytest.mark.parametrize("layout,rootless", [("default", False), ("hybrid", False), ("router", False),

@@ -11,7 +11,7 @@ import pytest
 
 from airpods.plan.resident import GIB, ModelCost, PinsDoNotFit, plan
 from tests.gguf_builder import llama_like, write_gguf
-from tests.unit.test_router import render
+from tests.unit.builders import render
 
 MIB = 1 << 20
 F16 = 1

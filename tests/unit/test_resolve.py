@@ -7,13 +7,7 @@ import os
 import stat
 
 from airpods.probes.gpu import ProbeResult
-
-
-def render(cli, path=None, service="llamacpp", *extra):
-    args = (["--config", path] if path else []) + ["config", "render", service, "--json", *extra]
-    result = cli(*args)
-    assert result.code == 0, result.text
-    return json.loads(result.out)
+from tests.unit.builders import render
 
 
 def test_default_llamacpp_render_is_complete(cli):

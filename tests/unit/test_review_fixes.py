@@ -16,7 +16,7 @@ from airpods.orchestrate.start import start
 from airpods.plan.spec import HealthSpec, PortSpec
 from tests.gguf_builder import llama_like, write_gguf
 from tests.podman_env import free_port
-from tests.unit.test_orchestrate import spec
+from tests.unit.builders import spec
 
 F16 = 1
 MODELS = "airpods_llamacpp_models"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.unit.test_gateway import CA, gateway_dir, rt, stack  # noqa: F401  (rt: a fixture)
-from tests.unit.test_quadlet import quadlet_binary
+from tests.helpers import quadlet_binary
+from tests.unit.builders import CA, gateway_dir, stack
 
 INJECT = "x\n[Service]\nExecStartPre=/bin/sh -c 'touch /tmp/pwned'"
 
@@ -81,7 +81,7 @@ def test_a_unit_another_project_wrote_is_never_replaced(cli, write_config, tmp_p
     assert (out / "llamacpp.container").read_text() == text
 
 
-def test_keys_add_refuses_a_name_with_a_line_break(rt, cli, write_config, isolated):  # noqa: F811
+def test_keys_add_refuses_a_name_with_a_line_break(rt, cli, write_config, isolated):
     path = stack(write_config)
     result = cli("--config", path, "keys", "add", "bob\n")
     assert result.code == 2 and "key name" in result.err
@@ -89,7 +89,7 @@ def test_keys_add_refuses_a_name_with_a_line_break(rt, cli, write_config, isolat
     assert not keys_caddy.exists() or "bob" not in keys_caddy.read_text()
 
 
-def test_keys_ca_into_a_missing_folder_is_a_clear_error(rt, cli, write_config, isolated):  # noqa: F811
+def test_keys_ca_into_a_missing_folder_is_a_clear_error(rt, cli, write_config, isolated):
     from pathlib import Path
 
     path = stack(write_config)
@@ -102,7 +102,7 @@ def test_keys_ca_into_a_missing_folder_is_a_clear_error(rt, cli, write_config, i
     assert "/missing/dir/ca.pem" in result.err and "Traceback" not in result.text
 
 
-def test_a_key_file_holding_a_list_is_a_clear_error(rt, cli, write_config, isolated):  # noqa: F811
+def test_a_key_file_holding_a_list_is_a_clear_error(rt, cli, write_config, isolated):
     path = stack(write_config)
     folder = gateway_dir(isolated)
     folder.mkdir(parents=True)
@@ -113,7 +113,7 @@ def test_a_key_file_holding_a_list_is_a_clear_error(rt, cli, write_config, isola
     assert (folder / "keys.json").read_text() == "[1, 2]\n"  # nothing written over it
 
 
-def test_open_webui_reachable_by_others_gets_its_admin_from_airpods(rt, cli, write_config, isolated):  # noqa: F811
+def test_open_webui_reachable_by_others_gets_its_admin_from_airpods(rt, cli, write_config, isolated):
     behind = stack(write_config, webui=True)
     env = json.loads(cli("--config", behind, "config", "render", "open-webui", "--json").out)["env"]
     assert env["ENABLE_SIGNUP"] == "false" and env["WEBUI_ADMIN_EMAIL"] == "admin@airpods.local"
@@ -135,7 +135,7 @@ def test_open_webui_reachable_by_others_gets_its_admin_from_airpods(rt, cli, wri
     assert env["ENABLE_SIGNUP"] == "false" and env["WEBUI_ADMIN_PASSWORD"] == "********"
 
 
-def test_start_says_how_to_sign_in_and_never_shows_the_password(rt, cli, write_config, isolated):  # noqa: F811
+def test_start_says_how_to_sign_in_and_never_shows_the_password(rt, cli, write_config, isolated):
     path = stack(write_config, webui=True)
     assert cli("--config", path, "keys", "add", "alice").code == 0
     result = cli("--config", path, "start", "--no-wait")

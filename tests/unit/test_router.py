@@ -4,34 +4,7 @@ from __future__ import annotations
 
 import json
 
-ROUTER = """
-[services.llamacpp]
-mode = "router"
-max_loaded = 2
-idle_unload = 900
-default_model = "chat"
-[services.llamacpp.command_args]
-ctx_size = 4096
-n_gpu_layers = "{{ 999 if gpu.accelerated else 0 }}"
-[services.llamacpp.models.chat]
-file = "qwen.gguf"
-aliases = ["gpt-4o-mini"]
-load_on_startup = true
-command_args = { ctx_size = "{{ 2 * 4096 }}", jinja = true }
-[services.llamacpp.models.embed]
-file = "nomic.gguf"
-embeddings = true
-[services.llamacpp.models.rerank]
-file = "bge.gguf"
-embeddings = true
-pooling = "rank"
-"""
-
-
-def render(cli, path, service="llamacpp"):
-    result = cli("--config", path, "config", "render", service, "--json")
-    assert result.code == 0, result.text
-    return json.loads(result.out)
+from tests.unit.builders import ROUTER, render
 
 
 def test_router_argv_has_no_model_and_carries_router_flags(cli, write_config):
