@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.hub_standin import serve
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -78,3 +80,10 @@ def write_config(tmp_path: Path):
         return str(path)
 
     return write
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    stand_in, server = serve(monkeypatch, {})
+    yield stand_in
+    server.shutdown()

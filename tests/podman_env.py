@@ -112,23 +112,24 @@ class PodmanRun:
     def name(self, base: str) -> str:
         return f"{base}-{self.id}"
 
-    def header(self) -> str:
-        """Config lines every test config starts with: its own network, labels, model volume;
-        the default services off."""
+    def header(self, *, keep: tuple[str, ...] = (), project: str | None = None, plain_names: bool = True,
+               own_network: bool = True, **runtime: object) -> str:
+        """Config lines every test config starts with: its own network, labels, model volume; the
+        default services off but those in `keep`; more [runtime] settings from `runtime`.
+        `project` another project's name; `plain_names=False` airpods' prefixed object names;
+        `own_network=False` the project's own network (airpods-PROJECT)."""
+        off = "\n" + "".join(f"[services.{name}]\nenabled = false\n" for name in ("llamacpp", "open-webui")
+                             if name not in keep)
+        more = "".join(f"{key} = {toml_value(value)}\n" for key, value in runtime.items())
         return f"""
 [runtime]
-project = "t{self.id}"
-name_prefix = ""   # the tests name their objects with the run's id already
-network = "{self.network}"
+project = "{project or f"t{self.id}"}"
+{'name_prefix = ""   # the tests name their objects with the run' + "'s id already" if plain_names else ""}
+{f'network = "{self.network}"' if own_network else ""}
 models_volume = "{self.models_volume}"
 stop_timeout = 3
 labels = {{ "{TEST_LABEL}" = "{self.id}" }}
-
-[services.llamacpp]
-enabled = false
-[services.open-webui]
-enabled = false
-"""
+{more}{off}"""
 
     def cleanup(self) -> None:
         label = f"label={TEST_LABEL}={self.id}"
@@ -146,16 +147,30 @@ enabled = false
         podman("network", "rm", "-f", self.network, check=False)
 
 
-def llama_table(name: str, model: str, *, ctx: int = 1024, port: int | None = None) -> str:
+def toml_value(value: object) -> str:
+    """A TOML value for a str, bool, number or a flat table (a dict, written inline)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def llama_table(name: str, model: str, *, ctx: int = 1024, port: int | None = None,
+                health: dict[str, object] | None = None) -> str:
     """A single-model [services.NAME] on the locally built llama-server image, its own alias and
-    host port, its model from default_model (so `airpods run` can switch it)."""
+    host port, its model from default_model (so `airpods run` can switch it); `health` adds to or
+    replaces its health table's keys."""
+    table = toml_value({"path": "/health", "timeout": 120, **(health or {})})
     return f"""
 [services.{name}]
 kind = "llamacpp"
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 network_aliases = ["{name}"]
 ports = [{{ host = {port or free_port()}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
+health = {table}
 default_model = "{model}"
 [services.{name}.command_args]
 model = "/models/{{{{ default_model }}}}"

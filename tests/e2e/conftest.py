@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, PodmanRun, image_exists, need, require_podman
+from tests.e2e.builders import PYTHON_IMAGE
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, PodmanRun, image_exists, need, require_podman
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +35,9 @@ def prun(llama_image):
     run = PodmanRun()
     yield run
     run.cleanup()
+
+
+@pytest.fixture(scope="module")
+def images(llama_image):
+    need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
+    need(image_exists(PYTHON_IMAGE), f"{PYTHON_IMAGE} is not built", "run scripts/build-openwebui-image.sh")

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.e2e.test_run_chat import airpods, router
+from tests.e2e.builders import airpods, base_router
 from tests.podman_env import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -31,7 +31,7 @@ def at_once(*commands: list[str]) -> list[tuple[int, str, str]]:
 
 def test_two_runs_at_once_on_one_router_both_answer_and_stay_listed(prun, write_config, smollm2, tmp_path):
     name, port = prun.name("race"), free_port()
-    path = write_config(prun.header() + router(name, port).replace("ctx_size = 1024", "ctx_size = 512"))
+    path = write_config(prun.header() + base_router(name, port, ctx=512))
     for as_name in ("base.gguf", "modela.gguf", "modelb.gguf", "modelc.gguf", "modeld.gguf"):
         copy = tmp_path / as_name
         shutil.copy(smollm2, copy)

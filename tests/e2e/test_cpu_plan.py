@@ -6,27 +6,10 @@ import json
 
 import pytest
 
-from tests.e2e.test_llamacpp import MODEL, api_key, chat
-from tests.podman_env import LLAMA_IMAGE, free_port, podman
+from tests.e2e.builders import api_key, chat, service
+from tests.podman_env import podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
-
-
-def service(name: str, *, threads: int | None = None, webui: bool = False, health: str = "/health") -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {free_port()}, container = 8080 }}]
-health = {{ path = "{health}", timeout = 120 }}
-default_model = "{MODEL}"
-
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-ctx_size = 1024
-no_webui = {"false" if webui else "true"}
-""" + (f"threads = {threads}\n" if threads else "")
 
 
 def inspect(container: str) -> dict:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_llamacpp import MODEL, api_key, chat, llama_service
+from tests.e2e.builders import MODEL, api_key, chat, llama_service
 from tests.podman_env import free_port, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]

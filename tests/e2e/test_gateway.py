@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_llamacpp_ui import chromium
-from tests.e2e.test_router import FILES, router
+from tests.e2e.builders import CADDY_IMAGE, FILES, chromium, gateway_table, router
 from tests.podman_env import (
     LLAMA_IMAGE,
     OPENWEBUI_IMAGE,
@@ -30,22 +29,7 @@ from tests.podman_env import (
 )
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui, pytest.mark.gateway]
-CADDY_IMAGE = "localhost/airpods-test/caddy:2"
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def gateway_table(rid: str, port: int, extra: str = "", name: str = "gateway") -> str:
-    """A [services.gateway] of a test's own: the local Caddy image, its pod, port and CA volume."""
-    return f"""
-[services.gateway]
-enabled = true
-image = "{CADDY_IMAGE}"
-pod = "{name}-{rid}"
-container = "{name}-{rid}-0"
-ports = [{{ host = {port}, container = 8443 }}]
-volumes = [{{ source = "{name}_{rid}_data", target = "/data" }}]
-{extra}
-"""
 
 
 class Stack:
@@ -60,7 +44,7 @@ class Stack:
 
 def config(run: PodmanRun, gateway_port: int, webui_port: int, *, webui: bool = True, extra: str = "") -> str:
     rid = run.id
-    text = run.header().replace("[services.open-webui]\nenabled = false\n", "") + router(f"rt-{rid}", max_loaded=2)
+    text = run.header(keep=("open-webui",)) + router(f"rt-{rid}", max_loaded=2)
     text += f"""
 [services.llamacpp-2]
 kind = "llamacpp"

@@ -16,21 +16,13 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_run_chat import key_of
-from tests.podman_env import llama_table, podman
+from tests.e2e.builders import HEALTH, api_key, health_config, host_pid, status_of, wait_until
+from tests.podman_env import podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INTERVAL, RETRIES, START_PERIOD, PROBE_TIMEOUT = 2, 2, 5, 2
-HEALTH = (f'health = {{ path = "/health", timeout = 120, interval = {INTERVAL}, retries = {RETRIES}, '
-          f"start_period = {START_PERIOD}, probe_timeout = {PROBE_TIMEOUT} }}")
-
-
-def config(prun, name: str, **extra: object) -> str:
-    table = llama_table(name, MODEL, ctx=512).replace('health = { path = "/health", timeout = 120 }', HEALTH)
-    if extra:
-        table = table.replace(HEALTH, HEALTH[:-2] + "".join(f", {k} = {v}" for k, v in extra.items()) + " }")
-    return prun.header() + table
+INTERVAL, RETRIES, START_PERIOD, PROBE_TIMEOUT = (HEALTH[k] for k in ("interval", "retries", "start_period",
+                                                                      "probe_timeout"))
 
 
 def answers(url: str, key: str) -> bool:
@@ -44,36 +36,13 @@ def answers(url: str, key: str) -> bool:
         return False
 
 
-def host_pid(container: str) -> int:
-    """The server's own process on the host (under Podman's init, which is State.Pid)."""
-    from airpods.probes.caps import main_process
-
-    pid = int(podman("inspect", "--format", "{{.State.Pid}}", container).stdout.strip() or 0)
-    return main_process(pid) if pid else 0
-
-
-def status_of(cli, path: str, name: str) -> dict:
-    [row] = json.loads(cli("--config", path, "status", name, "--json").out)
-    return row
-
-
-def wait_until(what, seconds: float, step: float = 0.25):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = what()
-        if value:
-            return value
-        time.sleep(step)
-    return what()
-
-
 def test_a_frozen_server_is_restarted_by_podman_and_reported(prun, cli, write_config, smollm2, isolated):
     name = prun.name("frozen")
-    path = write_config(config(prun, name))
+    path = write_config(health_config(prun, name))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     started = cli("--config", path, "start", name)
     assert started.code == 0, started.text
-    row, key = status_of(cli, path, name), key_of(isolated, name)
+    row, key = status_of(cli, path, name), api_key(isolated, name)
     assert answers(row["url"], key) and row["restarts"] == 0
     pid = host_pid(row["container"])
     os.kill(pid, signal.SIGSTOP)  # running, not answering
@@ -93,7 +62,7 @@ def test_a_frozen_server_is_restarted_by_podman_and_reported(prun, cli, write_co
 
 def test_a_server_killed_again_and_again_is_left_stopped_and_reported(prun, cli, write_config, smollm2, isolated):
     name = prun.name("crashy")
-    path = write_config(config(prun, name, max_restarts=4))
+    path = write_config(health_config(prun, name, max_restarts=4))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     assert cli("--config", path, "start", name).code == 0
     container = status_of(cli, path, name)["container"]
@@ -120,7 +89,7 @@ def test_a_server_killed_again_and_again_is_left_stopped_and_reported(prun, cli,
 
 def test_the_probe_key_is_in_no_inspect_output_and_no_log_line(prun, cli, write_config, smollm2, isolated):
     name = prun.name("keyed")
-    path = write_config(config(prun, name))
+    path = write_config(health_config(prun, name))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     assert cli("--config", path, "start", name).code == 0
     container = status_of(cli, path, name)["container"]

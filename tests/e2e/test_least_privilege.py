@@ -9,8 +9,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_gateway import CADDY_IMAGE, gateway_table
-from tests.e2e.test_openwebui import OLLAMA_STANDIN, PYTHON_IMAGE
+from tests.e2e.builders import CADDY_IMAGE, OLLAMA_STANDIN, PYTHON_IMAGE, gateway_table
 from tests.podman_env import (
     BUSYBOX_IMAGE,
     OPENWEBUI_IMAGE,
@@ -30,7 +29,7 @@ READ_ONLY = {"llama", "gw", "prom"}
 
 def stack(prun) -> str:
     rid = prun.id
-    return prun.header().replace("[services.open-webui]\nenabled = false\n", "") + llama_table(
+    return prun.header(keep=("open-webui",)) + llama_table(
         f"llama-{rid}", MODEL, ctx=512) + gateway_table(rid, free_port(), name="gw") + f"""
 [services.prometheus]
 enabled = true

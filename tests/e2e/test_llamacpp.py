@@ -4,58 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, free_port, free_port_block, podman
+from tests.e2e.builders import MODEL, api_key, chat, llama_service
+from tests.podman_env import free_port, free_port_block, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
-MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def llama_service(name: str, alias: str, model: str = MODEL, port: int | None = None) -> str:
-    ports = f"{{ host = {port}, container = 8080 }}" if port else "{ container = 8080 }"
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{alias}"]
-ports = [{ports}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "{model}"
-
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-alias = "{{{{ default_model | replace('.gguf', '') }}}}"
-ctx_size = 2048
-threads = 2
-no_webui = true
-"""
-
-
-def chat(url: str, key: str | None, content: str = "Say hello in one word.") -> tuple[int, dict]:
-    body = json.dumps({"messages": [{"role": "user", "content": content}], "max_tokens": 16,
-                       "temperature": 0}).encode()
-    req = urllib.request.Request(url + "/chat/completions", data=body, method="POST",
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {key}"} if key else {})})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
-
-
-def api_key(isolated, service: str) -> str:
-    return (isolated / "data" / "airpods" / "secrets" / f"{service}-api-key").read_text().strip()
 
 
 def test_llamacpp_end_to_end(prun, cli, write_config, smollm2, isolated):
     one, two = prun.name("llm"), prun.name("llm2")
     base = free_port_block(4)  # disabled llamacpp and llamacpp-ui keep base and base+1
-    header = prun.header().replace("stop_timeout = 3", f"stop_timeout = 3\nllamacpp_base_port = {base}")
+    header = prun.header(llamacpp_base_port=base)
     path = write_config(header + llama_service(one, one) + llama_service(two, two))
 
     imported = cli("--config", path, "models", "import", str(smollm2))

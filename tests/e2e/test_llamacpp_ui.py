@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, free_port, need
+from tests.e2e.builders import chromium
+from tests.podman_env import LLAMA_IMAGE, free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.browser]
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--window-size=1280,800"]
-
-
-def chromium(*extra: str):
-    """Headless Chromium driven by the system chromedriver, with a fresh profile."""
-    need(shutil.which("chromium") is not None and shutil.which("chromedriver") is not None,
-         "Chromium is not installed", "apt-get install chromium chromium-driver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={tempfile.mkdtemp(prefix='airpods-chromium-')}", *extra]:
-        options.add_argument(flag)
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 @pytest.fixture

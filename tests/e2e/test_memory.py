@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_cpu_plan import service
+from tests.e2e.builders import service
 from tests.podman_env import podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -53,7 +53,7 @@ def test_budget_counts_the_instances_already_running(prun, cli, write_config, sm
     assert cli("--config", probe, "models", "import", str(smollm2)).code == 0
     one = json.loads(cli("--config", probe, "models", "fit", MODEL, "--service", a, "--json").out)["total"]
     budget = f"{(one + (16 << 20)) >> 20}m"  # just above one instance's estimate
-    path = write_config(prun.header().replace("[runtime]\n", f'[runtime]\nmemory_budget = "{budget}"\n')
+    path = write_config(prun.header(memory_budget=budget)
                         + with_args(service(a), ctx_size=2048) + with_args(service(b), ctx_size=2048))
     assert cli("--config", path, "start", a).code == 0
     second = cli("--config", path, "start", b)

@@ -4,71 +4,40 @@ llama-server instances and an Ollama stand-in."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, image_exists, need, podman
+from tests.e2e.builders import OLLAMA_STANDIN, PYTHON_IMAGE, call, webui_models
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
 MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
-PYTHON_IMAGE = "localhost/airpods-test/debian-python:bookworm"
 
 # Answers what Open WebUI asks an Ollama server for: version, tags (models), ps.
-OLLAMA_STANDIN = r"""
-import http.server, json
-ANSWERS = {
-    "/": "Ollama is running",
-    "/api/version": {"version": "0.5.0"},
-    "/api/tags": {"models": [{"name": "standin-llama:latest", "model": "standin-llama:latest",
-                              "modified_at": "2026-01-01T00:00:00Z", "size": 1, "digest": "0",
-                              "details": {"family": "llama"}}]},
-    "/api/ps": {"models": []},
-}
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = ANSWERS.get(self.path.split("?")[0])
-        self.send_response(200 if body is not None else 404)
-        text = body if isinstance(body, str) else json.dumps(body)
-        self.send_header("Content-Type", "text/plain" if isinstance(body, str) else "application/json")
-        self.end_headers()
-        self.wfile.write(text.encode())
-    def log_message(self, *a):
-        print("ollama-standin", self.path, flush=True)
-print("ollama stand-in listening", flush=True)
-http.server.ThreadingHTTPServer(("0.0.0.0", 11434), H).serve_forever()
-"""
 
 
-@pytest.fixture(scope="module")
-def images(llama_image):
-    need(image_exists(OPENWEBUI_IMAGE), f"{OPENWEBUI_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
-    need(image_exists(PYTHON_IMAGE), f"{PYTHON_IMAGE} is not built", "run scripts/build-openwebui-image.sh")
-
-
-def layout(prun, webui_port: int) -> str:
+def layout(prun, webui_port: int, ports: tuple[int, int, int], *, long: bool = True) -> str:
+    """Two llama.cpp services (`llamacpp-long` on or off), an Ollama stand-in and Open WebUI, on
+    the given host ports (llama.cpp, llamacpp-long, Ollama)."""
     rid = prun.id
-    return prun.header().replace("[services.llamacpp]\nenabled = false\n", "").replace(
-        "[services.open-webui]\nenabled = false\n", "") + f"""
+    return prun.header(keep=("llamacpp", "open-webui")) + f"""
 [services.llamacpp]
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 pod = "llamacpp-{rid}"
 container = "llamacpp-{rid}-0"
-ports = [{{ host = {free_port()}, container = 8080 }}]
+ports = [{{ host = {ports[0]}, container = 8080 }}]
 [services.llamacpp.command_args]
 alias = "fast-chat"
 ctx_size = 2048
 
 [services.llamacpp-long]
-enabled = true
+enabled = {"true" if long else "false"}
 kind = "llamacpp"
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 pod = "llamacpp-long-{rid}"
 container = "llamacpp-long-{rid}-0"
 network_aliases = ["llamacpp-long"]
-ports = [{{ host = {free_port()}, container = 8080 }}]
+ports = [{{ host = {ports[1]}, container = 8080 }}]
 health = {{ path = "/health", timeout = 120 }}
 default_model = "{MODEL}"
 [services.llamacpp-long.command_args]
@@ -81,7 +50,7 @@ enabled = true
 images = {{ cpu = "{PYTHON_IMAGE}" }}
 pod = "ollama-{rid}"
 container = "ollama-{rid}-0"
-ports = [{{ host = {free_port()}, container = 11434 }}]
+ports = [{{ host = {ports[2]}, container = 11434 }}]
 volumes = [{{ source = "ollama_{rid}_data", target = "/root/.ollama" }}]
 entrypoint_override = ["python3", "-u", "-c"]
 args = [{json.dumps(OLLAMA_STANDIN)}]
@@ -101,24 +70,10 @@ WEBUI_AUTH = "false"
 """
 
 
-def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode() if body is not None else None,
-                                 method="POST" if body is not None else "GET",
-                                 headers={"Content-Type": "application/json",
-                                          **({"Authorization": f"Bearer {token}"} if token else {})})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())
-
-
-def webui_models(base: str) -> tuple[str, set[str]]:
-    token = call(f"{base}/api/v1/auths/signin", body={"email": "", "password": ""})["token"]
-    return token, {m["id"] for m in call(f"{base}/api/models", token)["data"]}
-
-
 def test_open_webui_wired_to_every_backend(prun, images, cli, write_config, smollm2):
-    port = free_port()
+    port, ports = free_port(), (free_port(), free_port(), free_port())
     base = f"http://127.0.0.1:{port}"
-    path = write_config(layout(prun, port))
+    path = write_config(layout(prun, port, ports))
     assert cli("--config", path, "models", "import", str(smollm2)).code == 0
 
     started = cli("--config", path, "start", "open-webui")
@@ -139,9 +94,7 @@ def test_open_webui_wired_to_every_backend(prun, images, cli, write_config, smol
 
     # Disable one instance: the restart recreates Open WebUI with the new wiring, and the env wins
     # over what Open WebUI stored in its database on the first start.
-    text = Path(path).read_text()
-    path2 = write_config(text.replace("[services.llamacpp-long]\nenabled = true",
-                                      "[services.llamacpp-long]\nenabled = false"))
+    path2 = write_config(layout(prun, port, ports, long=False))
     restarted = cli("--config", path2, "start", "open-webui")
     assert restarted.code == 0, restarted.text
     assert "recreat" in restarted.err

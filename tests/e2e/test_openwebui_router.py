@@ -10,9 +10,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_openwebui import call, webui_models
-from tests.e2e.test_openwebui import images as images  # noqa: PLC0414  (a fixture, used by name)
-from tests.e2e.test_router import FILES, router
+from tests.e2e.builders import FILES, call, router, webui_models
 from tests.podman_env import OPENWEBUI_IMAGE, free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
@@ -33,7 +31,7 @@ def test_open_webui_lists_router_models_chats_and_embeds_documents(prun, images,
         assert cli("--config", write_config(prun.header()), "models", "import", str(smollm2), "--name", name).code == 0
     rid, port = prun.id, free_port()
     base = f"http://127.0.0.1:{port}"
-    text = prun.header().replace("[services.open-webui]\nenabled = false\n", "") + router(f"rt-{rid}") + f"""
+    text = prun.header(keep=("open-webui",)) + router(f"rt-{rid}") + f"""
 [services.open-webui]
 image = "{OPENWEBUI_IMAGE}"
 pod = "open-webui-{rid}"

@@ -12,8 +12,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_run_chat import key_of
-from tests.e2e.test_split_model import chat_model
+from tests.e2e.builders import api_key, chat_model
 from tests.podman_env import free_port, image_exists, llama_table, need
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -62,10 +61,10 @@ scrape_interval = "1s"
     assert refused.value.code == 401
     with pytest.raises(urllib.error.HTTPError):
         query(port, "up", "not-the-password")
-    assert key_of(isolated, one) not in text and key_of(isolated, one) not in json.dumps(rendered)
+    assert api_key(isolated, one) not in text and api_key(isolated, one) not in json.dumps(rendered)
     for name in (one, two, one):
         [row] = json.loads(cli("--config", path, "status", name, "--json").out)
-        code, answer = chat_model(row["url"], key_of(isolated, name), "x")
+        code, answer = chat_model(row["url"], api_key(isolated, name), "x")
         assert code == 200 and answer["usage"]["completion_tokens"] > 0
     deadline, found = time.monotonic() + 60, {}
     while time.monotonic() < deadline:

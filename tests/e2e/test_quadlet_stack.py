@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_openwebui import call, webui_models
+from tests.e2e.builders import call, webui_models
 from tests.helpers import quadlet_binary
 from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, free_port, image_exists, need, podman
 
@@ -26,8 +26,7 @@ ONLY_SYSTEMD = ("--sdnotify=conmon", "--cgroups=split", "--ignore")
 
 def layout(prun, webui_port: int) -> str:
     rid = prun.id
-    return prun.header().replace("[services.llamacpp]\nenabled = false\n", "").replace(
-        "[services.open-webui]\nenabled = false\n", "") + f"""
+    return prun.header(keep=("llamacpp", "open-webui")) + f"""
 [services.llamacpp]
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 pod = "qllama-{rid}"
@@ -129,11 +128,11 @@ def test_the_exported_units_run_the_gateway(prun, cli, write_config, smollm2, tm
     import urllib.error
     import urllib.request
 
-    from tests.e2e.test_gateway import CADDY_IMAGE, gateway_table
+    from tests.e2e.builders import CADDY_IMAGE, gateway_table
 
     need(image_exists(CADDY_IMAGE), f"{CADDY_IMAGE} is not built", "run scripts/build-caddy-image.sh")
     quadlet, rid, port = quadlet_binary(), prun.id, free_port()
-    path = write_config(prun.header().replace("[services.llamacpp]\nenabled = false\n", "") + f"""
+    path = write_config(prun.header(keep=("llamacpp",)) + f"""
 [services.llamacpp]
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 pod = "qllama-{rid}"

@@ -50,7 +50,7 @@ def test_the_readme_example_session_runs_as_written(prun, smollm2, tmp_path):
     (home / ".cache" / "airpods" / "models").mkdir(parents=True)
     shutil.copy(smollm2, home / ".cache" / "airpods" / "models" / smollm2.name)
     port = free_port()
-    header = prun.header().replace("[services.llamacpp]\nenabled = false\n", "")
+    header = prun.header(keep=("llamacpp",))
     config = home / ".config" / "airpods" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(f"""# as scripts/quickstart.sh writes it

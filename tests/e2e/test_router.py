@@ -9,39 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_llamacpp import api_key
-from tests.podman_env import LLAMA_IMAGE, free_port, podman
+from tests.e2e.builders import FILES, api_key, router
+from tests.podman_env import podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
-FILES = ("chat-a.gguf", "chat-b.gguf", "embed-c.gguf")
-
-
-def router(name: str, *, max_loaded: int = 1, idle: int | None = None, port: int | None = None) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-mode = "router"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {port or free_port()}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-max_loaded = {max_loaded}
-{f"idle_unload = {idle}" if idle else ""}
-default_model = "a"
-[services.{name}.command_args]
-ctx_size = 1024
-no_webui = true
-[services.{name}.models.a]
-file = "chat-a.gguf"
-aliases = ["gpt-4o-mini", "small"]
-load_on_startup = true
-[services.{name}.models.b]
-file = "chat-b.gguf"
-command_args = {{ ctx_size = 512 }}
-[services.{name}.models.embed]
-file = "embed-c.gguf"
-embeddings = true
-"""
 
 
 @pytest.fixture

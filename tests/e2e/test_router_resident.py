@@ -10,8 +10,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_run_chat import key_of
-from tests.e2e.test_split_model import chat_model
+from tests.e2e.builders import api_key, chat_model
 from tests.podman_env import LLAMA_IMAGE, free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -34,7 +33,7 @@ def config(prun, name: str, budget_mib: int) -> str:
 file = "{mid}.gguf"
 {extra}""" for mid, extra in (("pinned", "pin = true"), ("b", ""), ("c", ""), ("d", ""), ("brief", "ttl = 5"),
                               ("huge", "command_args = { ctx_size = 32768, parallel = 4 }")))
-    return prun.header().replace("stop_timeout = 3", f'stop_timeout = 3\nmemory_budget = "{budget_mib}m"') + f"""
+    return prun.header(memory_budget=f"{budget_mib}m") + f"""
 [services.{name}]
 kind = "llamacpp"
 mode = "router"
@@ -82,7 +81,7 @@ def test_pinned_stays_ttl_unloads_and_the_left_out_says_why(prun, cli, write_con
     started = cli("--config", path, "start", name)
     assert started.code == 0, started.text
     [row] = json.loads(cli("--config", path, "status", name, "--json").out)
-    url, key = row["url"], key_of(isolated, name)
+    url, key = row["url"], api_key(isolated, name)
     assert ps(cli, path, name)["pinned"]["state"] == "loaded"  # start waits for it, as for load_on_startup
     for other in ("b", "c", "d"):
         code, _ = chat_model(url, key, other)

@@ -16,8 +16,9 @@ import urllib.request
 import pexpect
 import pytest
 
+from tests.e2e.builders import airpods, api_key, base_router
 from tests.hub_standin import serve
-from tests.podman_env import LLAMA_IMAGE, free_port, llama_table
+from tests.podman_env import free_port, llama_table
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -35,12 +36,6 @@ def single(name: str, port: int) -> str:
     return llama_table(name, "not-pulled-yet.gguf", ctx=2048, port=port)
 
 
-def airpods(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The real command in its own process, as a shell runs it: stdout and stderr apart."""
-    return subprocess.run([sys.executable, "-m", "airpods", *args], input=stdin if stdin is not None else "",
-                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ), check=False)
-
-
 def answers(*args: str, stdin: str | None = None) -> list[subprocess.CompletedProcess]:
     """The command until it prints an answer, at most three times: the tiny test model at its
     default temperature now and then stops at once (airpods then says so on stderr). Every try
@@ -54,10 +49,6 @@ def answers(*args: str, stdin: str | None = None) -> list[subprocess.CompletedPr
             return tries
         assert "answer is empty" in result.stderr, result.stderr
     raise AssertionError(f"three empty answers: {tries[-1].stderr}")
-
-
-def key_of(isolated, service: str) -> str:
-    return (isolated / "data" / "airpods" / "secrets" / f"{service}-api-key").read_text().strip()
 
 
 def get(url: str, key: str) -> object:
@@ -117,7 +108,7 @@ def test_the_chat_streams_remembers_stops_on_ctrl_c_and_leaves_on_bye(prun, hub,
     path = write_config(prun.header() + single(name, port))
     started = airpods("--config", path, "run", f"{REPO}:Q4_1", "--service", name, "Say hi")
     assert started.returncode == 0, started.stderr
-    key = key_of(isolated, name)
+    key = api_key(isolated, name)
     env = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
     chat = pexpect.spawn(sys.executable, ["-m", "airpods", "--config", path, "chat", name], env=env,
                          encoding="utf-8", timeout=90, dimensions=(50, 200))
@@ -163,27 +154,9 @@ def test_the_chat_streams_remembers_stops_on_ctrl_c_and_leaves_on_bye(prun, hub,
     assert (isolated / "data" / "airpods" / "chat-history").stat().st_mode & 0o777 == 0o600
 
 
-def router(name: str, port: int) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-mode = "router"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {port}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "base"
-[services.{name}.command_args]
-ctx_size = 1024
-no_webui = true
-[services.{name}.models.base]
-file = "base.gguf"
-"""
-
-
 def test_run_adds_the_model_to_an_enabled_router_and_it_is_loaded(prun, hub, write_config, smollm2, tmp_path):
     name, port = prun.name("rtr"), free_port()
-    path = write_config(prun.header() + router(name, port))
+    path = write_config(prun.header() + base_router(name, port))
     third = tmp_path / "third.gguf"
     shutil.copy(smollm2, third)
     for src, as_name in ((smollm2, "base.gguf"), (third, "third.gguf")):

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from openai import OpenAI
 
-from tests.e2e.test_run_chat import key_of
+from tests.e2e.builders import api_key
 from tests.podman_env import llama_table
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -26,7 +26,7 @@ def test_two_long_prompts_at_once_are_both_answered_and_the_slots_are_the_plan(p
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     assert cli("--config", path, "start", name).code == 0, "start failed"
     [row] = json.loads(cli("--config", path, "status", name, "--json").out)
-    key = key_of(isolated, name)
+    key = api_key(isolated, name)
     client = OpenAI(base_url=row["url"], api_key=key, timeout=300, max_retries=0)
     base = row["url"].removesuffix("/v1")
     text = " ".join(f"item{i % 97}" for i in range(700))  # ~2,050 tokens with the chat template

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from tests.e2e.test_llamacpp import api_key, chat
+from tests.e2e.builders import api_key, chat, chat_model
 from tests.gguf_split import split
 from tests.hub_standin import serve
 from tests.podman_env import LLAMA_IMAGE, free_port, podman
@@ -31,21 +31,6 @@ def volume_files(prun) -> list[str]:
 
     root = podman("volume", "inspect", prun.models_volume, "--format", "{{.Mountpoint}}").stdout.strip()
     return sorted(p.name for p in Path(root).glob("*.gguf"))
-
-
-def chat_model(url: str, key: str, model: str) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello."}],
-                       "max_tokens": 16, "temperature": 0}).encode()
-    req = urllib.request.Request(url + "/chat/completions", data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
 
 
 def single(name: str) -> str:

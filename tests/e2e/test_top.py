@@ -10,8 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_run_chat import key_of
-from tests.e2e.test_split_model import chat_model
+from tests.e2e.builders import api_key, chat_model
 from tests.podman_env import LLAMA_IMAGE, free_port, llama_table
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -60,7 +59,7 @@ def test_top_shows_a_generation_as_it_runs_and_a_routers_models(prun, cli, write
     started = cli("--config", path, "start", single, router)
     assert started.code == 0, started.text
     [row] = json.loads(cli("--config", path, "status", single, "--json").out)
-    key = key_of(isolated, single)
+    key = api_key(isolated, single)
     done = threading.Event()
     worker = threading.Thread(target=_long_generation, args=(row["url"], key, done), daemon=True)
     worker.start()
@@ -76,7 +75,7 @@ def test_top_shows_a_generation_as_it_runs_and_a_routers_models(prun, cli, write
     idle = {r["service"]: r for r in json.loads(cli("--config", path, "top", "--json", single).out)}
     assert idle[single]["requests_processing"] == 0 and idle[single]["slots_busy"] == 0
 
-    code, _ = chat_model(f"http://127.0.0.1:{_port(cli, path, router)}/v1", key_of(isolated, router), "two")
+    code, _ = chat_model(f"http://127.0.0.1:{_port(cli, path, router)}/v1", api_key(isolated, router), "two")
     assert code == 200
     rows = json.loads(cli("--config", path, "top", "--json", router).out)
     models = sorted(r["model"] for r in rows if r["kind"] == "llamacpp-model")

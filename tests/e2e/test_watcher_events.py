@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_health import MODEL, config, host_pid, status_of, wait_until
+from tests.e2e.builders import MODEL, health_config, host_pid, status_of, wait_until
 from tests.podman_env import podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
@@ -36,7 +36,7 @@ def test_a_crash_loop_after_start_no_wait_is_capped_and_status_shows_it(prun, cl
     """Issue 40, item 1: it used to restart ~6 times a second until `stop` (695 in 120 s), with
     `status` saying stopped, 0 restarts. Bound: restarts <= max_restarts + 2 within a minute."""
     name = prun.name("crashloop")
-    text = config(prun, name, max_restarts=2).replace("interval = 2,", "interval = 5,")
+    text = health_config(prun, name, max_restarts=2, interval=5)
     text = text.replace('default_model = ', 'entrypoint_override = ["/bin/sh", "-c", "exit 3"]\ndefault_model = ')
     path = write_config(text)
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
@@ -68,7 +68,7 @@ def test_a_start_killed_during_its_health_wait_leaves_the_service_watched(prun, 
     """Issue 40, item 6: no watcher and no checks after such a kill, and a 900 s hold left in the
     ledger. Now the watcher is there before anything starts, and the hold ends with the start."""
     name = prun.name("killedstart")
-    path = write_config(config(prun, name))
+    path = write_config(health_config(prun, name))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     start = subprocess.Popen([sys.executable, "-m", "airpods", "--config", path, "start", name],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
@@ -100,7 +100,7 @@ def test_a_server_killed_from_outside_is_noticed_within_a_second(prun, cli, writ
     """Issue 42: the watcher learns of it from Podman's events (it used to look every 0.5 s; it
     now sleeps until a check is due: interval 2 s here, so only an event can make the bound)."""
     name = prun.name("noticed")
-    path = write_config(config(prun, name).replace("interval = 2,", "interval = 30,"))
+    path = write_config(health_config(prun, name, interval=30))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     assert cli("--config", path, "start", name).code == 0
     container = status_of(cli, path, name)["container"]

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_lifecycle import config
-from tests.integration.test_models import fake_gguf
+from tests.integration.builders import fake_gguf, web_config
 from tests.podman_env import podman
 
 pytestmark = pytest.mark.podman
@@ -35,7 +34,7 @@ def pods_named(name: str) -> list[str]:
 
 
 def test_two_starts_at_once_both_succeed_with_one_pod(prun, write_config):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     procs = [subprocess.Popen(airpods("--config", path, "start", svc), stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(p.wait(120), p.stderr.read()) for p in procs]
@@ -46,7 +45,7 @@ def test_two_starts_at_once_both_succeed_with_one_pod(prun, write_config):
 
 
 def test_start_killed_after_the_pod_was_created_converges_next_time(prun, write_config):
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     proc = subprocess.Popen(airpods("--config", path, "start", svc), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
@@ -68,7 +67,7 @@ def test_a_pod_without_its_container_is_recreated(prun, write_config):
     from airpods.runtime.connect import connect
     from airpods.runtime.owned import OwnedRuntime
 
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     podman("network", "create", prun.network)
     ours = {"io.airpods.managed": "true", "io.airpods.project": f"t{prun.id}"}
     for labels in ({}, ours):
@@ -119,7 +118,7 @@ def api():
 
 def test_socket_going_away_during_the_health_wait(prun, write_config, api):
     # Served, but its health path never answers 2xx: start keeps waiting until the socket goes.
-    path, svc, _ = config(prun, write_config, timeout=120)
+    path, svc, _ = web_config(prun, write_config, timeout=120)
     text = Path(path).read_text().replace('path = "/health"', 'path = "/never-there"')
     Path(path).write_text(text)
     proc = subprocess.Popen(airpods("--config", path, "start", svc, url=api.url), stdout=subprocess.PIPE,
@@ -139,7 +138,7 @@ def test_socket_going_away_during_the_health_wait(prun, write_config, api):
 
 
 def test_socket_going_away_during_logs_follow(prun, write_config, api):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     assert run("--config", path, "start", svc, url=api.url).returncode == 0
     proc = subprocess.Popen(airpods("--config", path, "logs", "-f", svc, url=api.url), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_models import fake_gguf, volume_dir
+from tests.integration.builders import fake_gguf, volume_dir
 
 pytestmark = pytest.mark.podman
 

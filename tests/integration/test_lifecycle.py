@@ -9,29 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.builders import SERVE, WEB, web_config
 from tests.podman_env import BUSYBOX_IMAGE, free_port, podman
 
 pytestmark = pytest.mark.podman
-
-WEB = """
-[services.{name}]
-image = "{image}"
-ports = [{{ host = {port}, container = 8080 }}]
-volumes = [{{ source = "{volume}", target = "/data" }}]
-health = {{ path = "/health", timeout = {timeout} }}
-entrypoint_override = ["/bin/sh", "-c"]
-args = ["{script}"]
-env = {{ GREETING = "{greeting}" }}
-"""
-SERVE = "trap 'exit 0' TERM; echo started $GREETING; httpd -f -v -p 8080 -h /www & wait"
-
-
-def config(prun, write_config, *, name="web", script=SERVE, timeout=20, greeting="hello", port=None):
-    service = prun.name(name)
-    port = port or free_port()
-    text = prun.header() + WEB.format(name=service, image=BUSYBOX_IMAGE, port=port, volume=f"{service}_data",
-                                      timeout=timeout, script=script, greeting=greeting)
-    return write_config(text), service, port
 
 
 def container_id(name: str) -> str:
@@ -39,7 +20,7 @@ def container_id(name: str) -> str:
 
 
 def test_start_status_alias_logs_and_volume_survives(prun, cli, write_config):
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     result = cli("--config", path, "start", svc)
     assert result.code == 0, result.text
     assert "healthy" in result.text and f"http://127.0.0.1:{port}" in result.out
@@ -75,14 +56,14 @@ def test_start_status_alias_logs_and_volume_survives(prun, cli, write_config):
 
 
 def test_unchanged_spec_is_noop_and_changed_spec_recreates(prun, cli, write_config):
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     assert cli("--config", path, "start", svc).code == 0
     first = container_id(svc)
     again = cli("--config", path, "start", svc)
     assert again.code == 0 and "already running" in again.text
     assert container_id(svc) == first
 
-    path2, _, _ = config(prun, write_config, greeting="changed", port=port)
+    path2, _, _ = web_config(prun, write_config, greeting="changed", port=port)
     changed = cli("--config", path2, "start", svc)
     assert changed.code == 0, changed.text
     assert "recreat" in changed.text
@@ -97,7 +78,7 @@ def test_unchanged_spec_is_noop_and_changed_spec_recreates(prun, cli, write_conf
 
 
 def test_container_exiting_during_startup_fails_fast_with_its_log(prun, cli, write_config):
-    path, svc, _ = config(prun, write_config, script="echo about to fail on purpose; exit 3", timeout=60)
+    path, svc, _ = web_config(prun, write_config, script="echo about to fail on purpose; exit 3", timeout=60)
     began = time.monotonic()
     result = cli("--config", path, "start", svc)
     elapsed = time.monotonic() - began
@@ -109,7 +90,7 @@ def test_container_exiting_during_startup_fails_fast_with_its_log(prun, cli, wri
 
 def test_health_timeout_exits_1_with_log_tail(prun, cli, write_config):
     script = "trap 'exit 0' TERM; echo never serving; sleep 3600 & wait"
-    path, svc, _ = config(prun, write_config, script=script, timeout=1.5)
+    path, svc, _ = web_config(prun, write_config, script=script, timeout=1.5)
     began = time.monotonic()
     result = cli("--config", path, "start", svc)
     assert result.code == 1, result.text
@@ -125,7 +106,7 @@ def test_busy_port_exits_2_and_creates_nothing(prun, cli, write_config):
     holder.listen()
     try:
         port = holder.getsockname()[1]
-        path, svc, _ = config(prun, write_config, port=port)
+        path, svc, _ = web_config(prun, write_config, port=port)
         result = cli("--config", path, "start", svc)
         assert result.code == 2, result.text
         assert str(port) in result.err and svc in result.err
@@ -137,7 +118,7 @@ def test_busy_port_exits_2_and_creates_nothing(prun, cli, write_config):
 
 
 def test_pre_fetch_reports_present_and_fails_fast_on_unreachable_registry(prun, cli, write_config):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     present = cli("--config", path, "start", "--pre-fetch", svc)
     assert present.code == 0 and "already present" in present.err
     assert podman("pod", "exists", svc, check=False).returncode == 1  # started nothing
@@ -154,7 +135,7 @@ def test_pre_fetch_reports_present_and_fails_fast_on_unreachable_registry(prun, 
 
 
 def test_unknown_service_is_a_usage_error(prun, cli, write_config):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     result = cli("--config", path, "start", "nope")
     assert result.code == 2 and "unknown service 'nope'" in result.err
 
@@ -165,7 +146,7 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(prun, write_config):
     import subprocess
     import sys
 
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     env = {**os.environ}
     assert subprocess.run([sys.executable, "-m", "airpods", "--config", path, "start", svc], env=env,
                           capture_output=True, check=False).returncode == 0
@@ -184,7 +165,7 @@ def test_logs_follow_ends_cleanly_on_ctrl_c(prun, write_config):
 
 
 def test_clean_deletes_volumes_only_when_asked_and_confirmed(prun, cli, write_config):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     assert cli("--config", path, "start", svc).code == 0
     volume = f"{svc}_data"
     assert cli("--config", path, "clean", svc).code == 0  # no --volumes: data stays
@@ -200,7 +181,7 @@ def test_clean_deletes_volumes_only_when_asked_and_confirmed(prun, cli, write_co
 
 def test_start_after_only_the_container_was_stopped(prun, cli, write_config):
     # The pod's infra keeps its host port open (conmon); that is not "busy" for this service.
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     assert cli("--config", path, "start", svc).code == 0
     podman("stop", "-t", "1", f"{svc}-0")
     again = cli("--config", path, "start", svc)
@@ -209,7 +190,7 @@ def test_start_after_only_the_container_was_stopped(prun, cli, write_config):
 
 
 def test_clean_without_names_leaves_disabled_services_data_alone(prun, cli, write_config):
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     other = prun.name("other")
     text = Path(path).read_text() + f'\n[services.{other}]\nenabled = false\nimage = "{BUSYBOX_IMAGE}"\n' \
         f'volumes = [{{ source = "{other}_data", target = "/data" }}]\n'
@@ -229,7 +210,7 @@ def test_logs_follow_outlasts_a_silent_minute(prun, write_config):
     import subprocess
     import sys
 
-    path, svc, _ = config(prun, write_config)
+    path, svc, _ = web_config(prun, write_config)
     assert subprocess.run([sys.executable, "-m", "airpods", "--config", path, "start", svc],
                           capture_output=True, check=False).returncode == 0
     code = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
@@ -250,7 +231,7 @@ def test_logs_follow_outlasts_a_silent_minute(prun, write_config):
 def test_another_project_with_the_same_names_cannot_touch_this_one(prun, cli, write_config):
     """Two configs on one machine (a test stack and the real one): every command of the second
     leaves the first one's pod, container and volume as they are."""
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     assert cli("--config", path, "start", svc).code == 0
     before = container_id(svc)
     started = podman("inspect", "--format", "{{.State.StartedAt}}", f"{svc}-0").stdout
@@ -269,7 +250,7 @@ def test_another_project_with_the_same_names_cannot_touch_this_one(prun, cli, wr
 
 
 def test_renamed_pod_is_orphaned_then_stopped_and_cleaned(prun, cli, write_config):
-    path, svc, port = config(prun, write_config)
+    path, svc, port = web_config(prun, write_config)
     assert cli("--config", path, "start", svc).code == 0
     renamed = write_config(Path(path).read_text().replace(f"[services.{svc}]", f'[services.{svc}]\npod = "{svc}-new"'))
     status = cli("--config", renamed, "status", "--json")
@@ -302,9 +283,7 @@ def test_two_projects_with_the_same_service_name_run_side_by_side(prun, cli, wri
     run, each sees only its own, and stopping one leaves the other running."""
     made = []
     for side in ("a", "b"):
-        header = prun.header().replace('name_prefix = ""', "").replace(
-            f'project = "t{prun.id}"', f'project = "t{prun.id}{side}"').replace(
-            f'network = "{prun.network}"\n', "")  # the project's own network
+        header = prun.header(project=f"t{prun.id}{side}", plain_names=False, own_network=False)
         body = WEB.format(name="web", image=BUSYBOX_IMAGE, port=free_port(), volume=f"web_{prun.id}{side}_data",
                           timeout=20, script=SERVE, greeting=side)
         made.append((write_config(header + body), f"t{prun.id}{side}"))

@@ -5,40 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
-from tests.hub_standin import serve
+from tests.integration.builders import fake_gguf, volume_dir
 from tests.podman_env import podman
 
 pytestmark = pytest.mark.podman
-
-
-def fake_gguf(path: Path, size: int = 300_000) -> bytes:
-    """A small well-formed GGUF header (architecture + file type) followed by filler."""
-    import struct
-
-    def s(text: str) -> bytes:
-        return struct.pack("<Q", len(text)) + text.encode()
-
-    kv = (s("general.architecture") + struct.pack("<I", 8) + s("qwen2")
-          + s("general.file_type") + struct.pack("<I", 4) + struct.pack("<I", 15))
-    data = b"GGUF" + struct.pack("<I", 3) + struct.pack("<Q", 0) + struct.pack("<Q", 2) + kv
-    data += bytes(range(256)) * ((size - len(data)) // 256 + 1)
-    path.write_bytes(data[:size])
-    return data[:size]
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    stand_in, server = serve(monkeypatch, {})
-    yield stand_in
-    server.shutdown()
-
-
-def volume_dir(name: str) -> Path:
-    return Path(podman("volume", "inspect", name, "--format", "{{.Mountpoint}}").stdout.strip())
 
 
 def test_import_list_rm(prun, cli, write_config, tmp_path):

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_models import hub  # noqa: F401  (a local hub stand-in for `models pull`)
 from tests.podman_env import LLAMA_IMAGE, TEST_LABEL, need, podman
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tests.e2e.test_openwebui import OLLAMA_STANDIN, PYTHON_IMAGE
+from tests.e2e.builders import OLLAMA_STANDIN, PYTHON_IMAGE
 from tests.podman_env import free_port, image_exists, need
-from tests.rootless.test_rootless import llama, write_config
+from tests.rootless.builders import llama, write_config
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.rootless]
 PROMETHEUS_IMAGE = "localhost/airpods-test/prometheus:2"

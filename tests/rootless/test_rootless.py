@@ -9,46 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_llamacpp import MODEL, chat
-from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, TEST_LABEL, free_port, podman
+from tests.e2e.builders import MODEL, chat
+from tests.podman_env import OPENWEBUI_IMAGE, free_port, podman
+from tests.rootless.builders import llama, write_config
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.rootless]
-
-
-def write_config(user, run_id: str, body: str, suffix: str = "") -> Path:
-    path = Path("/tmp") / f"airpods-rl-{run_id}{suffix}.toml"
-    path.write_text(f"""
-[runtime]
-name_prefix = ""   # the test names its objects with the run id
-network = "airpods-rl{run_id}"
-models_volume = "airpods_rl{run_id}_models"
-stop_timeout = 3
-labels = {{ "{TEST_LABEL}" = "{run_id}" }}
-
-[services.llamacpp]
-enabled = false
-[services.open-webui]
-enabled = false
-""" + body)
-    os.chmod(path, 0o644)
-    return path
-
-
-def llama(name: str, port: int) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {port}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "{MODEL}"
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-alias = "{{{{ default_model | replace('.gguf', '') }}}}"
-ctx_size = 1024
-no_webui = true
-"""
 
 
 def key_of(user, service: str) -> str:
@@ -139,7 +104,7 @@ def test_rootless_low_port_is_refused_with_the_sysctl(rootless_user, rl):
 
 def test_rootless_open_webui_reaches_llamacpp_by_alias(rootless_user, rl):
     """Alias resolution across pods on the user's network: Open WebUI lists llama.cpp's model."""
-    from tests.e2e.test_openwebui import webui_models
+    from tests.e2e.builders import webui_models
 
     user = rootless_user
     user.give_image(OPENWEBUI_IMAGE)
@@ -173,7 +138,7 @@ WEBUI_SECRET_KEY = "{{{{ secret('open-webui-secret-key') }}}}"
 
 
 def test_rootless_models_pull_list_rm_in_the_users_volume(rootless_user, rl, hub, tmp_path):
-    from tests.integration.test_models import fake_gguf
+    from tests.integration.builders import fake_gguf
 
     user = rootless_user
     data = fake_gguf(tmp_path / "src.gguf", size=400_000)
@@ -203,7 +168,7 @@ def test_rootless_gateway_keys_and_revocation(rootless_user, rl):
     import urllib.error
     import urllib.request
 
-    from tests.e2e.test_gateway import CADDY_IMAGE, gateway_table
+    from tests.e2e.builders import CADDY_IMAGE, gateway_table
 
     user = rootless_user
     user.give_image(CADDY_IMAGE)

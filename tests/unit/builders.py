@@ -160,3 +160,27 @@ LAYOUTS = {
     "hybrid": ROOT / "configs" / "examples" / "hybrid.toml",
     "multi-llama": ROOT / "configs" / "examples" / "multi-llama.toml",
 }
+
+
+def model_in_volume(fake, name: str, layers: int = 30, width: int = 80_000) -> Path:
+    fake.ensure_volume(MODELS)
+    kv = llama_like("llama", layers, 576, 9, 3, 1536, 49152, 8192)
+    return write_gguf(Path(fake.volume_path(MODELS)) / name, kv, [("w", F16, [576, width])])
+
+
+TWO_MODEL_ROUTER = """
+[services.llamacpp]
+enabled = false
+[services.open-webui]
+enabled = false
+[services.r]
+kind = "llamacpp"
+mode = "router"
+images = {{ cpu = "{image}" }}
+ports = [{{ host = {port}, container = 8080 }}]
+command_args = {{ ctx_size = 4096 }}
+[services.r.models.small]
+file = "small.gguf"
+[services.r.models.big]
+file = "big.gguf"
+"""

@@ -154,3 +154,29 @@ def test_liveness_is_the_services_own_check_and_the_probe_key_comes_from_the_sec
     secret = next(d for d in shown if d["kind"] == "Secret")
     assert key in secret["stringData"].values()
     assert key not in json.dumps([d for d in shown if d["kind"] != "Secret"])
+
+
+def test_export_with_keys_over_an_existing_readable_file_leaves_it_0600(cli, write_config, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "stack.yaml"
+    out.write_text("old\n")
+    os.chmod(out, 0o644)
+    result = cli("--config", write_config(""), "export", "kube", "--show-secrets", "-o", str(out))
+    assert result.code == 0, result.text
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600 and "kind: Secret" in out.read_text()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".stack.yaml")]  # no temporary left
+
+
+def test_export_podman_creates_the_key_file_for_a_key_written_in_the_config(cli, write_config, isolated):
+    import stat
+
+    path = write_config('[services.llamacpp]\napi_key = "sk-written-in-the-config-0123456789"\n'
+                        '[services.open-webui]\nenabled = false\n')
+    result = cli("--config", path, "export", "kube", "llamacpp", "--target", "podman")
+    assert result.code == 0, result.text
+    key_file = isolated / "data" / "airpods" / "secrets" / "llamacpp-api-key.config"
+    assert key_file.read_text().strip() == "sk-written-in-the-config-0123456789"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(key_file) in result.out and "sk-written" not in result.out

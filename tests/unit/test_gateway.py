@@ -244,3 +244,35 @@ def test_a_fingerprint_is_printed_as_it_is():
     err = io.StringIO()
     Terminal(stderr=err).detail("SHA-256 fingerprint: 20:C9:AB:45:D6:FE:66 :ok: :smile:")
     assert "20:C9:AB:45:D6:FE:66 :ok: :smile:" in err.getvalue()
+
+
+def test_keys_add_refuses_a_name_with_a_line_break(rt, cli, write_config, isolated):
+    path = stack(write_config)
+    result = cli("--config", path, "keys", "add", "bob\n")
+    assert result.code == 2 and "key name" in result.err
+    keys_caddy = gateway_dir(isolated) / "etc" / "keys.caddy"
+    assert not keys_caddy.exists() or "bob" not in keys_caddy.read_text()
+
+
+def test_keys_ca_into_a_missing_folder_is_a_clear_error(rt, cli, write_config, isolated):
+    from pathlib import Path
+
+    path = stack(write_config)
+    assert cli("--config", path, "start", "gateway", "--no-wait").code == 0
+    root = Path(rt.volume_path("airpods_gateway_data")) / "caddy/pki/authorities/local/root.crt"
+    root.parent.mkdir(parents=True)
+    root.write_text(CA)
+    result = cli("--config", path, "keys", "ca", "-o", "/missing/dir/ca.pem")
+    assert result.code == 2, result.text
+    assert "/missing/dir/ca.pem" in result.err and "Traceback" not in result.text
+
+
+def test_a_key_file_holding_a_list_is_a_clear_error(rt, cli, write_config, isolated):
+    path = stack(write_config)
+    folder = gateway_dir(isolated)
+    folder.mkdir(parents=True)
+    (folder / "keys.json").write_text("[1, 2]\n")
+    for args in (["keys", "list"], ["keys", "add", "alice"]):
+        result = cli("--config", path, *args)
+        assert result.code == 2 and "keys.json" in result.err and "Traceback" not in result.text, result.text
+    assert (folder / "keys.json").read_text() == "[1, 2]\n"  # nothing written over it

@@ -210,3 +210,52 @@ def test_status_on_a_terminal_shows_every_annotation_the_piped_output_shows(monk
     Terminal(stdout=tty).table(["A", "B", "C", "D", "E"], rows)
     assert "[config changed: airpods start recreates it]" in piped.getvalue()
     assert "[config changed: airpods start recreates it]" in tty.getvalue()
+
+
+SAME_NAMES = """
+[runtime]
+{runtime}
+[services.open-webui]
+enabled = false
+[services.llamacpp]
+enabled = false
+[services.web]
+image = "localhost/test/web:1"
+ports = [{{ host = {port}, container = 8080 }}]
+"""
+
+
+def test_a_second_project_with_the_same_service_names_runs_beside_the_first(fake, cli, write_config, isolated):
+    from tests.podman_env import free_port
+
+    fake.images.add("localhost/test/web:1")
+    mine = isolated / "config" / "airpods" / "config.toml"  # the user's own file: the default project
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.write_text(SAME_NAMES.format(runtime="", port=free_port()))
+    assert cli("start", "web", "--no-wait").code == 0
+    before = fake.containers["web-0"]
+    lab = write_config(SAME_NAMES.format(runtime='project = "lab"', port=free_port()))
+    started = cli("--config", lab, "start", "web", "--no-wait")
+    assert started.code == 0, started.text
+    assert set(fake.pods) == {"web", "lab-web"} and {"web-0", "lab-web-0"} <= set(fake.containers)
+    assert fake.containers["web-0"] is before  # the user's own stack: not touched, plain names kept
+    assert fake.specs["lab-web-0"].network == "airpods-lab" and fake.specs["web-0"].network == "airpods"
+    [row] = json.loads(cli("--config", lab, "status", "--json").out)
+    assert row["pod"] == "lab-web" and row["container"] == "lab-web-0" and row["state"] == "running"
+    assert "lab-web / lab-web-0" in cli("--config", lab, "status").text
+    assert cli("--config", lab, "stop", "--remove").code == 0
+    assert set(fake.pods) == {"web"} and fake.containers["web-0"].running
+
+
+def test_a_projects_container_under_its_former_name_is_replaced_by_the_prefixed_one(fake, cli, write_config):
+    from tests.podman_env import free_port
+
+    fake.images.add("localhost/test/web:1")
+    port = free_port()
+    old = write_config(SAME_NAMES.format(runtime='project = "lab"\nname_prefix = ""', port=port))
+    assert cli("--config", old, "start", "web", "--no-wait").code == 0
+    assert "web-0" in fake.containers
+    new = write_config(SAME_NAMES.format(runtime='project = "lab"', port=port))
+    result = cli("--config", new, "start", "web", "--no-wait")
+    assert result.code == 0, result.text
+    assert set(fake.pods) == {"lab-web"} and set(fake.containers) == {"lab-web-0"}  # the same port, taken over

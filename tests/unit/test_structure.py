@@ -167,3 +167,19 @@ def test_modules_and_functions_stay_small():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 70:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
     assert (big, long) == ([], [])
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in builders.py, helpers.py and conftest.py, not in another subject's file."""
+    found = []
+    for path in (ROOT.parent / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[-1].startswith("test_"):
+                found.append(f"{path.relative_to(ROOT.parent)}: {node.module}")
+    assert found == []
+
+
+def test_the_oom_file_is_gone():
+    from pathlib import Path
+
+    assert not (Path(__file__).resolve().parents[2] / "oom").exists()

@@ -1,0 +1,46 @@
+"""What the rootless tests build the same way: a config in the test user's home, a llama.cpp
+service on the image loaded there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.e2e.builders import MODEL
+from tests.podman_env import LLAMA_IMAGE, TEST_LABEL
+
+
+def write_config(user, run_id: str, body: str, suffix: str = "") -> Path:
+    path = Path("/tmp") / f"airpods-rl-{run_id}{suffix}.toml"
+    path.write_text(f"""
+[runtime]
+name_prefix = ""   # the test names its objects with the run id
+network = "airpods-rl{run_id}"
+models_volume = "airpods_rl{run_id}_models"
+stop_timeout = 3
+labels = {{ "{TEST_LABEL}" = "{run_id}" }}
+
+[services.llamacpp]
+enabled = false
+[services.open-webui]
+enabled = false
+""" + body)
+    os.chmod(path, 0o644)
+    return path
+
+
+def llama(name: str, port: int) -> str:
+    return f"""
+[services.{name}]
+kind = "llamacpp"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{name}"]
+ports = [{{ host = {port}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+default_model = "{MODEL}"
+[services.{name}.command_args]
+model = "/models/{{{{ default_model }}}}"
+alias = "{{{{ default_model | replace('.gguf', '') }}}}"
+ctx_size = 1024
+no_webui = true
+"""
