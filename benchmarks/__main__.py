@@ -24,10 +24,11 @@ from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
 from benchmarks.metrics_cost import metrics_cost
 from benchmarks.router import swap_latency
+from benchmarks.seams import before_after
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
 SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "idle", "inference", "contention", "memory",
-            "router", "gateway")
+            "router", "gateway", "seams")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -142,6 +143,13 @@ def main() -> None:
                 rows.append(row(gw[f"{what} gateway"], gw[f"{what} direct"], target="ratio <= 1.05"))
             rows.append(row(gw["streams"], None, unit="count", target="= 32"))
             all_series += gw.values()
+        if "seams" in sections:
+            seams = before_after(env, 2 if args.quick else 10)
+            for what in ("--help", "status", "start", "run"):
+                if f"airpods {what} after" in seams:
+                    rows.append(row(seams[f"airpods {what} after"], seams[f"airpods {what} before"],
+                                    target="ratio <= 1.0 (no slower)"))
+            all_series += seams.values()
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

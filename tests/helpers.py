@@ -158,3 +158,21 @@ def quadlet_binary() -> str | None:
     need(bool(path) and os.access(path, os.X_OK), f"the Quadlet generator is not available ({out.stderr[-200:]})",
          "run scripts/get-quadlet.sh (needs Debian's package mirror)")
     return path
+
+
+def airpods_at(commit: str, into: Path) -> Path | None:
+    """The airpods package of `commit`, unpacked from this checkout's history under `into` (a folder
+    to put on sys.path); None when the history does not have it (a shallow clone)."""
+    import tarfile
+
+    have = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True,
+                          check=False)
+    if have.returncode != 0:
+        return None
+    into.mkdir(parents=True, exist_ok=True)
+    archive = into / "airpods.tar"
+    with archive.open("wb") as out:
+        subprocess.run(["git", "-C", str(ROOT), "archive", commit, "airpods"], stdout=out, check=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, filter="data")
+    return into

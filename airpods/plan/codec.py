@@ -29,36 +29,50 @@ def encode(value: Any) -> Any:
 
 
 @cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+def _fields(cls: type) -> dict[str, Any]:
+    """name -> a function that reads that field back, made once per class from its type hints."""
+    return {name: _reader(hint) for name, hint in typing.get_type_hints(cls).items()}
 
 
 def decode(cls: type, data: Any) -> Any:
     """An instance of dataclass `cls` from what encode() made of one."""
     if not isinstance(data, dict):
         raise TypeError(f"{cls.__name__}: expected an object, got {type(data).__name__}")
-    hints = _hints(cls)
-    unknown = set(data) - set(hints)
+    readers = _fields(cls)
+    unknown = set(data) - set(readers)
     if unknown:
         raise TypeError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
-    return cls(**{k: _value(hints[k], v) for k, v in data.items()})
+    return cls(**{k: readers[k](v) for k, v in data.items()})
 
 
-def _value(hint: Any, data: Any) -> Any:
+def _same(data: Any) -> Any:
+    return data
+
+
+def _reader(hint: Any) -> Any:
+    """A function from JSON-shaped data to a value of type `hint` (None stays None)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any or data is None:
-        return data
+    if hint is Any:
+        return _same
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _value(inner[0], data) if len(inner) == 1 else data
+        return _reader(inner[0]) if len(inner) == 1 else _same
     if dataclasses.is_dataclass(hint):
-        return decode(hint, data)
+        return _optional(lambda data: decode(hint, data))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _reader(args[0])
+        return _optional(lambda data: tuple(item(v) for v in data))
     if origin is tuple:
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_value(args[0], v) for v in data)
-        return tuple(_value(a, v) for a, v in zip(args, data, strict=True))
+        items = [_reader(a) for a in args]
+        return _optional(lambda data: tuple(f(v) for f, v in zip(items, data, strict=True)))
     if origin is frozenset:
-        return frozenset(_value(args[0], v) for v in data)
+        item = _reader(args[0])
+        return _optional(lambda data: frozenset(item(v) for v in data))
     if origin is dict:
-        return {k: _value(args[1], v) for k, v in data.items()}
-    return data
+        value = _reader(args[1])
+        return _optional(lambda data: {k: value(v) for k, v in data.items()})
+    return _same
+
+
+def _optional(read: Any) -> Any:
+    return lambda data: None if data is None else read(data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from functools import cached_property
 from typing import Any
 
 from airpods.kinds import kind_of
@@ -262,7 +263,7 @@ class ServiceSpec:
         paths = [*self.health.gates, *([self.health.path] if self.health.path else [])]
         return [base + p for p in dict.fromkeys(paths)]
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         """A hash of what the container is made from; a change means recreate (the rule: see the
         class docstring)."""

@@ -40,14 +40,16 @@ no_webui = true
 """
 
 
-def chat(url: str, key: str | None, content: str = "Say hello in one word.") -> tuple[int, dict]:
-    body = json.dumps({"messages": [{"role": "user", "content": content}], "max_tokens": 16,
-                       "temperature": 0}).encode()
+def chat(url: str, key: str | None, content: str = "Say hello in one word.", *, model: str | None = None,
+         timeout: float = 60) -> tuple[int, dict]:
+    """(status, answer) of one chat completion at URL (its /v1), of `model` when given."""
+    body = json.dumps({**({"model": model} if model else {}), "messages": [{"role": "user", "content": content}],
+                       "max_tokens": 16, "temperature": 0}).encode()
     req = urllib.request.Request(url + "/chat/completions", data=body, method="POST",
                                  headers={"Content-Type": "application/json",
                                           **({"Authorization": f"Bearer {key}"} if key else {})})
     try:
-        with urllib.request.urlopen(req, timeout=60) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         return exc.code, {}
@@ -114,18 +116,8 @@ embeddings = true
 
 
 def chat_model(url: str, key: str, model: str) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "Say hello."}],
-                       "max_tokens": 16, "temperature": 0}).encode()
-    req = urllib.request.Request(url + "/chat/completions", data=body, headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {key}"})
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, {}
+    """One chat completion of a router's `model`."""
+    return chat(url, key, "Say hello.", model=model, timeout=120)
 
 
 CADDY_IMAGE = "localhost/airpods-test/caddy:2"

@@ -9,11 +9,11 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import airpods_at
 from tests.podman_env import LLAMA_IMAGE, PodmanRun, free_port, image_exists, need, podman, require_podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.gateway]
@@ -25,17 +25,10 @@ MODEL = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 def old_airpods(into: Path) -> Path:
     """The airpods package of BEFORE, from this checkout's history."""
-    have = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", f"{BEFORE}^{{commit}}"],
-                          capture_output=True, check=False)
-    if have.returncode != 0:  # a shallow clone: the history is not here (not a missing component)
+    tree = airpods_at(BEFORE, into)
+    if tree is None:  # a shallow clone: the history is not here (not a missing component)
         pytest.skip(f"commit {BEFORE[:7]} is not in this checkout's history (a shallow clone)")
-    into.mkdir(parents=True, exist_ok=True)
-    archive = into / "before.tar"
-    with archive.open("wb") as out:
-        subprocess.run(["git", "-C", str(ROOT), "archive", BEFORE, "airpods"], stdout=out, check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(into, filter="data")
-    return into
+    return tree
 
 
 def stack_config(run: PodmanRun) -> str:
