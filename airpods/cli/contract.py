@@ -4,12 +4,10 @@ lists them from here, and the unit tests check every JSON a command prints again
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Shape:
+class Shape(NamedTuple):
     keys: tuple[str, ...]  # in every object
     optional: tuple[str, ...] = ()  # where they apply (a gateway's row, a GPU machine, ...)
     rows: bool = True  # a list of such objects (else one object)

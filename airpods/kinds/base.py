@@ -5,11 +5,10 @@ one). Pure data and small functions; imports nothing of airpods' own."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """What a container's health check is made from."""
 
     port: int | None  # the container port its server listens on
@@ -18,8 +17,7 @@ class Check:
     timeout: float = 10.0  # seconds one probe request may take
 
 
-@dataclass(frozen=True)
-class Confine:
+class Confine(NamedTuple):
     """What least privilege ("strict") gives this kind's container."""
 
     read_only: bool  # the root filesystem
@@ -27,8 +25,7 @@ class Confine:
     init: bool = True  # Podman's init as PID 1
 
 
-@dataclass(frozen=True)
-class ServiceKind:
+class ServiceKind(NamedTuple):  # a NamedTuple: made at every command's start, in a third of a dataclass' time
     name: str
     title: str  # how messages name it ("llama.cpp", "Open WebUI")
     # What it serves, which the others are wired to:
@@ -40,7 +37,7 @@ class ServiceKind:
     scraper: bool = False  # Prometheus: scrapes the others, its scrape configuration a file
     wired: bool = False  # takes the stack's backends (their URLs count in its config hash)
     # Its health: Podman's check (None: none of its own), and the paths a start waits on first.
-    check: Callable[[Check], str | None] = field(default=lambda _c: None, compare=False)
+    check: Callable[[Check], str | None] | None = None
     check_in_config_hash: bool = False  # its check's text counts in the config hash (a changed one recreates)
     gates: tuple[str, ...] = ()
     listen_default: int | None = None  # the port its server listens on when its argv says none

@@ -9,6 +9,7 @@ TypeError or ValueError: a cache treats that as a miss."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from functools import cache
@@ -31,7 +32,14 @@ def encode(value: Any) -> Any:
 @cache
 def _fields(cls: type) -> dict[str, Any]:
     """name -> a function that reads that field back, made once per class from its type hints."""
-    return {name: _reader(hint) for name, hint in typing.get_type_hints(cls).items()}
+    return {f.name: _reader(_hint(cls.__module__, f.type)) for f in dataclasses.fields(cls)}
+
+
+@cache
+def _hint(module: str, annotation: Any) -> Any:
+    """A field's type from its annotation (a string under `from __future__ import annotations`),
+    evaluated in its module once per distinct text (cheaper than typing.get_type_hints)."""
+    return eval(annotation, vars(sys.modules[module])) if isinstance(annotation, str) else annotation  # noqa: S307
 
 
 def decode(cls: type, data: Any) -> Any:

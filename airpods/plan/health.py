@@ -27,7 +27,8 @@ class CheckFacts:
 
 def script(f: CheckFacts) -> str | None:
     """The check's shell text (each kind's module writes its own), or None where the kind has none."""
-    return kind_of(f.kind).check(Check(f.port, router=f.router, keyed=f.keyed, timeout=f.timeout))
+    check = kind_of(f.kind).check
+    return check(Check(f.port, router=f.router, keyed=f.keyed, timeout=f.timeout)) if check else None
 
 
 def health_spec(h: Any, kind: str, published: int | None, argv_port: Any, *, router: bool, keyed: bool,

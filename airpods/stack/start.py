@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.start import Outcome
 
 
-@dataclass(frozen=True)
-class StartOptions:
+class StartOptions(NamedTuple):
     timeout: float | None = None  # the health wait per service (None: its health.timeout)
     wait: bool = True  # False: start and return (--no-wait)
     force: bool = False  # over the memory estimate: warn instead of refusing
