@@ -5,6 +5,7 @@ checkout's, interleaved. Each code has its own spec cache (their keys differ), o
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,11 +15,11 @@ from tests.helpers import airpods_at
 BEFORE = "b74fd64a4a55a7ee5c20e80c461f8e939f9d5106"  # the last commit before the redesign
 
 
-def _launcher(env: Env, name: str, tree: Path) -> list[str]:
-    """`python launcher.py`: the airpods in `tree`, started the same way for both codes."""
+def _launcher(env: Env, name: str, tree: Path, config: Path) -> list[str]:
+    """`python launcher.py --config CONFIG`: the airpods in `tree`, started the same way for both codes."""
     script = env.tmp / f"airpods-{name}.py"
     script.write_text(f"import sys\nsys.path.insert(0, {str(tree)!r})\nfrom airpods.cli.main import entry\nentry()\n")
-    return [sys.executable, str(script), "--config", str(env.config)]
+    return [sys.executable, str(script), "--config", str(config)]
 
 
 def before_after(env: Env, runs: int) -> dict[str, Series]:
@@ -27,8 +28,15 @@ def before_after(env: Env, runs: int) -> dict[str, Series]:
     if tree is None:
         print(f"skipping the seams comparison: commit {BEFORE[:7]} is not in this checkout's history")
         return {}
-    env.run("start", *[f"bench{i}" for i in range(1, 5)])  # status, start and run find them up
-    codes = {"before": _launcher(env, "before", tree), "after": _launcher(env, "after", ROOT)}
+    # Answers capped at 32 tokens (llama-server's --n-predict), so that `run` measures airpods and
+    # not how long the model goes on; status, start and run find the four services up.
+    config = env.tmp / "seams.toml"
+    config.write_text(env.render_config().replace("no_webui = true", "no_webui = true\nn_predict = 32"))
+    started = subprocess.run([*_launcher(env, "after", ROOT, config), "start"], env=env.env, capture_output=True,
+                             text=True, check=False)
+    if started.returncode != 0:
+        raise RuntimeError(f"the seams stack did not start: {started.stderr[-500:]}")
+    codes = {"before": _launcher(env, "before", tree, config), "after": _launcher(env, "after", ROOT, config)}
     envs = {code: {**env.env, "XDG_CACHE_HOME": str(env.tmp / f"cache-{code}")} for code in codes}
     commands = {"--help": ["--help"], "status": ["status"], "start": ["start"],
                 "run": ["run", MODEL, "Say hi.", "--service", "bench1"]}

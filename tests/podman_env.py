@@ -155,15 +155,18 @@ def toml_value(value: object) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return str(value)
 
 
 def llama_table(name: str, model: str, *, ctx: int = 1024, port: int | None = None,
-                health: dict[str, object] | None = None) -> str:
+                health: dict[str, object] | None = None, **keys: object) -> str:
     """A single-model [services.NAME] on the locally built llama-server image, its own alias and
     host port, its model from default_model (so `airpods run` can switch it); `health` adds to or
-    replaces its health table's keys."""
+    replaces its health table's keys; `keys` are more keys of the service's table."""
     table = toml_value({"path": "/health", "timeout": 120, **(health or {})})
+    more = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
     return f"""
 [services.{name}]
 kind = "llamacpp"
@@ -172,7 +175,7 @@ network_aliases = ["{name}"]
 ports = [{{ host = {port or free_port()}, container = 8080 }}]
 health = {table}
 default_model = "{model}"
-[services.{name}.command_args]
+{more}[services.{name}.command_args]
 model = "/models/{{{{ default_model }}}}"
 ctx_size = {ctx}
 no_webui = true

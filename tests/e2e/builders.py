@@ -218,9 +218,10 @@ no_webui = {"false" if webui else "true"}
 HEALTH = {"interval": 2, "retries": 2, "start_period": 5, "probe_timeout": 2}  # quick checks, for the tests
 
 
-def health_config(prun, name: str, **health: object) -> str:
-    """One llama.cpp service whose health is checked every INTERVAL s (`health` adds or replaces keys)."""
-    return prun.header() + llama_table(name, MODEL, ctx=512, health={**HEALTH, **health})
+def health_config(prun, name: str, keys: dict[str, object] | None = None, **health: object) -> str:
+    """One llama.cpp service whose health is checked every few seconds (`health` adds or replaces
+    keys of its health table, `keys` adds keys of its own table)."""
+    return prun.header() + llama_table(name, MODEL, ctx=512, health={**HEALTH, **health}, **(keys or {}))
 
 
 def host_pid(container: str) -> int:

@@ -38,8 +38,7 @@ def hostile_image(run_id: str, project: str, url_port: int, key_file: Path, vict
 
 def test_a_container_from_an_image_with_airpods_labels_is_ignored(prun, cli, write_config, smollm2, isolated):
     name = prun.name("mine")
-    table = llama_table(name, MODEL, ctx=512).replace(
-        'health = { path = "/health", timeout = 120 }', 'health = { path = "/health", timeout = 120, interval = 1 }')
+    table = llama_table(name, MODEL, ctx=512, health={"interval": 1})
     path = write_config(prun.header() + table)
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     secret_dir = Path(tempfile.mkdtemp(prefix="not-airpods-"))

@@ -36,9 +36,8 @@ def test_a_crash_loop_after_start_no_wait_is_capped_and_status_shows_it(prun, cl
     """Issue 40, item 1: it used to restart ~6 times a second until `stop` (695 in 120 s), with
     `status` saying stopped, 0 restarts. Bound: restarts <= max_restarts + 2 within a minute."""
     name = prun.name("crashloop")
-    text = health_config(prun, name, max_restarts=2, interval=5)
-    text = text.replace('default_model = ', 'entrypoint_override = ["/bin/sh", "-c", "exit 3"]\ndefault_model = ')
-    path = write_config(text)
+    path = write_config(health_config(prun, name, {"entrypoint_override": ["/bin/sh", "-c", "exit 3"]},
+                                      max_restarts=2, interval=5))
     assert cli("--config", path, "models", "import", str(smollm2), "--name", MODEL).code == 0
     started = cli("--config", path, "start", name, "--no-wait")
     assert started.code == 0, started.text

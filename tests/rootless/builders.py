@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from tests.e2e.builders import MODEL
-from tests.podman_env import LLAMA_IMAGE, TEST_LABEL
+from tests.podman_env import LLAMA_IMAGE, TEST_LABEL, toml_value
 
 
 def write_config(user, run_id: str, body: str, suffix: str = "") -> Path:
@@ -29,16 +29,18 @@ enabled = false
     return path
 
 
-def llama(name: str, port: int) -> str:
+def llama(name: str, port: int, health: dict[str, object] | None = None, **keys: object) -> str:
+    """A llama.cpp service on the image loaded for the test user (`health`, `keys`: as llama_table)."""
+    more = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
     return f"""
 [services.{name}]
 kind = "llamacpp"
 images = {{ cpu = "{LLAMA_IMAGE}" }}
 network_aliases = ["{name}"]
 ports = [{{ host = {port}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
+health = {toml_value({"path": "/health", "timeout": 120, **(health or {})})}
 default_model = "{MODEL}"
-[services.{name}.command_args]
+{more}[services.{name}.command_args]
 model = "/models/{{{{ default_model }}}}"
 alias = "{{{{ default_model | replace('.gguf', '') }}}}"
 ctx_size = 1024

@@ -70,10 +70,9 @@ def test_rootless_llamacpp_lifecycle(rootless_user, rl):
 
 def test_rootless_memory_limit_is_advisory_but_the_budget_applies(rootless_user, rl):
     user, svc = rootless_user, f"lim-{rl}"
-    head = f"[services.{svc}]\n"
-    body = llama(svc, free_port()).replace(head, head + 'resources = { memory = "1g" }\n', 1)
-    conf = write_config(user, rl, body)
-    tight = write_config(user, rl, body.replace('memory = "1g"', 'memory = "64m"'), suffix="-tight")
+    port = free_port()
+    conf = write_config(user, rl, llama(svc, port, resources={"memory": "1g"}))
+    tight = write_config(user, rl, llama(svc, port, resources={"memory": "64m"}), suffix="-tight")
 
     def airpods(path: Path, *args: str):
         return user.run(str(user.airpods), "--config", str(path), *args)
@@ -213,10 +212,8 @@ def test_rootless_a_frozen_server_is_restarted_and_counted(rootless_user, rl):
     import time
 
     user, svc = rootless_user, f"frz-{rl}"
-    body = llama(svc, free_port()).replace(
-        'health = { path = "/health", timeout = 120 }',
-        'health = { path = "/health", timeout = 120, interval = 2, retries = 2, start_period = 5, probe_timeout = 2 }')
-    conf = write_config(user, rl, body)
+    health = {"interval": 2, "retries": 2, "start_period": 5, "probe_timeout": 2}
+    conf = write_config(user, rl, llama(svc, free_port(), health))
 
     def airpods(*args: str, timeout: float = 300):
         return user.run(str(user.airpods), "--config", str(conf), *args, timeout=timeout)
