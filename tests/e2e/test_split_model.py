@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.builders import api_key, chat, chat_model
 from tests.gguf_split import split
 from tests.hub_standin import serve
-from tests.podman_env import LLAMA_IMAGE, free_port, podman
+from tests.podman_env import LLAMA_IMAGE, free_port, llama_table, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
 PARTS = [f"Smol-Q4_1-0000{i}-of-00003.gguf" for i in (1, 2, 3)]
@@ -34,19 +34,7 @@ def volume_files(prun) -> list[str]:
 
 
 def single(name: str) -> str:
-    return f"""
-[services.{name}]
-kind = "llamacpp"
-images = {{ cpu = "{LLAMA_IMAGE}" }}
-network_aliases = ["{name}"]
-ports = [{{ host = {free_port()}, container = 8080 }}]
-health = {{ path = "/health", timeout = 120 }}
-default_model = "{PARTS[0]}"
-[services.{name}.command_args]
-model = "/models/{{{{ default_model }}}}"
-ctx_size = 1024
-no_webui = true
-"""
+    return llama_table(name, PARTS[0])
 
 
 def router(name: str) -> str:
