@@ -74,8 +74,10 @@ class StandIn(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(data[start:end + 1])
+        # Counted before the write: the client may have read every byte and gone on before this
+        # thread runs again, so a count after the write races the test that reads it.
         type(self).served += end - start + 1
+        self.wfile.write(data[start:end + 1])
 
     def _listing(self, repo: str) -> None:
         items = [{"type": "file", "path": p, "size": len(d),
