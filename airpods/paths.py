@@ -63,6 +63,12 @@ def prometheus_dir(environ: Mapping[str, str] = os.environ, project: str = "defa
     return data_dir(environ) / "prometheus" / project
 
 
+def hub_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
+    """The hub's folder for a project: etc/ (HAProxy's configuration, its routes and the CA of each
+    host, mounted read-only into the hub; no keys in it)."""
+    return data_dir(environ) / "hub" / project
+
+
 def health_ledger(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
     """The watcher's record of restarts for a project (read by `status`); its log sits beside it."""
     return data_dir(environ) / "health" / f"{project}.json"

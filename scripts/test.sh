@@ -42,6 +42,7 @@ log "local images"
 bash scripts/build-llamacpp-image.sh
 bash scripts/build-openwebui-image.sh
 bash scripts/build-caddy-image.sh
+bash scripts/build-haproxy-image.sh   # the hub's: Debian's haproxy 2.6
 log "the Prometheus test image (Debian's prometheus package)"
 bash scripts/build-prometheus-image.sh
 bash scripts/get-smollm2.sh >/dev/null

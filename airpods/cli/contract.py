@@ -56,5 +56,6 @@ MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache"
 PULL_LIST = Shape(("name", "quant", "files", "size", "total", "available", "limit", "fits", "max_ctx"),
                   ("gpus", "gpu_layers"))
 KEYS_LIST = Shape(("name", "created", "last_used"))
+HOSTS_LIST = Shape(("name", "url", "reachable", "latency_ms", "models", "tls_expires", "error"))
 KEYS_USAGE = Shape(("person", "model", "service", "requests", "errors", "seconds", "prompt_tokens",
                     "completion_tokens", "unmatched", "last"))

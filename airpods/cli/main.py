@@ -26,6 +26,7 @@ COMMANDS = {
     "clean": ("airpods.cli.commands.clean:clean", "Remove pods and containers; with --volumes, data too."),
     "export": ("airpods.cli.commands.export:export", "Export services as Kubernetes or podman-kube YAML."),
     "keys": ("airpods.cli.commands.keys:keys", "Keys per person for the HTTPS gateway, its CA, Prometheus' password."),
+    "hosts": ("airpods.cli.commands.hosts:hosts", "Other airpods hosts behind this gateway, routed to by model."),
 }
 HIDDEN = {"watch": "airpods.cli.commands.watch:watch"}  # started by `start`, not by people
 

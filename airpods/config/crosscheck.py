@@ -76,6 +76,7 @@ def crosscheck(config: Any) -> list[Problem]:
             elif dep == name:
                 problems.append((("services", name, "depends_on"), "a service cannot depend on itself"))
     problems += gateway_problems(config)
+    problems += hub_problems(config)
     cycle = find_cycle({n: [d for d in s.depends_on if d in services and d != n]
                         for n, s in services.items()})
     if cycle:
@@ -121,6 +122,27 @@ def gateway_problems(config: Any) -> list[Problem]:
                 problems.append((("services", webui, "env", "WEBUI_AUTH"),
                                  f"the gateway '{name}' makes Open WebUI reachable, so its login stays on: "
                                  "remove WEBUI_AUTH (or disable the gateway)"))
+    return problems
+
+
+def hub_problems(config: Any) -> list[Problem]:
+    """Hosts are routed to by the hub, which sits behind the gateway: both enabled, one of each."""
+    services = config.services
+    hubs = [n for n, s in services.items() if kind_of(s.kind).model_router]
+    problems: list[Problem] = []
+    if len(hubs) > 1:
+        problems.append((("services", hubs[1], "kind"),
+                         f"only one hub per config (service '{hubs[0]}' is one already)"))
+    if not config.hosts:
+        return problems
+    door = next((n for n, s in services.items() if kind_of(s.kind).door and s.enabled), None)
+    hub = next((n for n in hubs if services[n].enabled), None)
+    if door is None or hub is None:
+        missing = " and ".join(w for w, ok in (("the gateway", door), ("the hub", hub)) if ok is None)
+        fix = " and ".join(f"[services.{n}] enabled = true"
+                           for n, ok in (("gateway", door), ("hub", hub)) if ok is None)
+        problems.append((("hosts",), f"hosts are reached through {missing}, which this config does not enable: "
+                                     f"set {fix} (airpods hosts add does)"))
     return problems
 
 

@@ -100,6 +100,40 @@ def add_router_model(path: Path, text: str, service: str, model_id: str, model: 
     return Edit(path, text, tomlkit.dumps(doc), {"services": {service: {"models": {model_id: {"file": model}}}}})
 
 
+def add_host(path: Path, text: str, name: str, url: str, enable: list[str]) -> Edit:
+    """Set `[hosts.NAME] url = URL`, and `enabled = true` on the services in `enable` (the gateway
+    and the hub, where the config leaves them off)."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    hosts = doc.get("hosts")
+    if hosts is None:
+        hosts = tomlkit.table(is_super_table=True)
+        doc["hosts"] = hosts
+    entry = tomlkit.table()
+    entry["url"] = url
+    hosts[name] = entry
+    overlay: dict[str, Any] = {"hosts": {name: {"url": url}}}
+    for service in enable:
+        _service_table(doc, service)["enabled"] = True
+        overlay.setdefault("services", {})[service] = {"enabled": True}
+    return Edit(path, text, tomlkit.dumps(doc), overlay)
+
+
+def remove_host(path: Path, text: str, name: str) -> Edit | None:
+    """Remove `[hosts.NAME]`; None when the file has no such table."""
+    import tomlkit
+
+    doc = tomlkit.parse(text)
+    hosts = doc.get("hosts")
+    if hosts is None or name not in hosts:
+        return None
+    del hosts[name]
+    if not hosts:
+        del doc["hosts"]
+    return Edit(path, text, tomlkit.dumps(doc), {})
+
+
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
     """One changer of the config file at a time (`models use`, `run` never writes it): a lock file

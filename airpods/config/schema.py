@@ -280,10 +280,46 @@ class GlobalGpu(Strict):
     variant: Variant | None = None
 
 
+HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
+
+
+class Host(Strict):
+    """[hosts.NAME]: another airpods host's gateway, routed to by the hub (docs/hosts.md). Its CA and
+    the key it gave this host are stored by `airpods hosts add`, never written here."""
+
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v.strip())
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError(f"{v!r}: the port must be a number from 1 to 65535") from None
+        if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/") or parts.query \
+                or parts.fragment or parts.username or parts.password:
+            raise ValueError(f"{v!r} must be the https:// address of another host's gateway, e.g. "
+                             "https://gpu-box.lan:8443 (no path, no user)")
+        return f"https://{parts.netloc}"
+
+
 class Config(Strict):
     runtime: Runtime = Runtime()
     gpu: GlobalGpu = GlobalGpu()
     services: dict[str, Service] = {}
+    hosts: dict[str, Host] = {}
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_names(cls, v: dict[str, Host]) -> dict[str, Host]:
+        for name in v:
+            if not HOST_NAME.match(name):
+                raise ValueError(f"host name {name!r} must be lower-case letters, digits or '-' (at most 31), "
+                                 "starting with a letter or digit")
+        return v
 
     @field_validator("services")
     @classmethod

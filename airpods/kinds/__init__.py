@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from airpods.kinds import gateway, generic, llamacpp, ollama, open_webui, prometheus
+from airpods.kinds import gateway, generic, hub, llamacpp, ollama, open_webui, prometheus
 from airpods.kinds.base import Check, Confine, ServiceKind
 
 KINDS: dict[str, ServiceKind] = {k.name: k for k in (generic.KIND, llamacpp.KIND, ollama.KIND, open_webui.KIND,
-                                                     gateway.KIND, prometheus.KIND)}
+                                                     gateway.KIND, prometheus.KIND, hub.KIND)}
 GENERIC = generic.KIND.name  # what a service without `kind` is
 
 

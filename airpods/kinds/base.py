@@ -35,6 +35,7 @@ class ServiceKind(NamedTuple):  # a NamedTuple: made at every command's start, i
     chat_ui: bool = False  # a chat UI that is wired to every model server (its first admin when exposed)
     door: bool = False  # the HTTPS gateway: TLS, person keys, routes, the access log
     scraper: bool = False  # Prometheus: scrapes the others, its scrape configuration a file
+    model_router: bool = False  # the hub: routes /v1 by each request's model to local services and other hosts
     wired: bool = False  # takes the stack's backends (their URLs count in its config hash)
     # Its health: Podman's check (None: none of its own), and the paths a start waits on first.
     check: Callable[[Check], str | None] | None = None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airpods.kinds import kind_of
+from airpods.kinds.hub import PORT as HUB_PORT
 from airpods.plan.spec import VolumeSpec
 
 ETC = "/etc/airpods-gateway"  # the Caddyfile and keys.caddy (a read-only bind mount of airpods' folder)
@@ -127,7 +128,8 @@ def internal_paths(services: list[str]) -> list[str]:
 
 
 def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Backend], default: str | None,
-              webui: str | None) -> str:
+              webui: str | None, front: Backend | None = None) -> str:
+    """`front`: what /v1 goes to instead of the default service (the hub, routing by model)."""
     lines = ["# Written by airpods from the gateway's service table; `airpods start` rewrites it.",
              "# Person keys are in keys.caddy (airpods keys add/list/revoke), never here.",
              "{", "\tadmin off", "\tauto_https disable_redirects", "\tskip_install_trust",
@@ -144,13 +146,14 @@ def caddyfile(*, names: list[str], port: int, own_tls: bool, backends: list[Back
                   f"\t\trespond `{NOT_HERE}` 404", "\t}"]
     for b in backends:
         lines += [f"\thandle /{b.service}/v1/* {{", f"\t\turi strip_prefix /{b.service}", *_proxy(b, "\t\t"), "\t}"]
-    if default is not None and default in by_name:
-        lines += ["\thandle /v1/* {", *_proxy(by_name[default], "\t\t"), "\t}"]
+    front = front or (by_name[default] if default is not None and default in by_name else None)
+    if front is not None:
+        lines += ["\thandle /v1/* {", *_proxy(front, "\t\t"), "\t}"]
     lines += ["\thandle {"]
     if webui:
         lines += [f"\t\treverse_proxy {webui}"]  # Open WebUI keeps its own login
     else:
-        routes = ", ".join([*(["/v1"] if default in by_name else []), *(f"/{b.service}/v1" for b in backends)])
+        routes = ", ".join([*(["/v1"] if front else []), *(f"/{b.service}/v1" for b in backends)])
         routes = routes or "none"
         lines += [f'\t\trespond "airpods gateway: OpenAI-compatible routes: {routes}" 404']
     lines += ["\t}", "}", "",
@@ -169,19 +172,26 @@ def build(name: str, svc: Any, services: dict[str, Any], facts: dict[str, Any], 
                  None)
     webui_service = next((n for n, f in enabled.items() if kind_of(f.svc.kind).chat_ui), None)
     default = default_backend(svc, services)
+    hub = next((n for n, f in facts.items() if f.svc.enabled and kind_of(f.svc.kind).model_router), None)
+    # /v1 goes by each request's model through the hub, when there is one (a person's key stays here)
+    front = Backend(hub, f"{facts[hub].aliases[0]}:{HUB_PORT}", None) if hub else None
     port = facts[name].ports[0]
     listen = port.host_ip
     names = site_names(listen, list(svc.hostnames))
     text = caddyfile(names=names, port=port.container,
-                     own_tls=svc.tls_cert is not None, backends=backends, default=default, webui=webui)
+                     own_tls=svc.tls_cert is not None, backends=backends, default=default, webui=webui, front=front)
     env = {"XDG_DATA_HOME": DATA, "XDG_CONFIG_HOME": "/config"}
     env.update({b.key_env: facts[b.service].api_key for b in backends if b.key_env})
     volumes = [VolumeSpec(f"{store_dir}/etc", ETC, "ro")]
     if svc.tls_cert:
         volumes += [VolumeSpec(svc.tls_cert, f"{TLS_DIR}/cert.pem", "ro"),
                     VolumeSpec(svc.tls_key, f"{TLS_DIR}/key.pem", "ro")]
-    routes = [*((("/v1", default),) if default in {b.service for b in backends} else ()),
-              *((f"/{b.service}/v1", b.service) for b in backends), *((("/", webui_service),) if webui_service else ())]
+    if front is not None:
+        default = hub
+    routes = [*((("/v1", default),) if front or default in {b.service for b in backends} else ()),
+              *((f"/{b.service}/v1", b.service) for b in backends),
+              *((("/", webui_service),) if webui_service else ())]
     return GatewayParts(text, env, frozenset(b.key_env for b in backends if b.key_env), tuple(volumes), COMMAND,
-                        tuple([b.service for b in backends] + ([webui_service] if webui_service else [])),
+                        tuple([b.service for b in backends] + ([hub] if hub else []) +
+                              ([webui_service] if webui_service else [])),
                         tuple((p, s) for p, s in routes if s), tuple(names), store_dir)

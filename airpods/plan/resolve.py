@@ -11,6 +11,7 @@ from airpods.kinds import kind_of
 from airpods.plan import gateway as gateway_plan
 from airpods.plan import gpu as gpu_mod
 from airpods.plan import health as health_plan
+from airpods.plan import hub as hub_plan
 from airpods.plan import prometheus as prometheus_plan
 from airpods.plan import router as router_plan
 from airpods.plan import webui_admin
@@ -145,6 +146,18 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     return facts
 
 
+def _host_key(secrets: SecretStore, problems: list[str]) -> Any:
+    """The hub's reader of the key each host gave this one; a host without one is a problem to fix."""
+    def read(host: str) -> str:
+        value = secrets.read(hub_plan.host_key_secret(host))
+        if value is None:
+            problems.append(f"hosts.{host}: no key for it is stored on this machine: airpods hosts add {host} URL "
+                            "--ca FILE (the key is the one `airpods keys add` printed on that host)")
+            return ""
+        return value
+    return read
+
+
 def _user_gpu_setting(name: str, svc: Any) -> str | None:
     """The user's own GPU layout flag for a llama.cpp service, which the GPU plan then checks but
     leaves alone."""
@@ -164,11 +177,13 @@ def _user_gpu_setting(name: str, svc: Any) -> str | None:
 def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
             cpu: Any = None, router_dir: str = "/nonexistent/airpods-router",
             project: str = "default", gateway_dir: str = "/nonexistent/airpods-gateway",
-            prometheus_dir: str = "/nonexistent/airpods-prometheus") -> dict[str, ServiceSpec]:
+            prometheus_dir: str = "/nonexistent/airpods-prometheus",
+            hub_dir: str = "/nonexistent/airpods-hub") -> dict[str, ServiceSpec]:
     """`cpu` is the CpuTopology probe result; None plans no CPU shares. `router_dir` is where
     router services' preset files live on the host (airpods' data dir). `project` is the scope
     stamped on everything the specs create (runtime.project, or one derived from the config file).
-    `gateway_dir` is airpods' folder for this project's gateway (its Caddyfile and key file)."""
+    `gateway_dir` is airpods' folder for this project's gateway (its Caddyfile and key file), `hub_dir`
+    the hub's (its HAProxy configuration, the hosts' CAs)."""
     from airpods.config.templating import Renderer, is_template
 
     project = config.runtime.project or project
@@ -193,6 +208,8 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                 for n, f in facts.items() if kind_of(f.svc.kind).door}
     monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir, secrets.get(web_password_name(n)))
                 for n, f in facts.items() if kind_of(f.svc.kind).scraper}
+    hubs = {n: hub_plan.build(n, f.svc, dict(config.hosts), facts, hub_dir, _host_key(secrets, problems))
+            for n, f in facts.items() if kind_of(f.svc.kind).model_router and f.svc.enabled}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
     exposed = {n for n, f in facts.items()
@@ -201,9 +218,10 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     specs = {}
     for n, f in facts.items():
         spec = _spec(config, f, rendered[n], wiring, problems, is_template, shares.get(n), router_dir,
-                     gateways.get(n) or monitors.get(n), password if n in exposed else None)
+                     gateways.get(n) or monitors.get(n) or hubs.get(n), password if n in exposed else None)
+        own = {**wiring, "hosts": {h: v.url for h, v in config.hosts.items()}} if n in hubs else wiring
         specs[n] = replace(spec, project=project, network=network_of(config, project), config_hash=config_hash(
-            config, f, rendered[n], {**wiring, "headless_admin": True} if n in exposed else wiring,
+            config, f, rendered[n], {**own, "headless_admin": True} if n in exposed else own,
             check=spec.health.check if kind_of(f.svc.kind).check_in_config_hash else None,
             confinement=spec.confinement))
     if problems:
@@ -323,7 +341,7 @@ def _argv(rendered: dict, p: _Parts, parts: Any, monitor: Any) -> tuple[tuple[st
 
 def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[str],
           is_template: Any, share: CpuShare | None = None, router_dir: str = "",
-          parts: gateway_plan.GatewayParts | prometheus_plan.PrometheusParts | None = None,
+          parts: gateway_plan.GatewayParts | prometheus_plan.PrometheusParts | hub_plan.HubParts | None = None,
           admin_password: str | None = None) -> ServiceSpec:
     svc, name = f.svc, f.name
     env = {k: str(v) for k, v in rendered.get("env", {}).items()}
@@ -379,6 +397,8 @@ def _spec(config: Any, f: _Facts, rendered: dict, wiring: dict, problems: list[s
         gateway_dir=gateway.directory if gateway else "",
         gateway_routes=gateway.routes if gateway else (),
         gateway_names=gateway.names if gateway else (),
-        config_files=((monitor.config_path, monitor.config), (monitor.web_path, monitor.web)) if monitor else (),
+        config_files=((monitor.config_path, monitor.config), (monitor.web_path, monitor.web)) if monitor else
+        getattr(parts, "config_files", ()),
         http_auth=monitor.http_auth if monitor else "",
+        hub_members=tuple((m.id, m.title, m.relay) for m in getattr(parts, "members", ())),
     )

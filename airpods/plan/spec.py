@@ -198,6 +198,7 @@ class ServiceSpec:
     gateway_dir: str = note("")  # airpods' folder for the gateway: keys.json, etc/Caddyfile, etc/keys.caddy
     gateway_routes: tuple[tuple[str, str], ...] = note(())  # (path prefix, service) the gateway serves
     gateway_names: tuple[str, ...] = note(())  # the names its certificate covers
+    hub_members: tuple[tuple[str, str, int], ...] = note(())  # the hub: (member id, title, relay port) it routes to
     resident_why: str = note("")  # a router with max_loaded = "auto": how many stay loaded, and why (plan/resident.py)
     resident_left_out: tuple[tuple[str, str], ...] = note(())  # (model id, why it is never loaded)
     http_auth: str = note("")  # Basic credentials airpods' own probes of its port send (Prometheus'); never shown

@@ -42,6 +42,7 @@ class FakeRuntime:
     oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
     vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    signals: list[tuple[str, str]] = field(default_factory=list)  # (container, signal) sent to running ones
     volume_root: Path | None = None  # when set, each volume is a real directory below it (like Podman's local driver)
     shared = False  # in this process's memory: no other process (the health watcher) can reach it
     restart_on_exit: set[str] = field(default_factory=set)  # containers a restart policy brings back at once
@@ -234,6 +235,11 @@ class FakeRuntime:
         state = self.containers.get(name)
         if state is not None and state.running:
             self.containers[name] = replace(state, status="exited", exit_code=0, ports=())
+
+    def signal_container(self, name: str, signal: str) -> None:
+        state = self.containers.get(name)
+        if state is not None and state.running:
+            self.signals.append((name, signal))
 
     def put_secret(self, name: str, value: str) -> None:
         self.secrets[name] = value

@@ -272,6 +272,10 @@ class OwnedRuntime:
         if self._own_container(name, "stop"):
             self.inner.stop_container(name, timeout)
 
+    def signal_container(self, name: str, signal: str) -> None:
+        if self._own_container(name, "signal"):
+            self.inner.signal_container(name, signal)
+
     def remove_volume(self, name: str) -> bool:
         labels = self.volume_labels(name)
         if labels is None:

@@ -341,6 +341,11 @@ class PodmanRuntime(Readings):
             # ignore: "already stopped" (304, no body) is no failure: stopped is what was asked
             self._call(f"stop container {name}", container.stop, timeout=timeout, ignore=True)
 
+    def signal_container(self, name: str, signal: str) -> None:
+        container = self._container(name)
+        if container is not None:
+            self._call(f"signal container {name} ({signal})", container.kill, signal=signal)
+
     def put_secret(self, name: str, value: str) -> None:
         """Create (or replace) a Podman secret; the value goes in the request body, never argv."""
         from podman.errors import APIError, NotFound

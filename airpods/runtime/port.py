@@ -129,6 +129,7 @@ class ContainerRuntime(Protocol):
     def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]: ...  # running ones the engine can measure
     def run_healthcheck(self, name: str) -> str: ...  # run its check now: healthy | unhealthy | starting
     def stop_container(self, name: str, timeout: int) -> None: ...  # stopped on purpose (no restart)
+    def signal_container(self, name: str, signal: str) -> None: ...  # e.g. SIGUSR2: the hub's HAProxy reloads
     def put_secret(self, name: str, value: str) -> None: ...  # Podman's secret store; replaces an older value
     def events(self, since: float | None = None) -> Iterator[ContainerEvent]: ...  # managed containers' events,
     # from `since` (epoch) on, as they happen; blocks while nothing happens; raises RuntimeUnavailable when lost

@@ -196,13 +196,14 @@ class Stack:
         from airpods.plan.resolve import Overrides, resolve
 
         config = self.config
-        from airpods.paths import gateway_dir, prometheus_dir, router_dir
+        from airpods.paths import gateway_dir, hub_dir, prometheus_dir, router_dir
 
         specs = resolve(config, results, Overrides(env_variant=override, force_cpu_flag=force_cpu),
                         self.secrets(create=create_secrets), cpu=self.cpu_topology,
                         router_dir=str(router_dir(self.environ, self.project)), project=self.project,
                         gateway_dir=str(gateway_dir(self.environ, self.project)),
-                        prometheus_dir=str(prometheus_dir(self.environ, self.project)))
+                        prometheus_dir=str(prometheus_dir(self.environ, self.project)),
+                        hub_dir=str(hub_dir(self.environ, self.project)))
         self.runtime_settings = config.runtime.model_dump()
         payload = {"specs": {n: to_record(s) for n, s in specs.items()}, "runtime": self.runtime_settings}
         from pathlib import Path

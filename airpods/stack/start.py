@@ -31,7 +31,9 @@ def start(stack: Any, specs: dict, selected: list[str], opts: StartOptions, repo
     from airpods.orchestrate.start import start as start_services
     from airpods.orchestrate.start import start_order
     from airpods.paths import lock_path, stops_path
+    from airpods.stack.hub import check_trust
 
+    check_trust(stack, specs, [n for wave in start_order(specs, selected) for n in wave])
     runtime, settings = stack.runtime, stack.runtime_settings
     lock = HostLock(lock_path(stack.environ),
                     on_wait=lambda: reporter.info("waiting for another airpods start to finish creating"))
@@ -62,6 +64,9 @@ def start(stack: Any, specs: dict, selected: list[str], opts: StartOptions, repo
         if watched:
             after = {n: runtime.inspect(specs[n].container) for n in watched if n not in released}
             _new_chance(stack, project, after, before, {o.service for o in outcomes})
+    from airpods.stack.hub import after_start
+
+    after_start(stack, specs, reporter)  # the hub routes to what runs now
     return outcomes
 
 

@@ -28,6 +28,7 @@ PINNED = {
                   "max_ctx gpus",
     "PULL_LIST": "name quant files size total available limit fits max_ctx",
     "KEYS_LIST": "name created last_used",
+    "HOSTS_LIST": "name url reachable latency_ms models tls_expires error",
     "KEYS_USAGE": "person model service requests errors seconds prompt_tokens completion_tokens unmatched last",
 }
 

@@ -67,7 +67,20 @@ enabled = true
 scrape_interval = "5s"
 """
 
-STACKS = {"default": None, "router": ROUTER, "gateway": GATEWAY, "prometheus": PROMETHEUS, "gpu": None}
+HUB = """
+[runtime]
+project = "golden-hub"
+[services.gateway]
+enabled = true
+[services.hub]
+enabled = true
+[hosts.box-a]
+url = "https://127.0.0.2:8443"
+[hosts.gpu-box]
+url = "https://gpu-box.lan:9443"
+"""
+
+STACKS = {"default": None, "router": ROUTER, "gateway": GATEWAY, "prometheus": PROMETHEUS, "gpu": None, "hub": HUB}
 
 CPUS = CpuTopology(cpus=tuple(range(8)), source="golden")
 GPUS = (Gpu(0, "GPU-0000", "Golden GPU", 24 * GIB, 24 * GIB, cdi_name="nvidia.com/gpu=0"),
@@ -89,7 +102,7 @@ def resolved(name: str, tmp: Path) -> dict:
     variant = "cuda" if name == "gpu" else "cpu"
     specs = resolve(config, (), Overrides(env_variant=variant), FixedSecrets(), cpu=CPUS,
                     router_dir="/golden/router", project=f"golden-{name}", gateway_dir="/golden/gateway",
-                    prometheus_dir="/golden/prometheus")
+                    prometheus_dir="/golden/prometheus", hub_dir="/golden/hub")
     if name == "gpu":
         from airpods.plan.gpu_apply import apply
 

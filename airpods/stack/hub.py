@@ -1,0 +1,121 @@
+"""The hub's routes, kept true: ask each member what it serves (this host's llama.cpp services on
+the ports Podman says are theirs, the other hosts through TLS checked against their own CA), write
+routes.cfg, models.map and models.json, and have the running HAProxy read them again (SIGUSR2: its
+master starts new workers on the new files; requests in flight finish on the old ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airpods.errors import AirpodsError
+from airpods.hosts.probe import Reading, look, look_plain
+from airpods.kinds import kind_of
+from airpods.plan.hub import LISTING, MAP, ROUTES, Member
+from airpods.plan.hub_routes import Routes, routes
+
+RELOAD = "SIGUSR2"
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    hub: str  # the hub service
+    readings: dict[str, Reading]  # member id -> what its look found
+    routes: Routes
+    reloaded: bool  # the running hub was told to read them
+
+    def summary(self) -> str:
+        up = sum(1 for r in self.readings.values() if r.reachable)
+        text = (f"{self.hub}: {len(self.routes.served)} models routed across {up} of {len(self.readings)} "
+                f"members")
+        down = [f"{m.removeprefix('host-').removeprefix('local-')} ({r.error})"
+                for m, r in self.readings.items() if not r.reachable]
+        return text + (f"; not answering: {', '.join(down)}" if down else "")
+
+
+def hub_of(specs: dict[str, Any]) -> Any:
+    """The enabled hub's spec, or None."""
+    return next((s for s in specs.values() if s.enabled and kind_of(s.kind).model_router), None)
+
+
+def hub_dir(stack: Any) -> Path:
+    from airpods.paths import hub_dir as folder
+
+    return folder(stack.environ, stack.project)
+
+
+def member_list(spec: Any) -> list[Member]:
+    return [Member(mid, title, "", None, ca="remote" if mid.startswith("host-") else "", relay=relay)
+            for mid, title, relay in spec.hub_members]
+
+
+def look_at(stack: Any, specs: dict[str, Any], member: Member) -> Reading:
+    """One member's model list (a key goes only where it belongs: see the module's docstring)."""
+    from airpods.hosts import trust
+    from airpods.orchestrate.running import serving_base
+
+    if member.remote:
+        name = member.id.removeprefix("host-")
+        host = stack.config.hosts.get(name)
+        key = trust.key_of(stack.secrets(create=False), name)
+        if host is None or key is None:
+            return Reading("", False, error="not in this config, or its key is not stored")
+        return look(host.url, str(trust.ca_path(hub_dir(stack), name)), key)
+    spec = specs[member.id.removeprefix("local-")]
+    try:
+        base = serving_base(stack.runtime, spec)
+    except AirpodsError as exc:
+        return Reading(spec.url or "", False, error=exc.message)
+    return look_plain(base, spec.env.get("LLAMA_API_KEY"))
+
+
+def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
+    """Routes from what the members say now; None without an enabled hub."""
+    from airpods.secrets import write_atomic
+
+    hub = hub_of(specs)
+    if hub is None:
+        return None
+    members = member_list(hub)
+    readings = {m.id: look_at(stack, specs, m) for m in members}
+    found = routes(members, {m: list(r.models) for m, r in readings.items() if r.reachable})
+    etc = hub_dir(stack) / "etc"
+    etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+    for name, text in ((ROUTES, found.config), (MAP, found.map), (LISTING, found.listing)):
+        write_atomic(etc / name, text, 0o644)  # read by HAProxy's user; no keys in them
+    state = stack.runtime.inspect(hub.container)
+    reloaded = bool(state and state.running)
+    if reloaded:
+        stack.runtime.signal_container(hub.container, RELOAD)
+    return Refreshed(hub.name, readings, found, reloaded)
+
+
+def check_trust(stack: Any, specs: dict[str, Any], selected: list[str]) -> None:
+    """Before a start that brings the hub up: every host's CA is stored (HAProxy refuses to run
+    without one), else exit 2 naming the host and the fix; nothing is created."""
+    from airpods.errors import UsageError
+    from airpods.hosts import trust
+
+    hub = hub_of(specs)
+    if hub is None or hub.name not in selected:
+        return
+    missing = [h for h in stack.config.hosts if not trust.ca_path(hub_dir(stack), h).is_file()]
+    if missing:
+        raise UsageError(f"hosts.{missing[0]}: its CA is not stored on this machine; nothing was started",
+                         hint=f"airpods hosts add {missing[0]} {stack.config.hosts[missing[0]].url} --ca FILE "
+                              "(the file `airpods keys ca` writes on that host)")
+
+
+def after_start(stack: Any, specs: dict[str, Any], reporter: Any) -> None:
+    """Once a start is done: the hub's routes from what now runs (said in one line)."""
+    if hub_of(specs) is None:
+        return
+    try:
+        done = refresh(stack, specs)
+    except (AirpodsError, OSError) as exc:
+        reporter.info(f"the hub's routes were not refreshed: {getattr(exc, 'message', exc)} "
+                      "(airpods hosts refresh tries again)")
+        return
+    if done is not None:
+        reporter.info(done.summary())
