@@ -167,8 +167,9 @@ def tasks(raw: list[str], model: str | None = None, started_at: float | None = N
     return done
 
 
-def requests(lines: list[str], routes: dict[str, str]) -> list[Use]:
-    """Requests with a key owner from Caddy's access log; `routes`: path prefix -> service."""
+def requests(lines: list[str], routes: dict[str, str], hubs: frozenset[str] = frozenset()) -> list[Use]:
+    """Requests with a key owner from Caddy's access log; `routes`: path prefix -> service; `hubs`:
+    the services whose answers name the model they were routed by (the hub's)."""
     out = []
     by_length = sorted(routes.items(), key=lambda kv: -len(kv[0]))
     for line in lines:
@@ -183,8 +184,18 @@ def requests(lines: list[str], routes: dict[str, str]) -> list[Use]:
         if request.get("method") != "POST":
             continue  # listing models and the like: not a use of one
         out.append(Use(float(e.get("ts") or 0), str(e["user_id"]), service, uri.split("?", maxsplit=1)[0],
-                       int(e.get("status") or 0), float(e.get("duration") or 0), "POST"))
+                       int(e.get("status") or 0), float(e.get("duration") or 0), "POST",
+                       _routed_model(e) if service in hubs else None))
     return out
+
+
+def _routed_model(e: dict) -> str | None:
+    """The model the hub routed the request by (its X-Airpods-Model, set by the hub itself, never
+    passed on from a host), as Caddy logs the response's headers."""
+    from airpods.plan.hub_routes import ROUTABLE
+
+    value = ((e.get("resp_headers") or {}).get("X-Airpods-Model") or [None])[0]
+    return value if isinstance(value, str) and ROUTABLE.match(value) else None
 
 
 def pair(uses: list[Use], served: list[Task]) -> None:

@@ -156,6 +156,8 @@ def config_text(ms: list[Member]) -> str:
              "defaults", "\tmode http", "\tlog global", "\toption dontlognull",
              f"\ttimeout connect {CHECK_TIMEOUT}s", f"\ttimeout check {CHECK_TIMEOUT}s",
              "\ttimeout client 10m", "\ttimeout server 10m", "\ttimeout http-request 30s", "\ttimeout queue 30s",
+             # A host gone without a word (a cable, a power cut) ends a stream within about 25 s, not 10 min.
+             "\toption srvtcpka", "\tsrvtcpka-idle 10s", "\tsrvtcpka-intvl 5s", "\tsrvtcpka-cnt 3",
              "\toption http-buffer-request", "\tretries 2", "\toption redispatch 1",
              "\tretry-on conn-failure empty-response 503",
              *(f"\thttp-error status {code} content-type application/json string {quoted(_error(code, text))}"

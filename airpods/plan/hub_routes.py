@@ -54,6 +54,9 @@ def routes(members: Sequence[Member], served: dict[str, list[str]]) -> Routes:
         lines += ["", f"# {', '.join(titles[i] for i in ids)}", f"backend {backend}", "\tbalance leastconn",
                   f"\thttp-request return status 503 content-type application/json lf-string "
                   f"{quoted(no_live_member([titles[i] for i in ids]))} if {{ nbsrv() eq 0 }}"]
+        # What the gateway's access log then names (keys usage): the model, and who answered it.
+        lines += ["\thttp-response set-header X-Airpods-Model %[var(txn.model)]",
+                  "\thttp-response set-header X-Airpods-Member %[srv_name]"]
         lines += [f"\tserver {i} 127.0.0.1:{relays[i]} track {i}/{i}" for i in ids]
     table = "".join(f"{model} {sets[tuple(ids)]}\n" for model, ids in sorted(by_model.items()))
     listing = json.dumps({"object": "list", "data": [

@@ -21,7 +21,7 @@ import pytest
 
 from tests.conftest import run_cli
 from tests.e2e.builders import CADDY_IMAGE, gateway_table
-from tests.podman_env import LLAMA_IMAGE, PodmanRun, free_port, image_exists, need
+from tests.podman_env import LLAMA_IMAGE, PodmanRun, free_port, image_exists, need, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.gateway]
 HAPROXY_IMAGE = "localhost/airpods-test/haproxy:2.6"
@@ -205,6 +205,36 @@ def test_a_hub_routes_by_model_balances_and_fails_over(hosts):
             assert time.monotonic() - back < 15, "x was not answered again after A came back"
             time.sleep(0.5)
     print(f"x answered again {time.monotonic() - back:.2f}s after A's gateway was back")
+
+    usage = {r["model"]: r for r in json.loads(hub.cli("keys", "usage", "alice", "--json").out)}
+    assert {"x", "y", "z"} <= set(usage) and usage["y"]["requests"] >= 9, usage  # remote models, by name
+
+    # A stream under way when its host dies ends at once, never hangs; what the client sees is a
+    # stream cut short: no finish_reason, no [DONE] (the hub's Caddy 2.6 closes its side cleanly).
+    import threading
+
+    def long_stream():
+        return c.chat.completions.create(model="z", max_tokens=460, stream=True, extra_body={"ignore_eos": True},
+                                         messages=[{"role": "user", "content": "Count from 1 to 500, one per line."}])
+
+    whole = sum(1 for _ in long_stream())  # the same stream, left alone
+    assert whole > 400, whole
+    stream = c.chat.completions.create(model="z", max_tokens=460, stream=True, extra_body={"ignore_eos": True},
+                                       messages=[{"role": "user", "content": "Count from 1 to 500, one per line."}])
+    t0, chunks, ended, last = time.monotonic(), 0, None, None
+    try:
+        for chunk in stream:
+            chunks, last = chunks + 1, chunk
+            if chunks == 1:
+                threading.Thread(target=podman, args=("kill", f"gateway-{b.run.id}-0"), daemon=True).start()
+        ended = "the stream ended"
+    except Exception as exc:  # noqa: BLE001 - whatever the client raises: an error is the point
+        ended = type(exc).__name__
+    waited = time.monotonic() - t0
+    cut = last is not None and last.choices and last.choices[0].finish_reason is None
+    print(f"a stream from B when B's gateway was killed: {ended} after {chunks} chunks in {waited:.2f}s, "
+          f"{'cut short' if cut else 'complete'}")
+    assert waited < 30 and (ended != "the stream ended" or cut) and chunks < whole
 
     # The hub's keys for the hosts are nowhere but the secret store and the hub's env.
     render = hub.cli("config", "render", "--json").out

@@ -220,12 +220,13 @@ def record_usage(app: Application) -> list:
         return ledger.read()
     routes = dict(spec.gateway_routes)
     try:
-        uses = requests(list(app.stack.runtime.logs(gw.container)), routes)
+        hubs = frozenset(n for n, s in specs.items() if kind_of(s.kind).model_router)
+        uses = requests(list(app.stack.runtime.logs(gw.container)), routes, hubs)
     except AirpodsError:
         return ledger.read()
     for service in {s for p, s in routes.items() if p != "/"}:
         backend = running.get(service)
-        if backend is None:
+        if backend is None or service in hubs:  # the hub logs no tasks: its answers named their model
             continue
         try:
             lines = list(app.stack.runtime.logs(backend.container, timestamps=True))
