@@ -18,6 +18,7 @@ from benchmarks.contention import contention
 from benchmarks.first_contact import first_token
 from benchmarks.gateway import gateway_overhead
 from benchmarks.healing import recovery
+from benchmarks.hosts import hub_overhead
 from benchmarks.idle import idle_cost
 from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
@@ -28,7 +29,7 @@ from benchmarks.seams import before_after
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
 SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "idle", "inference", "contention", "memory",
-            "router", "gateway", "seams")
+            "router", "gateway", "seams", "hosts")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -150,6 +151,12 @@ def main() -> None:
                     rows.append(row(seams[f"airpods {what} after"], seams[f"airpods {what} before"],
                                     target="ratio <= 1.0 (no slower)"))
             all_series += seams.values()
+        if "hosts" in sections:
+            hub = hub_overhead(env, 3 if args.quick else 20, 1 if args.quick else 5)
+            rows.append(row(hub["first token hub"], hub["first token remote gateway"], target="ratio <= 1.10"))
+            rows.append(row(hub["tokens/s hub"], hub["tokens/s remote gateway"], unit="tok/s", target="ratio >= 0.97"))
+            rows.append(row(hub["failover"], hub["bound"], target="ratio <= 1.0"))
+            all_series += hub.values()
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

@@ -85,6 +85,10 @@ def _answer(url: str, status: int, body: bytes, latency: float, expires: float |
         return Reading(url, False, latency, tls_expires=expires, refused=True,
                        error=f"it refused this host's key (HTTP {status}): ask its owner for a new one "
                              "(airpods keys add NAME there)")
+    if status == 404:
+        return Reading(url, False, latency, tls_expires=expires, refused=True,
+                       error="GET /v1/models answered 404: that gateway routes no /v1 (there: a router, a hub, or "
+                             "services.gateway.default)")
     if status != 200:
         return Reading(url, False, latency, tls_expires=expires, error=f"GET /v1/models answered HTTP {status}")
     try:

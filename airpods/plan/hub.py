@@ -159,6 +159,9 @@ def config_text(ms: list[Member]) -> str:
              # A host gone without a word (a cable, a power cut) ends a stream within about 25 s, not 10 min.
              "\toption srvtcpka", "\tsrvtcpka-idle 10s", "\tsrvtcpka-intvl 5s", "\tsrvtcpka-cnt 3",
              "\toption http-buffer-request", "\tretries 2", "\toption redispatch 1",
+             # Idle connections to the members are shared by every request (all of them go to our own
+             # services and hosts): a TLS handshake per request would double the first token's wait.
+             "\thttp-reuse always", "\toption http-no-delay",  # tokens pass at once, never held to fill a packet
              "\tretry-on conn-failure empty-response 503",
              *(f"\thttp-error status {code} content-type application/json string {quoted(_error(code, text))}"
                for code, text in HUB_ERRORS), "",
