@@ -201,3 +201,12 @@ def test_a_start_refreshes_the_routes_and_reloads_the_running_hub(rt, cli, write
     assert [m["hosts"] for m in listed["data"]] == [["llamacpp (this host)"], ["host box-a"], ["host box-a"]]
     again = cli("--config", path, "hosts", "refresh")
     assert again.code == 0 and "big: box-a" in again.err and rt.signals.count(("lab-hub-0", "SIGUSR2")) == 2
+
+
+def test_an_export_of_the_hub_is_refused_not_written_half(rt, cli, write_config, isolated, CA):
+    trust(isolated, CA, "box-a")
+    path = hub_config(write_config, '[hosts.box-a]\nurl = "https://192.0.2.10:8443"\n')
+    for what in (("export", "kube"), ("export", "quadlet", "-o", str(isolated / "units"))):
+        result = cli("--config", path, *what)
+        assert result.code == 2 and "cannot be exported yet" in result.err and result.out == "", result.text
+    assert not (isolated / "units").exists()

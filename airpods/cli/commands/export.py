@@ -52,6 +52,7 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     selected = app.stack.select(specs, services)
     names = closure(selected, dependencies(specs))
     chosen = [specs[n] for n in names]
+    _no_hub(chosen)
     settings = app.stack.runtime_settings
     if target == "kubernetes":
         gateway_keys = None
@@ -82,6 +83,19 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         app.terminal.success(f"wrote {len(docs)} documents to {output}")
     for note in notes:
         app.terminal.warning(note)
+
+
+def _no_hub(chosen: list) -> None:
+    """The hub's routes come from what its hosts answer to `airpods start` on this machine: an
+    export of it would route nothing. Refused (exit 2) until it is exported for real."""
+    from airpods.errors import UsageError
+
+    hub = next((s for s in chosen if kind_of(s.kind).model_router), None)
+    if hub is not None:
+        raise UsageError(f"service '{hub.name}' (the hub) cannot be exported yet: its routes are written by "
+                         "airpods start on this machine from what each host serves; nothing was written",
+                         hint=f"export without it: set [services.{hub.name}] enabled = false in a copy of the "
+                              "config, or name services that do not need it (docs/hosts.md)")
 
 
 def _podman_key_files(app: Application, chosen: list) -> dict:
@@ -142,6 +156,7 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     specs = app.stack.specs(variant=variant, create_secrets=True)
     selected = app.stack.select(specs, services)
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
+    _no_hub(chosen)
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     files, secrets = documents(chosen, _seal(app))
     from airpods.orchestrate.host_files import write_config_files, write_preset
