@@ -35,7 +35,8 @@ class Shape(NamedTuple):
 STATUS = Shape(("service", "state", "health", "url", "image", "pod", "container", "model", "kind", "project",
                 "uptime_seconds", "exit_code", "restarts", "last_failure", "orphaned", "outdated", "plan_differs",
                 "wired_to", "router", "cpuset", "cpuset_enforced", "threads", "cpu_plan", "memory_limit",
-                "memory_limit_enforced", "gpus", "gpu_layers", "gpu_plan"), ("ca_fingerprint",))
+                "memory_limit_enforced", "gpus", "gpu_layers", "gpu_plan"),
+               ("ca_fingerprint", "models", "latency_ms"))  # the gateway's row; a host's (kind "host")
 STATUS_BY_LABELS = Shape(("service", "state", "health", "url", "image", "pod", "container", "model", "project",
                           "restarts", "last_failure"))  # the config does not load: what the labels say
 RENDER = Shape(("service", "kind", "image", "variant", "pod", "container", "network", "aliases", "ports", "volumes",

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from airpods.errors import AirpodsError
-from airpods.hosts.probe import Reading, look, look_plain
+from airpods.hosts import probe
+from airpods.hosts.probe import Reading
 from airpods.kinds import kind_of
 from airpods.plan.hub import LISTING, MAP, ROUTES, Member
 from airpods.plan.hub_routes import Routes, routes
@@ -61,13 +62,46 @@ def look_at(stack: Any, specs: dict[str, Any], member: Member) -> Reading:
         key = trust.key_of(stack.secrets(create=False), name)
         if host is None or key is None:
             return Reading("", False, error="not in this config, or its key is not stored")
-        return look(host.url, str(trust.ca_path(hub_dir(stack), name)), key)
+        return probe.look(host.url, str(trust.ca_path(hub_dir(stack), name)), key)
     spec = specs[member.id.removeprefix("local-")]
     try:
         base = serving_base(stack.runtime, spec)
     except AirpodsError as exc:
         return Reading(spec.url or "", False, error=exc.message)
-    return look_plain(base, spec.env.get("LLAMA_API_KEY"))
+    return probe.look_plain(base, spec.env.get("LLAMA_API_KEY"))
+
+
+def host_readings(stack: Any, timeout: float = 5.0) -> dict[str, Reading]:
+    """Each host of the config, looked at now, in parallel (its CA and key as stored here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airpods.hosts import trust
+
+    hosts = stack.config.hosts
+    secrets = stack.secrets(create=False)
+
+    def one(name: str) -> Reading:
+        key, ca = trust.key_of(secrets, name), trust.ca_path(hub_dir(stack), name)
+        if not key or not ca.is_file():
+            return Reading(hosts[name].url, False, error=f"its key or CA is not stored: airpods hosts add {name} ...")
+        return probe.look(hosts[name].url, str(ca), key, timeout)
+
+    if not hosts:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        return dict(zip(hosts, pool.map(one, hosts), strict=True))
+
+
+def host_row(name: str, r: Reading) -> dict[str, Any]:
+    """`hosts list --json`'s row of a host."""
+    import time
+
+    def when(t: float | None) -> str | None:
+        return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    return {"name": name, "url": r.url, "reachable": r.reachable,
+            "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1), "models": list(r.models),
+            "tls_expires": when(r.tls_expires), "error": r.error or None}
 
 
 def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:

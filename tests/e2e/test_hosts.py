@@ -170,6 +170,8 @@ def test_a_hub_routes_by_model_balances_and_fails_over(hosts):
         ask(c, "nope")
     assert "model nope is served by no" in unknown.value.body["message"]
 
+    status = {r["service"]: r for r in json.loads(hub.cli("status", "--json").out)}
+    assert status["hub"]["state"] == "running" and status["b"]["kind"] == "host" and status["b"]["state"] == "reachable"
     listed = {r["name"]: r for r in json.loads(hub.cli("hosts", "list", "--json").out)}
     assert listed["a"]["reachable"] and sorted(listed["b"]["models"]) == ["y", "z"] and listed["a"]["tls_expires"]
 

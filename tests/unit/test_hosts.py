@@ -186,9 +186,9 @@ def test_a_start_refreshes_the_routes_and_reloads_the_running_hub(rt, cli, write
     trust(isolated, CA, "box-a")
     rt.images |= {HAPROXY}
     path = hub_config(write_config, '[hosts.box-a]\nurl = "https://192.0.2.10:8443"\n')
-    monkeypatch.setattr("airpods.stack.hub.look",
+    monkeypatch.setattr("airpods.hosts.probe.look",
                         lambda url, ca, key, timeout=5.0: Reading(url, True, 1.0, ("big", "llama.cpp")))
-    monkeypatch.setattr("airpods.stack.hub.look_plain",
+    monkeypatch.setattr("airpods.hosts.probe.look_plain",
                         lambda base, key, timeout=5.0: Reading(base, True, 1.0, ("SmolLM2-135M-Instruct.Q4_1",)))
     started = cli("--config", path, "start", "--no-wait")  # nothing answers the fake's health URLs
     assert started.code == 0, started.text
@@ -199,6 +199,9 @@ def test_a_start_refreshes_the_routes_and_reloads_the_running_hub(rt, cli, write
                                                 "llama.cpp serves-2\n")
     listed = json.loads((etc / "models.json").read_text())
     assert [m["hosts"] for m in listed["data"]] == [["llamacpp (this host)"], ["host box-a"], ["host box-a"]]
+    rows = {r["service"]: r for r in json.loads(cli("--config", path, "status", "--json").out)}
+    assert rows["box-a"]["kind"] == "host" and rows["box-a"]["state"] == "reachable"
+    assert rows["box-a"]["models"] == ["big", "llama.cpp"] and rows["hub"]["state"] == "running"
     again = cli("--config", path, "hosts", "refresh")
     assert again.code == 0 and "big: box-a" in again.err and rt.signals.count(("lab-hub-0", "SIGUSR2")) == 2
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
@@ -147,29 +146,14 @@ def rm(app: Application, name: str) -> None:
     app.terminal.success(f"host '{name}' removed; airpods start routes without it")
 
 
-def _when(t: float | None) -> str | None:
-    return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
 @hosts.command("list")
 @click.option("--json", "as_json", is_flag=True, help=f"Print a JSON list ({contract.HOSTS_LIST.help()}).")
 @pass_app
 def list_hosts(app: Application, as_json: bool) -> None:
     """Each host: reachable or why not, the latency of GET /v1/models, its models, its TLS expiry."""
-    from airpods.hosts import trust
-    from airpods.hosts.probe import Reading, look
-    from airpods.stack.hub import hub_dir
+    from airpods.stack.hub import host_readings, host_row
 
-    rows = []
-    for name, host in app.stack.config.hosts.items():
-        key = trust.key_of(app.stack.secrets(create=False), name)
-        ca = trust.ca_path(hub_dir(app.stack), name)
-        reading = (look(host.url, str(ca), key) if key and ca.is_file() else
-                   Reading(host.url, False, error=f"its key or CA is not stored: airpods hosts add {name} ..."))
-        rows.append({"name": name, "url": host.url, "reachable": reading.reachable,
-                     "latency_ms": None if reading.latency_ms is None else round(reading.latency_ms, 1),
-                     "models": list(reading.models), "tls_expires": _when(reading.tls_expires),
-                     "error": reading.error or None})
+    rows = [host_row(name, r) for name, r in host_readings(app.stack).items()]
     if as_json:
         app.terminal.print_json(rows, contract.HOSTS_LIST)
         return

@@ -72,12 +72,35 @@ def status(app: Application, services: tuple[str, ...], as_json: bool) -> None:
             r.last_failure = r.last_failure or watched["last_failure"]
     gateways = {r.service: _ca_fingerprint(app, specs[r.service]) for r in rows
                 if r.service in specs and kind_of(specs[r.service].kind).door and r.state != "absent"}
+    hosts = _hosts(app, services)
     if as_json:
-        app.terminal.print_json([{**r.to_json(), **({"ca_fingerprint": gateways[r.service]}
-                                                    if r.service in gateways else {})} for r in rows],
-                                contract.STATUS)
+        app.terminal.print_json([*({**r.to_json(), **({"ca_fingerprint": gateways[r.service]}
+                                                      if r.service in gateways else {})} for r in rows),
+                                 *(_host_json(n, h) for n, h in hosts.items())], contract.STATUS)
         return
     _table(app, specs, rows, gateways)
+    if hosts:
+        app.terminal.table(["HOST", "REACHABLE", "LATENCY", "MODELS", "URL"], [
+            [n, "yes" if h.reachable else f"no: {h.error}", "-" if h.latency_ms is None else f"{h.latency_ms:.0f} ms",
+             ", ".join(h.models) or "-", h.url] for n, h in hosts.items()])
+
+
+def _hosts(app: Application, services: tuple[str, ...]) -> dict:
+    """The other hosts behind this gateway, looked at now (2 s at most, in parallel), when no
+    service is named."""
+    from airpods.stack.hub import host_readings
+
+    return {} if services or not app.stack.config.hosts else host_readings(app.stack, timeout=2.0)
+
+
+def _host_json(name: str, r) -> dict:
+    """A host's row in `status --json`: the service keys (kind "host"), with its models and latency."""
+    keys = {k: None for k in contract.STATUS.keys}
+    return {**keys, "service": name, "kind": "host", "state": "reachable" if r.reachable else "unreachable",
+            "health": "healthy" if r.reachable else "unhealthy", "url": r.url, "model": ", ".join(r.models) or None,
+            "wired_to": [], "outdated": False, "plan_differs": False, "orphaned": None, "restarts": 0, "gpus": [],
+            "last_failure": {"reason": r.error} if r.error else None, "models": list(r.models),
+            "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1)}
 
 
 def _table(app: Application, specs: dict, rows: list, gateways: dict) -> None:
