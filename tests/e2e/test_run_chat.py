@@ -105,7 +105,9 @@ def _answered(port: int, key: str, before: int, timeout: float = 90) -> int:
 
 def test_the_chat_streams_remembers_stops_on_ctrl_c_and_leaves_on_bye(prun, hub, write_config, isolated):
     name, port = prun.name("chat"), free_port()
-    path = write_config(prun.header() + single(name, port))
+    # Every answer 400 tokens (seconds on this machine): the tiny model, left to itself, now and then
+    # ends "a very long story" before the screen shows a word or a poll sees its slot busy.
+    path = write_config(prun.header() + single(name, port) + "ignore_eos = true\nn_predict = 400\n")
     started = airpods("--config", path, "run", f"{REPO}:Q4_1", "--service", name, "Say hi")
     assert started.returncode == 0, started.stderr
     key = api_key(isolated, name)
