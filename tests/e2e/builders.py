@@ -121,6 +121,7 @@ def chat_model(url: str, key: str, model: str) -> tuple[int, dict]:
 
 
 CADDY_IMAGE = "localhost/airpods-test/caddy:2"
+HAPROXY_IMAGE = "localhost/airpods-test/haproxy:2.6"  # the hub's (scripts/build-haproxy-image.sh)
 
 
 def gateway_table(rid: str, port: int, extra: str = "", name: str = "gateway") -> str:

@@ -20,11 +20,10 @@ from unittest import mock
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e.builders import CADDY_IMAGE, gateway_table
+from tests.e2e.builders import CADDY_IMAGE, HAPROXY_IMAGE, gateway_table
 from tests.podman_env import LLAMA_IMAGE, PodmanRun, free_port, image_exists, need, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.gateway]
-HAPROXY_IMAGE = "localhost/airpods-test/haproxy:2.6"
 
 
 def this_address() -> str | None:

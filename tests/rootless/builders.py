@@ -29,8 +29,10 @@ enabled = false
     return path
 
 
-def llama(name: str, port: int, health: dict[str, object] | None = None, **keys: object) -> str:
-    """A llama.cpp service on the image loaded for the test user (`health`, `keys`: as llama_table)."""
+def llama(name: str, port: int, health: dict[str, object] | None = None, alias: str | None = None,
+          **keys: object) -> str:
+    """A llama.cpp service on the image loaded for the test user (`health`, `keys`: as llama_table;
+    `alias`: the model id it answers to, else the file's name)."""
     more = "".join(f"{k} = {toml_value(v)}\n" for k, v in keys.items())
     return f"""
 [services.{name}]
@@ -42,7 +44,7 @@ health = {toml_value({"path": "/health", "timeout": 120, **(health or {})})}
 default_model = "{MODEL}"
 {more}[services.{name}.command_args]
 model = "/models/{{{{ default_model }}}}"
-alias = "{{{{ default_model | replace('.gguf', '') }}}}"
+alias = "{alias or "{{ default_model | replace('.gguf', '') }}"}"
 ctx_size = 1024
 no_webui = true
 """

@@ -243,3 +243,55 @@ def test_rootless_a_frozen_server_is_restarted_and_counted(rootless_user, rl):
     assert after["restarts"] == 1 and "unhealthy" in after["last_failure"]["reason"], after
     log = user.home / ".local" / "share" / "airpods" / "health"
     assert any("restarted" in f.read_text() for f in log.glob("*.log"))
+
+
+def test_rootless_hub_routes_local_services_by_model(rootless_user, rl):
+    """The hub (HAProxy, uid 99 in the user's namespace) behind the gateway in the user's Podman:
+    its files read through the user's bind mount, two local services routed by the model each
+    request names, the answer saying which one served it, a model nobody serves refused."""
+    import ssl
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.e2e.builders import CADDY_IMAGE, HAPROXY_IMAGE, gateway_table
+
+    user = rootless_user
+    user.give_image(CADDY_IMAGE)
+    user.give_image(HAPROXY_IMAGE)
+    one, two, port = f"one-{rl}", f"two-{rl}", free_port()
+    hub = f"""
+[services.hub]
+enabled = true
+image = "{HAPROXY_IMAGE}"
+pod = "hub-{rl}"
+container = "hub-{rl}-0"
+network_aliases = ["hub-{rl}"]
+"""
+    body = llama(one, free_port(), alias="x") + llama(two, free_port(), alias="y") + hub + gateway_table(rl, port)
+    conf = write_config(user, rl, body)
+    airpods = lambda *a: user.run(str(user.airpods), "--config", str(conf), *a, timeout=600)  # noqa: E731
+    assert airpods("models", "import", str(user.model)).returncode == 0
+    key = airpods("keys", "add", "alice").stdout.strip()
+    started = airpods("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "2 models routed across 2 of 2 members" in started.stderr, started.stderr
+    context = ssl.create_default_context(cadata=airpods("keys", "ca").stdout)
+
+    def ask(model: str) -> tuple[int, str, dict]:
+        req = urllib.request.Request(f"https://127.0.0.1:{port}/v1/chat/completions", data=json.dumps({
+            "model": model, "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}).encode(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60, context=context) as resp:
+                return resp.status, resp.headers.get("X-Airpods-Member", ""), json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, "", json.loads(exc.read() or b"{}")
+
+    deadline = time.monotonic() + 20
+    while ask("x")[0] != 200 and time.monotonic() < deadline:  # Caddy reads the key file, HAProxy its routes
+        time.sleep(0.3)
+    assert ask("x")[:2] == (200, f"local-{one}") and ask("y")[:2] == (200, f"local-{two}")
+    code, _, error = ask("nope")
+    assert code == 404 and "model nope" in error["error"]["message"]
+    assert airpods("stop").returncode == 0
