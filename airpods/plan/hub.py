@@ -205,7 +205,6 @@ def build(name: str, svc: Any, hosts: dict[str, Any], facts: dict[str, Any], sto
         else:
             env[m.key_env] = facts[m.id.removeprefix("local-")].api_key
     etc = f"{store_dir}/etc"
-    files = ((f"{etc}/{STATIC}", text), (f"{etc}/{ROUTES}", ""), (f"{etc}/{MAP}", ""),
-             (f"{etc}/{LISTING}", EMPTY_LISTING))
+    files = ((f"{etc}/{STATIC}", text),)  # the routes beside it are data: stack/hub.py writes them
     local = tuple(m.id.removeprefix("local-") for m in ms if not m.remote)
     return HubParts(text, env, frozenset(env), (VolumeSpec(etc, ETC, "ro"),), COMMAND, local, files, tuple(ms))

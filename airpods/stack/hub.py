@@ -139,6 +139,20 @@ def check_trust(stack: Any, specs: dict[str, Any], selected: list[str]) -> None:
         raise UsageError(f"hosts.{missing[0]}: its CA is not stored on this machine; nothing was started",
                          hint=f"airpods hosts add {missing[0]} {stack.config.hosts[missing[0]].url} --ca FILE "
                               "(the file `airpods keys ca` writes on that host)")
+    ensure_routes(stack)
+
+
+def ensure_routes(stack: Any) -> None:
+    """Routes for HAProxy to start with where none were written yet (no model routed until the
+    first refresh); routes already there, a refresh's, are kept."""
+    from airpods.plan.hub import EMPTY_LISTING
+    from airpods.secrets import write_atomic
+
+    etc = hub_dir(stack) / "etc"
+    etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+    for name, text in ((ROUTES, ""), (MAP, ""), (LISTING, EMPTY_LISTING)):
+        if not (etc / name).is_file():
+            write_atomic(etc / name, text, 0o644)
 
 
 def after_start(stack: Any, specs: dict[str, Any], reporter: Any) -> None:

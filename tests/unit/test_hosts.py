@@ -206,10 +206,20 @@ def test_a_start_refreshes_the_routes_and_reloads_the_running_hub(rt, cli, write
     assert again.code == 0 and "big: box-a" in again.err and rt.signals.count(("lab-hub-0", "SIGUSR2")) == 2
 
 
-def test_an_export_of_the_hub_is_refused_not_written_half(rt, cli, write_config, isolated, CA):
-    trust(isolated, CA, "box-a")
+def test_the_hub_goes_to_quadlet_with_its_routes_and_is_refused_for_kubernetes(rt, cli, write_config, isolated, CA):
+    keys = trust(isolated, CA, "box-a")
     path = hub_config(write_config, '[hosts.box-a]\nurl = "https://192.0.2.10:8443"\n')
-    for what in (("export", "kube"), ("export", "quadlet", "-o", str(isolated / "units"))):
-        result = cli("--config", path, *what)
-        assert result.code == 2 and "cannot be exported yet" in result.err and result.out == "", result.text
-    assert not (isolated / "units").exists()
+    kube = cli("--config", path, "export", "kube")
+    assert kube.code == 2 and "cannot be exported to Kubernetes yet" in kube.err and kube.out == "", kube.text
+    etc = isolated / "data/airpods/hub/lab/etc"
+    etc.mkdir(parents=True, exist_ok=True)
+    (etc / "models.map").write_text("big serves-1\n")  # a refresh's routes: kept by the export
+    units = isolated / "units"
+    done = cli("--config", path, "export", "quadlet", "-o", str(units))
+    assert done.code == 0, done.text
+    hub = (units / "lab-hub-0.container").read_text() if (units / "lab-hub-0.container").exists() else \
+        next(p.read_text() for p in units.glob("*.container") if "haproxy" in p.read_text())
+    assert f"Volume={etc}:/etc/airpods-hub:ro" in hub and "Secret=" in hub and "AIRPODS_HOST_KEY_BOX_A" in hub
+    assert keys["box-a"] not in "".join(p.read_text() for p in units.iterdir())
+    assert (etc / "models.map").read_text() == "big serves-1\n" and (etc / "routes.cfg").is_file()
+    assert "ca-file /etc/airpods-hub/hosts/box-a.pem" in (etc / "hub.cfg").read_text()

@@ -86,16 +86,16 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
 
 
 def _no_hub(chosen: list) -> None:
-    """The hub's routes come from what its hosts answer to `airpods start` on this machine: an
-    export of it would route nothing. Refused (exit 2) until it is exported for real."""
+    """The hub's routes come from what its hosts answer to `airpods start` on this machine: a
+    cluster would get none. Refused (exit 2) for Kubernetes; Quadlet units (this machine) mount them."""
     from airpods.errors import UsageError
 
     hub = next((s for s in chosen if kind_of(s.kind).model_router), None)
     if hub is not None:
-        raise UsageError(f"service '{hub.name}' (the hub) cannot be exported yet: its routes are written by "
-                         "airpods start on this machine from what each host serves; nothing was written",
+        raise UsageError(f"service '{hub.name}' (the hub) cannot be exported to Kubernetes yet: its routes are "
+                         "written by airpods start on this machine from what each host serves; nothing was written",
                          hint=f"export without it: set [services.{hub.name}] enabled = false in a copy of the "
-                              "config, or name services that do not need it (docs/hosts.md)")
+                              "config; on this machine, `airpods export quadlet` carries it (docs/hosts.md)")
 
 
 def _podman_key_files(app: Application, chosen: list) -> dict:
@@ -156,7 +156,6 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
     specs = app.stack.specs(variant=variant, create_secrets=True)
     selected = app.stack.select(specs, services)
     chosen = [specs[n] for n in closure(selected, dependencies(specs))]
-    _no_hub(chosen)
     rootless = (os.geteuid() != 0) if rootless is None else rootless
     files, secrets = documents(chosen, _seal(app))
     from airpods.orchestrate.host_files import write_config_files, write_preset
@@ -169,6 +168,10 @@ def quadlet(app: Application, services: tuple[str, ...], output: Path | None, ro
             from airpods.gateway.keys import KeyStore
 
             KeyStore.of(s).write_config(s.gateway_config)
+        if kind_of(s.kind).model_router:  # its routes as the last start or refresh wrote them
+            from airpods.stack.hub import check_trust
+
+            check_trust(app.stack, specs, [s.name])
     if install:
         target = output or install_dir(rootless, app.environ)
         write_units(files, target)

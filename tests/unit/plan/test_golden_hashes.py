@@ -51,7 +51,7 @@ GOLDEN = {'default': {'llamacpp': ('776fe01d5c108887', 'aef626599e99663f'),
          'open-webui': ('30305c0753df3d95', 'd2c3c5b0712841a4'),
          'gateway': ('220e7241ff12c82d', '772374c9c9345bc0'),
          'prometheus': ('cf55967c6b3c60ed', '5e44b19c2214c7ce'),
-         'hub': ('aaddc29d8c3f0ea3', '3fcbc02321c88613')}}
+         'hub': ('9e5724173d382b5c', '3fcbc02321c88613')}}
 
 
 @pytest.mark.parametrize("stack", list(STACKS))
