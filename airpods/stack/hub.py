@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError
-from airpods.hosts import probe
-from airpods.hosts.probe import Reading
 from airpods.kinds import kind_of
-from airpods.plan.hub import LISTING, MAP, ROUTES, Member
-from airpods.plan.hub_routes import Routes, routes
+
+if TYPE_CHECKING:  # the probes (ssl, http.client) are imported when a hub is there to ask, not by every start
+    from airpods.hosts.probe import Reading
+    from airpods.plan.hub import Member
+    from airpods.plan.hub_routes import Routes
 
 RELOAD = "SIGUSR2"
 
@@ -47,49 +48,49 @@ def hub_dir(stack: Any) -> Path:
 
 
 def member_list(spec: Any) -> list[Member]:
+    from airpods.plan.hub import Member
+
     return [Member(mid, title, "", None, ca="remote" if mid.startswith("host-") else "", relay=relay)
             for mid, title, relay in spec.hub_members]
 
 
 def look_at(stack: Any, specs: dict[str, Any], member: Member) -> Reading:
     """One member's model list (a key goes only where it belongs: see the module's docstring)."""
-    from airpods.hosts import trust
+    from airpods.hosts import probe
     from airpods.orchestrate.running import serving_base
 
     if member.remote:
-        name = member.id.removeprefix("host-")
-        host = stack.config.hosts.get(name)
-        key = trust.key_of(stack.secrets(create=False), name)
-        if host is None or key is None:
-            return Reading("", False, error="not in this config, or its key is not stored")
-        return probe.look(host.url, str(trust.ca_path(hub_dir(stack), name)), key)
+        return look_host(stack, member.id.removeprefix("host-"))
     spec = specs[member.id.removeprefix("local-")]
     try:
         base = serving_base(stack.runtime, spec)
     except AirpodsError as exc:
-        return Reading(spec.url or "", False, error=exc.message)
+        return probe.Reading(spec.url or "", False, error=exc.message)
     return probe.look_plain(base, spec.env.get("LLAMA_API_KEY"))
 
 
+def look_host(stack: Any, name: str, timeout: float = 5.0) -> Reading:
+    """A host of the config, asked with the CA and key stored here for it."""
+    from airpods.hosts import probe, trust
+
+    host = stack.config.hosts.get(name)
+    key, ca = trust.key_of(stack.secrets(create=False), name), trust.ca_path(hub_dir(stack), name)
+    if host is None:
+        return probe.Reading("", False, error="not in this config")
+    if not key or not ca.is_file():
+        return probe.Reading(host.url, False, error=f"its key or CA is not stored: airpods hosts add {name} ...")
+    return probe.look(host.url, str(ca), key, timeout)
+
+
 def host_readings(stack: Any, timeout: float = 5.0) -> dict[str, Reading]:
-    """Each host of the config, looked at now, in parallel (its CA and key as stored here)."""
+    """Each host of the config, looked at now, in parallel."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from airpods.hosts import trust
-
-    hosts = stack.config.hosts
-    secrets = stack.secrets(create=False)
-
-    def one(name: str) -> Reading:
-        key, ca = trust.key_of(secrets, name), trust.ca_path(hub_dir(stack), name)
-        if not key or not ca.is_file():
-            return Reading(hosts[name].url, False, error=f"its key or CA is not stored: airpods hosts add {name} ...")
-        return probe.look(hosts[name].url, str(ca), key, timeout)
-
+    hosts = list(stack.config.hosts)
     if not hosts:
         return {}
     with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
-        return dict(zip(hosts, pool.map(one, hosts), strict=True))
+        return dict(zip(hosts, pool.map(lambda n: look_host(stack, n, timeout), hosts), strict=True))
 
 
 def host_row(name: str, r: Reading) -> dict[str, Any]:
@@ -106,6 +107,8 @@ def host_row(name: str, r: Reading) -> dict[str, Any]:
 
 def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
     """Routes from what the members say now; None without an enabled hub."""
+    from airpods.plan.hub import LISTING, MAP, ROUTES
+    from airpods.plan.hub_routes import routes
     from airpods.secrets import write_atomic
 
     hub = hub_of(specs)
@@ -128,12 +131,12 @@ def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
 def check_trust(stack: Any, specs: dict[str, Any], selected: list[str]) -> None:
     """Before a start that brings the hub up: every host's CA is stored (HAProxy refuses to run
     without one), else exit 2 naming the host and the fix; nothing is created."""
-    from airpods.errors import UsageError
-    from airpods.hosts import trust
-
     hub = hub_of(specs)
     if hub is None or hub.name not in selected:
         return
+    from airpods.errors import UsageError
+    from airpods.hosts import trust
+
     missing = [h for h in stack.config.hosts if not trust.ca_path(hub_dir(stack), h).is_file()]
     if missing:
         raise UsageError(f"hosts.{missing[0]}: its CA is not stored on this machine; nothing was started",
@@ -145,7 +148,7 @@ def check_trust(stack: Any, specs: dict[str, Any], selected: list[str]) -> None:
 def ensure_routes(stack: Any) -> None:
     """Routes for HAProxy to start with where none were written yet (no model routed until the
     first refresh); routes already there, a refresh's, are kept."""
-    from airpods.plan.hub import EMPTY_LISTING
+    from airpods.plan.hub import EMPTY_LISTING, LISTING, MAP, ROUTES
     from airpods.secrets import write_atomic
 
     etc = hub_dir(stack) / "etc"
