@@ -54,7 +54,6 @@ class Member:
 
 @dataclass(frozen=True)
 class HubParts:
-    config: str
     env: dict[str, str]
     secret_env: frozenset[str]
     volumes: tuple[VolumeSpec, ...]
@@ -207,4 +206,4 @@ def build(name: str, svc: Any, hosts: dict[str, Any], facts: dict[str, Any], sto
     etc = f"{store_dir}/etc"
     files = ((f"{etc}/{STATIC}", text),)  # the routes beside it are data: stack/hub.py writes them
     local = tuple(m.id.removeprefix("local-") for m in ms if not m.remote)
-    return HubParts(text, env, frozenset(env), (VolumeSpec(etc, ETC, "ro"),), COMMAND, local, files, tuple(ms))
+    return HubParts(env, frozenset(env), (VolumeSpec(etc, ETC, "ro"),), COMMAND, local, files, tuple(ms))
