@@ -281,6 +281,19 @@ class GlobalGpu(Strict):
 
 
 HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}\Z")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+DNS_NAME = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\Z")
+
+
+def _address(name: str) -> bool:
+    """An IP address or a DNS name, and nothing else: it goes into HAProxy's configuration as a word."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return bool(DNS_NAME.match(name))
+    return True
 
 
 class Host(Strict):
@@ -294,6 +307,8 @@ class Host(Strict):
     def _url(cls, v: str) -> str:
         from urllib.parse import urlsplit
 
+        if any(ord(c) < 33 or ord(c) == 127 for c in v.strip()):  # urlsplit would drop a newline silently
+            raise ValueError(f"{v!r} holds a space or a control character")
         parts = urlsplit(v.strip())
         try:
             _ = parts.port
@@ -303,6 +318,8 @@ class Host(Strict):
                 or parts.fragment or parts.username or parts.password:
             raise ValueError(f"{v!r} must be the https:// address of another host's gateway, e.g. "
                              "https://gpu-box.lan:8443 (no path, no user)")
+        if not _address(parts.hostname):
+            raise ValueError(f"{v!r}: {parts.hostname!r} is neither an IP address nor a DNS name")
         return f"https://{parts.netloc}"
 
 

@@ -75,6 +75,8 @@ def rendered(cli, path: str, service: str, *extra: str) -> dict:
     ('[hosts.a]\nurl = "http://192.0.2.1:8443"\n', "hosts.a.url"),
     ('[hosts.a]\nurl = "https://192.0.2.1:8443/v1"\n', "no path"),
     ('[hosts.a]\nurl = "https://192.0.2.1:99999"\n', "1 to 65535"),
+    ('[hosts.a]\nurl = "https://x;y:8443"\n', "neither an IP address nor a DNS name"),
+    ('[hosts.a]\nurl = "https://box\\nssl verify none:8443"\n', "control character"),
     ('[hosts.A_b]\nurl = "https://192.0.2.1:8443"\n', "host name 'A_b'"),
     ('[hosts.a]\nurl = "https://192.0.2.1:8443"\nca = "x.pem"\n', "hosts.a.ca"),
 ])
