@@ -30,6 +30,7 @@ from airpods.config.values import (
     check_name,
     check_size,
     check_tmpfs_path,
+    is_ip,
     is_token,
     plain_text,
 )
@@ -287,13 +288,7 @@ DNS_NAME = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\Z")
 
 def _address(name: str) -> bool:
     """An IP address or a DNS name, and nothing else: it goes into HAProxy's configuration as a word."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return bool(DNS_NAME.match(name))
-    return True
+    return is_ip(name) or bool(DNS_NAME.match(name))
 
 
 class Host(Strict):

@@ -52,6 +52,17 @@ def check_size(value: str, what: str) -> str:
     return value
 
 
+def is_ip(name: str) -> bool:
+    """Whether `name` is an IPv4 or IPv6 address (not a DNS name)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 def is_token(value: str) -> bool:
     """One token as a bearer header carries it: printable ASCII, no space (a key, a secret)."""
     return bool(value) and all(33 <= ord(c) < 127 for c in value)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from airpods.config.values import is_ip
 from airpods.kinds import kind_of
 from airpods.kinds.hub import PORT as HUB_PORT
 from airpods.plan.spec import VolumeSpec
@@ -91,16 +92,8 @@ def default_sni(names: list[str]) -> str:
     """The certificate for a client that sends no server name, as every client that connects to an
     IP address does: the listen address or the first IP among the hostnames, else 127.0.0.1 (inside
     the container Caddy cannot tell which address the client dialled)."""
-    ips = [n for n in names[2:] if _is_ip(n)]
+    ips = [n for n in names[2:] if is_ip(n)]
     return ips[0] if ips else "127.0.0.1"
-
-
-def _is_ip(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _site(name: str, port: int) -> str:

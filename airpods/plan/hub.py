@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from airpods.config.values import is_ip
 from airpods.kinds import kind_of
 from airpods.kinds.hub import PORT
 from airpods.plan.spec import VolumeSpec
@@ -74,16 +75,6 @@ def host_key_secret(host: str) -> str:
     return f"host-{host}-key"
 
 
-def _is_ip(name: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
-
-
 def members(hosts: dict[str, Any], facts: dict[str, Any], hub: str) -> list[Member]:
     """This host's enabled llama.cpp services, then the hosts, in config order, each with its relay port."""
     from airpods.plan.gateway import key_env
@@ -98,9 +89,22 @@ def members(hosts: dict[str, Any], facts: dict[str, Any], hub: str) -> list[Memb
         address = f"{parts.hostname}:{parts.port or 443}" if ":" not in parts.hostname else \
             f"[{parts.hostname}]:{parts.port or 443}"
         out.append(Member(f"host-{name}", f"host {name}", address, host_key_env(name),
-                          None if _is_ip(parts.hostname) else parts.hostname, f"{ETC}/{HOSTS_DIR}/{name}.pem",
+                          None if is_ip(parts.hostname) else parts.hostname, f"{ETC}/{HOSTS_DIR}/{name}.pem",
                           "/v1/models"))
     return [replace(m, relay=RELAY_BASE + i) for i, m in enumerate(out)]
+
+
+def key_reader(secrets: Any, problems: list[str]) -> Any:
+    """build's `host_key`: the key each host gave this one, from the secret store (never made up);
+    a host without one is a problem to fix, named with its fix."""
+    def read(host: str) -> str:
+        value = secrets.read(host_key_secret(host))
+        if value is None:
+            problems.append(f"hosts.{host}: no key for it is stored on this machine: airpods hosts add {host} URL "
+                            "--ca FILE (the key is the one `airpods keys add` printed on that host)")
+            return ""
+        return value
+    return read
 
 
 def _member_sections(m: Member, host_header: str) -> list[str]:

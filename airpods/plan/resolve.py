@@ -146,18 +146,6 @@ def facts_for(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
     return facts
 
 
-def _host_key(secrets: SecretStore, problems: list[str]) -> Any:
-    """The hub's reader of the key each host gave this one; a host without one is a problem to fix."""
-    def read(host: str) -> str:
-        value = secrets.read(hub_plan.host_key_secret(host))
-        if value is None:
-            problems.append(f"hosts.{host}: no key for it is stored on this machine: airpods hosts add {host} URL "
-                            "--ca FILE (the key is the one `airpods keys add` printed on that host)")
-            return ""
-        return value
-    return read
-
-
 def _user_gpu_setting(name: str, svc: Any) -> str | None:
     """The user's own GPU layout flag for a llama.cpp service, which the GPU plan then checks but
     leaves alone."""
@@ -208,7 +196,7 @@ def resolve(config: Any, results: tuple, ov: Overrides, secrets: SecretStore,
                 for n, f in facts.items() if kind_of(f.svc.kind).door}
     monitors = {n: prometheus_plan.build(n, f.svc, facts, project, prometheus_dir, secrets.get(web_password_name(n)))
                 for n, f in facts.items() if kind_of(f.svc.kind).scraper}
-    hubs = {n: hub_plan.build(n, f.svc, dict(config.hosts), facts, hub_dir, _host_key(secrets, problems))
+    hubs = {n: hub_plan.build(n, f.svc, dict(config.hosts), facts, hub_dir, hub_plan.key_reader(secrets, problems))
             for n, f in facts.items() if kind_of(f.svc.kind).model_router and f.svc.enabled}
     if any(facts[n].svc.enabled for n in gateways):  # (absent otherwise: no hash changes without a gateway)
         wiring = {**wiring, "gateway": True}
