@@ -44,13 +44,21 @@ def writable(path: Path) -> None:
                           hint="edit it yourself, or copy it to a file you own and pass --config")
 
 
+def _super_table(parent: Any, key: str) -> Any:
+    """`parent[key]`, a table of tables ([services.X], [hosts.X]), made when the file has none."""
+    import tomlkit
+
+    found = parent.get(key)
+    if found is None:
+        found = tomlkit.table(is_super_table=True)
+        parent[key] = found
+    return found
+
+
 def _service_table(doc: Any, service: str) -> Any:
     import tomlkit
 
-    services = doc.get("services")
-    if services is None:
-        services = tomlkit.table(is_super_table=True)
-        doc["services"] = services
+    services = _super_table(doc, "services")
     table = services.get(service)
     if table is None:
         table = tomlkit.table()
@@ -91,9 +99,7 @@ def add_router_model(path: Path, text: str, service: str, model_id: str, model: 
     if isinstance(models, str):
         raise ConfigError(f"services.{service}.models in {path} is {models!r}: the router lists every model in "
                           "its volume already; nothing was changed", hint=f"airpods models load {model}")
-    if models is None:
-        models = tomlkit.table(is_super_table=True)
-        table["models"] = models
+    models = _super_table(table, "models")
     entry = tomlkit.table()
     entry["file"] = model
     models[model_id] = entry
@@ -106,13 +112,9 @@ def add_host(path: Path, text: str, name: str, url: str, enable: list[str]) -> E
     import tomlkit
 
     doc = tomlkit.parse(text)
-    hosts = doc.get("hosts")
-    if hosts is None:
-        hosts = tomlkit.table(is_super_table=True)
-        doc["hosts"] = hosts
     entry = tomlkit.table()
     entry["url"] = url
-    hosts[name] = entry
+    _super_table(doc, "hosts")[name] = entry
     overlay: dict[str, Any] = {"hosts": {name: {"url": url}}}
     for service in enable:
         _service_table(doc, service)["enabled"] = True
