@@ -47,6 +47,13 @@ def hub_dir(stack: Any) -> Path:
     return folder(stack.environ, stack.project)
 
 
+def routes_lock(stack: Any) -> Any:
+    """One writer of the hub's routes at a time (outside etc/, which the hub mounts)."""
+    from airpods.orchestrate.lock import HostLock
+
+    return HostLock(hub_dir(stack) / "routes.lock")
+
+
 def member_list(spec: Any) -> list[Member]:
     from airpods.plan.hub import Member
 
@@ -117,14 +124,15 @@ def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
     members = member_list(hub)
     readings = {m.id: look_at(stack, specs, m) for m in members}
     found = routes(members, {m: list(r.models) for m, r in readings.items() if r.reachable})
-    etc = hub_dir(stack) / "etc"
-    etc.mkdir(parents=True, exist_ok=True, mode=0o755)
-    for name, text in ((ROUTES, found.config), (MAP, found.map), (LISTING, found.listing)):
-        write_atomic(etc / name, text, 0o644)  # read by HAProxy's user; no keys in them
-    state = stack.runtime.inspect(hub.container)
-    reloaded = bool(state and state.running)
-    if reloaded:
-        stack.runtime.signal_container(hub.container, RELOAD)
+    with routes_lock(stack):  # a start's refresh and `hosts refresh` at once: the three files of one
+        etc = hub_dir(stack) / "etc"
+        etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+        for name, text in ((ROUTES, found.config), (MAP, found.map), (LISTING, found.listing)):
+            write_atomic(etc / name, text, 0o644)  # read by HAProxy's user; no keys in them
+        state = stack.runtime.inspect(hub.container)
+        reloaded = bool(state and state.running)
+        if reloaded:
+            stack.runtime.signal_container(hub.container, RELOAD)
     return Refreshed(hub.name, readings, found, reloaded)
 
 
@@ -151,11 +159,12 @@ def ensure_routes(stack: Any) -> None:
     from airpods.plan.hub import EMPTY_LISTING, LISTING, MAP, ROUTES
     from airpods.secrets import write_atomic
 
-    etc = hub_dir(stack) / "etc"
-    etc.mkdir(parents=True, exist_ok=True, mode=0o755)
-    for name, text in ((ROUTES, ""), (MAP, ""), (LISTING, EMPTY_LISTING)):
-        if not (etc / name).is_file():
-            write_atomic(etc / name, text, 0o644)
+    with routes_lock(stack):
+        etc = hub_dir(stack) / "etc"
+        etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+        for name, text in ((ROUTES, ""), (MAP, ""), (LISTING, EMPTY_LISTING)):
+            if not (etc / name).is_file():
+                write_atomic(etc / name, text, 0o644)
 
 
 def after_start(stack: Any, specs: dict[str, Any], reporter: Any) -> None:
