@@ -49,7 +49,8 @@ DOCTOR = Shape(("podman", "socket", "network_backend", "containers", "probes", "
 TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_percent", "memory_bytes", "vram"),
             ("requests_processing", "requests_deferred", "prompt_tokens_per_s", "generation_tokens_per_s",
              "kv_cache_used_percent", "slots_busy", "slots_total", "slots", "models_loaded",
-             "requests_per_s", "requests_last_minute", "people_active"))
+             "requests_per_s", "requests_last_minute", "people_active", "hub", "title", "errors_last_minute",
+             "median_ms"))
 MODELS_LIST = Shape(("file", "size", "sha256", "source", "architecture", "quantization", "parts", "vision", "mmproj"))
 MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"))
 MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache", "compute", "overhead", "total",

@@ -1,7 +1,8 @@
 """The `kubernetes` target: per service a Deployment (1 replica, Recreate) and a Service named after
 its first network alias (so the in-cluster URLs airpods wired, e.g. http://llamacpp:8080/v1, work
 unchanged), a PersistentVolumeClaim per named volume, one Secret for every key, a ConfigMap per
-router preset, and optionally a Job per pulled model that downloads it into its claim."""
+router preset, the hub's configuration and routes (a ConfigMap) and its hosts' CAs (a Secret), and
+optionally a Job per pulled model that downloads it into its claim."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from airpods.export.common import (
     secret_key,
 )
 from airpods.kinds import kind_of
+from airpods.kinds.hub import PORT as HUB_PORT
+from airpods.plan import hub as hub_plan
 from airpods.plan import prometheus as prometheus_plan
 from airpods.plan.gateway import CADDYFILE, ETC, KEYS_FILE
 from airpods.plan.router import PRESET_PATH
@@ -53,6 +56,12 @@ def _volumes(spec: ServiceSpec, model_volume: str | None) -> tuple[list[dict], l
             volumes.append({"name": name, "projected": {"sources": [
                 {"configMap": {"name": f"{dns(spec.name)}-caddyfile"}},
                 {"secret": {"name": f"{dns(spec.name)}-keys"}}]}})
+        elif v.target == hub_plan.ETC and kind_of(spec.kind).model_router:  # its configuration, the hosts' CAs
+            sources: list[dict[str, Any]] = [{"configMap": {"name": f"{dns(spec.name)}-config"}}]
+            if hosts_of(spec):
+                sources.append({"secret": {"name": f"{dns(spec.name)}-hosts", "items": [
+                    {"key": f"{h}.pem", "path": f"{hub_plan.HOSTS_DIR}/{h}.pem"} for h in hosts_of(spec)]}})
+            volumes.append({"name": name, "projected": {"sources": sources}})
         elif v.target == prometheus_plan.ETC and kind_of(spec.kind).scraper:  # its scrape configuration
             volumes.append({"name": name, "configMap": {"name": f"{dns(spec.name)}-config"}})
         elif v.target == HEALTH_KEY_PATH:  # the probe's key, from the Secret
@@ -102,9 +111,9 @@ def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) 
         container["args"] = list(spec.command)
     if spec.env:
         container["env"] = _env(spec)
-    if spec.ports:
-        container["ports"] = [{"name": "http" if i == 0 else f"p{i}", "containerPort": p.container}
-                              for i, p in enumerate(spec.ports)]
+    if _ports(spec):
+        container["ports"] = [{"name": "http" if i == 0 else f"p{i}", "containerPort": p}
+                              for i, p in enumerate(_ports(spec))]
     if mounts:
         container["volumeMounts"] = mounts
     container.update(probes(spec))
@@ -131,14 +140,25 @@ def deployment(spec: ServiceSpec, facts: VolumeFacts, model_volume: str | None) 
                      "template": {"metadata": template, "spec": pod}}}
 
 
+def _ports(spec: ServiceSpec) -> list[int]:
+    """The container ports others reach it on: its own, or the hub's (never published on a host,
+    reached by the gateway on the network; in a cluster, through its Service)."""
+    return [p.container for p in spec.ports] or ([HUB_PORT] if kind_of(spec.kind).model_router else [])
+
+
+def hosts_of(spec: ServiceSpec) -> list[str]:
+    """The hub's hosts, in its order."""
+    return [mid.removeprefix("host-") for mid, _title, _relay in spec.hub_members if mid.startswith("host-")]
+
+
 def service(spec: ServiceSpec) -> dict[str, Any] | None:
-    if not spec.ports:
+    if not _ports(spec):
         return None
     return {"apiVersion": "v1", "kind": "Service",
             "metadata": {"name": dns(spec.aliases[0] if spec.aliases else spec.name), "labels": labels(spec)},
             "spec": {"selector": {"app.kubernetes.io/name": dns(spec.name)},
-                     "ports": [{"name": "http" if i == 0 else f"p{i}", "port": p.container, "targetPort": p.container}
-                               for i, p in enumerate(spec.ports)]}}
+                     "ports": [{"name": "http" if i == 0 else f"p{i}", "port": p, "targetPort": p}
+                               for i, p in enumerate(_ports(spec))]}}
 
 
 def claims(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str | None) -> list[dict[str, Any]]:
@@ -209,6 +229,26 @@ def gateway_documents(specs: list[ServiceSpec], keys_file: str | None) -> list[d
     return out
 
 
+def hub_documents(specs: list[ServiceSpec], files: dict[str, dict[str, str]]) -> list[dict[str, Any]]:
+    """The hub's configuration (as a cluster runs it: plan/hub.py for_kubernetes) with the routes of
+    the last refresh on this machine (a ConfigMap), and each host's CA (a Secret). `files`: hub ->
+    its route files and "hosts/NAME.pem" as they are in its folder here."""
+    out: list[dict[str, Any]] = []
+    for s in (s for s in specs if kind_of(s.kind).model_router):
+        got = files.get(s.name, {})
+        static = next(text for path, text in s.config_files if path.endswith(f"/{hub_plan.STATIC}"))
+        data = {hub_plan.STATIC: hub_plan.for_kubernetes(static), hub_plan.ROUTES: got.get(hub_plan.ROUTES, ""),
+                hub_plan.MAP: got.get(hub_plan.MAP, ""), hub_plan.LISTING: got.get(hub_plan.LISTING,
+                                                                                   hub_plan.EMPTY_LISTING)}
+        out.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{dns(s.name)}-config",
+                                                                           "labels": labels(s)}, "data": data})
+        if hosts_of(s):
+            cas = {f"{h}.pem": got.get(f"{hub_plan.HOSTS_DIR}/{h}.pem", PLACEHOLDER) for h in hosts_of(s)}
+            out.append({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                        "metadata": {"name": f"{dns(s.name)}-hosts", "labels": labels(s)}, "stringData": cas})
+    return out
+
+
 def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str | None) -> tuple[list[dict], list[str]]:
     """A Job per pulled model the exported services use; the names of those that need filling by hand."""
     from airpods.orchestrate.preflight import wanted_models
@@ -242,9 +282,10 @@ def model_jobs(specs: list[ServiceSpec], facts: VolumeFacts, model_volume: str |
 
 
 def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str | None, show_secrets: bool,
-              models_job: bool, gateway_keys: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+              models_job: bool, gateway_keys: str | None = None,
+              hub_files: dict[str, dict[str, str]] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every document, and notes for the person running the export. `gateway_keys`: the gateway's
-    keys.caddy (with --show-secrets), else its Secret holds no key."""
+    keys.caddy (with --show-secrets), else its Secret holds no key. `hub_files`: hub_documents'."""
     notes: list[str] = []
     docs: list[dict[str, Any]] = []
     if (sec := secret(specs, show_secrets)) is not None:
@@ -254,6 +295,12 @@ def documents(specs: list[ServiceSpec], facts: VolumeFacts, *, model_volume: str
                          f"{SECRET_NAME}), or export with --show-secrets; a llama.cpp key in OPENAI_API_KEYS must "
                          "equal that service's LLAMA_API_KEY")
     docs += presets(specs) + gateway_documents(specs, gateway_keys if show_secrets else None)
+    docs += hub_documents(specs, hub_files or {})
+    for s in (s for s in specs if kind_of(s.kind).model_router):
+        routed = (hub_files or {}).get(s.name, {}).get(hub_plan.MAP, "")
+        notes.append(f"{s.name}: its routes are those of the last refresh on this machine "
+                     f"({len(routed.splitlines())} models); nothing refreshes them in the cluster: export again "
+                     "after `airpods hosts refresh`, and each host's gateway must be reachable from the cluster")
     docs += claims(specs, facts, model_volume)
     for s in (s for s in specs if kind_of(s.kind).door):
         if not show_secrets:

@@ -67,7 +67,7 @@ def halt(runtime: ContainerRuntime, state: ContainerState, tries: int = 10, paus
 def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_checks: bool, clock: Any = None,
           wait: Any = None, say: Any = print, idle_for: float = 30.0, parallel: bool = True,
           stopped: Any = None, key_of: Any = None, alive: Any = holder_alive, report: Any = None,
-          subscribe: Any = None) -> None:
+          subscribe: Any = None, chore: tuple[float, str, Any] | None = None) -> None:
     """The watcher's loop. It looks at the project's watched containers (list + inspect) when
     `wait(seconds)` returns, which it does on an event from Podman or when the seconds have passed,
     and sleeps otherwise: until the next health check is due (with `run_checks`: no systemd timers
@@ -77,7 +77,9 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
     seconds. `stopped(container)` is told of each stop it decides on, before it is made.
     `key_of(service)`: the probe key pinned models are touched with (None: none). `report(when,
     what)` is told before each sleep what it waits for next (for `airpods doctor`). `subscribe(f)`
-    has f told of each event as it comes (CrashCutter: a crash loop is stopped from its events)."""
+    has f told of each event as it comes (CrashCutter: a crash loop is stopped from its events).
+    `chore` (every seconds, what, f): f runs in a thread that often while the project runs (the
+    hub's routes refreshed from what its hosts serve now); one at a time, its errors said."""
     import time
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -92,6 +94,7 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
     cutter = CrashCutter(runtime, ledger_path, say, stopped)
     if subscribe is not None:
         subscribe(cutter)
+    next_chore = clock() + chore[0] if chore is not None else 0.0
     ever = False  # something of the project ran while it watched (else a refused start: it ends soon)
     with ThreadPoolExecutor(max_workers=8, thread_name_prefix="health") as pool:
         while True:
@@ -114,15 +117,10 @@ def watch(runtime: ContainerRuntime, project: str, ledger_path: Path, *, run_che
                 wake.append((idle_since + (idle_for if ever else min(idle_for, FRESH_END)),
                              "the end: nothing of the project runs"))
             pinned = [(svc, st) for svc, st, _ in items if st.running and pins_of(st)]
-
-            def touch_pins(pinned: list = pinned) -> None:  # routers' pinned models: never the LRU
-                for service, state in pinned:
-                    url = published_base(state)
-                    for model in pins_of(state) if url else ():
-                        job = f"pin {state.name} {model}"
-                        if parallel and not (busy.get(job) and not busy[job].done()):
-                            busy[job] = pool.submit(_touch, url, model, key_of(service), say)
-
+            touch_pins = _pin_toucher(pinned, busy, pool if parallel else None, key_of, say)
+            if chore is not None and running:
+                next_chore = _chore(chore, now, next_chore, busy, pool, say)
+                wake.append((next_chore, chore[1]))
             if run_checks:
                 wake += _run_due_checks(runtime, items, now, due, busy, pool if parallel else None, say)
             when, what = min(wake) if wake else (now + 3600.0, "an event")
@@ -179,6 +177,34 @@ def _run_due_checks(runtime: ContainerRuntime, items: list, now: float, due: dic
             due[slot] = when = max(when + policy.interval, now)  # on its interval, not the tick's
         wake.append((max(when, now + 0.05), f"health check of {service}"))
     return wake
+
+
+def _pin_toucher(pinned: list, busy: dict, pool: Any, key_of: Any, say: Any) -> Any:
+    """What touches routers' pinned models (so that they are never the least recently used): each
+    in the pool, one at a time per model; nothing without a pool (a test's clock)."""
+    def touch_pins() -> None:
+        for service, state in pinned:
+            url = published_base(state)
+            for model in pins_of(state) if url else ():
+                job = f"pin {state.name} {model}"
+                if pool is not None and not (busy.get(job) and not busy[job].done()):
+                    busy[job] = pool.submit(_touch, url, model, key_of(service), say)
+    return touch_pins
+
+
+def _chore(chore: tuple[float, str, Any], now: float, due: float, busy: dict, pool: Any, say: Any) -> float:
+    """Run the chore when it is due (unless the last one is still at work); when it is due next."""
+    every, what, job = chore
+    if now < due:
+        return due
+    if not (busy.get("chore") and not busy["chore"].done()):
+        def run() -> None:
+            try:
+                job()
+            except Exception as exc:  # noqa: BLE001 - a chore's failure is said and tried again later
+                say(f"{what}: {getattr(exc, 'message', None) or exc}")
+        busy["chore"] = pool.submit(run)
+    return now + every
 
 
 def _pin_rounds(wait: Any, clock: Any, until: float, touch: Any) -> Any:

@@ -11,4 +11,4 @@ PORT = 8400  # on the airpods network only: never published (it holds the other 
 # `airpods hosts list` show whether it answers. Its image runs as haproxy (uid 99), which cannot
 # start Podman's init in rootless Podman; HAProxy's master process handles the signals itself.
 KIND = ServiceKind("hub", "the hub", model_router=True, wired=True,
-                   confine=Confine(True, (), False), run_as=99, top=False)
+                   confine=Confine(True, (), False), run_as=99, top=True)

@@ -90,6 +90,8 @@ def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, 
             row["vram"] = {str(gpu): size for gpu, size in sorted(held[have.state.id].items())}
         if kind_of(row["kind"]).door and row["state"] == "running":
             row.update(_gateway(runtime, row["container"], now, interval))
+    hosted = {row["service"]: _hub(runtime, specs[row["service"]], row, now, interval) for row in rows
+              if kind_of(row["kind"]).model_router and row["state"] == "running"}
     for r in llama:
         target = by_service[r["service"]]
         if r["model"] is None:
@@ -100,6 +102,9 @@ def gather(runtime: ContainerRuntime, specs: dict[str, Any], running: dict[str, 
                          "container": target["container"], "cpu_percent": None, "memory_bytes": None, "vram": {},
                          **{k: v for k, v in r.items() if k not in ("service", "model")}})
     rows.sort(key=lambda r: (r["service"], r["model"] or ""))
+    for hub, its in hosted.items():  # a hub's hosts right below it
+        at = next(i for i, r in enumerate(rows) if r["service"] == hub and r["model"] is None)
+        rows[at + 1:at + 1] = its
     return rows, Round(readings, counters, now)
 
 
@@ -112,6 +117,22 @@ def _why_down(have: Any) -> str | None:
     if st.state == "exited":
         return "out of memory" if st.oom_killed else f"exited with code {st.exit_code}"
     return "stopped"
+
+
+def _hub(runtime: ContainerRuntime, spec: Any, row: dict[str, Any], now: float, interval: float) -> list[dict]:
+    """The hub's row gets its requests per second; each of its hosts a row of its own."""
+    from airpods.errors import AirpodsError
+    from airpods.monitor.hub_log import host_rows, members
+
+    try:
+        lines = list(runtime.logs(row["container"], tail=5000))
+    except AirpodsError as exc:
+        row["why"] = exc.message
+        return []
+    seen = members(lines, now, interval)
+    row["requests_per_s"] = round(sum(m.recent for m in seen.values()) / max(interval, 1e-6), 2)
+    row["requests_last_minute"] = sum(m.minute for m in seen.values())
+    return host_rows(spec, row["container"], seen, interval)
 
 
 def _gateway(runtime: ContainerRuntime, container: str, now: float, interval: float) -> dict[str, Any]:

@@ -31,8 +31,25 @@ CHECK_EVERY = 1  # seconds between health checks of a member
 CHECK_FALLS = 2  # failed checks in a row that take a member out
 CHECK_TIMEOUT = 2  # seconds one check may take
 TAKEN_OUT_WITHIN = CHECK_FALLS * CHECK_EVERY + CHECK_TIMEOUT  # the stated bound (docs/hosts.md)
+# One line per request the hub routed, on its stderr (Podman's log): `airpods top` counts each
+# member's requests from them (monitor/hub_log.py reads this format). Fields: when it began
+# (epoch s.ms), its total ms, backend, server (the member), status, bytes answered, how it ended.
+LOG_TAG = "airpods-hub"
+LOG_FORMAT = f"{LOG_TAG} %Ts.%ms %Tt %b %s %ST %B %ts"
 COMMAND = ("haproxy", "-W", "-db", "-f", f"{ETC}/{STATIC}", "-f", f"{ETC}/{ROUTES}")
 EMPTY_LISTING = json.dumps({"object": "list", "data": []})
+
+
+# Names asked again at run time, of Podman's DNS (which answers a service's short name). A cluster's
+# DNS answers short names only through resolv.conf's search list, which HAProxy's resolvers do not
+# use; its Services' addresses stay put, so there the names are resolved once, at start (libc).
+RESOLVE = " resolvers podman resolve-prefer ipv4 init-addr last,libc,none"
+KUBE_RESOLVE = " init-addr libc,none"
+
+
+def for_kubernetes(text: str) -> str:
+    """The hub's configuration (the spec's hub.cfg) as a cluster runs it: see RESOLVE."""
+    return text.replace(RESOLVE, KUBE_RESOLVE)
 
 
 @dataclass(frozen=True)
@@ -111,12 +128,12 @@ def _member_sections(m: Member, host_header: str) -> list[str]:
     key = f'"Bearer ${{{m.key_env}}}"' if m.key_env else None
     check = f"http-check send meth GET uri {m.check_path} ver HTTP/1.1 hdr Host {host_header}"
     lines = ["", f"# {m.title}", f"frontend relay-{m.id}", f"\tbind 127.0.0.1:{m.relay}",
+             "\tno log",  # the hub's own frontend logs each request once
              f"\tdefault_backend {m.id}", "", f"backend {m.id}", "\toption httpchk",
              (f"\t{check} hdr Authorization {key}" if key and m.remote else f"\t{check}"),
              "\thttp-check expect status 200", f"\thttp-request set-header Host {host_header}"]
     lines.append(f"\thttp-request set-header Authorization {key}" if key else "\thttp-request del-header Authorization")
-    server = f"\tserver {m.id} {m.address} check inter {CHECK_EVERY}s fall {CHECK_FALLS} rise 1"
-    server += " resolvers podman resolve-prefer ipv4 init-addr last,libc,none"
+    server = f"\tserver {m.id} {m.address} check inter {CHECK_EVERY}s fall {CHECK_FALLS} rise 1" + RESOLVE
     if m.remote:
         server += f" ssl verify required ca-file {m.ca}"
         if m.tls_name:
@@ -152,11 +169,11 @@ def config_text(ms: list[Member]) -> str:
     lines = ["# Written by airpods from the hub's service table and [hosts]; `airpods start` rewrites it.",
              "# Keys come from the environment (Podman secrets), never from this text. What each member",
              f"# serves is in {ROUTES} and {MAP}, which `airpods hosts refresh` rewrites.",
-             "global", f"\ttune.bufsize {BODY_LIMIT}", "\tlog stderr format short daemon notice", "",
+             "global", f"\ttune.bufsize {BODY_LIMIT}", "\tlog stderr format raw daemon info", "",
              "# Names again every few seconds (a recreated service has a new address): Podman's DNS.",
              "resolvers podman", "\tparse-resolv-conf", "\thold valid 5s", "\thold nx 2s", "\thold other 2s",
              "\ttimeout resolve 1s", "\ttimeout retry 1s", "",
-             "defaults", "\tmode http", "\tlog global", "\toption dontlognull",
+             "defaults", "\tmode http", "\tlog global", "\toption dontlognull", f'\tlog-format "{LOG_FORMAT}"',
              f"\ttimeout connect {CHECK_TIMEOUT}s", f"\ttimeout check {CHECK_TIMEOUT}s",
              "\ttimeout client 10m", "\ttimeout server 10m", "\ttimeout http-request 30s", "\ttimeout queue 30s",
              # A host gone without a word (a cable, a power cut) ends a stream within about 25 s, not 10 min.
@@ -169,6 +186,7 @@ def config_text(ms: list[Member]) -> str:
              *(f"\thttp-error status {code} content-type application/json string {quoted(_error(code, text))}"
                for code, text in HUB_ERRORS), "",
              "frontend hub", f"\tbind :{PORT}",
+             "\thttp-request set-log-level silent if { path /healthz }",
              '\thttp-request return status 200 content-type text/plain string ok if { path /healthz }',
              f"\thttp-request return status 200 content-type application/json file {ETC}/{LISTING} "
              "if METH_GET { path /v1/models }",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # the probes (ssl, http.client) are imported when a hub is th
     from airpods.plan.hub_routes import Routes
 
 RELOAD = "SIGUSR2"
+HUB_REFRESH_EVERY = 60.0  # seconds: the project's watcher refreshes the routes this often (docs/hosts.md)
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,10 @@ def host_row(name: str, r: Reading) -> dict[str, Any]:
             "tls_expires": when(r.tls_expires), "error": r.error or None}
 
 
-def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
-    """Routes from what the members say now; None without an enabled hub."""
+def refresh(stack: Any, specs: dict[str, Any], *, only_if_changed: bool = False) -> Refreshed | None:
+    """Routes from what the members say now; None without an enabled hub. `only_if_changed` (the
+    watcher's periodic refresh): the running hub is told only when a file changed, since each
+    reload starts new HAProxy workers whose health checks begin again."""
     from airpods.plan.hub import LISTING, MAP, ROUTES
     from airpods.plan.hub_routes import routes
     from airpods.secrets import write_atomic
@@ -127,10 +130,14 @@ def refresh(stack: Any, specs: dict[str, Any]) -> Refreshed | None:
     with routes_lock(stack):  # a start's refresh and `hosts refresh` at once: the three files of one
         etc = hub_dir(stack) / "etc"
         etc.mkdir(parents=True, exist_ok=True, mode=0o755)
+        changed = False
         for name, text in ((ROUTES, found.config), (MAP, found.map), (LISTING, found.listing)):
-            write_atomic(etc / name, text, 0o644)  # read by HAProxy's user; no keys in them
+            path = etc / name
+            if not path.is_file() or path.read_text() != text:
+                changed = True
+                write_atomic(path, text, 0o644)  # read by HAProxy's user; no keys in them
         state = stack.runtime.inspect(hub.container)
-        reloaded = bool(state and state.running)
+        reloaded = bool(state and state.running) and (changed or not only_if_changed)
         if reloaded:
             stack.runtime.signal_container(hub.container, RELOAD)
     return Refreshed(hub.name, readings, found, reloaded)

@@ -5,7 +5,8 @@ add`. A serves x and y, B serves y and z. Through the hub's gateway, with a pers
 official `openai` client: every model answered, y spread over A and B (each host's access log
 counts the hub's requests), A's gateway stopped -> y still answered within the stated bound and x
 refused at once with an OpenAI-shaped error naming it, A back -> x answered again; a wrong CA is
-refused before anything is sent."""
+refused before anything is sent. The hub's Open WebUI (a real one) lists every host's models and
+answers a chat with a model only B serves."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from unittest import mock
 import pytest
 
 from tests.conftest import run_cli
-from tests.e2e.builders import CADDY_IMAGE, HAPROXY_IMAGE, gateway_table
-from tests.podman_env import LLAMA_IMAGE, PodmanRun, free_port, image_exists, need, podman
+from tests.e2e.builders import CADDY_IMAGE, HAPROXY_IMAGE, call, gateway_table
+from tests.podman_env import LLAMA_IMAGE, OPENWEBUI_IMAGE, PodmanRun, free_port, image_exists, need, podman
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.gateway]
 
@@ -75,12 +76,26 @@ ctx_size = 1024
 no_webui = true
 """ + "".join(f'[services.rt.models.{m}]\nfile = "{m}.gguf"\n' for m in models)
         if hub:
+            self.webui = free_port()
             text += f"""
 [services.hub]
 image = "{HAPROXY_IMAGE}"
 pod = "hub-{rid}"
 container = "hub-{rid}-0"
 network_aliases = ["hub-{rid}"]
+
+[services.open-webui]
+enabled = true
+image = "{OPENWEBUI_IMAGE}"
+pod = "open-webui-{rid}"
+container = "open-webui-{rid}-0"
+ports = [{{ host = {self.webui}, container = 8080 }}]
+volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
+health = {{ path = "/health", timeout = 240 }}
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+RAG_EMBEDDING_ENGINE = "openai"
 """
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path.write_text(text + gateway_table(rid, self.port, f'listen = "{self.listen}"'))
@@ -93,7 +108,7 @@ network_aliases = ["hub-{rid}"]
 @pytest.fixture(scope="module")
 def hosts(tmp_path_factory, smollm2):
     for image, script in ((LLAMA_IMAGE, "build-llamacpp-image.sh"), (CADDY_IMAGE, "build-caddy-image.sh"),
-                          (HAPROXY_IMAGE, "build-haproxy-image.sh")):
+                          (HAPROXY_IMAGE, "build-haproxy-image.sh"), (OPENWEBUI_IMAGE, "build-openwebui-image.sh")):
         need(image_exists(image), f"{image} is not built", f"run scripts/{script}")
     address = this_address()
     need(address is not None, "this machine has no non-loopback IPv4 address for the hosts' gateways",
@@ -171,6 +186,12 @@ def test_a_hub_routes_by_model_balances_and_fails_over(hosts):
     spread = {h.name: h.access_count("hub") - before[h.name] for h in (a, b)}
     print(f"y's six requests: {spread}")
     assert spread["a"] >= 1 and spread["b"] >= 1 and sum(spread.values()) == 6
+    top = {r["service"]: r for r in json.loads(hub.cli("top", "--json", "hub").out)}
+    assert top["a"]["kind"] == "host" and top["a"]["state"] == "up", top  # from HAProxy's own log
+    assert top["a"]["requests_last_minute"] >= spread["a"] and top["b"]["requests_last_minute"] >= spread["b"], top
+    assert top["hub"]["requests_last_minute"] >= 9 and top["a"]["errors_last_minute"] == 0, top
+
+    webui_sees_every_host(hub, b)
 
     with pytest.raises(openai.NotFoundError) as unknown:
         ask(c, "nope")
@@ -200,6 +221,8 @@ def test_a_hub_routes_by_model_balances_and_fails_over(hosts):
     assert refused is not None, "x was not refused with the hub's own error"
     print(f"x refused {refused[0]:.2f}s after A stopped, in {refused[1] * 1000:.0f} ms: {refused[2]}")
     assert refused[0] <= TAKEN_OUT_WITHIN + 1 and refused[1] < 1.0 and "host a" in refused[2]
+    down = {r["service"]: r for r in json.loads(hub.cli("top", "--json", "hub").out)}["a"]
+    assert down["state"] == "down" and "the hub's checks fail" in down["why"], down
     for _ in range(3):
         assert ask(c, "y")
 
@@ -248,3 +271,23 @@ def test_a_hub_routes_by_model_balances_and_fails_over(hosts):
     render = hub.cli("config", "render", "--json").out
     assert a.key not in render and b.key not in render
     assert a.key not in hub.cli("logs", "hub", "-n", "0").out
+
+
+def webui_sees_every_host(hub: Host, b: Host) -> None:
+    """Open WebUI, wired to the hub, lists x, y and z and answers with z, which only B serves;
+    signed in as the admin airpods made (its login is on behind a gateway)."""
+    from airpods.paths import secrets_dir
+
+    base = f"http://127.0.0.1:{hub.webui}"
+    password = (secrets_dir(hub.env) / "open-webui-admin-password").read_text().strip()
+    token = call(f"{base}/api/v1/auths/signin", body={"email": "admin@airpods.local", "password": password})["token"]
+    models = {m["id"] for m in call(f"{base}/api/models", token)["data"]}
+    assert {"x", "y", "z"} <= models, models
+    before = b.access_count("hub")
+    answer = call(f"{base}/api/chat/completions", token, {
+        "model": "z", "stream": False, "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hi."}]})
+    assert answer["choices"][0]["message"]["content"] is not None, answer
+    assert b.access_count("hub") == before + 1  # through the hub, to B, with the key B gave the hub
+    [row] = json.loads(hub.cli("status", "open-webui", "--json").out)
+    assert row["wired_to"] == ["hub"], row

@@ -376,3 +376,38 @@ def test_the_event_feed_wakes_at_an_event_and_comes_back_after_a_lost_stream():
     assert any("event stream" in line for line in said)
     assert feed.wait(5)  # it tries again: the stream (ended) is read once more, then lost again
     assert feed.reconnects >= 1
+
+
+def test_the_watchers_chore_runs_at_its_interval_while_the_project_runs(tmp_path):
+    """The hub's routes are refreshed every HUB_REFRESH_EVERY seconds by the watcher (its chore):
+    it wakes for it, runs it while something runs, says its failure and goes on, and sleeps no
+    shorter than it needs to (a check every 30 s and a chore every 60 s: waits of 30 s)."""
+    import threading
+
+    rt = FakeRuntime(images={"localhost/test/a:1"})
+    _started(rt, _spec("a", interval=30.0))
+    clock, asked, ran, said = Clock(), [], [], []
+    done, start_at = threading.Event(), clock.now
+
+    def chore() -> None:
+        ran.append(clock.now)
+        done.set()
+        if len(ran) == 2:
+            raise RuntimeError("host b did not answer")
+
+    def wait(seconds: float) -> list:
+        due = clock.now > start_at and (clock.now - start_at) % 60 == 0 and rt.containers["a-0"].running
+        if due:  # a chore was due: its thread has run before the clock moves on
+            assert done.wait(5.0)
+        done.clear()
+        asked.append(seconds)
+        clock.now += seconds
+        if len(asked) == 8:
+            rt.stop_container("a-0", 1)
+        return []
+
+    watch(rt, "p1", tmp_path / "p1.json", run_checks=True, clock=clock, wait=wait, say=said.append,
+          idle_for=30, parallel=False, chore=(60.0, "a refresh of the hub's routes", chore))
+    assert [t - start_at for t in ran] == [60.0, 120.0, 180.0], ran  # stopped at 240 s: no more
+    assert all(s == 30.0 for s in asked[:8]), asked
+    assert "a refresh of the hub's routes: host b did not answer" in said

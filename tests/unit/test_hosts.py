@@ -123,6 +123,21 @@ def test_the_hub_checks_each_host_against_its_own_ca_and_keeps_keys_in_env(rt, c
     assert stat.S_IMODE(ca.stat().st_mode) == 0o644 and stat.S_IMODE(key_file.stat().st_mode) == 0o600
 
 
+def test_open_webui_with_a_hub_is_wired_to_the_hub_alone(rt, cli, write_config, isolated, CA):
+    """The hub's /v1 lists every member's models (this host's and every host's) and routes each
+    chat by its model, so Open WebUI gets it in place of each llama.cpp service."""
+    trust(isolated, CA, "box-a", "gpu-box")
+    path = hub_config(write_config, HOSTS).replace("[services.open-webui]\nenabled = false",
+                                                   "[services.open-webui]\nenabled = true")
+    webui = rendered(cli, path, "open-webui")
+    assert webui["env"]["OPENAI_API_BASE_URLS"] == "http://hub:8400/v1", webui["env"]
+    shown = rendered(cli, path, "open-webui", "--show-secrets")["env"]
+    assert shown["OPENAI_API_KEYS"] == "none" and webui["wired_to"] == ["hub"]  # the hub sets each member's key
+    assert "hub" in webui["depends_on"]
+    alone = write_config('[runtime]\nproject = "lab"\n')  # no hub: each llama.cpp service itself
+    assert rendered(cli, alone, "open-webui")["env"]["OPENAI_API_BASE_URLS"] == "http://llamacpp:8080/v1"
+
+
 def test_routes_are_the_union_with_one_backend_per_set_of_members():
     ms = [Member("local-llamacpp", "llamacpp (this host)", "", None, relay=19000),
           Member("host-a", "host a", "", "K", ca="x", relay=19001),
@@ -207,12 +222,115 @@ def test_a_start_refreshes_the_routes_and_reloads_the_running_hub(rt, cli, write
     again = cli("--config", path, "hosts", "refresh")
     assert again.code == 0 and "big: box-a" in again.err and rt.signals.count(("lab-hub-0", "SIGUSR2")) == 2
 
+    # The watcher's refresh, every minute: the hub is told only when the routes changed.
+    from airpods.cli.application import Application
+    from airpods.cli.commands.watch import _hub_refresh
 
-def test_the_hub_goes_to_quadlet_with_its_routes_and_is_refused_for_kubernetes(rt, cli, write_config, isolated, CA):
+    said: list[str] = []
+    every, what, job = _hub_refresh(Application(config_path=path), said.append)
+    assert every == 60.0 and what == "a refresh of the hub's routes"
+    job()
+    assert rt.signals.count(("lab-hub-0", "SIGUSR2")) == 2 and said == []  # nothing changed: no reload
+    monkeypatch.setattr("airpods.hosts.probe.look",
+                        lambda url, ca, key, timeout=5.0: Reading(url, True, 1.0, ("big", "llama.cpp", "new")))
+    job()
+    assert rt.signals.count(("lab-hub-0", "SIGUSR2")) == 3 and "4 models routed" in said[0], said
+    assert "new serves-2" in (etc / "models.map").read_text()
+
+
+def test_top_shows_each_host_of_the_hub_from_the_hubs_own_log(rt, cli, write_config, isolated, monkeypatch, CA):
+    """HAProxy's log lines (the format plan/hub.py gives it): requests per host, the minute's
+    errors and median, and a host the checks took out is down with HAProxy's reason."""
+    import time
+
+    from airpods.plan.hub import LOG_FORMAT
+
+    trust(isolated, CA, "box-a", "gpu-box")
+    rt.images |= {HAPROXY}
+    path = hub_config(write_config, HOSTS)
+    monkeypatch.setattr("airpods.hosts.probe.look", lambda url, ca, key, timeout=5.0: Reading(url, True, 1.0, ("big",)))
+    monkeypatch.setattr("airpods.hosts.probe.look_plain", lambda base, key, timeout=5.0: Reading(base, True, 1.0, ()))
+    assert cli("--config", path, "start", "--no-wait").code == 0
+    assert LOG_FORMAT.startswith("airpods-hub %Ts.%ms %Tt %b %s %ST %B %ts")  # what the lines below mimic
+    now = time.time()
+    rt.log_lines["lab-hub-0"] = [
+        "[NOTICE]   (1) : New worker (8) forked",
+        f"airpods-hub {now - 30:.3f} 400 serves-2 host-box-a 200 5120 --",
+        f"airpods-hub {now - 20:.3f} 200 serves-2 host-box-a 200 2048 --",
+        f"airpods-hub {now - 10:.3f} 900 serves-2 host-box-a 200 300 SD",  # cut by the host: an error
+        f"airpods-hub {now + 1:.3f} 100 serves-2 host-gpu-box 200 800 --",  # ends in top's interval
+        f"airpods-hub {now - 0.2:.3f} 0 hub <NOSRV> 200 90 LR",  # the listing: the hub's own answer
+        f"airpods-hub {now - 300:.3f} 100 serves-2 host-gpu-box 200 800 --",  # older than a minute
+        "Server serves-2/host-box-a is DOWN, reason: Layer4 connection problem, info: \"Connection refused\"",
+        "[WARNING]  (8) : Server host-box-a/host-box-a is DOWN, reason: Layer4 connection problem, info: x",
+        "Server host-gpu-box/host-gpu-box is DOWN, reason: Layer7 wrong status, code: 401",
+        "Server host-gpu-box/host-gpu-box is UP, reason: Layer7 check passed, code: 200, check duration: 3ms.",
+    ]
+    result = cli("--config", path, "top", "--json", "--interval", "1")
+    assert result.code == 0, result.text
+    rows = json.loads(result.out)
+    names = [r["service"] for r in rows]
+    assert names.index("box-a") == names.index("hub") + 1 and names.index("gpu-box") == names.index("hub") + 2
+    got = {r["service"]: r for r in rows}
+    a, g = got["box-a"], got["gpu-box"]
+    assert a["kind"] == "host" and a["state"] == "down" and "Layer4 connection problem" in a["why"]
+    assert (a["requests_last_minute"], a["errors_last_minute"], a["median_ms"]) == (3, 1, 400)
+    assert g["state"] == "up" and g["why"] is None and g["requests_last_minute"] == 1 and g["requests_per_s"] == 1.0
+    assert got["hub"]["requests_last_minute"] == 4
+    table = cli("--config", path, "top", "--once", "--interval", "1")
+    assert table.code == 0 and "host box-a" in table.out and "the hub's checks fail" in table.out, table.text
+
+
+def test_the_hub_goes_to_kubernetes_with_its_routes_its_hosts_cas_and_keys_in_secrets(cli, write_config, isolated,
+                                                                                        CA):
+    import kubernetes_validate
+    import yaml
+
+    keys = trust(isolated, CA, "box-a", "gpu-box")
+    path = hub_config(write_config, HOSTS)
+    etc = isolated / "data/airpods/hub/lab/etc"
+    (etc / "models.map").write_text("big serves-1\n")  # a refresh's routes, as this machine has them
+    (etc / "routes.cfg").write_text("backend serves-1\n\tbalance leastconn\n")
+    (etc / "models.json").write_text('{"object": "list", "data": [{"id": "big"}]}')
+    result = cli("--config", path, "export", "kube")
+    assert result.code == 0, result.text
+    docs = [d for d in yaml.safe_load_all(result.out) if d]
+    for doc in docs:
+        kubernetes_validate.validate(doc, "1.30.0", strict=True)
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    config = by[("ConfigMap", "hub-config")]["data"]
+    assert config["models.map"] == "big serves-1\n" and "balance leastconn" in config["routes.cfg"]
+    assert "resolvers podman resolve-prefer" not in config["hub.cfg"] and " init-addr libc,none" in config["hub.cfg"]
+    assert "ca-file /etc/airpods-hub/hosts/gpu-box.pem" in config["hub.cfg"]
+    assert by[("Secret", "hub-hosts")]["stringData"] == {"box-a.pem": CA, "gpu-box.pem": CA}
+    assert by[("Service", "hub")]["spec"]["ports"][0]["port"] == 8400  # the gateway's upstream, in the cluster
+    import re
+
+    services = {name for kind, name in by if kind == "Service"}
+    caddyfile = by[("ConfigMap", "gateway-caddyfile")]["data"]["Caddyfile"]
+    upstreams = re.findall(r"reverse_proxy ([a-z0-9.-]+):\d+", caddyfile)
+    local = re.findall(r"server local-\S+ ([a-z0-9.-]+):\d+", config["hub.cfg"])
+    assert "hub" in upstreams and local == ["llamacpp"] and set(upstreams + local) <= services, (upstreams, services)
+    pod = by[("Deployment", "hub")]["spec"]["template"]["spec"]
+    [mount] = pod["containers"][0]["volumeMounts"]
+    [volume] = pod["volumes"]
+    assert mount["mountPath"] == "/etc/airpods-hub" and mount["readOnly"]
+    assert volume["projected"]["sources"][1]["secret"]["items"][1] == {"key": "gpu-box.pem",
+                                                                       "path": "hosts/gpu-box.pem"}
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert "secretKeyRef" in env["AIRPODS_HOST_KEY_BOX_A"]["valueFrom"]
+    assert all(k not in result.out for k in keys.values()) and "its routes are those of the last refresh" in result.err
+    shown = cli("--config", path, "export", "kube", "--show-secrets").out
+    secret = next(d for d in yaml.safe_load_all(shown) if d and d["metadata"]["name"] == "airpods-secrets")
+    assert keys["box-a"] in secret["stringData"].values()  # with --show-secrets: in the Secret, nowhere else
+    assert shown.count(keys["box-a"]) == 1
+    podman_target = cli("--config", path, "export", "kube", "hub", "--target", "podman")
+    assert podman_target.code == 2 and "AIRPODS_HOST_KEY_BOX_A" in podman_target.err, podman_target.text
+
+
+def test_the_hub_goes_to_quadlet_with_its_routes(rt, cli, write_config, isolated, CA):
     keys = trust(isolated, CA, "box-a")
     path = hub_config(write_config, '[hosts.box-a]\nurl = "https://192.0.2.10:8443"\n')
-    kube = cli("--config", path, "export", "kube")
-    assert kube.code == 2 and "cannot be exported to Kubernetes yet" in kube.err and kube.out == "", kube.text
     etc = isolated / "data/airpods/hub/lab/etc"
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "models.map").write_text("big serves-1\n")  # a refresh's routes: kept by the export

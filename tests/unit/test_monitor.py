@@ -73,7 +73,7 @@ def test_top_once_shows_a_stopped_and_a_crashed_service_and_exits_0(rt, cli, wri
     assert rows["llamacpp-3"]["state"] == "exited" and rows["llamacpp-3"]["why"] == "exited with code 139"
     assert rows["llamacpp-2"]["generation_tokens_per_s"] is None and rows["llamacpp-2"]["vram"] == {}
     bad = cli("--config", path, "top", "open-webui", "--once")
-    assert bad.code == 2 and "neither" in bad.err
+    assert bad.code == 2 and "none of them" in bad.err
 
 
 def test_gateway_figures_count_requests_and_the_people_of_the_last_minute():

@@ -52,7 +52,6 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
     selected = app.stack.select(specs, services)
     names = closure(selected, dependencies(specs))
     chosen = [specs[n] for n in names]
-    _no_hub(chosen)
     settings = app.stack.runtime_settings
     if target == "kubernetes":
         gateway_keys = None
@@ -62,7 +61,8 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
             gateway_keys = KeyStore.of(next(s for s in chosen if kind_of(s.kind).door)).caddy_text()
         docs, notes = kube_writer.documents(chosen, volume_facts(chosen, app.environ),
                                             model_volume=settings["models_volume"], show_secrets=show_secrets,
-                                            models_job=models_job, gateway_keys=gateway_keys)
+                                            models_job=models_job, gateway_keys=gateway_keys,
+                                            hub_files=_hub_files(app, chosen))
     else:
         docs, notes = podman_kube.documents(chosen, _podman_key_files(app, chosen), named=bool(services))
     text = dump_all(docs)
@@ -85,17 +85,25 @@ def kube(app: Application, services: tuple[str, ...], target: str, variant: str 
         app.terminal.warning(note)
 
 
-def _no_hub(chosen: list) -> None:
-    """The hub's routes come from what its hosts answer to `airpods start` on this machine: a
-    cluster would get none. Refused (exit 2) for Kubernetes; Quadlet units (this machine) mount them."""
-    from airpods.errors import UsageError
+def _hub_files(app: Application, chosen: list) -> dict[str, dict[str, str]]:
+    """The hub's routes as its last refresh wrote them here, and each host's CA (public
+    certificates), for the cluster's ConfigMap and Secret."""
+    from airpods.hosts import trust
+    from airpods.plan.hub import HOSTS_DIR, LISTING, MAP, ROUTES
+    from airpods.stack.hub import hub_dir
 
-    hub = next((s for s in chosen if kind_of(s.kind).model_router), None)
-    if hub is not None:
-        raise UsageError(f"service '{hub.name}' (the hub) cannot be exported to Kubernetes yet: its routes are "
-                         "written by airpods start on this machine from what each host serves; nothing was written",
-                         hint=f"export without it: set [services.{hub.name}] enabled = false in a copy of the "
-                              "config; on this machine, `airpods export quadlet` carries it (docs/hosts.md)")
+    out: dict[str, dict[str, str]] = {}
+    for spec in (s for s in chosen if kind_of(s.kind).model_router):
+        folder, files = hub_dir(app.stack), {}
+        for name in (ROUTES, MAP, LISTING):
+            if (folder / "etc" / name).is_file():
+                files[name] = (folder / "etc" / name).read_text(encoding="utf-8")
+        for mid, _title, _relay in spec.hub_members:
+            host = mid.removeprefix("host-")
+            if mid.startswith("host-") and trust.ca_path(folder, host).is_file():
+                files[f"{HOSTS_DIR}/{host}.pem"] = trust.ca_path(folder, host).read_text(encoding="utf-8")
+        out[spec.name] = files
+    return out
 
 
 def _podman_key_files(app: Application, chosen: list) -> dict:

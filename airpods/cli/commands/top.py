@@ -28,7 +28,10 @@ def top(app: Application, services: tuple[str, ...], once: bool, as_json: bool, 
     second over the last interval, from llama-server's counters and its busy slots. KV: the
     context the busy slots hold, of all slots' context. SLOTS: busy/total. CPU, MEM: from Podman.
     VRAM per GPU, from nvidia-smi (blank without a GPU). The gateway's row: requests per second
-    and who used it in the last minute. A service that does not answer says why in its row.
+    and who used it in the last minute. The hub's row: requests per second it routed; below it a
+    row per host: up or down by the hub's health checks, requests per second, the last minute's
+    requests, errors and median time, from the hub's own log (tokens/s per host: that host's own
+    `airpods top`). A service that does not answer says why in its row.
     Needs llama-server's metrics, on by default (services.NAME.metrics = false turns them off).
 
     \b
@@ -61,7 +64,8 @@ def _names(app: Application, specs: dict, services: tuple[str, ...]) -> list[str
         chosen = app.stack.select(specs, services, enabled_only=False)
         other = [n for n in chosen if not kind_of(specs[n].kind).top]
         if other:
-            raise UsageError(f"top shows llama.cpp services and the gateway; {', '.join(other)} is neither",
+            raise UsageError(f"top shows llama.cpp services, the gateway and the hub; {', '.join(other)} is none "
+                             "of them",
                              hint="see its state with airpods status")
         return chosen
     return [n for n, s in specs.items() if kind_of(s.kind).top and s.enabled]
@@ -91,6 +95,15 @@ def _num(v, fmt: str = "{:.1f}") -> str:
 
 def _cells(r: dict) -> list[str]:
     model = r["model"] or ("" if r.get("models_loaded") is None else f"({r['models_loaded']} loaded)")
+    if r["kind"] == "host":
+        took = "" if r.get("median_ms") is None else f", median {r['median_ms']} ms"
+        last = f"last min: {r['requests_last_minute']} req, {r['errors_last_minute']} err{took}"
+        return [f"  host {r['service']}", r["why"] or last, r["state"], _num(r.get("requests_per_s"), "{:.1f}/s"),
+                *[""] * 8]
+    if kind_of(r["kind"]).model_router:
+        return [r["service"], r["why"] or f"last min: {r.get('requests_last_minute') or 0} req", r["state"],
+                _num(r.get("requests_per_s"), "{:.1f}/s"), *[""] * 5, _num(r["cpu_percent"], "{:.0f}%"),
+                _gib(r["memory_bytes"]), ""]
     if kind_of(r["kind"]).door:
         people = ", ".join(r.get("people_active") or []) or "-"
         return [r["service"], f"people: {people}", r["state"], _num(r.get("requests_per_s"), "{:.1f}/s"), "", "",

@@ -49,13 +49,34 @@ def watch(app: Application, project: str) -> None:
             # sits out its stop timeout as "stopping").
             watch_loop(app.stack.runtime, project, ledger, run_checks=run_checks, wait=feed.wait, say=stamp,
                        idle_for=30.0, stopped=lambda name: stops.record(stops_path(app.environ), [name]),
-                       key_of=_probe_keys(app), report=report, subscribe=feed.subscribe)
+                       key_of=_probe_keys(app), report=report, subscribe=feed.subscribe,
+                       chore=_hub_refresh(app, stamp))
             fcntl.flock(pid, fcntl.LOCK_UN)
             if not any(s.running for _, s, _ in watched(app.stack.runtime.list_managed(), project)) \
                     and not _held(ledger):
                 stamp("nothing of the project runs: done")
                 return
             stamp("the project runs again")
+
+
+def _hub_refresh(app: Application, say):
+    """With an enabled hub: its routes refreshed every HUB_REFRESH_EVERY seconds from what the
+    members serve now (a model a host adds is routed within that), the hub told only of a change."""
+    from airpods.errors import AirpodsError
+    from airpods.stack.hub import HUB_REFRESH_EVERY, hub_of, refresh
+
+    try:
+        if hub_of(app.stack.specs(create_secrets=False)) is None:
+            return None
+    except AirpodsError:
+        return None
+
+    def job() -> None:
+        done = refresh(app.stack, app.stack.specs(create_secrets=False), only_if_changed=True)
+        if done is not None and done.reloaded:
+            say(f"the hub's routes changed: {done.summary()}")
+
+    return (HUB_REFRESH_EVERY, "a refresh of the hub's routes", job)
 
 
 def _held(ledger) -> bool:
