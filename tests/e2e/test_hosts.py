@@ -57,7 +57,7 @@ class Host:
 
     def write(self, models: tuple[str, ...] = (), hub: bool = False) -> None:
         rid = self.run.id
-        text = self.run.header()
+        text = self.run.header(keep=("open-webui",) if hub else ())
         if models:
             text += f"""
 [services.rt]
@@ -85,7 +85,6 @@ container = "hub-{rid}-0"
 network_aliases = ["hub-{rid}"]
 
 [services.open-webui]
-enabled = true
 image = "{OPENWEBUI_IMAGE}"
 pod = "open-webui-{rid}"
 container = "open-webui-{rid}-0"
@@ -291,3 +290,29 @@ def webui_sees_every_host(hub: Host, b: Host) -> None:
     assert b.access_count("hub") == before + 1  # through the hub, to B, with the key B gave the hub
     [row] = json.loads(hub.cli("status", "open-webui", "--json").out)
     assert row["wired_to"] == ["hub"], row
+
+
+def test_the_hubs_kubernetes_export_is_a_configuration_haproxy_accepts(hosts, tmp_path):
+    """What `export kube` puts in the hub's ConfigMap and Secret, laid out as its projected volume
+    mounts them, checked by the same HAProxy (`haproxy -c`): the cluster's variant of hub.cfg
+    (names resolved at start), the routes of the last refresh, the hosts' CAs."""
+    import yaml
+
+    from tests.podman_env import TEST_LABEL
+
+    _a, _b, hub = hosts
+    result = hub.cli("export", "kube")
+    assert result.code == 0, result.text
+    docs = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(result.out) if d}
+    etc = tmp_path / "etc"
+    (etc / "hosts").mkdir(parents=True)
+    for name, text in docs[("ConfigMap", "hub-config")]["data"].items():
+        (etc / name).write_text(text)
+    for name, text in docs[("Secret", "hub-hosts")]["stringData"].items():
+        (etc / "hosts" / name).write_text(text)
+    assert "serves-" in (etc / "routes.cfg").read_text()  # the routes the e2e's refreshes wrote
+    etc.chmod(0o755)
+    checked = podman("run", "--rm", "--label", f"{TEST_LABEL}={hub.run.id}", "-v", f"{etc}:/etc/airpods-hub:ro,Z",
+                     HAPROXY_IMAGE, "haproxy", "-c", "-f", "/etc/airpods-hub/hub.cfg", "-f",
+                     "/etc/airpods-hub/routes.cfg", check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
