@@ -69,6 +69,11 @@ def hub_dir(environ: Mapping[str, str] = os.environ, project: str = "default") -
     return data_dir(environ) / "hub" / project
 
 
+def bench_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """`airpods bench`'s history (history.jsonl) and this machine's measured figures (machine.json)."""
+    return data_dir(environ) / "bench"
+
+
 def health_ledger(environ: Mapping[str, str] = os.environ, project: str = "default") -> Path:
     """The watcher's record of restarts for a project (read by `status`); its log sits beside it."""
     return data_dir(environ) / "health" / f"{project}.json"

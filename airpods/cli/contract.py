@@ -45,7 +45,7 @@ RENDER = Shape(("service", "kind", "image", "variant", "pod", "container", "netw
                 "gpus", "gpu_layers", "gpu_plan", "vram", "spec_hash", "config_hash", "project", "mode", "router",
                 "router_preset", "gateway", "config_files"), rows=False)
 DOCTOR = Shape(("podman", "socket", "network_backend", "containers", "probes", "gpus", "cpu", "services", "health",
-                "gateway"), ("engine", "config_error"), rows=False)
+                "gateway", "speed"), ("engine", "config_error"), rows=False)
 TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_percent", "memory_bytes", "vram"),
             ("requests_processing", "requests_deferred", "prompt_tokens_per_s", "generation_tokens_per_s",
              "kv_cache_used_percent", "slots_busy", "slots_total", "slots", "models_loaded",
@@ -54,10 +54,15 @@ TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_perce
 MODELS_LIST = Shape(("file", "size", "sha256", "source", "architecture", "quantization", "parts", "vision", "mmproj"))
 MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"))
 MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache", "compute", "overhead", "total",
-                    "available", "limit", "others", "fits", "max_ctx", "gpus"), rows=False)
+                    "available", "limit", "others", "fits", "max_ctx", "gpus"), ("speed", "measured"), rows=False)
 PULL_LIST = Shape(("name", "quant", "files", "size", "total", "available", "limit", "fits", "max_ctx"),
                   ("gpus", "gpu_layers"))
 KEYS_LIST = Shape(("name", "created", "last_used"))
+BENCH = Shape(("at", "model", "model_id", "service", "quant", "device", "prompt_tokens", "gen_tokens", "parallel",
+               "repeat", "prompt_tokens_per_s", "generation_tokens_per_s", "first_token_ms", "memory_bytes",
+               "estimate_bytes", "predicted_generation_tokens_per_s", "predicted_prompt_tokens_per_s",
+               "prediction_basis", "flags", "image", "image_digest", "cpu", "gpus", "airpods_version", "weights",
+               "kv_bytes"), ("draft_acceptance", "vram", "driver", "slower"), rows=False)
 HOSTS_LIST = Shape(("name", "url", "reachable", "latency_ms", "models", "tls_expires", "error"))
 KEYS_USAGE = Shape(("person", "model", "service", "requests", "errors", "seconds", "prompt_tokens",
                     "completion_tokens", "unmatched", "last"))

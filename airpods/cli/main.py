@@ -19,6 +19,7 @@ COMMANDS = {
     "stop": ("airpods.cli.commands.stop:stop", "Stop services (volumes are always kept)."),
     "status": ("airpods.cli.commands.status:status", "Show state, health, URL and model of services."),
     "top": ("airpods.cli.commands.top:top", "Live view: requests, tokens/s, KV cache, CPU, memory, VRAM per model."),
+    "bench": ("airpods.cli.commands.bench:bench", "Measure a model's tokens/s here, kept in a history."),
     "logs": ("airpods.cli.commands.logs:logs", "Show or follow a service's logs."),
     "config": ("airpods.cli.commands.config_cmd:config", "Show, check, render and create configuration."),
     "models": ("airpods.cli.commands.models:models", "Manage GGUF models in the llama.cpp model volume."),

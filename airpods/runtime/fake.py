@@ -38,6 +38,7 @@ class FakeRuntime:
     limits: LimitSupport = ALL
     cpusets: dict[str, str | None] = field(default_factory=dict)  # container -> cpuset it got
     usage: dict[str, int] = field(default_factory=dict)  # container -> memory in use (bytes)
+    peaks: dict[str, int] = field(default_factory=dict)  # container -> the most it used (bytes)
     cpu_ns: dict[str, int] = field(default_factory=dict)  # container -> CPU time used (ns)
     oom_on_start: set[str] = field(default_factory=set)  # containers the "kernel" kills for memory
     vol_labels: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -192,6 +193,10 @@ class FakeRuntime:
              timestamps: bool = False) -> Iterator[str]:  # a test gives its lines with stamps when it needs them
         lines = self.log_lines.get(name, [])
         yield from (lines[-tail:] if tail else lines)
+
+    def memory_peak(self, name: str) -> int | None:
+        state = self.containers.get(name)
+        return self.peaks.get(name, self.usage.get(name)) if state is not None else None
 
     def memory_usage(self, name: str) -> int | None:
         state = self.containers.get(name)

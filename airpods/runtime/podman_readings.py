@@ -59,6 +59,27 @@ class Readings:
         usage = stats[0].get("MemUsage") if stats else None
         return int(usage) if isinstance(usage, (int, float)) and usage > 0 else None
 
+    def memory_peak(self, name: str) -> int | None:
+        """The most memory the container used since it started: its cgroup's memory.peak (v2;
+        max_usage_in_bytes on v1), read on this machine; None where that is not readable (a
+        remote Podman, a kernel before 5.19)."""
+        from pathlib import Path
+
+        try:
+            status, data = self._get(f"/containers/{quote(name, safe='')}/json")
+        except RuntimeFailure:
+            return None
+        path = str(((data or {}).get("State") or {}).get("CgroupPath") or "") if status == 200 else ""
+        if not path or self.socket_path is None or ".." in path.split("/"):
+            return None
+        for candidate in (Path("/sys/fs/cgroup") / path.lstrip("/") / "memory.peak",
+                          Path("/sys/fs/cgroup/memory") / path.lstrip("/") / "memory.max_usage_in_bytes"):
+            try:
+                return int(candidate.read_text().strip())
+            except (OSError, ValueError):
+                continue
+        return None
+
     def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]:
         """CPU and memory counters of these containers, in one call (libpod stats, not streamed);
         those not running, or on an engine without stats (rootless cgroups v1), are left out. One

@@ -126,6 +126,7 @@ class ContainerRuntime(Protocol):
              timestamps: bool = False) -> Iterator[str]: ...  # timestamps: each line starts with RFC 3339
     def list_managed(self) -> list[ContainerState]: ...
     def memory_usage(self, name: str) -> int | None: ...  # bytes now, None when the engine cannot say
+    def memory_peak(self, name: str) -> int | None: ...  # the most it used since it started (cgroup), or None
     def resource_usage(self, names: list[str]) -> dict[str, ContainerUsage]: ...  # running ones the engine can measure
     def run_healthcheck(self, name: str) -> str: ...  # run its check now: healthy | unhealthy | starting
     def stop_container(self, name: str, timeout: int) -> None: ...  # stopped on purpose (no restart)

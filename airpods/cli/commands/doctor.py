@@ -65,6 +65,7 @@ def _findings(app: Application) -> tuple[dict, AirpodsError | None, dict]:
         report["probes"].append({"probe": r.probe, "variant": r.variant, "reason": r.reason,
                                  "devices": list(r.devices), "warning": r.warning})
     report["gpus"] = [g.to_json() for g in app.stack.gpu_inventory]
+    report["speed"] = _speed(app)
     specs: dict = {}
     try:
         specs = app.stack.specs(create_secrets=False)
@@ -81,6 +82,21 @@ def _findings(app: Application) -> tuple[dict, AirpodsError | None, dict]:
     except AirpodsError as exc:
         report["config_error"] = exc.message
     return report, problem, specs
+
+
+def _speed(app: Application) -> dict:
+    """This machine's memory bandwidth, measured now and stored for the speed predictions, and
+    what those predictions rest on (its benches, when there are some)."""
+    import contextlib
+
+    from airpods.bench.machine import figures, measure_bandwidth, store_bandwidth
+
+    bandwidth = measure_bandwidth()
+    with contextlib.suppress(OSError):  # a read-only data folder: the predictions use the benches alone
+        store_bandwidth(app.environ, bandwidth)
+    machine = figures(app.environ)
+    return {"memory_bandwidth": round(bandwidth), "benches": machine.samples, "prediction_basis": machine.basis,
+            "prediction_bandwidth": round(machine.bandwidth) if machine.bandwidth else None}
 
 
 def _print_machine(t, report: dict, problem: AirpodsError | None, topo) -> None:
@@ -107,6 +123,9 @@ def _print_machine(t, report: dict, problem: AirpodsError | None, topo) -> None:
                 [[g["index"], g["name"], human(g["memory_total"]), human(g["memory_free"]),
                   ", ".join(g.get("services") or []) or "-"] for g in report["gpus"]])
     t.print(f"cpu:             {topo.describe()}; {len(topo.usable)} usable by the CPU plan")
+    speed = report["speed"]
+    t.print(f"memory:          {speed['memory_bandwidth'] / 1e9:.1f} GB/s (one thread copying); speed predictions: "
+            f"{speed['prediction_basis']}")
     for name, share in report["cpu"]["plan"].items():
         t.print(f"  {name:<14} cpuset {share['cpuset'] or 'any':<7} threads {share['threads'] or '-':<3} "
                 f"{share['reason']}")

@@ -158,8 +158,11 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         raise UsageError(f"{model} is not a readable GGUF model in {store.volume} (models: {have})",
                          hint="see airpods models list")
     rows = gpus[1] if gpus else []
+    from airpods.cli.speed_ui import fit_speed
+
+    speed = fit_speed(app, spec, probe, model)
     if as_json:
-        app.terminal.print_json({**report.to_json(), "gpus": rows}, contract.MODELS_FIT)
+        app.terminal.print_json({**report.to_json(), "gpus": rows, **speed}, contract.MODELS_FIT)
         return
     e, t = report.estimate, app.terminal
     if rows:
@@ -178,6 +181,9 @@ def fit_cmd(app: Application, model: str, ctx: int | None, parallel: int | None,
         t.warning(f"does not fit: {human(e.total)} needed, {human(report.available)} available ({report.limit})")
         t.info(f"largest ctx_size that fits: {report.max_ctx}" if report.max_ctx else
                "even the smallest context does not fit: use a smaller quantization or model")
+    from airpods.cli.speed_ui import say_speed
+
+    say_speed(t, speed)
 
 
 def _routers(app: Application, service: str | None) -> list:
