@@ -1,6 +1,7 @@
-"""A local stand-in of the Hugging Face hub's HTTP API for tests: the tree listing, resolve with
-HEAD (the sha256 and size as the hub publishes them) and ranged GETs, gated repos, a connection
-that drops part of the way, a lying sha256. It counts the bytes of files it served."""
+"""A local stand-in of the Hugging Face hub's HTTP API for tests: the model search (GET
+/api/models?search=&filter=gguf&sort=&limit=), the tree listing, resolve with HEAD (the sha256
+and size as the hub publishes them) and ranged GETs, gated repos, a connection that drops part of
+the way, a lying sha256. It counts the bytes of files it served."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class StandIn(http.server.BaseHTTPRequestHandler):
     mirror: dict[str, bytes] = {}  # file -> other bytes served, with no X-Linked-Etag (a mirror's swap)
     unhashed: set[str] = set()  # files published with no sha256 at all (neither listing nor HEAD)
     page: int = 0  # the listing's page size (0: one page), paged with Link: rel="next" as the hub does
+    searched: list[dict] = []  # the queries the search got (their parameters)
 
     def _route(self) -> tuple[str, str | None, bytes | None] | None:
         path = self.path.split("?")[0]
@@ -50,7 +52,27 @@ class StandIn(http.server.BaseHTTPRequestHandler):
         self.send_header("X-Linked-Size", str(len(data)))
         self.end_headers()
 
+    def _search(self) -> None:
+        """The hub's search: every repo whose id holds each word of `search`, by the sort key."""
+        from urllib.parse import parse_qs, urlsplit
+
+        q = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        type(self).searched.append(q)
+        words = q.get("search", "").lower().split()
+        hits = [{"id": repo, "downloads": 1000 - i, "likes": i, "tags": ["gguf"]}
+                for i, repo in enumerate(self.repos) if all(w in repo.lower() for w in words)]
+        if q.get("sort") == "likes":
+            hits.sort(key=lambda h: -h["likes"])
+        body = json.dumps(hits[:int(q.get("limit") or 100)]).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_GET(self):  # noqa: N802
+        if self.path.split("?")[0] == "/api/models":
+            self._search()
+            return
         hit = self._route()
         if hit is None:
             return
@@ -105,5 +127,5 @@ def serve(monkeypatch, repos: dict[str, dict[str, bytes]]):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
     StandIn.repos, StandIn.gated, StandIn.served, StandIn.cut, StandIn.lie = repos, set(), 0, {}, set()
-    StandIn.mirror, StandIn.unhashed, StandIn.page = {}, set(), 0
+    StandIn.mirror, StandIn.unhashed, StandIn.page, StandIn.searched = {}, set(), 0, []
     return StandIn, server

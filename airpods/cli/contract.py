@@ -55,6 +55,8 @@ MODELS_LIST = Shape(("file", "size", "sha256", "source", "architecture", "quanti
 MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"))
 MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache", "compute", "overhead", "total",
                     "available", "limit", "others", "fits", "max_ctx", "gpus"), ("speed", "measured"), rows=False)
+MODELS_SEARCH = Shape(("repo", "downloads", "likes", "vision", "split", "error", "quants", "best", "run",
+                       "prediction_basis"))
 PULL_LIST = Shape(("name", "quant", "files", "size", "total", "available", "limit", "fits", "max_ctx"),
                   ("gpus", "gpu_layers"))
 KEYS_LIST = Shape(("name", "created", "last_used"))

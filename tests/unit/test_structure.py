@@ -99,7 +99,7 @@ LAYERS = {
     "secrets": 3,
     "plan": 4,
     "runtime": 5, "gateway": 5,
-    "models": 6, "health": 6, "hosts": 6,
+    "models": 6, "health": 6, "hosts": 6, "bench": 6,
     "monitor": 7, "orchestrate": 7,
     "export": 8,
     "stack": 9,

@@ -8,7 +8,6 @@ import click
 from airpods.cli import contract
 from airpods.cli.application import Application, pass_app
 from airpods.errors import UsageError
-from airpods.kinds import kind_of
 
 
 @click.command()
@@ -64,32 +63,3 @@ def bench(app: Application, target: str | None, prompt_tokens: int, gen_tokens: 
                        repeat=repeat, keep=keep)
     if as_json:
         app.terminal.print_json(record, contract.BENCH)
-
-
-def llama_target(app: Application, specs: dict, target: str | None) -> tuple:
-    """(the llama.cpp spec, the model id a router is asked for or None, the model file, a model
-    that must be started first) for TARGET."""
-    from airpods.stack.targets import default_llama
-
-    if target is None or (target in specs and kind_of(specs[target].kind).llama_server):
-        spec = default_llama(app.stack, specs, None) if target is None else specs[target]
-        if spec.router is not None:
-            models = {m.id: m for m in spec.router.models}
-            mid = spec.default_model if spec.default_model in models else next(iter(models), None)
-            if mid is None:
-                raise UsageError(f"router {spec.name} lists no model of its own to bench", hint="airpods bench MODEL")
-            return spec, mid, models[mid].file, None
-        return spec, None, spec.run.model_in_volume, None
-    if target in specs:
-        raise UsageError(f"service '{target}' is a {specs[target].kind} service; bench measures llama.cpp",
-                         hint="airpods bench LLAMA_SERVICE or MODEL")
-    for spec in specs.values():
-        if kind_of(spec.kind).llama_server and spec.enabled and spec.router is not None:
-            for m in spec.router.models:
-                if target in (m.id, m.file, *m.aliases):
-                    return spec, m.id, m.file, None
-    same = [s for s in specs.values() if kind_of(s.kind).llama_server and s.enabled and s.router is None
-            and s.run.model_in_volume == target]
-    if same:
-        return same[0], None, target, None
-    return default_llama(app.stack, specs, None), None, target, target

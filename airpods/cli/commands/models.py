@@ -17,7 +17,8 @@ from airpods.stack.targets import llama_spec, preset_on_disk, probe_spec, store_
 
 
 @click.group(cls=LazySubcommands, lazy={"pull": "airpods.cli.commands.models_pull:pull_cmd",
-                                         "use": "airpods.cli.commands.models_use:use_cmd"})
+                                         "use": "airpods.cli.commands.models_use:use_cmd",
+                                         "search": "airpods.cli.commands.models_search:search_cmd"})
 def models() -> None:
     """Manage GGUF models in the llama.cpp model volume (mounted read-only at /models).
 

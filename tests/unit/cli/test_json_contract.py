@@ -20,14 +20,19 @@ PINNED = {
               "health url security_opt security resources cpuset threads cpu_plan restart_policy depends_on "
               "default_model wired_to gpu gpus gpu_layers gpu_plan vram spec_hash config_hash project mode router "
               "router_preset gateway config_files",
-    "DOCTOR": "podman socket network_backend containers probes gpus cpu services health gateway",
+    "DOCTOR": "podman socket network_backend containers probes gpus cpu services health gateway speed",
     "TOP": "service model kind state container why cpu_percent memory_bytes vram",
     "MODELS_LIST": "file size sha256 source architecture quantization parts vision mmproj",
     "MODELS_PS": "service id aliases state file why exit_code",
     "MODELS_FIT": "model service ctx parallel weights kv_cache compute overhead total available limit others fits "
                   "max_ctx gpus",
     "PULL_LIST": "name quant files size total available limit fits max_ctx",
+    "MODELS_SEARCH": "repo downloads likes vision split error quants best run prediction_basis",
     "KEYS_LIST": "name created last_used",
+    "BENCH": "at model model_id service quant device prompt_tokens gen_tokens parallel repeat prompt_tokens_per_s "
+             "generation_tokens_per_s first_token_ms memory_bytes estimate_bytes predicted_generation_tokens_per_s "
+             "predicted_prompt_tokens_per_s prediction_basis flags image image_digest cpu gpus airpods_version "
+             "weights kv_bytes",
     "HOSTS_LIST": "name url reachable latency_ms models tls_expires error",
     "KEYS_USAGE": "person model service requests errors seconds prompt_tokens completion_tokens unmatched last",
 }
