@@ -24,12 +24,13 @@ from benchmarks.inference import host_binary, parity
 from benchmarks.lifecycle import scaling, start_overhead
 from benchmarks.memory import accuracy, header_speed
 from benchmarks.metrics_cost import metrics_cost
+from benchmarks.prediction import predictions
 from benchmarks.router import swap_latency
 from benchmarks.seams import before_after
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
 SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "idle", "inference", "contention", "memory",
-            "router", "gateway", "seams", "hosts")
+            "router", "gateway", "seams", "hosts", "prediction")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -157,6 +158,15 @@ def main() -> None:
             rows.append(row(hub["tokens/s hub"], hub["tokens/s remote gateway"], unit="tok/s", target="ratio >= 0.97"))
             rows.append(row(hub["failover"], hub["bound"], target="ratio <= 1.0"))
             all_series += hub.values()
+        if "prediction" in sections:
+            pred_rows, pred_series = predictions(env, model, 1 if args.quick else 3)
+            results["prediction"] = pred_rows
+            all_series += pred_series
+            print("| model | weights | predicted gen tok/s (from the others) | measured | ratio | within ±25% "
+                  "| memory estimate | measured peak | ratio | within ±15% |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for r in pred_rows:
+                print("| " + " | ".join(r) + " |")
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()

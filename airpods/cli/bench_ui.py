@@ -12,7 +12,7 @@ from airpods.kinds import kind_of
 
 
 def run_bench(app: Application, target: str | None, *, prompt_tokens: int, gen_tokens: int, parallel: int,
-              repeat: int, keep: bool) -> dict[str, Any]:
+              repeat: int, keep: bool, table: bool = True) -> dict[str, Any]:
     from airpods.bench import history, measure
     from airpods.orchestrate.running import serving, serving_base
 
@@ -34,7 +34,7 @@ def run_bench(app: Application, target: str | None, *, prompt_tokens: int, gen_t
     slower = history.flagged([*before, record]).get(len(before))
     if slower is not None:
         record["slower"] = slower
-    _say(app, record)
+    _say(app, record, table)
     return record
 
 
@@ -44,7 +44,7 @@ def llama_target(app: Application, specs: dict, target: str | None) -> tuple:
     from airpods.stack.targets import default_llama
 
     if target is None or (target in specs and kind_of(specs[target].kind).llama_server):
-        spec = default_llama(app.stack, specs, None) if target is None else specs[target]
+        spec = _default(app, specs) if target is None else specs[target]
         if spec.router is not None:
             models = {m.id: m for m in spec.router.models}
             mid = spec.default_model if spec.default_model in models else next(iter(models), None)
@@ -65,6 +65,22 @@ def llama_target(app: Application, specs: dict, target: str | None) -> tuple:
     if same:
         return same[0], None, target, None
     return default_llama(app.stack, specs, None), None, target, target
+
+
+def _default(app: Application, specs: dict):
+    """The llama.cpp service a bench without a target measures: `chat`'s when it is enabled, else
+    the only enabled one; several: the user names one."""
+    from airpods.stack.targets import default_llama
+
+    chosen = default_llama(app.stack, specs, None)
+    if chosen.enabled:
+        return chosen
+    enabled = [n for n, s in specs.items() if s.enabled and kind_of(s.kind).llama_server]
+    if len(enabled) != 1:
+        raise UsageError("which llama.cpp service should the bench measure? " +
+                         (f"enabled: {', '.join(enabled)}" if enabled else "none is enabled"),
+                         hint="airpods bench SERVICE (or MODEL)")
+    return specs[enabled[0]]
 
 
 def _ready(app: Application, specs: dict, spec, model_id, model, to_run, was_running: bool) -> tuple:
@@ -175,17 +191,18 @@ def _num(v: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if v is None else fmt.format(v)
 
 
-def _say(app: Application, r: dict[str, Any]) -> None:
+def _say(app: Application, r: dict[str, Any], table: bool) -> None:
     from airpods.plan.memory import human
 
     t = app.terminal
-    t.table(["MODEL", "PROMPT T/S", "GEN T/S", "FIRST TOKEN", "PREDICTED GEN", "MEMORY", "ESTIMATE"],
-            [[r["model"], _num(r["prompt_tokens_per_s"]), _num(r["generation_tokens_per_s"]),
-              _num(r["first_token_ms"], "{:.0f} ms"), _num(r["predicted_generation_tokens_per_s"]),
-              human(r["memory_bytes"]) if r["memory_bytes"] else "-",
-              human(r["estimate_bytes"]) if r["estimate_bytes"] else "-"]],
-            title=f"{r['service']}: {r['prompt_tokens']} prompt + {r['gen_tokens']} answer tokens, "
-                  f"{r['parallel']} at once, median of {r['repeat']}")
+    if table:  # not with --json: stdout is the JSON's
+        t.table(["MODEL", "PROMPT T/S", "GEN T/S", "FIRST TOKEN", "PREDICTED GEN", "MEMORY", "ESTIMATE"],
+                [[r["model"], _num(r["prompt_tokens_per_s"]), _num(r["generation_tokens_per_s"]),
+                  _num(r["first_token_ms"], "{:.0f} ms"), _num(r["predicted_generation_tokens_per_s"]),
+                  human(r["memory_bytes"]) if r["memory_bytes"] else "-",
+                  human(r["estimate_bytes"]) if r["estimate_bytes"] else "-"]],
+                title=f"{r['service']}: {r['prompt_tokens']} prompt + {r['gen_tokens']} answer tokens, "
+                      f"{r['parallel']} at once, median of {r['repeat']}")
     if r.get("draft_acceptance") is not None:
         t.info(f"draft tokens accepted: {100 * r['draft_acceptance']:.0f} %")
     if r.get("slower"):

@@ -60,6 +60,6 @@ def bench(app: Application, target: str | None, prompt_tokens: int, gen_tokens: 
     from airpods.cli.bench_ui import run_bench
 
     record = run_bench(app, target, prompt_tokens=prompt_tokens, gen_tokens=gen_tokens, parallel=parallel,
-                       repeat=repeat, keep=keep)
+                       repeat=repeat, keep=keep, table=not as_json)
     if as_json:
         app.terminal.print_json(record, contract.BENCH)
