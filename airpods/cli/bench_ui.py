@@ -158,7 +158,20 @@ def _record(app: Application, spec, model: str, model_id: str | None, figures: A
             "image": state.image if state else spec.image, "image_digest": state.image_id if state else None,
             "cpu": _cpu_name(), "gpus": [g.name for g in inventory if g.index in spec.gpus],
             "driver": next((g.driver for g in inventory if g.driver), None),
-            "airpods_version": airpods.__version__, "weights": facts.weights if facts else None, "kv_bytes": kv}
+            "airpods_version": airpods.__version__, "weights": facts.weights if facts else None, "kv_bytes": kv,
+            **_vram(app, state)}
+
+
+def _vram(app: Application, state) -> dict[str, Any]:
+    """{"vram": {GPU index: bytes}} its processes hold, from nvidia-smi, on a machine with NVIDIA GPUs."""
+    inventory = app.stack.gpu_inventory
+    if not inventory or state is None:
+        return {}
+    from airpods.probes.gpu import ProbeEnv
+    from airpods.probes.gpu_procs import vram_by_container
+
+    held = vram_by_container(ProbeEnv.from_environ(app.environ), {g.uuid: g.index for g in inventory})
+    return {"vram": {str(i): n for i, n in sorted(held.get(state.id, {}).items())}}
 
 
 def _memory(app: Application, container: str) -> int | None:

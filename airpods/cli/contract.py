@@ -54,9 +54,10 @@ TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_perce
 MODELS_LIST = Shape(("file", "size", "sha256", "source", "architecture", "quantization", "parts", "vision", "mmproj"))
 MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"))
 MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache", "compute", "overhead", "total",
-                    "available", "limit", "others", "fits", "max_ctx", "gpus"), ("speed", "measured"), rows=False)
+                    "available", "limit", "others", "fits", "max_ctx", "gpus"), ("speed", "measured", "loaded"),
+                   rows=False)
 MODELS_SEARCH = Shape(("repo", "downloads", "likes", "vision", "split", "error", "quants", "best", "run",
-                       "prediction_basis"))
+                       "prediction_basis", "estimates_here"))
 PULL_LIST = Shape(("name", "quant", "files", "size", "total", "available", "limit", "fits", "max_ctx"),
                   ("gpus", "gpu_layers"))
 KEYS_LIST = Shape(("name", "created", "last_used"))

@@ -41,7 +41,10 @@ def search_repos(app: Application, query: str, *, sort: str, limit: int, service
             first = r.read_from.files[0]
             kept.put(cache_key(endpoint, r.repo, first.path), 0, first.size, r.facts)
     machine = figures(app.environ, threads=spec.threads if spec else None)
-    return [row(r, spec, room, machine) for r in repos]
+    from airpods.cli.speed_ui import estimates_here
+
+    checked = estimates_here(app.environ)
+    return [{**row(r, spec, room, machine), "estimates_here": checked} for r in repos]
 
 
 def row(r: Any, spec: Any, room: tuple, machine: Any) -> dict[str, Any]:

@@ -43,7 +43,25 @@ def fit_speed(app: Application, spec: Any, probe: Any, model: str) -> dict[str, 
                            "predicted_generation_tokens_per_s": r.get("predicted_generation_tokens_per_s"),
                            "memory_bytes": r.get("memory_bytes"), "estimate_bytes": r.get("estimate_bytes"),
                            "runs": len(runs)}
+    from airpods.bench.loads import load as loads
+
+    held = loads(app.environ, model)
+    if held:
+        out["loaded"] = {**{k: held[-1][k] for k in ("at", "service", "memory_bytes", "estimate_bytes")},
+                         "starts": len(held)}
     return out
+
+
+def estimates_here(environ: Any) -> str | None:
+    """How far the memory estimates were off on this machine, in words, from the benches' peaks."""
+    from airpods.bench.history import load
+
+    ratios = sorted(r["estimate_bytes"] / r["memory_bytes"] for r in load(environ)
+                    if r.get("estimate_bytes") and r.get("memory_bytes"))
+    if not ratios:
+        return None
+    span = f"{ratios[0]:.2f}" + (f"–{ratios[-1]:.2f}" if len(ratios) > 1 else "")
+    return f"memory estimates here were {span}× the peaks {len(ratios)} bench{'es' if len(ratios) > 1 else ''} measured"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -69,3 +87,7 @@ def say_speed(t: Any, speed: dict[str, Any]) -> None:
         t.info(f"measured here ({m['runs']} bench{'es' if m['runs'] > 1 else ''}, last {when}): "
                f"{m['generation_tokens_per_s']:.1f} generation tokens/s, predicted then "
                f"{m['predicted_generation_tokens_per_s'] or '?'}{memory}")
+    held = speed.get("loaded")
+    if held:
+        t.info(f"after its last healthy start in {held['service']} it held {human(held['memory_bytes'])}, against "
+               f"an estimate of {human(held['estimate_bytes'])} (the KV cache's pages count once a context fills them)")

@@ -67,7 +67,20 @@ def start(stack: Any, specs: dict, selected: list[str], opts: StartOptions, repo
     from airpods.stack.hub import after_start
 
     after_start(stack, specs, reporter)  # the hub routes to what runs now
+    _record_loads(stack, specs, outcomes)
     return outcomes
+
+
+def _record_loads(stack: Any, specs: dict, outcomes: list) -> None:
+    """What each llama.cpp service it made healthy holds now, beside its estimate (bench/loads.py);
+    a record that cannot be written is no reason to fail a start."""
+    import contextlib
+
+    from airpods.bench.loads import record
+    from airpods.errors import AirpodsError
+
+    with contextlib.suppress(OSError, AirpodsError):
+        record(stack.environ, stack.runtime, specs, outcomes)
 
 
 def _hold(stack: Any, project: str, services: list[str]) -> None:

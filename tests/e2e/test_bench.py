@@ -64,3 +64,30 @@ def test_bench_measures_records_and_flags_a_slower_run(prun, cli, write_config, 
     fit = cli("--config", one, "models", "fit", MODEL, "--json")
     measured = json.loads(fit.out)["measured"]
     assert measured["runs"] == 3 and measured["memory_bytes"] and json.loads(fit.out)["speed"]["basis"]
+
+
+def test_bench_of_a_routers_model_with_requests_at_once(prun, cli, write_config, smollm2):
+    from tests.podman_env import LLAMA_IMAGE, free_port
+
+    router = prun.name("benchr")
+    path = write_config(prun.header() + f"""
+[services.{router}]
+kind = "llamacpp"
+mode = "router"
+images = {{ cpu = "{LLAMA_IMAGE}" }}
+network_aliases = ["{router}"]
+ports = [{{ host = {free_port()}, container = 8080 }}]
+health = {{ path = "/health", timeout = 120 }}
+[services.{router}.command_args]
+ctx_size = 1024
+parallel = 2
+no_webui = true
+[services.{router}.models.one]
+file = "{MODEL}"
+""")
+    assert cli("--config", path, "models", "import", str(smollm2)).code == 0
+    got = bench(cli, path, "one", "--parallel", "2")
+    assert got["service"] == router and got["model_id"] == "one" and got["model"] == MODEL and got["parallel"] == 2
+    assert got["generation_tokens_per_s"] > 5 and got["flags"]["parallel"] == 2, got
+    [row] = json.loads(cli("--config", path, "status", router, "--json").out)
+    assert row["state"] != "running"  # started for the bench, stopped after

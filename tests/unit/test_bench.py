@@ -78,3 +78,27 @@ def test_the_cli_refuses_export_without_history_and_says_when_there_is_none(cli,
     empty = cli("--config", path, "bench", "--history")
     assert empty.code == 0 and "no bench runs yet" in empty.err
     assert json.loads(cli("--config", path, "bench", "--history", "--json").out) == []
+
+
+def test_a_healthy_start_records_what_each_model_holds_beside_its_estimate(rt, write_config, isolated):
+    """stack/start.py's record (bench/loads.py): a llama.cpp service made healthy, with its memory
+    now and the estimate it was started with; one not waited for, or another kind, is not."""
+    import dataclasses
+
+    from airpods.bench.loads import load, record
+    from airpods.orchestrate.start import Outcome
+    from airpods.runtime.port import ContainerState
+    from airpods.stack import Stack
+
+    stack = Stack(config_path=write_config(""))
+    specs = stack.specs(create_secrets=False)
+    specs["llamacpp"] = dataclasses.replace(specs["llamacpp"], memory_estimate=230 << 20)
+    for name in ("llamacpp", "open-webui"):
+        rt.containers[specs[name].container] = ContainerState(specs[name].container, "running")
+        rt.usage[specs[name].container] = 120 << 20
+    outcomes = [Outcome("llamacpp", "create", "running", None, 1.0, "healthy"),
+                Outcome("open-webui", "create", "running", None, 1.0, "healthy"),
+                Outcome("llamacpp-ui", "create", "running", None, None, "not waited")]
+    assert record(stack.environ, rt, specs, outcomes) == 1
+    [line] = load(stack.environ)
+    assert line["service"] == "llamacpp" and line["memory_bytes"] == 120 << 20 and line["estimate_bytes"] == 230 << 20

@@ -66,6 +66,8 @@ def search_cmd(app: Application, query: str, limit: int, sort: str, as_json: boo
     basis = next((r["prediction_basis"] for r in repos if r.get("prediction_basis")), None)
     if basis:
         app.terminal.detail(f"tokens/s predicted from {basis}")
+    if repos[0].get("estimates_here"):
+        app.terminal.detail(repos[0]["estimates_here"])
     for r in repos:
         if r["run"]:
             app.terminal.info(f"run it: {r['run']}")

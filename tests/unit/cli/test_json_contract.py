@@ -27,7 +27,7 @@ PINNED = {
     "MODELS_FIT": "model service ctx parallel weights kv_cache compute overhead total available limit others fits "
                   "max_ctx gpus",
     "PULL_LIST": "name quant files size total available limit fits max_ctx",
-    "MODELS_SEARCH": "repo downloads likes vision split error quants best run prediction_basis",
+    "MODELS_SEARCH": "repo downloads likes vision split error quants best run prediction_basis estimates_here",
     "KEYS_LIST": "name created last_used",
     "BENCH": "at model model_id service quant device prompt_tokens gen_tokens parallel repeat prompt_tokens_per_s "
              "generation_tokens_per_s first_token_ms memory_bytes estimate_bytes predicted_generation_tokens_per_s "
