@@ -34,7 +34,8 @@ def test_bench_measures_records_and_flags_a_slower_run(prun, cli, write_config, 
     assert first["model"] == MODEL and first["quant"] == "Q4_1" and first["service"] == name
     assert first["generation_tokens_per_s"] > 5 and first["prompt_tokens_per_s"] > first["generation_tokens_per_s"]
     assert first["gen_tokens"] >= 48 and 50 <= first["prompt_tokens"] <= 80, first  # llama-server's own count
-    assert first["first_token_ms"] > 0 and first["memory_bytes"] > 50 << 20 and first["estimate_bytes"]
+    # its cgroup's peak: weights already in the page cache (the import read them) are not charged to it
+    assert first["first_token_ms"] > 0 and first["memory_bytes"] > 10 << 20 and first["estimate_bytes"]
     assert first["flags"]["threads"] == 2 and first["flags"]["ctx"] == 1024 and first["image_digest"]
     assert first["weights"] > 80 << 20 and first["airpods_version"]
 
