@@ -20,6 +20,7 @@ from airpods.config.service_tables import (
     Strict,
     Variant,
     VolumeMount,
+    check_draft,
 )
 from airpods.config.values import (
     MEMORY,
@@ -55,6 +56,10 @@ class Service(Strict):
     args: list[str] = []
     entrypoint_override: list[str] | str | None = None
     default_model: str | None = None
+    # llama.cpp, one model: a smaller model of the same vocabulary that drafts tokens for it
+    # (speculative decoding: --model-draft); a GGUF file in the model volume
+    draft_model: str | None = None
+    role: Literal["chat", "embed", "rerank"] | None = None  # llama.cpp, one model: what it serves (None: chat)
     api_key: str | None = None
     hardening: Literal["strict", "default"] | None = None  # None: runtime.hardening
     cap_add: list[str] = []  # capabilities given back under strict (CHOWN, NET_BIND_SERVICE, ...)
@@ -176,6 +181,7 @@ class Service(Strict):
                              "set mode = \"router\" or remove them")
         if self.kind == "llamacpp" and self.mode == "single" and not self.default_model:
             raise ValueError("a llamacpp service needs 'default_model' (a GGUF file in the model volume)")
+        self._check_role()
         gateway_keys = [k for k in ("listen", "default", "hostnames", "tls_cert", "tls_key")
                         if k in self.model_fields_set]
         if gateway_keys and self.kind != "gateway":
@@ -186,6 +192,14 @@ class Service(Strict):
             raise ValueError("set both 'tls_cert' and 'tls_key' (your certificate and its key), or neither "
                              "for the gateway's own local CA")
         return self
+
+    def _check_role(self) -> None:
+        for key in ("draft_model", "role"):
+            if getattr(self, key) is not None and (self.kind != "llamacpp" or self.mode != "single"):
+                where = f"each model's own table (models.ID.{key})" if self.mode == "router" else "llamacpp services"
+                raise ValueError(f"'{key}' is for {where}")
+        if self.draft_model is not None:
+            check_draft(self.draft_model, self.role)
 
     def _check_router(self) -> None:
         if self.kind != "llamacpp":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from airpods.config.values import (
     GGUF_FILE,
@@ -156,6 +156,15 @@ class Images(Strict):
 
 
 
+def check_draft(name: str, role: str | None) -> None:
+    """A draft model is a plain GGUF file name in the model volume, for a chat model."""
+    if not GGUF_FILE.match(name) or ".." in name:
+        raise ValueError(f"draft_model {name!r} must be a plain .gguf file name in the model volume (no '/', "
+                         "no '..'); pull it first: airpods models pull ORG/REPO:QUANT")
+    if role not in (None, "chat"):
+        raise ValueError(f"draft_model drafts a chat model's tokens; a {role!r} model has none to draft")
+
+
 class RouterModel(Strict):
     """One model behind a llama.cpp router (services.NAME.models.ID)."""
 
@@ -167,6 +176,26 @@ class RouterModel(Strict):
     command_args: dict[str, ArgValue] = {}
     embeddings: bool = False
     pooling: Literal["none", "mean", "cls", "last", "rank"] | None = None
+    role: Literal["chat", "embed", "rerank"] | None = None  # what it serves (None: chat, or embed with embeddings)
+    draft_model: str | None = None  # a GGUF file of the same vocabulary drafting for it (speculative decoding)
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("embeddings") and v not in (None, "embed"):
+            raise ValueError(f"embeddings = true says role \"embed\", not {v!r}: keep one of them")
+        return v
+
+    @field_validator("draft_model")
+    @classmethod
+    def _draft(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is not None:
+            check_draft(v, "embed" if info.data.get("embeddings") else info.data.get("role"))
+        return v
+
+    @property
+    def served_role(self) -> str:
+        return self.role or ("embed" if self.embeddings else "chat")
 
     @field_validator("file")
     @classmethod

@@ -9,9 +9,12 @@ import mmap
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airpods.models.split_names import split_parts
+
+if TYPE_CHECKING:
+    from airpods.plan.draft_vocab import Vocab
 
 MAGIC = b"GGUF"
 
@@ -196,3 +199,42 @@ def read_model(path: Path) -> GGUFHeader:
         tensors += part.tensors
         size += part.file_size
     return GGUFHeader(first.version, first.kv, tuple(tensors), first.data_offset, size)
+
+
+TOKENS_KEY = "tokenizer.ggml.tokens"
+
+
+def read_vocab(path: Path) -> Vocab:
+    """A model's vocabulary from its header, the token texts kept as bytes (one pass, nothing decoded)."""
+    from airpods.plan.draft_vocab import Vocab
+
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        if buf[:4] != MAGIC:
+            raise GGUFError(f"{path} is not a GGUF file (bad magic)")
+        r = _Reader(buf)
+        r.at = 8
+        _n_tensors, n_kv = r.take("Q"), r.take("Q")
+        kv: dict[str, Any] = {}
+        tokens: tuple[bytes, ...] = ()
+        for _ in range(n_kv):
+            key, vtype = r.string(), r.take("I")
+            if key == TOKENS_KEY and vtype == _ARRAY and r.take("I") == _STRING:
+                tokens = tuple(_raw_strings(r, r.take("Q")))
+            else:
+                kv[key] = r.value(vtype)
+    return Vocab(kv.get("tokenizer.ggml.model"), tokens, kv.get("tokenizer.ggml.bos_token_id"),
+                 kv.get("tokenizer.ggml.eos_token_id"), kv.get("tokenizer.ggml.add_bos_token"),
+                 kv.get("tokenizer.ggml.add_eos_token"))
+
+
+def _raw_strings(r: _Reader, count: int) -> list[bytes]:
+    buf, at, length, out = r.buf, r.at, _U64.unpack_from, []
+    try:
+        for _ in range(count):
+            n = length(buf, at)[0]
+            out.append(bytes(buf[at + 8:at + 8 + n]))
+            at += 8 + n
+    except struct.error as exc:
+        raise GGUFTruncated("file ends inside the GGUF header") from exc
+    r.at = at
+    return out

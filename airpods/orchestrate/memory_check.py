@@ -22,7 +22,8 @@ from airpods.plan.memory import (
     human,
     max_ctx,
     parse_size,
-    shape_from_argv,
+    run_from_argv,
+    with_draft,
 )
 from airpods.plan.spec import ServiceSpec
 
@@ -116,18 +117,23 @@ def _available(spec: ServiceSpec, *, budget_bytes: int | None, budget_why: str, 
 
 
 def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: int | None, budget_why: str,
-           others: list[tuple[str, int, str]], vram: list[int] | None = None) -> FitReport:
+           others: list[tuple[str, int, str]], vram: list[int] | None = None,
+           draft: ModelFacts | None = None) -> FitReport:
     shape = spec.run.shape
     available, why, counted = _available(spec, budget_bytes=budget_bytes, budget_why=budget_why, others=others,
                                          vram=vram)
     est = estimate(facts, shape)
+    if draft is not None:  # the draft runs in the same process, its context as large as the target's
+        est = with_draft(est, estimate(draft, spec.run.draft_shape))
+        model += f" + draft {spec.run.draft_in_volume}"
     if spec.gpu_layers is not None and spec.gpu_ram is not None:  # the GPU plan: only the rest is in RAM
         weights, kv, compute = spec.gpu_ram_parts or (spec.gpu_ram, 0, 0)
         est = MemoryEstimate(weights, kv, compute, est.overhead, est.ctx, est.parallel)
         model += f" (the part in RAM; {spec.gpu_layers} layers on GPU {','.join(map(str, spec.gpus))})"
         return FitReport(spec.name, model, est, available, why, counted, 0)
     return FitReport(spec.name, model, est, available, why, counted,
-                     max_ctx(facts, shape, available) if available is not None else 0)
+                     max_ctx(facts, shape, available, (draft, spec.run.draft_shape) if draft else None)
+                     if available is not None else 0)
 
 
 def advice(report: FitReport) -> str:
@@ -169,8 +175,10 @@ def router_report(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, bu
     for m in (m for m in spec.router.models if m.id not in left_out):
         facts = model_facts(root, m.file, kept)
         if facts is not None:
-            shape = shape_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))
-            found.append((m.id, estimate(facts, shape)))
+            run = run_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))
+            draft = model_facts(root, run.draft_in_volume, kept) if run.draft_in_volume else None
+            est = estimate(facts, run.shape)
+            found.append((m.id, with_draft(est, estimate(draft, run.draft_shape)) if draft else est))
     if not found:
         return None
     top = sorted(found, key=lambda pair: pair[1].total, reverse=True)[:spec.router.processes]
@@ -194,7 +202,10 @@ def report_at(spec: ServiceSpec, root: Path, *, budget_bytes: int | None, budget
     facts = model_facts(root, model, kept) if model else None
     if facts is None or model is None:
         return None
-    return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram)
+    name = spec.run.draft_in_volume
+    draft = model_facts(root, name, kept) if name else None
+    return assess(spec, facts, model, budget_bytes=budget_bytes, budget_why=budget_why, others=others, vram=vram,
+                  draft=draft)
 
 
 def fit_report(runtime: ContainerRuntime, spec: ServiceSpec, models_volume: str, *, budget_bytes: int | None,

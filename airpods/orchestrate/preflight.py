@@ -71,9 +71,8 @@ def wanted_models(spec: ServiceSpec) -> list[str]:
     if not kind_of(spec.kind).llama_server:
         return []
     if spec.router is not None:
-        return list(dict.fromkeys(m.file for m in spec.router.models))
-    wanted = model_in_volume(spec)
-    return [wanted] if wanted else []
+        return list(dict.fromkeys(f for m in spec.router.models for f in (m.file, m.draft) if f))
+    return [f for f in (model_in_volume(spec), spec.run.draft_in_volume) if f]
 
 
 def check_models(specs: list[ServiceSpec], runtime: ContainerRuntime, models_volume: str) -> list[str]:
@@ -136,6 +135,35 @@ def check_pooling(specs: list[ServiceSpec], runtime: ContainerRuntime, models_vo
                     f"service '{spec.name}': embedding model {m.id} ({m.file}) declares pooling '{declared}', "
                     "but airpods would serve it with 'mean'; nothing was created",
                     hint=f"say which: [services.{spec.name}.models.{m.id}] pooling = \"{declared}\"")
+
+
+def check_drafts(specs: list[ServiceSpec], runtime: ContainerRuntime, models_volume: str) -> None:
+    """A draft model must share its target's vocabulary (llama.cpp compares them at load time and
+    fails the start): exit 2 naming both, before anything is created."""
+    from airpods.models.gguf import GGUFError
+    from airpods.models.gguf_header import read_vocab
+    from airpods.plan.draft_vocab import vocab_problem
+    from airpods.plan.memory import in_volume
+
+    for spec in specs:
+        pairs = ([(f"models.{m.id}", m.file, m.draft) for m in spec.router.models if m.draft] if spec.router
+                 else [("", spec.run.model_in_volume, spec.run.draft_in_volume)] if spec.run.draft else [])
+        volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
+        path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
+        for where, target, draft in pairs:
+            if path is None or target is None or draft is None or in_volume(f"/models/{draft}") is None:
+                continue
+            try:
+                problem = vocab_problem(read_vocab(Path(path) / target), read_vocab(Path(path) / draft))
+            except (OSError, GGUFError):
+                continue  # a missing file is check_models' to report
+            if problem:
+                key = f"services.{spec.name}.{where + '.' if where else ''}draft_model"
+                raise UsageError(
+                    f"service '{spec.name}': draft model {draft} cannot draft for {target}: {problem}; "
+                    "nothing was created",
+                    hint=f"pick a draft from the same model family as {target} (the same tokenizer), "
+                         f"or remove {key}")
 
 
 def check_gateway(specs: list[ServiceSpec]) -> list[str]:

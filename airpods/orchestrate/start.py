@@ -19,7 +19,7 @@ from airpods.orchestrate.events import Reporter
 from airpods.orchestrate.exit_reasons import exit_error, log_tail
 from airpods.orchestrate.host_files import write_config_files, write_preset
 from airpods.orchestrate.lock import NoLock
-from airpods.orchestrate.preflight import check_gateway, check_models, check_pooling, check_ports
+from airpods.orchestrate.preflight import check_drafts, check_gateway, check_models, check_pooling, check_ports
 from airpods.orchestrate.running import foreign_objects, keeps_ports, renamed_in_project
 from airpods.orchestrate.stops import on_purpose
 from airpods.plan.order import closure, dependencies, waves
@@ -295,6 +295,7 @@ def prepare(runtime: ContainerRuntime, specs: dict[str, ServiceSpec], names: lis
     for message in [*check_gateway(todo), *check_models(todo, runtime, models_volume)]:
         reporter.warning(message)
     check_pooling(todo, runtime, models_volume)
+    check_drafts(todo, runtime, models_volume)
     reports, warnings = memory_check(todo) if memory_check else ({}, [])
     for message in warnings:
         reporter.warning(message)

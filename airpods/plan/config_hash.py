@@ -13,7 +13,9 @@ from airpods.kinds import KINDS, kind_of
 
 # Service keys added later (the gateway's, least privilege's): left out of the config hash unless set, so
 # that older hashes still match.
-LATER_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key", "hardening", "cap_add", "tmpfs")
+LATER_KEYS = ("listen", "default", "hostnames", "tls_cert", "tls_key", "hardening", "cap_add", "tmpfs", "draft_model",
+              "role")
+MODEL_LATER_KEYS = ("role", "draft_model")  # a router model's, likewise
 
 
 def config_hash(config: Any, f: Any, rendered: dict, wiring: dict, check: str | None = None,
@@ -29,6 +31,11 @@ def config_hash(config: Any, f: Any, rendered: dict, wiring: dict, check: str | 
     for key in LATER_KEYS:
         if key not in f.svc.model_fields_set:
             service.pop(key, None)
+    if isinstance(f.svc.models, dict):
+        for mid, model in f.svc.models.items():
+            for key in MODEL_LATER_KEYS:
+                if key not in model.model_fields_set:
+                    service["models"][mid].pop(key, None)
     own = kind_of(f.svc.kind).own_keys  # a llama.cpp service's config did change: it gained --metrics
     for key in {k for kind in KINDS.values() for k in kind.own_keys} - set(own):
         if key not in f.svc.model_fields_set:

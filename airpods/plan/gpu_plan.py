@@ -48,6 +48,12 @@ class ModelCost:
     cpu_only: int  # what llama.cpp keeps in RAM whatever is offloaded (token embeddings)
     compute: int  # the compute buffer, per GPU used (and on the CPU while a layer runs there)
     kv: tuple[int, ...] = ()  # each repeating layer's KV cache (part of `layers`)
+    draft: int = 0  # a draft model's weights + KV cache + compute: all of it on the target's first GPU
+
+    def with_draft(self, draft: int) -> ModelCost:
+        from dataclasses import replace
+
+        return replace(self, draft=draft)
 
     @property
     def n_layer(self) -> int:
@@ -60,7 +66,7 @@ class ModelCost:
 
     @property
     def full(self) -> int:
-        return self.on_gpu(self.n_layer) + self.compute + GPU_OVERHEAD
+        return self.on_gpu(self.n_layer) + self.compute + GPU_OVERHEAD + self.draft
 
     def ram_parts(self, n: int) -> tuple[int, int, int]:
         """(weights, KV cache, compute buffer) in RAM with n layers offloaded: the CPU's layers keep
@@ -131,11 +137,13 @@ def _pinned(claim: GpuClaim, gpus: dict[int, object]) -> list[int]:
 def _share(cost: ModelCost, room: dict[int, int], chosen: list[int], layers: int) -> tuple[dict[int, int], tuple]:
     """VRAM per GPU with `layers` spread over `chosen` in proportion to their room (and the split)."""
     per_gpu = cost.compute + GPU_OVERHEAD
-    usable = {i: max(0, room[i] - per_gpu) for i in chosen}
+    usable = {i: max(0, room[i] - per_gpu - (cost.draft if i == chosen[0] else 0)) for i in chosen}
     total = sum(usable.values()) or 1
     split = tuple(round(usable[i] / total, 3) for i in chosen)
     body = cost.on_gpu(layers)
-    return {i: per_gpu + int(body * usable[i] / total) for i in chosen}, split
+    vram = {i: per_gpu + int(body * usable[i] / total) for i in chosen}
+    vram[chosen[0]] += cost.draft  # llama.cpp puts the draft on the target's (first) device
+    return vram, split
 
 
 def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlacement:
@@ -157,20 +165,21 @@ def _place(claim: GpuClaim, allowed: list[int], room: dict[int, int]) -> GpuPlac
     by_room = sorted(allowed, key=lambda i: (-room[i], i))
     for k in range(2, len(by_room) + 1):  # the fewest GPUs that hold it together
         chosen = sorted(by_room[:k])
-        if sum(max(0, room[i] - per_gpu) for i in chosen) >= cost.on_gpu(cost.n_layer):
+        if sum(max(0, room[i] - per_gpu) for i in chosen) - cost.draft >= cost.on_gpu(cost.n_layer):
             vram, split = _share(cost, room, chosen, cost.n_layer)
             return GpuPlacement(claim.service, tuple(chosen), cost.n_layer, cost.n_layer, split,
                                 tuple(vram.items()), cost.ram(cost.n_layer),
                                 f"no single GPU holds it: split over GPUs {', '.join(map(str, chosen))}",
                                 cost.ram_parts(cost.n_layer))
     chosen = sorted(i for i in allowed if room[i] > per_gpu)  # part of it: as many layers as fit
-    usable = sum(room[i] - per_gpu for i in chosen)
+    usable = sum(room[i] - per_gpu for i in chosen) - cost.draft
     layers = 0
     while layers < cost.n_layer and cost.on_gpu(layers + 1) <= usable:
         layers += 1
     if layers == 0:
-        return GpuPlacement(claim.service, (), 0, cost.n_layer, (), (), cost.ram(0),
-                            "no GPU has room for one layer: runs on the CPU", cost.ram_parts(0))
+        weights, kv, compute = cost.ram_parts(0)  # and its draft, with it in RAM
+        return GpuPlacement(claim.service, (), 0, cost.n_layer, (), (), cost.ram(0) + cost.draft,
+                            "no GPU has room for one layer: runs on the CPU", (weights + cost.draft, kv, compute))
     vram, split = _share(cost, room, chosen, layers)
     return GpuPlacement(claim.service, tuple(chosen), layers, cost.n_layer, split if len(chosen) > 1 else (),
                         tuple(vram.items()), cost.ram(layers),

@@ -165,10 +165,15 @@ def estimate(facts: ModelFacts, shape: RunShape) -> MemoryEstimate:
     return MemoryEstimate(facts.weights, int(kv), int(compute), OVERHEAD, ctx, slots)
 
 
-def max_ctx(facts: ModelFacts, shape: RunShape, available: int) -> int:
-    """The largest --ctx-size (a multiple of 256, at least 256) whose estimate fits, or 0."""
+def max_ctx(facts: ModelFacts, shape: RunShape, available: int,
+            draft: tuple[ModelFacts, RunShape] | None = None) -> int:
+    """The largest --ctx-size (a multiple of 256, at least 256) whose estimate fits, or 0; with a
+    draft (its facts and shape), the draft's context grows with the target's."""
     def fits(ctx: int) -> bool:
-        return estimate(facts, replace(shape, ctx=ctx)).total <= available
+        total = estimate(facts, replace(shape, ctx=ctx))
+        if draft is not None:
+            total = with_draft(total, estimate(draft[0], replace(draft[1], ctx=ctx)))
+        return total.total <= available
 
     if not fits(256):
         return 0
@@ -202,12 +207,22 @@ class LlamaRun:
     model: str | None = None  # the --model path as given
     shape: RunShape = RunShape(0)
     gpu_layers: str | None = None  # --n-gpu-layers as given ("auto", "all", a number); None: unset
+    draft: str | None = None  # --model-draft as given (speculative decoding)
+    draft_cache: tuple[str, str] = ("f16", "f16")  # the draft's KV cache types (-ctkd, -ctvd)
 
     @property
     def model_in_volume(self) -> str | None:
         """The file in the model volume (/models/NAME), or None."""
-        m = self.model
-        return m[len("/models/"):] if m and m.startswith("/models/") else None
+        return in_volume(self.model)
+
+    @property
+    def draft_in_volume(self) -> str | None:
+        return in_volume(self.draft)
+
+    @property
+    def draft_shape(self) -> RunShape:
+        """The draft's context: as many cells per slot as the target's (llama.cpp sizes it so)."""
+        return replace(self.shape, cache_k=self.draft_cache[0], cache_v=self.draft_cache[1])
 
     @property
     def offloads(self) -> bool:
@@ -218,13 +233,28 @@ class LlamaRun:
         s = self.shape
         return (f"ctx={s.ctx},parallel={s.parallel},cache_k={s.cache_k},cache_v={s.cache_v}"
                 + (",kv_unified" if s.kv_unified else "")
-                + (f",ngl={self.gpu_layers}" if self.gpu_layers is not None else ""))
+                + (f",ngl={self.gpu_layers}" if self.gpu_layers is not None else "")
+                + (f",draft={self.draft_in_volume or self.draft}" if self.draft else ""))
+
+
+def in_volume(path: str | None) -> str | None:
+    return path[len("/models/"):] if path and path.startswith("/models/") else None
+
+
+def with_draft(target: MemoryEstimate, draft: MemoryEstimate) -> MemoryEstimate:
+    """A target and its draft in one process: both models' weights, KV caches and compute buffers,
+    one process's overhead."""
+    return MemoryEstimate(target.weights + draft.weights, target.kv_cache + draft.kv_cache,
+                          target.compute + draft.compute, target.overhead, target.ctx, target.parallel)
 
 
 _RUN_FLAGS = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np": "parallel",
               "--cache-type-k": "cache_k", "-ctk": "cache_k", "--cache-type-v": "cache_v", "-ctv": "cache_v",
               "--ubatch-size": "ubatch", "-ub": "ubatch", "--flash-attn": "flash_attn", "-fa": "flash_attn",
-              "--model": "model", "-m": "model", "--n-gpu-layers": "ngl", "-ngl": "ngl", "--gpu-layers": "ngl"}
+              "--model": "model", "-m": "model", "--n-gpu-layers": "ngl", "-ngl": "ngl", "--gpu-layers": "ngl",
+              "--model-draft": "draft", "-md": "draft", "--spec-draft-model": "draft",
+              "--cache-type-k-draft": "draft_k", "-ctkd": "draft_k", "--spec-draft-type-k": "draft_k",
+              "--cache-type-v-draft": "draft_v", "-ctvd": "draft_v", "--spec-draft-type-v": "draft_v"}
 _KV_FLAGS = {"--kv-unified": True, "-kvu": True, "--no-kv-unified": False, "-no-kvu": False}
 
 
@@ -254,7 +284,8 @@ def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
     shape = RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
                      found.get("cache_v", "f16"), number("ubatch", 512),
                      found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"), unified)
-    return LlamaRun(found.get("model"), shape, found.get("ngl"))
+    return LlamaRun(found.get("model"), shape, found.get("ngl"), found.get("draft"),
+                    (found.get("draft_k", "f16"), found.get("draft_v", "f16")))
 
 
 def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:

@@ -79,14 +79,17 @@ def costs_of(spec: ServiceSpec, facts: dict[str, ModelFacts]) -> list[ModelCost]
     """Each model of a router at its own run shape (the [*] defaults, then its section); None when
     a model's header is unknown (its file not in the volume yet)."""
     from airpods.plan.argv import render_args
-    from airpods.plan.memory import estimate, shape_from_argv
+    from airpods.plan.memory import estimate, run_from_argv, with_draft
 
     assert spec.router is not None
     out = []
     for m in spec.router.models:
         if m.file not in facts:
             return None
-        est = estimate(facts[m.file], shape_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)})))
+        run = run_from_argv(render_args({**dict(spec.router.defaults), **dict(m.args)}))
+        est = estimate(facts[m.file], run.shape)
+        if run.draft_in_volume in facts:  # its draft loads and unloads with it
+            est = with_draft(est, estimate(facts[run.draft_in_volume], run.draft_shape))
         on_gpu = spec.variant != "cpu"  # an accelerated router puts every layer on the GPUs
         out.append(ModelCost(m.id, 0 if on_gpu else est.total, est.total if on_gpu else 0, m.pin))
     return out

@@ -13,8 +13,8 @@ from airpods.plan import gpu as gpu_mod
 from airpods.plan import health as health_plan
 from airpods.plan import hub as hub_plan
 from airpods.plan import prometheus as prometheus_plan
+from airpods.plan import roles, webui_admin
 from airpods.plan import router as router_plan
-from airpods.plan import webui_admin
 from airpods.plan.argv import coerce_rendered, flag_name, render_args
 from airpods.plan.config_hash import config_hash
 from airpods.plan.cpu_plan import CpuShare
@@ -257,6 +257,9 @@ def _llamacpp(config: Any, f: _Facts, p: _Parts, rendered: dict, problems: list[
     if svc.metrics and "--metrics" not in {flag_name(k) for k in args}:  # the user's own flag wins
         args["metrics"] = True
     _slots(svc, args)
+    if svc.mode == "single":  # a router model's role and draft go in its preset section (plan/router.py)
+        given = roles.flags_of(args) | roles.flags_of([str(a) for a in svc.args])
+        args.update(roles.role_args(svc.role, svc.draft_model, given))
     if share is not None and share.threads:
         args.setdefault("threads", share.threads)
         args.setdefault("threads_batch", share.threads)

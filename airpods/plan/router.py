@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from airpods.plan import roles
 from airpods.plan.argv import flag_name
 
 PRESET_PATH = "/etc/airpods/models.ini"  # where the preset is mounted (read-only) in the container
@@ -33,6 +34,15 @@ class RouterModelSpec:
     pooling_set: bool = False  # the user chose it (else airpods' default for an embeddings model)
     ttl: int | None = None  # seconds idle before it sleeps (its memory freed); 0: never; None: idle_unload
     pin: bool = False  # loaded at start and never put to sleep
+
+    @property
+    def role(self) -> str:
+        """chat, embed or rerank (plan/roles.py), read from its section."""
+        return roles.role_of(roles.flags_of(self.args), self.embeddings)
+
+    @property
+    def draft(self) -> str | None:
+        return roles.draft_of(self.args)
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,7 @@ class RouterSpec:
                 "all_models": self.all_models,
                 "models": [{"id": m.id, "file": m.file, "aliases": list(m.aliases),
                             "load_on_startup": m.load_on_startup, "embeddings": m.embeddings,
+                            "role": m.role, "draft": m.draft,
                             "ttl": m.ttl, "pin": m.pin,
                             "pooling": m.pooling, "args": dict(m.args)} for m in self.models],
                 "preset": self.preset_host_path}
@@ -159,8 +170,10 @@ def build(name: str, svc: Any, args: dict[str, Any], rendered: dict[str, Any], p
         for mid, m in svc.models.items():
             per_model = rendered.get(f"models.{mid}.command_args", {})
             margs = tuple((k, coerce(v, m.command_args.get(k))) for k, v in per_model.items())
-            models.append(RouterModelSpec(mid, m.file, tuple(m.aliases), m.load_on_startup, margs, m.embeddings,
-                                          m.pooling or ("mean" if m.embeddings else None), m.pooling is not None,
+            embeds = m.served_role == "embed"  # role = "embed" is embeddings = true (its own preset lines)
+            margs += tuple(roles.role_args(None if embeds else m.role, m.draft_model, roles.flags_of(margs)).items())
+            models.append(RouterModelSpec(mid, m.file, tuple(m.aliases), m.load_on_startup, margs, embeds,
+                                          m.pooling or ("mean" if embeds else None), m.pooling is not None,
                                           m.ttl, m.pin))
     auto = svc.max_loaded in ("auto", None) and svc.models != "all"  # "all": the files are not known here
     fixed = svc.max_loaded if isinstance(svc.max_loaded, int) else None

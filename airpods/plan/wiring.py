@@ -30,6 +30,6 @@ def backends(facts: dict[str, Any]) -> dict[str, Any]:
     embedding = next(({"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none",
                        "model": mid} for f in facts.values() if f.svc.enabled and f.ports
                       and kind_of(f.svc.kind).llama_server and f.svc.mode == "router" and isinstance(f.svc.models, dict)
-                      for mid, m in f.svc.models.items() if m.embeddings), None)
+                      for mid, m in f.svc.models.items() if m.served_role == "embed"), None)
     return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
             "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}

@@ -107,9 +107,10 @@ class Stack:
         from airpods.errors import AirpodsError
         from airpods.models.gguf import GGUFError
         from airpods.models.gguf_header import read_model
+        from airpods.orchestrate.memory_check import model_facts
         from airpods.plan.gpu_apply import plannable
         from airpods.plan.gpu_plan import cost_of
-        from airpods.plan.memory import facts_from_header
+        from airpods.plan.memory import OVERHEAD, estimate, facts_from_header
 
         out: dict[str, Any] = {}
         for name, spec in specs.items():
@@ -124,6 +125,10 @@ class Stack:
             if header is not None:
                 facts = facts_from_header(header.kv, header.tensor_bytes)
                 out[name] = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
+                draft = spec.run.draft_in_volume
+                dfacts = model_facts(Path(root), draft, self.facts_cache) if root and draft else None
+                if dfacts is not None:  # the draft goes where the target does (llama.cpp's -devd default)
+                    out[name] = out[name].with_draft(estimate(dfacts, spec.run.draft_shape).total - OVERHEAD)
         return out
 
     @cached_property
@@ -248,8 +253,9 @@ class Stack:
             spec = specs[name]
             volume = next((v.source for v in spec.volumes if v.target == "/models"), "")
             root = Path(podman_volume_dir(volume, self.environ)) if volume else None
-            facts = {m.file: f for m in spec.router.models
-                     if root is not None and (f := model_facts(root, m.file, self.facts_cache)) is not None}
+            files = {f for m in spec.router.models for f in (m.file, m.draft) if f}  # a model and its draft
+            facts = {file: f for file in files
+                     if root is not None and (f := model_facts(root, file, self.facts_cache)) is not None}
             if spec.memory:
                 ram, why = parse_size(spec.memory), f"services.{name}.resources.memory = \"{spec.memory}\""
             else:
