@@ -50,9 +50,9 @@ TOP = Shape(("service", "model", "kind", "state", "container", "why", "cpu_perce
             ("requests_processing", "requests_deferred", "prompt_tokens_per_s", "generation_tokens_per_s",
              "kv_cache_used_percent", "slots_busy", "slots_total", "slots", "models_loaded",
              "requests_per_s", "requests_last_minute", "people_active", "hub", "title", "errors_last_minute",
-             "median_ms"))
+             "median_ms", "draft_acceptance"))
 MODELS_LIST = Shape(("file", "size", "sha256", "source", "architecture", "quantization", "parts", "vision", "mmproj"))
-MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"))
+MODELS_PS = Shape(("service", "id", "aliases", "state", "file", "why", "exit_code"), ("role", "draft"))
 MODELS_FIT = Shape(("model", "service", "ctx", "parallel", "weights", "kv_cache", "compute", "overhead", "total",
                     "available", "limit", "others", "fits", "max_ctx", "gpus"), ("speed", "measured", "loaded"),
                    rows=False)

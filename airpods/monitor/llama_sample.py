@@ -72,6 +72,7 @@ class Activity:
     kv_used: int  # tokens held by the busy slots' contexts
     kv_total: int  # the slots' context, all together
     contexts: list[dict[str, int]]  # per busy slot: id, tokens used, its context
+    draft_acceptance: float | None = None  # drafted tokens the target accepted, since it started (0-1)
 
     @property
     def kv_percent(self) -> float | None:
@@ -82,7 +83,16 @@ class Activity:
                 "prompt_tokens_per_s": round(self.prompt_tps, 2),
                 "generation_tokens_per_s": round(self.generation_tps, 2),
                 "kv_cache_used_percent": None if self.kv_percent is None else round(self.kv_percent, 1),
-                "slots_busy": self.slots_busy, "slots_total": self.slots_total, "slots": self.contexts}
+                "slots_busy": self.slots_busy, "slots_total": self.slots_total, "slots": self.contexts,
+                "draft_acceptance": None if self.draft_acceptance is None else round(self.draft_acceptance, 3)}
+
+
+def acceptance(reading: Reading) -> float | None:
+    """The share of drafted tokens the target accepted, from llama-server's speculative decoding
+    counters (None without a draft, or before it drafted anything)."""
+    drafted = reading.metrics.get("spec_decode_num_draft_tokens_total", 0.0)
+    accepted = reading.metrics.get("spec_decode_num_accepted_tokens_total", 0.0)
+    return accepted / drafted if drafted > 0 else None
 
 
 def activity(before: Reading, after: Reading, unified: bool = False) -> Activity:
@@ -104,4 +114,4 @@ def activity(before: Reading, after: Reading, unified: bool = False) -> Activity
         kv_used=sum(c["tokens"] for c in contexts),
         kv_total=(max((_n(s.get("n_ctx")) for s in after.slots), default=0) if unified
                   else sum(_n(s.get("n_ctx")) for s in after.slots)),
-        contexts=contexts)
+        contexts=contexts, draft_acceptance=acceptance(after))

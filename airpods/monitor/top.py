@@ -20,7 +20,7 @@ from airpods.monitor.llama_sample import Reading, activity
 from airpods.monitor.prom_text import values
 
 LLAMA_FIELDS = ("requests_processing", "requests_deferred", "prompt_tokens_per_s", "generation_tokens_per_s",
-                "kv_cache_used_percent", "slots_busy", "slots_total", "slots")
+                "kv_cache_used_percent", "slots_busy", "slots_total", "slots", "draft_acceptance")
 
 
 class Unanswered(Exception):

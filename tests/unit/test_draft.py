@@ -195,3 +195,13 @@ def test_the_gpu_plan_puts_the_draft_beside_its_target_and_counts_it():
     squeezed = plan_gpus(gpus(8), [GpuClaim("chat", paired)])["chat"]  # fewer target layers make room
     assert squeezed.layers < alone.layers and dict(squeezed.vram)[0] <= 8 * GIB
     assert dict(squeezed.vram)[0] >= paired.on_gpu(squeezed.layers) + 2 * GIB
+
+
+def test_top_shows_the_share_of_drafted_tokens_the_target_accepted():
+    from airpods.monitor.llama_sample import Reading, activity
+
+    before = Reading.of(0.0, {"llamacpp:spec_decode_num_draft_tokens_total": 0.0}, [])
+    after = Reading.of(1.0, {"llamacpp:spec_decode_num_draft_tokens_total": 120.0,
+                             "llamacpp:spec_decode_num_accepted_tokens_total": 90.0}, [])
+    assert activity(before, after).to_json()["draft_acceptance"] == 0.75
+    assert activity(before, before).to_json()["draft_acceptance"] is None  # nothing drafted (or no draft)

@@ -220,18 +220,21 @@ def ps_cmd(app: Application, service: str | None, as_json: bool) -> None:
             raise UsageError(f"router service '{spec.name}' does not answer at {spec.base_url}",
                              hint=f"start it: airpods start {spec.name}")
         files = {**preset_on_disk(spec), **{m.id: m.file for m in spec.router.models}}  # `run` adds to the preset
-        rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id), "why": _why_not_loaded(spec, m, models)}
+        own = {m.id: m for m in spec.router.models}
+        rows += [{**m.to_json(spec.name), "file": m.file or files.get(m.id), "why": _why_not_loaded(spec, m, models),
+                  "role": own[m.id].role if m.id in own else "chat", "draft": own[m.id].draft if m.id in own else None}
                  for m in models]
         listed, left_out = {m.id for m in models}, dict(spec.resident_left_out)
         rows += [{"service": spec.name, "id": m.id, "aliases": list(m.aliases), "state": "left out", "file": m.file,
-                  "exit_code": None, "why": left_out[m.id]}
+                  "exit_code": None, "why": left_out[m.id], "role": m.role, "draft": m.draft}
                  for m in spec.router.models if m.id in left_out and m.id not in listed]
     if as_json:
         app.terminal.print_json(rows, contract.MODELS_PS)
         return
-    app.terminal.table(["SERVICE", "ID", "ALIASES", "STATE", "FILE", "WHY"],
-                       [[r["service"], r["id"], ", ".join(r["aliases"]) or "-", r["state"], r["file"] or "-",
-                         r["why"] or "-"] for r in rows])
+    app.terminal.table(["SERVICE", "ID", "ROLE", "ALIASES", "STATE", "FILE", "WHY"],
+                       [[r["service"], r["id"], r["role"], ", ".join(r["aliases"]) or "-", r["state"],
+                         (r["file"] or "-") + (f" (draft {r['draft']})" if r["draft"] else ""), r["why"] or "-"]
+                        for r in rows])
 
 
 def _why_not_loaded(spec, model, models: list) -> str | None:

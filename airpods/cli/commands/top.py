@@ -124,6 +124,9 @@ def _vram_text(r: dict) -> str:
 
 def _notes(app: Application, rows: list[dict]) -> None:
     for r in rows:
+        if r.get("draft_acceptance") is not None:
+            app.terminal.detail(f"{r['service']}{'/' + r['model'] if r['model'] else ''}: the target accepted "
+                                f"{100 * r['draft_acceptance']:.0f} % of its draft model's tokens (since it started)")
         for s in r.get("slots") or []:
             app.terminal.detail(f"{r['service']}{'/' + r['model'] if r['model'] else ''} slot {s['id']}: "
                                 f"{s['tokens']} of {s['n_ctx']} tokens of context")
