@@ -15,6 +15,7 @@ from pathlib import Path
 from benchmarks.cli_latency import cli_latency
 from benchmarks.common import ROOT, Env, Series, smollm2
 from benchmarks.contention import contention
+from benchmarks.draft import draft_speed
 from benchmarks.first_contact import first_token
 from benchmarks.gateway import gateway_overhead
 from benchmarks.healing import recovery
@@ -30,7 +31,7 @@ from benchmarks.seams import before_after
 
 TARGETS = {"airpods --help": 0.1, "airpods status": 0.4}
 SECTIONS = ("scaling", "cli", "start", "run", "metrics", "healing", "idle", "inference", "contention", "memory",
-            "router", "gateway", "seams", "hosts", "prediction")
+            "router", "gateway", "seams", "hosts", "prediction", "draft")
 
 
 def row(series: Series, baseline: Series | None, unit: str = "s", target: str = "") -> list[str]:
@@ -166,6 +167,14 @@ def main() -> None:
                   "| memory estimate | measured peak | ratio | within ±15% |")
             print("|---|---|---|---|---|---|---|---|---|---|")
             for r in pred_rows:
+                print("| " + " | ".join(r) + " |")
+        if "draft" in sections:
+            draft_rows, draft_series = draft_speed(env, model, 1 if args.quick else 3)
+            results["draft"] = draft_rows
+            all_series += draft_series
+            print("| pair | gen tok/s without | with draft | ratio | drafted tokens accepted |")
+            print("|---|---|---|---|---|")
+            for r in draft_rows:
                 print("| " + " | ".join(r) + " |")
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:

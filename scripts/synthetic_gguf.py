@@ -6,6 +6,12 @@ of the file will do). Its text is noise; its memory and speed are those of a rea
     synthetic_gguf.py OUT.gguf --tokenizer-from SmolLM2.gguf [--layers 28 --embd 3072 --ff 8192
                       --heads 24 --kv 8 --ctx 131072]
     synthetic_gguf.py HEADER_OUT --header-of SRC.gguf    # keep only SRC's header (to carry it)
+    synthetic_gguf.py OUT.gguf --tokenizer-from SmolLM2.gguf --reranker [--layers 2 --embd 64 ...]
+
+--reranker writes a small reranking model instead: llama.cpp's qwen3 architecture with its rank
+head (`cls.output`, two labels, softmaxed: the score is the first), F32 weights drawn at random
+(seeded), so that its scores differ from one document to the next. Its scores mean nothing; its
+shape, endpoint and memory are a real reranker's.
 """
 
 from __future__ import annotations
@@ -113,11 +119,68 @@ def write(out: Path, src: Path, a: argparse.Namespace) -> int:
     return start + offset
 
 
+def _random_f32(count: int, rng: object, scale: float = 0.05) -> bytes:
+    from array import array
+
+    return array("f", (rng.gauss(0.0, scale) for _ in range(count))).tobytes()  # type: ignore[attr-defined]
+
+
+def write_reranker(out: Path, src: Path, a: argparse.Namespace) -> int:
+    import random
+
+    kvs, _ = read_kvs(src)
+    tok = [raw for key, raw in kvs if key.startswith("tokenizer.")]
+    vocab = next((struct.unpack_from("<Q", raw, len(_s(key)) + 8)[0] for key, raw in kvs
+                  if key == "tokenizer.ggml.tokens"), 0)
+    head, arch = a.embd // a.heads, "qwen3"
+    labels = _s("qwen3.classifier.output_labels") + struct.pack("<IIQ", ARRAY, STRING, 2) + _s("yes") + _s("no")
+    meta = [_kv("general.architecture", STRING, None, arch), _kv("general.name", STRING, None, "synthetic-reranker"),
+            _kv("general.file_type", 4, "<I", 0), _kv(f"{arch}.context_length", 4, "<I", a.ctx),
+            _kv(f"{arch}.embedding_length", 4, "<I", a.embd), _kv(f"{arch}.block_count", 4, "<I", a.layers),
+            _kv(f"{arch}.feed_forward_length", 4, "<I", a.ff), _kv(f"{arch}.attention.head_count", 4, "<I", a.heads),
+            _kv(f"{arch}.attention.head_count_kv", 4, "<I", a.kv), _kv(f"{arch}.attention.key_length", 4, "<I", head),
+            _kv(f"{arch}.attention.value_length", 4, "<I", head), _kv(f"{arch}.rope.dimension_count", 4, "<I", head),
+            _kv(f"{arch}.rope.freq_base", 6, "<f", 10000.0),
+            _kv(f"{arch}.attention.layer_norm_rms_epsilon", 6, "<f", 1e-6), _kv(f"{arch}.pooling_type", 4, "<I", 4),
+            labels]
+    gqa = head * a.kv
+    table = [("token_embd.weight", [a.embd, vocab]), ("output_norm.weight", [a.embd]),
+             ("cls.output.weight", [a.embd, 2])]
+    for i in range(a.layers):
+        b = f"blk.{i}."
+        table += [(b + "attn_norm.weight", [a.embd]), (b + "attn_q.weight", [a.embd, a.embd]),
+                  (b + "attn_k.weight", [a.embd, gqa]), (b + "attn_v.weight", [a.embd, gqa]),
+                  (b + "attn_output.weight", [a.embd, a.embd]), (b + "attn_q_norm.weight", [head]),
+                  (b + "attn_k_norm.weight", [head]), (b + "ffn_norm.weight", [a.embd]),
+                  (b + "ffn_gate.weight", [a.embd, a.ff]), (b + "ffn_up.weight", [a.embd, a.ff]),
+                  (b + "ffn_down.weight", [a.ff, a.embd])]
+    body = bytearray(b"GGUF" + struct.pack("<IQQ", 3, len(table), len(meta) + len(tok)))
+    body += b"".join(meta) + b"".join(tok)
+    offset, sizes = 0, []
+    for name, shape in table:
+        body += _s(name) + struct.pack("<I", len(shape)) + b"".join(struct.pack("<Q", d) for d in shape)
+        body += struct.pack("<IQ", F32, offset)
+        count = 1
+        for d in shape:
+            count *= d
+        sizes.append(count)
+        offset += -(-(count * 4) // 32) * 32
+    rng = random.Random(1234)
+    with open(out, "wb") as fh:
+        fh.write(body + b"\0" * (-len(body) % 32))
+        for (name, _), count in zip(table, sizes, strict=True):
+            norm = name.endswith("norm.weight")  # norms at one, as trained models start
+            data = struct.pack(f"<{count}f", *([1.0] * count)) if norm else _random_f32(count, rng)
+            fh.write(data + b"\0" * (-len(data) % 32))
+    return out.stat().st_size
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--tokenizer-from", type=Path)
     ap.add_argument("--header-of", type=Path)
+    ap.add_argument("--reranker", action="store_true", help="a small qwen3 reranker with random weights")
     for name, default in (("layers", 4), ("embd", 576), ("ff", 1536), ("heads", 9), ("kv", 3), ("ctx", 131072)):
         ap.add_argument(f"--{name}", type=int, default=default)
     a = ap.parse_args(argv)
@@ -128,6 +191,10 @@ def main(argv: list[str]) -> int:
         return 0
     if not a.tokenizer_from:
         ap.error("--tokenizer-from is required")
+    if a.reranker:
+        size = write_reranker(a.out, a.tokenizer_from, a)
+        print(f"{a.out}: qwen3 reranker, {a.layers} layers x {a.embd}, {size / (1 << 20):.1f} MiB")
+        return 0
     size = write(a.out, a.tokenizer_from, a)
     print(f"{a.out}: llama, {a.layers} layers x {a.embd}, {size / (1 << 30):.2f} GiB of F16 weights")
     return 0

@@ -1,6 +1,6 @@
 """What the stack's model servers offer the services wired to them (Open WebUI, the gateway): every
 enabled llama.cpp /v1 with its key (or, with a hub, the hub's one /v1 for all of them and the other
-hosts' models), the first Ollama, and a router's embedding model. Pure."""
+hosts' models), the first Ollama, and the first embedding model and reranker. Pure."""
 
 from __future__ import annotations
 
@@ -23,13 +23,31 @@ def backends(facts: dict[str, Any]) -> dict[str, Any]:
         if not f.svc.enabled or not f.ports:
             continue
         base = f"http://{f.aliases[0]}:{f.ports[0].container}"
-        if kind_of(f.svc.kind).llama_server and hub is None:
+        chat = f.svc.mode == "router" or f.svc.role in (None, "chat")  # an embedder or a reranker is no chat model
+        if kind_of(f.svc.kind).llama_server and hub is None and chat:
             openai.append({"name": f.name, "url": f"{base}/v1", "api_key": f.api_key or "none"})
         elif kind_of(f.svc.kind).ollama_api:
             ollama.append({"name": f.name, "url": base})
-    embedding = next(({"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none",
-                       "model": mid} for f in facts.values() if f.svc.enabled and f.ports
-                      and kind_of(f.svc.kind).llama_server and f.svc.mode == "router" and isinstance(f.svc.models, dict)
-                      for mid, m in f.svc.models.items() if m.served_role == "embed"), None)
-    return {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
-            "ollama_services": ollama, "names": [b["name"] for b in openai + ollama]}
+    (emb_by, embedding), (rank_by, reranker) = served_by(facts, "embed"), served_by(facts, "rerank")
+    names = [b["name"] for b in openai + ollama]
+    out = {"openai": openai, "ollama": ollama[0]["url"] if ollama else "", "embedding": embedding,
+           "ollama_services": ollama, "names": names + [n for n in (emb_by, rank_by) if n and n not in names]}
+    if reranker:  # a key only when there is one: the config hash of a stack without stays as it was
+        out["reranker"] = {**reranker, "url": reranker["url"] + "/rerank"}
+    return out
+
+
+def served_by(facts: dict[str, Any], role: str) -> tuple[str | None, dict[str, Any] | None]:
+    """(the service, its /v1 inside the network with key and model id) of the first enabled
+    llama.cpp service that serves `role`: a router's model, or a single-model service with it."""
+    for f in facts.values():
+        if not (f.svc.enabled and f.ports and kind_of(f.svc.kind).llama_server):
+            continue
+        base = {"url": f"http://{f.aliases[0]}:{f.ports[0].container}/v1", "api_key": f.api_key or "none"}
+        if f.svc.mode == "router" and isinstance(f.svc.models, dict):
+            mid = next((mid for mid, m in f.svc.models.items() if m.served_role == role), None)
+            if mid is not None:
+                return f.name, {**base, "model": mid}
+        elif f.svc.mode != "router" and f.svc.role == role:
+            return f.name, {**base, "model": (f.svc.default_model or f.name).removesuffix(".gguf")}
+    return None, None

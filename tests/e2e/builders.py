@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 
 import pytest
 
@@ -173,6 +174,17 @@ def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
                                           **({"Authorization": f"Bearer {token}"} if token else {})})
     with urllib.request.urlopen(req, timeout=120) as resp:
         return json.loads(resp.read())
+
+
+def upload(base: str, token: str, name: str, text: str) -> str:
+    """A text file uploaded to Open WebUI (it embeds it); its file id."""
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+            f"Content-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n").encode()
+    req = urllib.request.Request(f"{base}/api/v1/files/", data=body, method="POST", headers={
+        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        return json.loads(resp.read())["id"]
 
 
 def webui_models(base: str) -> tuple[str, set[str]]:

@@ -5,25 +5,13 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
-import uuid
 
 import pytest
 
-from tests.e2e.builders import FILES, call, router, webui_models
+from tests.e2e.builders import FILES, call, router, upload, webui_models
 from tests.podman_env import OPENWEBUI_IMAGE, free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
-
-
-def upload(base: str, token: str, name: str, text: str) -> str:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
-            f"Content-Type: text/plain\r\n\r\n{text}\r\n--{boundary}--\r\n").encode()
-    req = urllib.request.Request(f"{base}/api/v1/files/", data=body, method="POST", headers={
-        "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with urllib.request.urlopen(req, timeout=120) as resp:
-        return json.loads(resp.read())["id"]
 
 
 def test_open_webui_lists_router_models_chats_and_embeds_documents(prun, images, cli, write_config, smollm2):

@@ -205,3 +205,44 @@ def test_top_shows_the_share_of_drafted_tokens_the_target_accepted():
                              "llamacpp:spec_decode_num_accepted_tokens_total": 90.0}, [])
     assert activity(before, after).to_json()["draft_acceptance"] == 0.75
     assert activity(before, before).to_json()["draft_acceptance"] is None  # nothing drafted (or no draft)
+
+
+ROLES_STACK = """
+[services.llamacpp]
+default_model = "chat.gguf"
+[services.vec]
+kind = "llamacpp"
+image = "ghcr.io/ggml-org/llama.cpp:server"
+role = "embed"
+ports = [{ container = 8080 }]
+default_model = "nomic.gguf"
+api_key = "auto"
+command_args = { model = "/models/{{ default_model }}" }
+[services.ranker]
+kind = "llamacpp"
+image = "ghcr.io/ggml-org/llama.cpp:server"
+role = "rerank"
+ports = [{ container = 8080 }]
+default_model = "bge-reranker.gguf"
+api_key = "auto"
+command_args = { model = "/models/{{ default_model }}" }
+"""
+
+
+def test_open_webui_gets_the_embedder_and_the_reranker_with_their_keys_as_secrets(cli, write_config):
+    ui = render(cli, write_config(ROLES_STACK), "open-webui")
+    env = ui["env"]
+    assert env["RAG_EMBEDDING_ENGINE"] == "openai" and env["RAG_OPENAI_API_BASE_URL"] == "http://vec:8080/v1"
+    assert env["RAG_EMBEDDING_MODEL"] == "nomic"
+    assert env["RAG_RERANKING_ENGINE"] == "external" and env["RAG_RERANKING_MODEL"] == "bge-reranker"
+    assert env["RAG_EXTERNAL_RERANKER_URL"] == "http://ranker:8080/v1/rerank"
+    assert env["ENABLE_RAG_HYBRID_SEARCH"] == "true"  # Open WebUI reranks only in hybrid search
+    assert env["RAG_EXTERNAL_RERANKER_API_KEY"] == "********" and env["RAG_OPENAI_API_KEY"] == "********"
+    shown = render(cli, write_config(ROLES_STACK), "open-webui", "--show-secrets")["env"]
+    assert shown["RAG_EXTERNAL_RERANKER_API_KEY"] == render(cli, write_config(ROLES_STACK), "ranker",
+                                                            "--show-secrets")["env"]["LLAMA_API_KEY"]
+    assert "vec" in ui["wired_to"] and "ranker" in ui["wired_to"] and "llamacpp" in ui["wired_to"]
+    chat_urls = env["OPENAI_API_BASE_URLS"].split(";")
+    assert chat_urls == ["http://llamacpp:8080/v1"]  # the embedder and the reranker are no chat models
+    own = ROLES_STACK + '[services.open-webui.env]\nRAG_RERANKING_ENGINE = "none-thanks"\n'
+    assert render(cli, write_config(own), "open-webui")["env"]["RAG_RERANKING_ENGINE"] == "none-thanks"

@@ -67,6 +67,19 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     else:
         running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force), None
         bye = f"{running.name} keeps running {model}: airpods stop {running.name}"
+    role = _role_of(running, model_id)
+    if role != "chat":  # an embedder or a reranker: no chat to open
+        from airpods.plan.roles import ENDPOINTS
+
+        what = {"embed": "embeddings", "rerank": "reranking"}[role]
+        base = (running.url or "(no published port)/v1").removesuffix("/v1")
+        body = '"input": [...]' if role == "embed" else '"query": "...", "documents": [...]'
+        name = model_id or model.removesuffix(".gguf")
+        app.terminal.info(f"{model} serves {what}, not chat: POST {base}{ENDPOINTS[role]} with "
+                          f'{{"model": "{name}", {body}}} (its key: the service\'s LLAMA_API_KEY, or a person\'s '
+                          "key through the gateway)")
+        app.terminal.detail(bye)
+        return
     client = ChatClient(endpoint_of(app.stack, running))
     conversation = Conversation(system=system, model=model_id)
     try:
@@ -76,6 +89,15 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
             one_shot(client, conversation, question, app.terminal, verbose=verbose)
     finally:
         app.terminal.detail(bye)
+
+
+def _role_of(spec, model_id: str | None) -> str:
+    """What the running model serves: its router section's role, or the single service's flags."""
+    from airpods.plan import roles
+
+    if spec.router is not None:
+        return next((m.role for m in spec.router.models if m.id == model_id), "chat")
+    return roles.role_of(roles.flags_of(spec.command))
 
 
 def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
