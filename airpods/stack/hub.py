@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from airpods.errors import AirpodsError
 from airpods.kinds import kind_of
+from airpods.stack.hub_reload import TRIES, reload
 
 if TYPE_CHECKING:  # the probes (ssl, http.client) are imported when a hub is there to ask, not by every start
     from airpods.hosts.probe import Reading
@@ -138,8 +139,9 @@ def refresh(stack: Any, specs: dict[str, Any], *, only_if_changed: bool = False)
                 write_atomic(path, text, 0o644)  # read by HAProxy's user; no keys in them
         state = stack.runtime.inspect(hub.container)
         reloaded = bool(state and state.running) and (changed or not only_if_changed)
-        if reloaded:
-            stack.runtime.signal_container(hub.container, RELOAD)
+    if reloaded and not reload(stack.runtime, hub.container, RELOAD, started_at=state.started_at):
+        raise AirpodsError(f"{hub.name} did not reload its routes: {TRIES} signals went unheard",
+                           hint=f"airpods logs {hub.name}; airpods hosts refresh tries again")
     return Refreshed(hub.name, readings, found, reloaded)
 
 
