@@ -101,3 +101,19 @@ def test_a_draft_of_another_vocabulary_is_refused_before_anything_is_created(pru
     label = f"label=io.airpods.test={prun.id}"
     assert podman("ps", "-aq", "--filter", label).stdout.strip() == ""
     assert podman("pod", "ps", "-q", "--filter", label).stdout.strip() == ""
+
+
+def test_run_with_a_draft_answers_and_the_draft_is_loaded(prun, cli, write_config, smollm2):
+    name = prun.name("rundraft")
+    base = write_config(prun.header())
+    for file in (MODEL, DRAFT):
+        assert cli("--config", base, "models", "import", str(smollm2), "--name", file).code == 0
+    path = write_config(prun.header() + llama_table(name, MODEL, ctx=1024))
+    done = cli("--config", path, "run", MODEL, "--draft", DRAFT, "--service", name, "Say hi in three words.")
+    assert done.code == 0 and done.out.strip(), done.text
+    [row] = json.loads(cli("--config", path, "status", name, "--json").out)
+    argv = json.loads(podman("inspect", "--format", "{{json .Config.Cmd}}", row["container"]).stdout)
+    assert argv[argv.index("--model-draft") + 1] == f"/models/{DRAFT}"  # run's draft, in memory only
+    logs = podman("logs", row["container"]).stderr + podman("logs", row["container"]).stdout
+    assert "draft" in logs.lower() and DRAFT in logs, logs[-1500:]  # llama-server loaded it
+    assert "draft_model" not in Path(path).read_text()  # the config file is not changed

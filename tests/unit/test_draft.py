@@ -246,3 +246,30 @@ def test_open_webui_gets_the_embedder_and_the_reranker_with_their_keys_as_secret
     assert chat_urls == ["http://llamacpp:8080/v1"]  # the embedder and the reranker are no chat models
     own = ROLES_STACK + '[services.open-webui.env]\nRAG_RERANKING_ENGINE = "none-thanks"\n'
     assert render(cli, write_config(own), "open-webui")["env"]["RAG_RERANKING_ENGINE"] == "none-thanks"
+
+
+def test_run_pulls_the_draft_with_its_model_and_refuses_a_pair_of_two_vocabularies(monkeypatch, tmp_path, fake,
+                                                                                    cli, write_config):
+    from tests.hub_standin import serve
+
+    def gguf(name: str, model: str) -> bytes:
+        kv = {**llama_like("llama", 2, 64, 4, 2, 256, 305, 2048), **_vocab(model=model), "general.file_type": 7}
+        return write_gguf(tmp_path / name, kv, [("token_embd.weight", F16, [64, 305])]).read_bytes()
+
+    _, server = serve(monkeypatch, {"org/Big-GGUF": {"big-Q4_K_M.gguf": gguf("a", "gpt2")},
+                                           "org/Small-GGUF": {"small-Q4_K_M.gguf": gguf("b", "gpt2")},
+                                           "org/Other-GGUF": {"other-Q4_K_M.gguf": gguf("c", "llama")}})
+    try:
+        path = write_config("")
+        refused = cli("--config", path, "run", "org/Big-GGUF:Q4_K_M", "--draft", "org/Other-GGUF:Q4_K_M", "hi")
+        assert refused.code == 2, refused.text
+        assert "draft model other-Q4_K_M.gguf cannot draft for big-Q4_K_M.gguf" in refused.err
+        assert not fake.containers and not fake.pods and refused.out == ""
+        root = Path(fake.volume_path(MODELS))
+        assert (root / "big-Q4_K_M.gguf").is_file() and (root / "other-Q4_K_M.gguf").is_file()  # both pulled
+        cli("--config", path, "run", "org/Big-GGUF:Q4_K_M", "--draft", "org/Small-GGUF:Q4_K_M", "--timeout", "0.2",
+            "hi")  # the in-memory runtime's container never answers: only what was created is looked at
+        [spec] = [s for s in fake.specs.values() if s.name == "llamacpp"]
+        assert spec.run.draft == "/models/small-Q4_K_M.gguf" and spec.run.model == "/models/big-Q4_K_M.gguf"
+    finally:
+        server.shutdown()

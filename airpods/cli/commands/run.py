@@ -21,9 +21,12 @@ from airpods.errors import UsageError
               "(warns).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
               help="Health wait (default: the service's health.timeout).")
+@click.option("--draft", metavar="REF", help="A draft model for speculative decoding (same forms as REF; the same "
+              "vocabulary as REF), pulled with it and run beside it (draft_model).")
 @pass_app
 def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None, revision: str,
-        system: str | None, verbose: bool, cpu: bool, force: bool, timeout: float | None) -> None:
+        system: str | None, verbose: bool, cpu: bool, force: bool, timeout: float | None,
+        draft: str | None) -> None:
     """Run a model and chat with it: REF is ORG/REPO[:QUANT], ORG/REPO/FILE.gguf, or a model in the
     volume (airpods models list).
 
@@ -55,17 +58,18 @@ def run(app: Application, ref: str, prompt: tuple[str, ...], service: str | None
     spec = default_llama(app.stack, specs, service)
     question = None if wants_interactive(prompt) else question_from(prompt)  # read stdin before the long work
     model = ensure_model(app, specs, spec, ref, revision, force=force)
+    drafted = ensure_model(app, specs, spec, draft, revision, force=force) if draft is not None else None
     if spec.router is not None:
         from airpods.orchestrate.lock import HostLock
         from airpods.paths import router_lock
 
         with HostLock(router_lock(app.environ, app.stack.project, spec.name), on_wait=lambda: app.terminal.info(
                 f"waiting for another airpods run to finish adding its model to {spec.name}")):
-            running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force)
+            running, model_id = _on_router(app, spec, model, cpu=cpu, timeout=timeout, force=force, draft=drafted)
         bye = (f"{model_id} stays loaded in {running.name}: airpods models unload {model_id}; "
                f"airpods stop {running.name}")
     else:
-        running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force), None
+        running, model_id = _on_single(app, spec, model, cpu=cpu, timeout=timeout, force=force, draft=drafted), None
         bye = f"{running.name} keeps running {model}: airpods stop {running.name}"
     role = _role_of(running, model_id)
     if role != "chat":  # an embedder or a reranker: no chat to open
@@ -100,11 +104,13 @@ def _role_of(spec, model_id: str | None) -> str:
     return roles.role_of(roles.flags_of(spec.command))
 
 
-def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
-    """The service, resolved with `model` as its default_model (in memory), started or recreated
-    as `airpods start` would; unchanged when it runs that model already."""
-    same = spec.run.model_in_volume == model  # its own model: the config as it is (no second resolve)
-    switched = app if same else app.overlaid({"services": {spec.name: {"default_model": model}}})
+def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool,
+               draft: str | None = None):
+    """The service, resolved with `model` as its default_model (and `draft` as its draft_model; in
+    memory), started or recreated as `airpods start` would; unchanged when it runs them already."""
+    same = spec.run.model_in_volume == model and draft in (None, spec.run.draft_in_volume)
+    table = {"default_model": model, **({"draft_model": draft} if draft else {})}
+    switched = app if same else app.overlaid({"services": {spec.name: table}})
     specs = switched.stack.specs(force_cpu=cpu)
     mine = specs[spec.name]
     if mine.run.model_in_volume != model:
@@ -117,7 +123,8 @@ def _on_single(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     return mine
 
 
-def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool):
+def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float | None, force: bool,
+               draft: str | None = None):
     """The router gets `model` as one more model (its preset section, in memory), loaded now: a
     running router reads its preset again and keeps the models it has; a stopped one starts."""
     from airpods.cli.models_ui import settle
@@ -130,6 +137,10 @@ def _on_router(app: Application, spec, model: str, *, cpu: bool, timeout: float 
     base, _why = serving(app.stack.runtime, spec)  # a keyed request only to the router's own published port
     live = router_api.list_models(base, key) if base else None
     model_id, overlay = router_entry(spec, model, preset_on_disk(spec) if live is not None else {})
+    if draft is not None and next((m.draft for m in spec.router.models if m.id == model_id), None) != draft:
+        overlay = overlay or {"services": {spec.name: {"models": {}}}}  # its draft, in memory, like the model
+        models = overlay["services"][spec.name]["models"]
+        models[model_id] = {**models.get(model_id, {}), "draft_model": draft}
     switched = app.overlaid(overlay) if overlay else app
     specs = switched.stack.specs(force_cpu=cpu)
     mine = specs[spec.name]
