@@ -2,8 +2,8 @@
 qwen3 reranking architecture, scripts/synthetic_gguf.py --reranker) beside a chat and an embedding
 model in one router. Its /v1/rerank answers through the HTTPS gateway with a person's key, one
 score per document, and `keys usage` counts it; the real Open WebUI gets the embedding model and
-the reranker wired (its retrieval config API shows both) and embeds an uploaded document through
-airpods' endpoint."""
+the reranker wired (its retrieval config API shows both) and embeds a document uploaded in headless
+Chromium through airpods' endpoint."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.builders import FILES, call, gateway_table, router, upload, webui_models
+from tests.e2e.builders import FILES, call, chromium, gateway_table, router, upload, webui_models
 from tests.podman_env import OPENWEBUI_IMAGE, free_port
 
-pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]
+pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]  # the Open WebUI test needs its image and Chromium
 ROOT = Path(__file__).resolve().parents[2]
 RANKER = "ranker-qwen3-tiny.gguf"
 DOCS = ["Llamas are camelids of the Andes.", "Paris is the capital of France.", "hello"]
@@ -81,6 +81,7 @@ def test_a_reranker_answers_through_the_gateway_with_a_persons_key(prun, cli, wr
     assert {r["id"]: r["role"] for r in ps}["rank"] == "rerank"
 
 
+@pytest.mark.openwebui
 def test_open_webui_gets_the_embedder_and_the_reranker_and_embeds_a_document(prun, images, cli, write_config,
                                                                               smollm2, tmp_path):
     rid, port = prun.id, free_port()
@@ -110,11 +111,50 @@ WEBUI_AUTH = "false"
     embedding = call(f"{base}/api/v1/retrieval/embedding", token)
     assert embedding["RAG_EMBEDDING_ENGINE"] == "openai" and embedding["RAG_EMBEDDING_MODEL"] == "embed", embedding
 
+    doc = tmp_path / "alpacas.txt"
+    doc.write_text("Alpacas are domesticated South American camelids, smaller than llamas. " * 20)
+    driver = chromium()
+    try:  # as a person does it: the chat page's file button (its hidden input), in headless Chromium
+        driver.get(f"{base}/")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not driver.find_elements("css selector", "input[type=file][multiple]"):
+            time.sleep(0.3)
+        pickers = driver.find_elements("css selector", "input[type=file][multiple]")
+        assert pickers, (driver.current_url, driver.find_element("tag name", "body").text[:800],
+                         [e.get_attribute("outerHTML")[:200] for e in driver.find_elements("css selector",
+                                                                                          "input")][:10])
+        [picker] = pickers
+        driver.execute_script("arguments[0].hidden = false;", picker)
+        picker.send_keys(str(doc))
+        deadline, status, file_id = time.monotonic() + 180, "pending", None
+        while time.monotonic() < deadline and status not in ("completed", "failed"):
+            time.sleep(0.5)
+            files = call(f"{base}/api/v1/files/", token)
+            file_id = next((f["id"] for f in (files if isinstance(files, list) else files.get("items", []))
+                            if f.get("filename") == doc.name), None)
+            if file_id:
+                status = call(f"{base}/api/v1/files/{file_id}/process/status", token).get("status", "pending")
+        assert file_id and status == "completed", (file_id, status, driver.find_element("tag name", "body").text[:600])
+    finally:
+        driver.quit()
+    logs = cli("--config", path, "logs", f"rt-{rid}", "-n", "0").out
+    assert "proxying request to model embed" in logs, logs[-2000:]  # embedded through airpods' endpoint
+
     file_id = upload(base, token, "llamas.txt", "Llamas are domesticated South American camelids. " * 20)
     deadline, status = time.monotonic() + 180, "pending"
     while time.monotonic() < deadline and status not in ("completed", "failed"):
         status = call(f"{base}/api/v1/files/{file_id}/process/status", token).get("status", "pending")
         time.sleep(0.5)
-    assert status == "completed", status
-    logs = cli("--config", path, "logs", f"rt-{rid}", "-n", "0").out
-    assert "proxying request to model embed" in logs, logs[-2000:]  # embedded through airpods' endpoint
+    assert status == "completed", status  # and through its API
+
+
+def test_run_of_a_reranker_says_how_to_call_it_instead_of_a_chat(prun, cli, write_config, smollm2, tmp_path):
+    from tests.podman_env import llama_table
+
+    stack(prun, cli, write_config, smollm2, tmp_path)  # the reranker in the volume
+    name = prun.name("rank")
+    path = write_config(prun.header() + llama_table(name, RANKER, role="rerank"))
+    done = cli("--config", path, "run", RANKER, "--service", name)
+    assert done.code == 0, done.text
+    assert f"{RANKER} serves reranking, not chat: POST http://127.0.0.1:" in done.err and "/v1/rerank" in done.err
+    assert done.out == ""  # no chat opened, no answer
