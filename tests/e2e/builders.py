@@ -176,6 +176,25 @@ def call(url: str, token: str | None = None, body: dict | None = None) -> dict:
         return json.loads(resp.read())
 
 
+def webui_table(rid: str, port: int) -> str:
+    """A test's own [services.open-webui]: the local image, offline, its login off, on `port`."""
+    from tests.podman_env import OPENWEBUI_IMAGE
+
+    return f"""
+[services.open-webui]
+image = "{OPENWEBUI_IMAGE}"
+pod = "open-webui-{rid}"
+container = "open-webui-{rid}-0"
+ports = [{{ host = {port}, container = 8080 }}]
+volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
+health = {{ path = "/health", timeout = 240 }}
+[services.open-webui.env]
+OFFLINE_MODE = "true"
+HF_HUB_OFFLINE = "1"
+WEBUI_AUTH = "false"
+"""
+
+
 def upload(base: str, token: str, name: str, text: str) -> str:
     """A text file uploaded to Open WebUI (it embeds it); its file id."""
     boundary = uuid.uuid4().hex

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from tests.e2e.builders import FILES, call, router, upload, webui_models
-from tests.podman_env import OPENWEBUI_IMAGE, free_port
+from tests.e2e.builders import FILES, call, router, upload, webui_models, webui_table
+from tests.podman_env import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp, pytest.mark.openwebui]
 
@@ -19,19 +19,7 @@ def test_open_webui_lists_router_models_chats_and_embeds_documents(prun, images,
         assert cli("--config", write_config(prun.header()), "models", "import", str(smollm2), "--name", name).code == 0
     rid, port = prun.id, free_port()
     base = f"http://127.0.0.1:{port}"
-    text = prun.header(keep=("open-webui",)) + router(f"rt-{rid}") + f"""
-[services.open-webui]
-image = "{OPENWEBUI_IMAGE}"
-pod = "open-webui-{rid}"
-container = "open-webui-{rid}-0"
-ports = [{{ host = {port}, container = 8080 }}]
-volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
-health = {{ path = "/health", timeout = 240 }}
-[services.open-webui.env]
-OFFLINE_MODE = "true"
-HF_HUB_OFFLINE = "1"
-WEBUI_AUTH = "false"
-"""
+    text = prun.header(keep=("open-webui",)) + router(f"rt-{rid}") + webui_table(rid, port)
     path = write_config(text)
     rendered = json.loads(cli("--config", path, "config", "render", "open-webui", "--json").out)["env"]
     assert rendered["RAG_EMBEDDING_ENGINE"] == "openai" and rendered["RAG_EMBEDDING_MODEL"] == "embed"

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.builders import FILES, call, chromium, gateway_table, router, upload, webui_models
-from tests.podman_env import OPENWEBUI_IMAGE, free_port
+from tests.e2e.builders import FILES, call, chromium, gateway_table, router, upload, webui_models, webui_table
+from tests.podman_env import free_port
 
 pytestmark = [pytest.mark.podman, pytest.mark.llamacpp]  # the Open WebUI test needs its image and Chromium
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,19 +86,7 @@ def test_open_webui_gets_the_embedder_and_the_reranker_and_embeds_a_document(pru
                                                                               smollm2, tmp_path):
     rid, port = prun.id, free_port()
     base = f"http://127.0.0.1:{port}"
-    path = stack(prun, cli, write_config, smollm2, tmp_path, f"""
-[services.open-webui]
-image = "{OPENWEBUI_IMAGE}"
-pod = "open-webui-{rid}"
-container = "open-webui-{rid}-0"
-ports = [{{ host = {port}, container = 8080 }}]
-volumes = [{{ source = "webui_{rid}_data", target = "/app/backend/data" }}]
-health = {{ path = "/health", timeout = 240 }}
-[services.open-webui.env]
-OFFLINE_MODE = "true"
-HF_HUB_OFFLINE = "1"
-WEBUI_AUTH = "false"
-""", keep=("open-webui",))
+    path = stack(prun, cli, write_config, smollm2, tmp_path, webui_table(rid, port), keep=("open-webui",))
     started = cli("--config", path, "start", "open-webui")
     assert started.code == 0, started.text
     [row] = json.loads(cli("--config", path, "status", "open-webui", "--json").out)
