@@ -129,6 +129,8 @@ def assess(spec: ServiceSpec, facts: ModelFacts, model: str, *, budget_bytes: in
     if spec.gpu_layers is not None and spec.gpu_ram is not None:  # the GPU plan: only the rest is in RAM
         weights, kv, compute = spec.gpu_ram_parts or (spec.gpu_ram, 0, 0)
         est = MemoryEstimate(weights, kv, compute, est.overhead, est.ctx, est.parallel)
+        if draft is not None and spec.run.draft_on_cpu:  # told to stay off the GPUs: all of it in RAM
+            est = with_draft(est, estimate(draft, spec.run.draft_shape))
         model += f" (the part in RAM; {spec.gpu_layers} layers on GPU {','.join(map(str, spec.gpus))})"
         return FitReport(spec.name, model, est, available, why, counted, 0)
     return FitReport(spec.name, model, est, available, why, counted,

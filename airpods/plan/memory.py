@@ -209,6 +209,7 @@ class LlamaRun:
     gpu_layers: str | None = None  # --n-gpu-layers as given ("auto", "all", a number); None: unset
     draft: str | None = None  # --model-draft as given (speculative decoding)
     draft_cache: tuple[str, str] = ("f16", "f16")  # the draft's KV cache types (-ctkd, -ctvd)
+    draft_on_cpu: bool = False  # told to stay off the GPUs (--gpu-layers-draft 0, --device-draft none)
 
     @property
     def model_in_volume(self) -> str | None:
@@ -254,7 +255,10 @@ _RUN_FLAGS = {"--ctx-size": "ctx", "-c": "ctx", "--parallel": "parallel", "-np":
               "--model": "model", "-m": "model", "--n-gpu-layers": "ngl", "-ngl": "ngl", "--gpu-layers": "ngl",
               "--model-draft": "draft", "-md": "draft", "--spec-draft-model": "draft",
               "--cache-type-k-draft": "draft_k", "-ctkd": "draft_k", "--spec-draft-type-k": "draft_k",
-              "--cache-type-v-draft": "draft_v", "-ctvd": "draft_v", "--spec-draft-type-v": "draft_v"}
+              "--cache-type-v-draft": "draft_v", "-ctvd": "draft_v", "--spec-draft-type-v": "draft_v",
+              "--gpu-layers-draft": "draft_ngl", "-ngld": "draft_ngl", "--n-gpu-layers-draft": "draft_ngl",
+              "--spec-draft-ngl": "draft_ngl", "--device-draft": "draft_dev", "-devd": "draft_dev",
+              "--spec-draft-device": "draft_dev"}
 _KV_FLAGS = {"--kv-unified": True, "-kvu": True, "--no-kv-unified": False, "-no-kvu": False}
 
 
@@ -284,8 +288,9 @@ def run_from_argv(argv: list[str] | tuple[str, ...]) -> LlamaRun:
     shape = RunShape(number("ctx", 0), max(1, number("parallel", 1)), found.get("cache_k", "f16"),
                      found.get("cache_v", "f16"), number("ubatch", 512),
                      found.get("flash_attn", "auto").lower() not in ("off", "0", "false", "disabled"), unified)
+    off_gpu = found.get("draft_ngl", "").strip() == "0" or found.get("draft_dev", "").strip().lower() == "none"
     return LlamaRun(found.get("model"), shape, found.get("ngl"), found.get("draft"),
-                    (found.get("draft_k", "f16"), found.get("draft_v", "f16")))
+                    (found.get("draft_k", "f16"), found.get("draft_v", "f16")), off_gpu)
 
 
 def shape_from_argv(argv: list[str] | tuple[str, ...]) -> RunShape:

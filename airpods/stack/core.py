@@ -127,7 +127,7 @@ class Stack:
                 out[name] = cost_of(facts, spec.run.shape, [(t.name, t.nbytes or 0) for t in header.tensors])
                 draft = spec.run.draft_in_volume
                 dfacts = model_facts(Path(root), draft, self.facts_cache) if root and draft else None
-                if dfacts is not None:  # the draft goes where the target does (llama.cpp's -devd default)
+                if dfacts is not None and not spec.run.draft_on_cpu:  # where the target goes (-devd's default)
                     out[name] = out[name].with_draft(estimate(dfacts, spec.run.draft_shape).total - OVERHEAD)
         return out
 

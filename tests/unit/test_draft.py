@@ -278,3 +278,26 @@ def test_run_and_pull_take_the_draft_with_its_model_and_refuse_a_pair_of_two_voc
         assert spec.run.draft == "/models/small-Q4_K_M.gguf" and spec.run.model == "/models/big-Q4_K_M.gguf"
     finally:
         server.shutdown()
+
+
+def test_a_draft_told_to_stay_off_the_gpus_is_counted_in_ram(tmp_path):
+    from dataclasses import replace
+
+    from airpods.models.gguf_header import read_model
+    from airpods.orchestrate.memory_check import assess
+    from airpods.plan.memory import facts_from_header
+    from tests.unit.builders import spec
+
+    header = read_model(_model(tmp_path, "draft.gguf", 2, 64))
+    draft = facts_from_header(header.kv, header.tensor_bytes)
+    base = ("--model", "/models/t.gguf", "--model-draft", "/models/draft.gguf", "--ctx-size", "1024", "-np", "1")
+    placed = dict(gpu_layers=20, gpu_ram=3 << 20, gpu_ram_parts=(1 << 20, 1 << 20, 1 << 20), variant="cuda")
+    on_gpu = spec("a", kind="llamacpp", command=base, **placed)
+    for argv in (("-ngld", "0"), ("--device-draft", "none")):
+        assert run_from_argv(base + argv).draft_on_cpu
+    assert not run_from_argv(base + ("-ngld", "99")).draft_on_cpu
+    kept = assess(on_gpu, draft, "t.gguf", budget_bytes=None, budget_why="", others=[], draft=draft)
+    assert kept.estimate.total == (3 << 20) + OVERHEAD  # on the GPU with its target: nothing more in RAM
+    off = replace(on_gpu, command=base + ("-ngld", "0"), llama=run_from_argv(base + ("-ngld", "0")))
+    ram = assess(off, draft, "t.gguf", budget_bytes=None, budget_why="", others=[], draft=draft)
+    assert ram.estimate.total == (3 << 20) + OVERHEAD + estimate(draft, off.run.draft_shape).total - OVERHEAD
