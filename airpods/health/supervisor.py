@@ -116,13 +116,21 @@ class Ledger:
         return rec
 
 
+def check_words(output: str, exit_code: int | None) -> str:
+    """What a failed check said: its own last line (airpods' checks end with one), not a tool's
+    message printed beside it. Podman reads the check's stdout and stderr apart, so curl's error
+    (stderr) can come after the check's own words (stdout): seen once in CI."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    own = [line for line in lines if not line.startswith(("curl: ", "wget: "))]
+    return (own or lines)[-1] if lines else f"exit code {exit_code}"
+
+
 def reason_of(state: ContainerState, since: float | None) -> str:
     """Why it restarted: the health check's own words when its checks failed since the last start,
     else how the process ended."""
     failed = [r for r in state.health_log if r.exit_code != 0 and (since is None or r.at >= since - 1)]
     if failed:
-        said = failed[-1].output.splitlines()[-1] if failed[-1].output.strip() else f"exit code {failed[-1].exit_code}"
-        return f"unhealthy: {len(failed)} failed health checks ({said})"
+        return f"unhealthy: {len(failed)} failed health checks ({check_words(failed[-1].output, failed[-1].exit_code)})"
     if state.oom_killed:
         return "killed for memory (OOM)"
     code = state.exit_code

@@ -411,3 +411,14 @@ def test_the_watchers_chore_runs_at_its_interval_while_the_project_runs(tmp_path
     assert [t - start_at for t in ran] == [60.0, 120.0, 180.0], ran  # stopped at 240 s: no more
     assert all(s == 30.0 for s in asked[:8]), asked
     assert "a refresh of the hub's routes: host b did not answer" in said
+
+
+def test_a_failed_checks_reason_is_its_own_words_not_curls_beside_them():
+    from airpods.health.supervisor import check_words
+
+    ours = "llama-server /health did not answer 200 within 2 s (model not loaded, or the server is stuck)"
+    curl = "curl: (28) Operation timed out after 2001 milliseconds with 0 bytes received"
+    assert check_words(f"{curl}\n{ours}\n", 1) == ours
+    assert check_words(f"{ours}\n{curl}\n", 1) == ours  # stderr read after stdout (seen once in CI)
+    assert check_words(f"{curl}\n", 1) == curl  # nothing else said: what there is
+    assert check_words("", 7) == "exit code 7"
