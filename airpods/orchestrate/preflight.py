@@ -142,8 +142,8 @@ def check_drafts(specs: list[ServiceSpec], runtime: ContainerRuntime, models_vol
     fails the start): exit 2 naming both, before anything is created."""
     from airpods.models.gguf import GGUFError
     from airpods.models.gguf_header import read_vocab
+    from airpods.models.store import inside
     from airpods.plan.draft_vocab import vocab_problem
-    from airpods.plan.memory import in_volume
 
     for spec in specs:
         pairs = ([(f"models.{m.id}", m.file, m.draft) for m in spec.router.models if m.draft] if spec.router
@@ -151,10 +151,10 @@ def check_drafts(specs: list[ServiceSpec], runtime: ContainerRuntime, models_vol
         volume = next((v.source for v in spec.volumes if v.target == "/models"), models_volume)
         path = runtime.volume_path(volume) if runtime.volume_exists(volume) else None
         for where, target, draft in pairs:
-            if path is None or target is None or draft is None or in_volume(f"/models/{draft}") is None:
+            if path is None or target is None or draft is None:
                 continue
-            try:
-                problem = vocab_problem(read_vocab(Path(path) / target), read_vocab(Path(path) / draft))
+            try:  # inside(): a name that leads out of the volume is refused, never read
+                problem = vocab_problem(read_vocab(inside(Path(path), target)), read_vocab(inside(Path(path), draft)))
             except (OSError, GGUFError):
                 continue  # a missing file is check_models' to report
             if problem:

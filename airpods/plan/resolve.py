@@ -23,7 +23,7 @@ from airpods.plan.hardening import confine
 from airpods.plan.memory import parse_size, run_from_argv
 from airpods.plan.project_names import network_of, object_prefix
 from airpods.plan.spec import DEFAULT_PROJECT, PortSpec, ServiceSpec, VolumeSpec
-from airpods.plan.wiring import backends
+from airpods.plan.wiring import backends, rag_env
 from airpods.secrets import WEBUI_ADMIN_SECRET, SecretStore, api_key_name, health_key_name, web_password_name
 
 SECRET_ENV = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD)", re.IGNORECASE)
@@ -296,21 +296,11 @@ def _slots(svc: Any, args: dict) -> None:
 
 
 def _embedding_wiring(p: _Parts, wiring: dict) -> None:
-    """Open WebUI's document search: embeddings from the stack's embedding model, reranking (with
-    hybrid search, where Open WebUI uses a reranker) by its reranker as Open WebUI's "external"
-    engine (names from Open WebUI's config.py). The user's env wins; the keys are secret env."""
-    emb, rank = wiring.get("embedding"), wiring.get("reranker")
-    if emb:
-        for key, value in (("RAG_EMBEDDING_ENGINE", "openai"), ("RAG_OPENAI_API_BASE_URL", emb["url"]),
-                           ("RAG_OPENAI_API_KEY", emb["api_key"]), ("RAG_EMBEDDING_MODEL", emb["model"])):
-            p.env.setdefault(key, value)
-        p.secret_env.add("RAG_OPENAI_API_KEY")
-    if rank:
-        for key, value in (("RAG_RERANKING_ENGINE", "external"), ("RAG_EXTERNAL_RERANKER_URL", rank["url"]),
-                           ("RAG_EXTERNAL_RERANKER_API_KEY", rank["api_key"]), ("RAG_RERANKING_MODEL", rank["model"]),
-                           ("ENABLE_RAG_HYBRID_SEARCH", "true")):
-            p.env.setdefault(key, value)
-        p.secret_env.add("RAG_EXTERNAL_RERANKER_API_KEY")
+    """Open WebUI's document search (plan/wiring.py); the user's env wins, the keys are secret env."""
+    env, secret = rag_env(wiring)
+    for key, value in env.items():
+        p.env.setdefault(key, value)
+    p.secret_env |= secret
 
 
 def _wire_chat_ui(p: _Parts, wiring: dict, name: str, depends: list[str], admin_password: str | None) -> tuple:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from airpods.plan.argv import flag_name
+from airpods.plan.memory import in_volume
 
-ROLES = ("chat", "embed", "rerank")
 ROLE_FLAGS = {"embed": ("--embeddings", "--embedding"), "rerank": ("--reranking", "--rerank")}
 DRAFT_FLAGS = ("--model-draft", "-md", "--spec-draft-model")
 # What each role answers, for `run` and `models ps` (OpenAI-compatible paths of llama-server).
@@ -62,7 +62,7 @@ def role_of(flags: set[str], embeddings: bool = False) -> str:
 
 
 def draft_of(pairs: dict[str, Any] | tuple[tuple[str, Any], ...]) -> str | None:
-    """The draft file (in the model volume) a router model's section names, or None."""
+    """The draft file in the model volume a router model's section names (None: none, or a path
+    outside /models, as LlamaRun.draft_in_volume reads a single service's)."""
     items = pairs.items() if isinstance(pairs, dict) else pairs
-    value = next((str(v) for k, v in items if flag_name(k) in DRAFT_FLAGS and v), None)
-    return value[len("/models/"):] if value and value.startswith("/models/") else value
+    return in_volume(next((str(v) for k, v in items if flag_name(k) in DRAFT_FLAGS and v), None))

@@ -51,3 +51,21 @@ def served_by(facts: dict[str, Any], role: str) -> tuple[str | None, dict[str, A
         elif f.svc.mode != "router" and f.svc.role == role:
             return f.name, {**base, "model": (f.svc.default_model or f.name).removesuffix(".gguf")}
     return None, None
+
+
+def rag_env(wiring: dict[str, Any]) -> tuple[dict[str, str], set[str]]:
+    """Open WebUI's document search, as its own settings name it (its config.py): embeddings from
+    the stack's embedding model; reranking by its reranker as Open WebUI's "external" engine, with
+    hybrid search on (where Open WebUI uses a reranker). (env, the names of its secret values)."""
+    env: dict[str, str] = {}
+    secret: set[str] = set()
+    if emb := wiring.get("embedding"):
+        env.update({"RAG_EMBEDDING_ENGINE": "openai", "RAG_OPENAI_API_BASE_URL": emb["url"],
+                    "RAG_OPENAI_API_KEY": emb["api_key"], "RAG_EMBEDDING_MODEL": emb["model"]})
+        secret.add("RAG_OPENAI_API_KEY")
+    if rank := wiring.get("reranker"):
+        env.update({"RAG_RERANKING_ENGINE": "external", "RAG_EXTERNAL_RERANKER_URL": rank["url"],
+                    "RAG_EXTERNAL_RERANKER_API_KEY": rank["api_key"], "RAG_RERANKING_MODEL": rank["model"],
+                    "ENABLE_RAG_HYBRID_SEARCH": "true"})
+        secret.add("RAG_EXTERNAL_RERANKER_API_KEY")
+    return env, secret

@@ -301,3 +301,22 @@ def test_a_draft_told_to_stay_off_the_gpus_is_counted_in_ram(tmp_path):
     off = replace(on_gpu, command=base + ("-ngld", "0"), llama=run_from_argv(base + ("-ngld", "0")))
     ram = assess(off, draft, "t.gguf", budget_bytes=None, budget_why="", others=[], draft=draft)
     assert ram.estimate.total == (3 << 20) + OVERHEAD + estimate(draft, off.run.draft_shape).total - OVERHEAD
+
+
+def test_a_draft_path_that_leads_out_of_the_volume_is_never_read(fake):
+    import dataclasses
+
+    from airpods.orchestrate.preflight import check_drafts
+    from airpods.plan.roles import draft_of
+    from airpods.plan.router import RouterModelSpec, RouterSpec
+    from airpods.plan.spec import VolumeSpec
+    from tests.unit.builders import spec
+
+    assert draft_of({"model_draft": "/etc/passwd"}) is None and draft_of({"-md": "/models/d.gguf"}) == "d.gguf"
+    fake.ensure_volume(MODELS)
+    _model(Path(fake.volume_path(MODELS)), "t.gguf", 2, 64)
+    base = spec("r", kind="llamacpp", volumes=(VolumeSpec(MODELS, "/models", "ro"),), command=())
+    out = RouterModelSpec("m", "t.gguf", args=(("model_draft", "/models/../../outside.gguf"),))
+    with pytest.raises(UsageError) as err:
+        check_drafts([dataclasses.replace(base, router=RouterSpec((out,)))], fake, MODELS)
+    assert err.value.exit_code == 2 and "Traceback" not in err.value.message
