@@ -41,6 +41,14 @@ def row(series: Series, baseline: Series | None, unit: str = "s", target: str = 
             baseline.name if baseline else "", ratio, target]
 
 
+def print_rows(head: list[str], rows: list[list[str]]) -> None:
+    """A section's own table, as Markdown (docs/benchmarks.md takes it as printed)."""
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
 def table(rows: list[list[str]]) -> str:
     head = ["measure", "n", "min", "median", "baseline (same run)", "ratio", "target"]
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
@@ -131,10 +139,8 @@ def main() -> None:
             mem_rows, mem_series = accuracy(env, 1 if args.quick else 3)
             results["memory"] = mem_rows
             all_series += mem_series
-            print("| case | estimate | measured peak (median) | ratio | within ±15% | page cache dropped |")
-            print("|---|---|---|---|---|---|")
-            for r in mem_rows:
-                print("| " + " | ".join(r) + " |")
+            print_rows(["case", "estimate", "measured peak (median)", "ratio", "within ±15%", "page cache dropped"],
+                       mem_rows)
         if "router" in sections and host_binary().exists():
             swaps = swap_latency(env, model, 2 if args.quick else 10)
             for what in ("swap first token", "warm first token"):
@@ -163,19 +169,13 @@ def main() -> None:
             pred_rows, pred_series = predictions(env, model, 1 if args.quick else 3)
             results["prediction"] = pred_rows
             all_series += pred_series
-            print("| model | weights | predicted gen tok/s (from the others) | measured | ratio | within ±25% "
-                  "| memory estimate | measured peak | ratio | within ±15% |")
-            print("|---|---|---|---|---|---|---|---|---|---|")
-            for r in pred_rows:
-                print("| " + " | ".join(r) + " |")
+            print_rows(["model", "weights", "predicted gen tok/s (from the others)", "measured", "ratio",
+                        "within ±25%", "memory estimate", "measured peak", "ratio", "within ±15%"], pred_rows)
         if "draft" in sections:
             draft_rows, draft_series = draft_speed(env, model, 1 if args.quick else 3)
             results["draft"] = draft_rows
             all_series += draft_series
-            print("| pair | gen tok/s without | with draft | ratio | drafted tokens accepted |")
-            print("|---|---|---|---|---|")
-            for r in draft_rows:
-                print("| " + " | ".join(r) + " |")
+            print_rows(["pair", "gen tok/s without", "with draft", "ratio", "drafted tokens accepted"], draft_rows)
         results["series"] = [s.to_json() for s in all_series if s.samples]
     finally:
         env.cleanup()
